@@ -1,0 +1,31 @@
+# feedline: the two commands a fresh machine needs are `make run` and `make test`.
+GO ?= go
+FEEDLINE_ADMIN_KEY ?= dev-admin-key
+export FEEDLINE_ADMIN_KEY
+
+.PHONY: run test build vet bench bench-go bench-e2e clean
+
+run:
+	$(GO) run ./cmd/feedline serve
+
+test: vet
+	$(GO) test -count=1 -timeout 40m ./...
+
+vet:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o bin/feedline ./cmd/feedline
+
+bench: bench-go bench-e2e
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+
+bench-e2e: build
+	./bin/feedline bench --rows 1000000
+
+clean:
+	rm -rf bin data

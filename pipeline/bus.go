@@ -1,0 +1,171 @@
+// Package pipeline is the runtime every stage shares: the event bus
+// (embedded or outside NATS JetStream), stream and consumer declarations,
+// publishing with de-duplication, and the stage runner with retry,
+// dead-letter, metrics and graceful drain.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BusConfig says where the event log lives.
+type BusConfig struct {
+	// URL of an outside NATS server; empty embeds one.
+	URL string
+	// DataDir holds the embedded server's JetStream files.
+	DataDir string
+	// Listen is the embedded server's client address ("127.0.0.1:4222");
+	// empty picks a free loopback port. In-process clients never use it.
+	Listen string
+	// Replicas for streams and buckets (3 on a NATS cluster).
+	Replicas int
+	Logger   *slog.Logger
+}
+
+// MaxPayload of the embedded server: raw batches carry up to ~1 MiB rows.
+const MaxPayload = 8 << 20
+
+// Bus is a connection to JetStream, and the embedded server when there is one.
+type Bus struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	server   *server.Server
+	replicas int
+	log      *slog.Logger
+}
+
+// Connect embeds a JetStream server (or dials cfg.URL) and connects to it.
+func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &Bus{replicas: max(cfg.Replicas, 1), log: log}
+	opts := []nats.Option{
+		nats.Name("feedline"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+	}
+	url := cfg.URL
+	if url == "" {
+		ns, err := startEmbedded(cfg)
+		if err != nil {
+			return nil, err
+		}
+		b.server = ns
+		opts = append(opts, nats.InProcessServer(ns))
+		url = ns.ClientURL()
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		b.shutdownServer()
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	b.NC = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	b.JS = js
+	return b, nil
+}
+
+func startEmbedded(cfg BusConfig) (*server.Server, error) {
+	dir := cfg.DataDir
+	if dir == "" {
+		dir = "data"
+	}
+	host, port := "127.0.0.1", -1
+	if cfg.Listen != "" {
+		h, p, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen address %q: %w", cfg.Listen, err)
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen port %q: %w", p, err)
+		}
+		host, port = h, n
+	}
+	opts := &server.Options{
+		ServerName: "feedline",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(dir, "jetstream"),
+		MaxPayload: MaxPayload,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats did not become ready in 30s")
+	}
+	return ns, nil
+}
+
+// Embedded reports whether the bus runs its own server.
+func (b *Bus) Embedded() bool { return b.server != nil }
+
+// ClientURL is where other processes reach the embedded server.
+func (b *Bus) ClientURL() string {
+	if b.server != nil {
+		return b.server.ClientURL()
+	}
+	return b.NC.ConnectedUrl()
+}
+
+// Ready checks that JetStream answers.
+func (b *Bus) Ready(ctx context.Context) error {
+	if !b.NC.IsConnected() {
+		return errors.New("nats is not connected")
+	}
+	if _, err := b.JS.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// Close drains the connection and stops the embedded server.
+func (b *Bus) Close() {
+	if b.NC != nil {
+		_ = b.NC.Drain()
+		deadline := time.Now().Add(5 * time.Second)
+		for !b.NC.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.NC.Close()
+	}
+	b.shutdownServer()
+}
+
+func (b *Bus) shutdownServer() {
+	if b.server != nil {
+		b.server.Shutdown()
+		b.server.WaitForShutdown()
+		b.server = nil
+	}
+}

@@ -1,0 +1,45 @@
+package pipeline
+
+import (
+	"errors"
+	"time"
+)
+
+// terminalError marks a failure that retrying cannot fix (bad data): the
+// runner dead-letters the message at once instead of retrying it.
+type terminalError struct{ err error }
+
+func (e terminalError) Error() string { return e.err.Error() }
+func (e terminalError) Unwrap() error { return e.err }
+
+// Terminal marks err as permanent. Terminal(nil) is nil.
+func Terminal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return terminalError{err}
+}
+
+// IsTerminal reports whether err, or an error it wraps, was marked Terminal.
+func IsTerminal(err error) bool {
+	var t terminalError
+	return errors.As(err, &t)
+}
+
+// laterError asks for redelivery after a delay because the message came too
+// early (its prerequisites are still on their way), not because it failed.
+type laterError struct {
+	err   error
+	delay time.Duration
+}
+
+func (e laterError) Error() string { return e.err.Error() }
+func (e laterError) Unwrap() error { return e.err }
+
+// Later redelivers the message after delay without counting it towards the
+// dead-letter limit (up to MaxEarly deliveries).
+func Later(err error, delay time.Duration) error { return laterError{err, delay} }
+
+// MaxEarly bounds how often a message may come too early before it is
+// dead-lettered after all.
+const MaxEarly = 2000

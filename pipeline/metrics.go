@@ -1,0 +1,52 @@
+package pipeline
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the per-stage Prometheus series every stage reports.
+type Metrics struct {
+	Registry  *prometheus.Registry
+	In        *prometheus.CounterVec
+	Processed *prometheus.CounterVec
+	Failed    *prometheus.CounterVec
+	Published *prometheus.CounterVec
+	Batch     *prometheus.HistogramVec
+	Pending   *prometheus.GaugeVec
+	Items     *prometheus.CounterVec
+}
+
+// NewMetrics registers the stage series, plus Go and process collectors, on
+// a fresh registry (no global state: tests run many pipelines in one process).
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		In: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedline_stage_messages_in_total", Help: "Messages delivered to a stage.",
+		}, []string{"stage"}),
+		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedline_stage_messages_processed_total", Help: "Messages a stage handled and acknowledged.",
+		}, []string{"stage"}),
+		Failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedline_stage_messages_failed_total", Help: "Messages a stage failed, by outcome (retry or dead_letter).",
+		}, []string{"stage", "outcome"}),
+		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedline_stage_messages_out_total", Help: "Messages a stage published downstream.",
+		}, []string{"stage"}),
+		Batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "feedline_stage_batch_seconds", Help: "Time a stage spent on one fetched batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}, []string{"stage"}),
+		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "feedline_stage_consumer_pending", Help: "Messages waiting for a stage (lag): not yet delivered plus delivered but unacknowledged.",
+		}, []string{"stage"}),
+		Items: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedline_stage_items_total", Help: "Domain items (rows, products) a stage handled, by outcome.",
+		}, []string{"stage", "outcome"}),
+	}
+	reg.MustRegister(m.In, m.Processed, m.Failed, m.Published, m.Batch, m.Pending, m.Items,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,390 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"feedline/schemas"
+)
+
+// Message is one delivery a stage handles.
+type Message struct {
+	Subject   string
+	Data      []byte
+	Header    nats.Header
+	Sequence  uint64 // stream sequence: stable across redeliveries
+	Delivered uint64 // 1 on the first delivery
+	msg       jetstream.Msg
+}
+
+// InProgress tells JetStream the handler is still working, so a long
+// handler (a 2 GB file) is not redelivered while it runs.
+func (m *Message) InProgress() error {
+	if m.msg == nil {
+		return nil
+	}
+	return m.msg.InProgress()
+}
+
+// Source reads the source position from the message headers.
+func (m *Message) Source() schemas.SourcePosition {
+	row, _ := strconv.ParseInt(m.Header.Get(schemas.HeaderRow), 10, 64)
+	batch, _ := strconv.Atoi(m.Header.Get(schemas.HeaderBatch))
+	return schemas.SourcePosition{
+		Partner: m.Header.Get(schemas.HeaderPartner),
+		Upload:  m.Header.Get(schemas.HeaderUpload),
+		Row:     row,
+		Batch:   batch,
+	}
+}
+
+// Handler handles one message. A nil error acknowledges it; an error marked
+// Terminal dead-letters it; any other error retries it with backoff.
+type Handler func(ctx context.Context, m *Message) error
+
+// BatchHandler handles a fetched batch; errs[i] (or a nil slice for "all
+// good") settles msgs[i]. Sinks that write a batch at once use this form.
+type BatchHandler func(ctx context.Context, msgs []*Message) []error
+
+// Middleware wraps a BatchHandler with cross-cutting behaviour.
+type Middleware func(BatchHandler) BatchHandler
+
+// PerMessage adapts a Handler to a BatchHandler, one message at a time.
+func PerMessage(h Handler) BatchHandler {
+	return func(ctx context.Context, msgs []*Message) []error {
+		var errs []error
+		for i, m := range msgs {
+			if err := h(ctx, m); err != nil {
+				if errs == nil {
+					errs = make([]error, len(msgs))
+				}
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+}
+
+// Stage describes one worker: which stream it reads and how it handles it.
+type Stage struct {
+	Name       string
+	Stream     string
+	Subjects   []string // filter; empty means the whole stream
+	Handle     BatchHandler
+	BatchSize  int           // messages per fetch; default 64
+	MaxWait    time.Duration // longest wait for a first message; default 1s
+	AckWait    time.Duration // redelivery after silence; default 60s
+	MaxDeliver int           // attempts before dead-letter; default 5
+	// Backoff is the redelivery delay after the given failed attempt; default
+	// 1s, 2s, 4s … capped at 1 minute.
+	Backoff func(attempt uint64) time.Duration
+	// HandlerTimeout bounds one batch; default AckWait. A handler that runs
+	// longer must call Message.InProgress.
+	HandlerTimeout time.Duration
+	Middleware     []Middleware
+}
+
+func (s *Stage) defaults() {
+	if s.BatchSize <= 0 {
+		s.BatchSize = 64
+	}
+	if s.MaxWait <= 0 {
+		s.MaxWait = time.Second
+	}
+	if s.AckWait <= 0 {
+		s.AckWait = 60 * time.Second
+	}
+	if s.MaxDeliver <= 0 {
+		s.MaxDeliver = 5
+	}
+	if s.HandlerTimeout <= 0 {
+		s.HandlerTimeout = s.AckWait
+	}
+	if s.Backoff == nil {
+		s.Backoff = ExponentialBackoff(time.Second, time.Minute)
+	}
+}
+
+// ExponentialBackoff doubles from base up to limit.
+func ExponentialBackoff(base, limit time.Duration) func(uint64) time.Duration {
+	return func(attempt uint64) time.Duration {
+		d := base
+		for i := uint64(1); i < attempt && d < limit; i++ {
+			d *= 2
+		}
+		return min(d, limit)
+	}
+}
+
+// Runner runs stages against the bus.
+type Runner struct {
+	Bus     *Bus
+	Pub     Publisher
+	Metrics *Metrics
+	Log     *slog.Logger
+
+	mu    sync.Mutex
+	bound map[string]bool
+}
+
+// NewRunner builds a runner on an open bus.
+func NewRunner(bus *Bus, m *Metrics, log *slog.Logger) *Runner {
+	return &Runner{Bus: bus, Pub: JetStreamPublisher{JS: bus.JS}, Metrics: m, Log: log, bound: map[string]bool{}}
+}
+
+// Bound lists the stages whose consumers are bound, for readiness.
+func (r *Runner) Bound() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]bool, len(r.bound))
+	for k, v := range r.bound {
+		out[k] = v
+	}
+	return out
+}
+
+func (r *Runner) setBound(name string, v bool) {
+	r.mu.Lock()
+	r.bound[name] = v
+	r.mu.Unlock()
+}
+
+// Consumer declares (idempotently) the stage's durable pull consumer.
+func (r *Runner) Consumer(ctx context.Context, s Stage) (jetstream.Consumer, error) {
+	s.defaults()
+	cfg := jetstream.ConsumerConfig{
+		Durable:   s.Name,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   s.AckWait,
+		// Unlimited at the server: the runner itself dead-letters after
+		// MaxDeliver, so nothing is ever dropped silently.
+		MaxDeliver:    -1,
+		MaxAckPending: max(s.BatchSize*8, 1024),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	switch len(s.Subjects) {
+	case 0:
+	case 1:
+		cfg.FilterSubject = s.Subjects[0]
+	default:
+		cfg.FilterSubjects = s.Subjects
+	}
+	c, err := r.Bus.JS.CreateOrUpdateConsumer(ctx, s.Stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("declare consumer %s on %s: %w", s.Name, s.Stream, err)
+	}
+	return c, nil
+}
+
+// Run fetches and handles batches until ctx is cancelled. The batch in hand
+// when ctx ends is finished; nothing fetched is left unsettled.
+func (r *Runner) Run(ctx context.Context, s Stage) error {
+	s.defaults()
+	cons, err := r.Consumer(ctx, s)
+	if err != nil {
+		return err
+	}
+	r.setBound(s.Name, true)
+	defer r.setBound(s.Name, false)
+
+	handle := s.Handle
+	for i := len(s.Middleware) - 1; i >= 0; i-- {
+		handle = s.Middleware[i](handle)
+	}
+	handle = r.observe(s.Name, handle)
+
+	go r.watchLag(ctx, s.Name, cons)
+	log := r.Log.With("stage", s.Name)
+	log.Info("stage started", "stream", s.Stream, "subjects", s.Subjects)
+	for ctx.Err() == nil {
+		msgs, err := fetch(ctx, cons, s.BatchSize, s.MaxWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			log.Warn("fetch failed", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		r.handleBatch(ctx, s, handle, msgs, log)
+	}
+	log.Info("stage stopped")
+	return nil
+}
+
+func fetch(ctx context.Context, cons jetstream.Consumer, n int, wait time.Duration) ([]jetstream.Msg, error) {
+	collect := func(b jetstream.MessageBatch) ([]jetstream.Msg, error) {
+		var out []jetstream.Msg
+		for m := range b.Messages() {
+			out = append(out, m)
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			return out, err
+		}
+		return out, nil
+	}
+	b, err := cons.FetchNoWait(n)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := collect(b)
+	if len(msgs) > 0 || err != nil {
+		return msgs, err
+	}
+	// Nothing ready: wait for the first message (bounded, so shutdown is prompt).
+	wait = min(wait, time.Until(deadlineOr(ctx, time.Now().Add(wait))))
+	if wait <= 0 {
+		return nil, ctx.Err()
+	}
+	b, err = cons.Fetch(n, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		return nil, err
+	}
+	return collect(b)
+}
+
+func deadlineOr(ctx context.Context, t time.Time) time.Time {
+	if d, ok := ctx.Deadline(); ok && d.Before(t) {
+		return d
+	}
+	return t
+}
+
+func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, raw []jetstream.Msg, log *slog.Logger) {
+	msgs := make([]*Message, 0, len(raw))
+	var poisoned []*Message
+	for _, jm := range raw {
+		m := &Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), msg: jm}
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
+		if md, err := jm.Metadata(); err == nil {
+			m.Sequence = md.Sequence.Stream
+			m.Delivered = md.NumDelivered
+		}
+		// Delivered past the limit without ever being settled: the handler
+		// crashed or hung on it every time. Do not try it again.
+		if m.Delivered > MaxEarly {
+			poisoned = append(poisoned, m)
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	for _, m := range poisoned {
+		r.deadLetter(s, m, fmt.Errorf("no answer from the stage after %d deliveries (ack wait %s)", m.Delivered-1, s.AckWait), log)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	// A shutdown lets the batch finish: handlers see a context that is not
+	// cancelled with the stage, but bounded.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.HandlerTimeout)
+	defer cancel()
+	errs := handle(hctx, msgs)
+	for i, m := range msgs {
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		}
+		r.settle(s, m, err, log)
+	}
+}
+
+func (r *Runner) settle(s Stage, m *Message, err error, log *slog.Logger) {
+	var later laterError
+	switch {
+	case errors.As(err, &later) && m.Delivered < MaxEarly:
+		log.Debug("message came early; redelivering", "seq", m.Sequence, "in", later.delay, "why", later.err)
+		_ = m.msg.NakWithDelay(later.delay)
+	case err == nil:
+		if ackErr := m.msg.Ack(); ackErr != nil {
+			log.Warn("ack failed; the message will be redelivered", "seq", m.Sequence, "err", ackErr)
+		}
+		r.Metrics.Processed.WithLabelValues(s.Name).Inc()
+	case IsTerminal(err) || m.Delivered >= uint64(s.MaxDeliver):
+		r.deadLetter(s, m, err, log)
+	default:
+		delay := s.Backoff(m.Delivered)
+		log.Warn("handler failed; retrying", "seq", m.Sequence, "attempt", m.Delivered, "retry_in", delay, "err", err, "source", m.Source())
+		r.Metrics.Failed.WithLabelValues(s.Name, "retry").Inc()
+		_ = m.msg.NakWithDelay(delay)
+	}
+}
+
+// deadLetter stores the message on dlq.<stage> and terminates it; if the
+// dead-letter publish fails the message is retried instead of lost.
+func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) {
+	hdr := map[string]string{}
+	for k, v := range m.Header {
+		if len(v) > 0 {
+			hdr[k] = v[0]
+		}
+	}
+	dl := schemas.DeadLetter{
+		Stage: s.Name, Subject: m.Subject, Sequence: m.Sequence, Error: cause.Error(),
+		Attempts: m.Delivered, Source: m.Source(), Headers: hdr, Payload: m.Data, At: time.Now().UTC(),
+	}
+	data, _ := json.Marshal(dl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := r.Pub.Publish(ctx, Outgoing{
+		Subject: schemas.Subject(schemas.SubjectDLQ, s.Name),
+		MsgID:   schemas.MsgID("dlq", s.Name, m.Sequence),
+		Data:    data,
+	})
+	if err != nil {
+		log.Error("dead-letter publish failed; retrying the message", "seq", m.Sequence, "err", err)
+		_ = m.msg.NakWithDelay(s.Backoff(m.Delivered))
+		return
+	}
+	log.Error("message dead-lettered", "seq", m.Sequence, "attempts", m.Delivered, "err", cause, "source", dl.Source)
+	r.Metrics.Failed.WithLabelValues(s.Name, "dead_letter").Inc()
+	_ = m.msg.Term()
+}
+
+// observe counts messages and times batches.
+func (r *Runner) observe(stage string, next BatchHandler) BatchHandler {
+	return func(ctx context.Context, msgs []*Message) []error {
+		r.Metrics.In.WithLabelValues(stage).Add(float64(len(msgs)))
+		start := time.Now()
+		errs := next(ctx, msgs)
+		r.Metrics.Batch.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+		return errs
+	}
+}
+
+func (r *Runner) watchLag(ctx context.Context, stage string, cons jetstream.Consumer) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if info, err := cons.Info(ictx); err == nil {
+			r.Metrics.Pending.WithLabelValues(stage).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

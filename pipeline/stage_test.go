@@ -1,0 +1,306 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"feedline/schemas"
+)
+
+func testBus(t *testing.T, dir string) *Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := Connect(ctx, BusConfig{DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Declare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func quietRunner(b *Bus) *Runner {
+	return NewRunner(b, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// runStage runs s until stop is called; stop waits for the runner to return.
+func runStage(t *testing.T, r *Runner, s Stage) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := r.Consumer(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.Run(ctx, s); err != nil {
+			t.Error(err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func publish(t *testing.T, b *Bus, subject, id, data string) {
+	t.Helper()
+	hdr := nats.Header{}
+	hdr.Set(schemas.HeaderPartner, "acme")
+	hdr.Set(schemas.HeaderUpload, "u1")
+	hdr.Set(schemas.HeaderRow, "42")
+	if _, err := (JetStreamPublisher{JS: b.JS}).Publish(context.Background(), Outgoing{Subject: subject, MsgID: id, Data: []byte(data), Header: hdr}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func deadLetters(t *testing.T, b *Bus, stage string) []schemas.DeadLetter {
+	t.Helper()
+	var out []schemas.DeadLetter
+	_, err := b.Replay(context.Background(), StreamDLQ, schemas.Subject(schemas.SubjectDLQ, stage), func(m *Message) error {
+		var d schemas.DeadLetter
+		if err := json.Unmarshal(m.Data, &d); err != nil {
+			return err
+		}
+		out = append(out, d)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestRunnerRetriesTransientErrorsThenSucceeds(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	var calls atomic.Int32
+	var ok atomic.Bool
+	stop := runStage(t, r, Stage{
+		Name: "flaky", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Backoff: func(uint64) time.Duration { return 50 * time.Millisecond },
+		Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			if calls.Add(1) < 3 {
+				return errors.New("sink timed out")
+			}
+			if m.Delivered != 3 {
+				t.Errorf("third call sees delivery %d", m.Delivered)
+			}
+			ok.Store(true)
+			return nil
+		}),
+	})
+	defer stop()
+	publish(t, b, "catalog.raw.acme", "m1", "payload")
+	waitFor(t, "third attempt", ok.Load)
+	stop()
+	if got := testutil.ToFloat64(r.Metrics.Failed.WithLabelValues("flaky", "retry")); got != 2 {
+		t.Errorf("retry count = %v, want 2", got)
+	}
+	if dl := deadLetters(t, b, "flaky"); len(dl) != 0 {
+		t.Errorf("dead letters = %d, want none", len(dl))
+	}
+}
+
+func TestRunnerDeadLettersTerminalErrorsAtOnce(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	var calls atomic.Int32
+	stop := runStage(t, r, Stage{
+		Name: "strict", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			calls.Add(1)
+			return Terminal(fmt.Errorf("price %q is not a number", "abc"))
+		}),
+	})
+	defer stop()
+	publish(t, b, "catalog.raw.acme", "m1", `{"bad":true}`)
+	var dl []schemas.DeadLetter
+	waitFor(t, "dead letter", func() bool { dl = deadLetters(t, b, "strict"); return len(dl) == 1 })
+	d := dl[0]
+	if d.Error != `price "abc" is not a number` || d.Attempts != 1 || string(d.Payload) != `{"bad":true}` {
+		t.Errorf("dead letter = %+v", d)
+	}
+	if d.Source.Partner != "acme" || d.Source.Upload != "u1" || d.Source.Row != 42 {
+		t.Errorf("source position = %+v", d.Source)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if calls.Load() != 1 {
+		t.Errorf("terminal error handled %d times, want 1", calls.Load())
+	}
+}
+
+func TestRunnerDeadLettersAfterMaxDeliver(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	var calls atomic.Int32
+	stop := runStage(t, r, Stage{
+		Name: "down", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 3,
+		Backoff: func(uint64) time.Duration { return 20 * time.Millisecond },
+		Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			calls.Add(1)
+			return errors.New("connection refused")
+		}),
+	})
+	defer stop()
+	publish(t, b, "catalog.raw.acme", "m1", "x")
+	var dl []schemas.DeadLetter
+	waitFor(t, "dead letter", func() bool { dl = deadLetters(t, b, "down"); return len(dl) == 1 })
+	if dl[0].Attempts != 3 || calls.Load() != 3 {
+		t.Errorf("attempts = %d, calls = %d, want 3 and 3", dl[0].Attempts, calls.Load())
+	}
+}
+
+func TestLaterDoesNotCountTowardsDeadLetter(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	var calls atomic.Int32
+	var ok atomic.Bool
+	stop := runStage(t, r, Stage{
+		Name: "early", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2,
+		Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			if calls.Add(1) < 5 {
+				return Later(errors.New("prerequisites not there yet"), 10*time.Millisecond)
+			}
+			ok.Store(true)
+			return nil
+		}),
+	})
+	defer stop()
+	publish(t, b, "catalog.raw.acme", "m1", "x")
+	waitFor(t, "fifth attempt", ok.Load)
+	if dl := deadLetters(t, b, "early"); len(dl) != 0 {
+		t.Errorf("an early message was dead-lettered: %+v", dl)
+	}
+}
+
+func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	pub := JetStreamPublisher{JS: b.JS}
+	ctx := context.Background()
+	s1, err := pub.Publish(ctx, Outgoing{Subject: "catalog.raw.acme", MsgID: "raw:u1:0", Data: []byte("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := pub.Publish(ctx, Outgoing{Subject: "catalog.raw.acme", MsgID: "raw:u1:0", Data: []byte("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1 != s2 {
+		t.Errorf("republish stored a second copy: seq %d and %d", s1, s2)
+	}
+	f := pub.Flight(4)
+	for i := 0; i < 20; i++ {
+		if err := f.Publish(ctx, Outgoing{Subject: "catalog.raw.acme", MsgID: fmt.Sprintf("raw:u2:%d", i%10), Data: []byte("b")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := b.Replay(ctx, StreamRaw, "", func(*Message) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 11 {
+		t.Errorf("stream holds %d messages, want 11 (1 + 10 distinct ids)", n)
+	}
+}
+
+func TestDeclareIsIdempotentAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	b := testBus(t, dir)
+	ctx := context.Background()
+	publish(t, b, "catalog.product.acme", "p1", "kept")
+	before, err := b.JS.Stream(ctx, StreamProducts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := before.CachedInfo().Created
+	b.Close()
+
+	b = testBus(t, dir) // Declare runs again on the same data
+	defer b.Close()
+	after, err := b.JS.Stream(ctx, StreamProducts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := after.CachedInfo()
+	if !info.Created.Equal(created) || info.State.Msgs != 1 {
+		t.Errorf("second start changed the stream: created %v→%v, msgs %d", created, info.Created, info.State.Msgs)
+	}
+}
+
+func TestStopFinishesTheBatchInHandAndRestartContinues(t *testing.T) {
+	dir := t.TempDir()
+	b := testBus(t, dir)
+	for i := 0; i < 50; i++ {
+		publish(t, b, "catalog.raw.acme", fmt.Sprint("m", i), fmt.Sprint(i))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	stage := func() Stage {
+		return Stage{Name: "drain", Stream: StreamRaw, BatchSize: 5, Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			seen[string(m.Data)]++
+			mu.Unlock()
+			return nil
+		})}
+	}
+	r := quietRunner(b)
+	stop := runStage(t, r, stage())
+	waitFor(t, "some progress", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) >= 10 })
+	stop()
+	b.Close()
+
+	b = testBus(t, dir)
+	defer b.Close()
+	stop = runStage(t, quietRunner(b), stage())
+	defer stop()
+	waitFor(t, "all 50 messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 50 })
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("message %s handled %d times after a clean stop, want 1", k, n)
+		}
+	}
+}
+
+func TestExponentialBackoff(t *testing.T) {
+	f := ExponentialBackoff(time.Second, 5*time.Second)
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	for i, w := range want {
+		if got := f(uint64(i + 1)); got != w {
+			t.Errorf("attempt %d: %v, want %v", i+1, got, w)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"feedline/schemas"
+)
+
+// Stream names.
+const (
+	StreamUploads   = "UPLOADS"
+	StreamRaw       = "RAW"
+	StreamProducts  = "PRODUCTS"
+	StreamAnalytics = "ANALYTICS"
+	StreamDLQ       = "DLQ"
+)
+
+// Buckets of small state kept in JetStream.
+const (
+	BucketUploads  = "uploads"  // key-value: upload records and per-batch progress
+	BucketPartners = "partners" // key-value: partners and hashed keys
+	BucketMappings = "mappings" // key-value: every mapping version
+	ObjectUploads  = "uploads"  // object store: the uploaded files
+)
+
+// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values: a
+// crashed stage republishing within it creates no duplicate.
+const DuplicateWindow = 20 * time.Minute
+
+// StreamConfigs are the streams feedline needs. PRODUCTS is kept forever: it
+// is the source of truth every derived store is rebuilt from.
+func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
+	week := 7 * 24 * time.Hour
+	mk := func(name, subject string, maxAge time.Duration) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:       name,
+			Subjects:   []string{subject + ".>"},
+			Storage:    jetstream.FileStorage,
+			Retention:  jetstream.LimitsPolicy,
+			MaxAge:     maxAge,
+			Duplicates: DuplicateWindow,
+			Replicas:   b.replicas,
+			MaxMsgSize: MaxPayload,
+		}
+	}
+	return []jetstream.StreamConfig{
+		mk(StreamUploads, schemas.SubjectUploaded, 30*24*time.Hour),
+		mk(StreamRaw, schemas.SubjectRaw, week),
+		mk(StreamProducts, schemas.SubjectProduct, 0),
+		mk(StreamAnalytics, "analytics", 30*24*time.Hour),
+		mk(StreamDLQ, schemas.SubjectDLQ, 30*24*time.Hour),
+	}
+}
+
+// Declare creates or updates every stream and bucket. It is idempotent: a
+// second start with the same configuration changes nothing.
+func (b *Bus) Declare(ctx context.Context) error {
+	for _, cfg := range b.StreamConfigs() {
+		if _, err := b.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("declare stream %s: %w", cfg.Name, err)
+		}
+	}
+	for _, kv := range []jetstream.KeyValueConfig{
+		{Bucket: BucketUploads, Description: "upload records and per-batch progress", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas, MaxValueSize: 1 << 20},
+		{Bucket: BucketPartners, Description: "partners and hashed API keys", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
+		{Bucket: BucketMappings, Description: "every version of every partner mapping", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
+	} {
+		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return fmt.Errorf("declare bucket %s: %w", kv.Bucket, err)
+		}
+	}
+	if _, err := b.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: ObjectUploads, Description: "uploaded partner files", Storage: jetstream.FileStorage, Replicas: b.replicas,
+	}); err != nil {
+		return fmt.Errorf("declare object store %s: %w", ObjectUploads, err)
+	}
+	return nil
+}
+
+// KV opens a declared key-value bucket.
+func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := b.JS.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// Objects opens the uploads object store.
+func (b *Bus) Objects(ctx context.Context) (jetstream.ObjectStore, error) {
+	st, err := b.JS.ObjectStore(ctx, ObjectUploads)
+	if err != nil {
+		return nil, fmt.Errorf("open object store %s: %w", ObjectUploads, err)
+	}
+	return st, nil
+}

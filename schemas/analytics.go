@@ -1,0 +1,95 @@
+package schemas
+
+import (
+	"context"
+	"time"
+)
+
+// Analytics tables. Column names and types are shared by the Parquet files of
+// the embedded default and the ClickHouse tables; README documents them.
+const (
+	TableProductChanges = "product_changes"
+	TablePriceHistory   = "price_history"
+	TableUploadRuns     = "upload_runs"
+	TableSearchQueries  = "search_queries"
+)
+
+// ProductChangeRow is one canonical product change (upsert or delete).
+type ProductChangeRow struct {
+	EventID      string    `parquet:"event_id" json:"event_id"`
+	ProductID    string    `parquet:"product_id" json:"product_id"`
+	Partner      string    `parquet:"partner" json:"partner"`
+	SKU          string    `parquet:"sku" json:"sku"`
+	UploadID     string    `parquet:"upload_id" json:"upload_id"`
+	Kind         string    `parquet:"kind" json:"kind"`
+	Version      uint64    `parquet:"version" json:"version"`
+	Title        string    `parquet:"title" json:"title"`
+	Brand        string    `parquet:"brand" json:"brand"`
+	Category     string    `parquet:"category" json:"category"`
+	Price        int64     `parquet:"price" json:"price"`
+	SalePrice    int64     `parquet:"sale_price" json:"sale_price"` // 0 when none
+	Currency     string    `parquet:"currency" json:"currency"`
+	Availability string    `parquet:"availability" json:"availability"`
+	ChangedAt    time.Time `parquet:"changed_at,timestamp(millisecond)" json:"changed_at"`
+}
+
+// PriceHistoryRow is one change of a product's effective price.
+type PriceHistoryRow struct {
+	EventID   string    `parquet:"event_id" json:"event_id"`
+	ProductID string    `parquet:"product_id" json:"product_id"`
+	Partner   string    `parquet:"partner" json:"partner"`
+	UploadID  string    `parquet:"upload_id" json:"upload_id"`
+	Currency  string    `parquet:"currency" json:"currency"`
+	OldPrice  int64     `parquet:"old_price" json:"old_price"`
+	NewPrice  int64     `parquet:"new_price" json:"new_price"`
+	Version   uint64    `parquet:"version" json:"version"`
+	ChangedAt time.Time `parquet:"changed_at,timestamp(millisecond)" json:"changed_at"`
+}
+
+// UploadRunRow is one finished upload.
+type UploadRunRow struct {
+	UploadID       string    `parquet:"upload_id" json:"upload_id"`
+	Partner        string    `parquet:"partner" json:"partner"`
+	Mode           string    `parquet:"mode" json:"mode"`
+	Format         string    `parquet:"format" json:"format"`
+	MappingVersion int32     `parquet:"mapping_version" json:"mapping_version"`
+	ReceivedAt     time.Time `parquet:"received_at,timestamp(millisecond)" json:"received_at"`
+	FinishedAt     time.Time `parquet:"finished_at,timestamp(millisecond)" json:"finished_at"`
+	RowsRead       int64     `parquet:"rows_read" json:"rows_read"`
+	Accepted       int64     `parquet:"accepted" json:"accepted"`
+	Unchanged      int64     `parquet:"unchanged" json:"unchanged"`
+	Rejected       int64     `parquet:"rejected" json:"rejected"`
+	Deleted        int64     `parquet:"deleted" json:"deleted"`
+}
+
+// SearchQueryRow is one search a shopper ran.
+type SearchQueryRow struct {
+	EventID string    `parquet:"event_id" json:"event_id"`
+	Query   string    `parquet:"query" json:"query"`
+	Filters string    `parquet:"filters" json:"filters"`
+	Sort    string    `parquet:"sort" json:"sort"`
+	Results int64     `parquet:"results" json:"results"`
+	TookMs  float64   `parquet:"took_ms" json:"took_ms"`
+	At      time.Time `parquet:"at,timestamp(millisecond)" json:"at"`
+}
+
+// AnalyticsBatch groups rows for one durable write.
+type AnalyticsBatch struct {
+	ProductChanges []ProductChangeRow
+	PriceHistory   []PriceHistoryRow
+	UploadRuns     []UploadRunRow
+	SearchQueries  []SearchQueryRow
+}
+
+// Len is the number of rows in the batch.
+func (b *AnalyticsBatch) Len() int {
+	return len(b.ProductChanges) + len(b.PriceHistory) + len(b.UploadRuns) + len(b.SearchQueries)
+}
+
+// AnalyticsSink stores analytics rows. When Write returns nil the rows are
+// durable; a retried batch may be written again, so readers deduplicate on
+// event_id (ClickHouse does so by engine).
+type AnalyticsSink interface {
+	Write(ctx context.Context, b AnalyticsBatch) error
+	Close() error
+}

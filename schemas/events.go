@@ -1,0 +1,195 @@
+package schemas
+
+import (
+	"fmt"
+	"time"
+)
+
+// Subjects that chain the stages. <partner> is the partner id.
+const (
+	SubjectUploaded = "catalog.uploaded" // .<partner>: one UploadEvent per file
+	SubjectRaw      = "catalog.raw"      // .<partner>: RawBatch
+	SubjectProduct  = "catalog.product"  // .<partner>: ProductBatch
+	SubjectSearch   = "analytics.search" // SearchQueryEvent
+	SubjectDLQ      = "dlq"              // .<stage>: DeadLetter
+)
+
+// Subject builds "<prefix>.<token>".
+func Subject(prefix, token string) string { return prefix + "." + token }
+
+// Upload modes.
+const (
+	ModeFull  = "full"  // replaces the partner's catalog: absent products are deleted
+	ModeDelta = "delta" // upserts and deletes only what it lists
+)
+
+// Upload formats. Detect picks one when the partner names none.
+const (
+	FormatCSV            = "csv"
+	FormatTSV            = "tsv"
+	FormatNDJSON         = "ndjson"
+	FormatParquet        = "parquet"
+	FormatGoogleMerchant = "google_merchant"
+	FormatNaverEP        = "naver_ep"
+)
+
+// Formats lists every accepted upload format.
+var Formats = []string{FormatCSV, FormatTSV, FormatNDJSON, FormatParquet, FormatGoogleMerchant, FormatNaverEP}
+
+// UploadEvent announces a stored file to the ingest stage.
+type UploadEvent struct {
+	ID             string    `json:"id"`
+	Partner        string    `json:"partner"`
+	Mode           string    `json:"mode"`
+	Format         string    `json:"format"`
+	Delimiter      string    `json:"delimiter,omitempty"`
+	MappingVersion int       `json:"mapping_version"`
+	Object         string    `json:"object"` // name in the "uploads" object store
+	Size           int64     `json:"size"`
+	Filename       string    `json:"filename,omitempty"`
+	ReceivedAt     time.Time `json:"received_at"`
+}
+
+// RawRow is one decoded source row; Values align with RawBatch.Columns and may
+// be shorter than it (missing trailing values are empty).
+type RawRow struct {
+	Row    int64    `json:"r"`
+	Values []string `json:"v"`
+}
+
+// RawBatch carries decoded rows of one upload from ingest to normalise. The
+// batch with End set closes the upload and carries no rows.
+type RawBatch struct {
+	Upload         string       `json:"upload"`
+	Partner        string       `json:"partner"`
+	Mode           string       `json:"mode"`
+	MappingVersion int          `json:"mapping_version"`
+	UploadSeq      uint64       `json:"upload_seq"` // orders uploads; the base of product versions
+	Batch          int          `json:"batch"`
+	ReceivedAt     time.Time    `json:"received_at"`
+	Columns        []string     `json:"columns,omitempty"`
+	Rows           []RawRow     `json:"rows,omitempty"`
+	Rejections     []Rejection  `json:"rejections,omitempty"` // rows the decoder could not read
+	End            *IngestTotal `json:"end,omitempty"`
+}
+
+// IngestTotal is what ingest knows once the whole file is decoded.
+type IngestTotal struct {
+	Rows    int64 `json:"rows"`
+	Batches int   `json:"batches"`
+}
+
+// Rejection explains why one source row did not become a product.
+type Rejection struct {
+	Row      int64  `json:"row"`
+	SourceID string `json:"source_id"`
+	Field    string `json:"field"`
+	Reason   string `json:"reason"`
+}
+
+// ChangeKind says what a ProductChange does to the catalog.
+type ChangeKind string
+
+const (
+	ChangeUpsert ChangeKind = "upsert"
+	ChangeDelete ChangeKind = "delete"
+)
+
+// PriceChange carries the old and new effective price of a product.
+type PriceChange struct {
+	Old      int64  `json:"old"`
+	New      int64  `json:"new"`
+	Currency string `json:"currency"`
+}
+
+// ProductChange is one canonical change. Version orders changes of one
+// product; sinks drop a change older than what they hold.
+type ProductChange struct {
+	Kind    ChangeKind   `json:"kind"`
+	ID      string       `json:"id"`
+	Version uint64       `json:"version"`
+	Row     int64        `json:"row,omitempty"`
+	Product *Product     `json:"product,omitempty"` // set for upserts
+	Price   *PriceChange `json:"price_change,omitempty"`
+	New     bool         `json:"new,omitempty"` // first time this product is seen
+}
+
+// ProductBatch carries the changes one normalise step produced. Seen lists
+// products the batch contained unchanged, so state rebuilt from the log
+// knows which products a full upload still holds.
+type ProductBatch struct {
+	Upload  string          `json:"upload"`
+	Partner string          `json:"partner"`
+	Batch   int             `json:"batch"`
+	Seq     uint64          `json:"upload_seq"`
+	At      time.Time       `json:"at"`
+	Changes []ProductChange `json:"changes,omitempty"`
+	Seen    []string        `json:"seen,omitempty"`
+	End     *UploadRun      `json:"end,omitempty"`
+}
+
+// UploadRun summarises one finished upload; it closes the upload's product stream.
+type UploadRun struct {
+	Upload         string    `json:"upload"`
+	Partner        string    `json:"partner"`
+	Mode           string    `json:"mode"`
+	Format         string    `json:"format"`
+	MappingVersion int       `json:"mapping_version"`
+	ReceivedAt     time.Time `json:"received_at"`
+	FinishedAt     time.Time `json:"finished_at"`
+	Counts         Counts    `json:"counts"`
+}
+
+// SearchQueryEvent records one search for analytics.
+type SearchQueryEvent struct {
+	ID      string    `json:"id"`
+	At      time.Time `json:"at"`
+	Query   string    `json:"query"`
+	Filters string    `json:"filters"`
+	Sort    string    `json:"sort"`
+	Results int64     `json:"results"`
+	TookMs  float64   `json:"took_ms"`
+}
+
+// DeadLetter is what a stage gave up on, with enough context to act on it.
+type DeadLetter struct {
+	Stage    string            `json:"stage"`
+	Subject  string            `json:"subject"`
+	Sequence uint64            `json:"sequence"`
+	Error    string            `json:"error"`
+	Attempts uint64            `json:"attempts"`
+	Source   SourcePosition    `json:"source"`
+	Headers  map[string]string `json:"headers,omitempty"`
+	Payload  []byte            `json:"payload"`
+	At       time.Time         `json:"at"`
+}
+
+// SourcePosition points back to the partner file a message came from.
+type SourcePosition struct {
+	Partner string `json:"partner,omitempty"`
+	Upload  string `json:"upload,omitempty"`
+	Row     int64  `json:"row,omitempty"`
+	Batch   int    `json:"batch,omitempty"`
+}
+
+// Headers carried on pipeline messages so middleware can find the source
+// position without decoding the payload.
+const (
+	HeaderPartner = "Feedline-Partner"
+	HeaderUpload  = "Feedline-Upload"
+	HeaderRow     = "Feedline-Row"
+	HeaderBatch   = "Feedline-Batch"
+)
+
+// MsgID builds the Nats-Msg-Id of a deterministic message, so a republish
+// after a crash is dropped by JetStream's duplicate window.
+func MsgID(parts ...any) string {
+	s := ""
+	for i, p := range parts {
+		if i > 0 {
+			s += ":"
+		}
+		s += fmt.Sprint(p)
+	}
+	return s
+}

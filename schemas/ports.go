@@ -1,0 +1,47 @@
+package schemas
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// RowDecoder yields the rows of one uploaded file. Columns may grow (NDJSON
+// keys appear as they are met) but never reorder.
+type RowDecoder interface {
+	Format() string
+	Columns() []string
+	// Next returns io.EOF at the end, a *RowError for one unreadable row
+	// (decoding goes on), or any other error when the file cannot be read.
+	Next() (RawRow, error)
+	Close() error
+}
+
+// RowError is one source row a decoder could not read.
+type RowError struct {
+	Row    int64
+	Reason string
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("row %d: %s", e.Row, e.Reason) }
+
+// DecoderOptions select and tune a decoder.
+type DecoderOptions struct {
+	Format    string // "" = detect
+	Delimiter rune   // 0 = detect
+	TempDir   string // where a Parquet stream is spooled for random access
+}
+
+// OpenDecoder opens a decoder over a stream.
+type OpenDecoder func(r io.Reader, opt DecoderOptions) (RowDecoder, error)
+
+// DetectFormat inspects the head of a file (and the format the partner
+// named, if any) and answers the format and delimiter to decode it with, or
+// an error a partner can act on (empty, binary, mismatching format).
+type DetectFormat func(head []byte, format string) (string, rune, error)
+
+// FileStore keeps uploaded files as streams; nothing is held in memory.
+type FileStore interface {
+	Put(ctx context.Context, name string, r io.Reader) (size int64, err error)
+	Open(ctx context.Context, name string) (io.ReadCloser, error)
+}
