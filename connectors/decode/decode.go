@@ -1,0 +1,168 @@
+// Package decode turns an uploaded partner file into rows of strings, one row
+// at a time, without holding the file in memory. It reads CSV and TSV (and the
+// Google Merchant and Naver Shopping EP layouts of TSV), NDJSON and Parquet,
+// and can tell them apart from the first bytes of a file.
+//
+// Errors come in two kinds. A *RowError rejects one row and decoding goes on;
+// any other error ends the file. The sentinel errors below classify the fatal
+// errors a partner can fix; their wrapped messages say how.
+package decode
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"feedline/schemas"
+)
+
+// Errors a partner can act on. They are wrapped with a message saying what to
+// do; test for them with errors.Is.
+var (
+	ErrEmpty          = errors.New("the file is empty")
+	ErrBinary         = errors.New("the file is not text, NDJSON or Parquet")
+	ErrEncoding       = errors.New("the file is not UTF-8 text")
+	ErrUnsupported    = errors.New("the file format is not supported")
+	ErrFormatMismatch = errors.New("the file does not match the format given")
+	ErrNoHeader       = errors.New("the file has no header line")
+	ErrBadHeader      = errors.New("the header line is not usable")
+	ErrCorrupt        = errors.New("the file is damaged or truncated")
+)
+
+// DefaultMaxRowBytes is the row size limit when Options.MaxRowBytes is 0.
+const DefaultMaxRowBytes = 1 << 20
+
+// HeadSize is how many leading bytes Detect needs to decide on a format.
+const HeadSize = 64 << 10
+
+// Options selects and tunes a decoder.
+type Options struct {
+	Format      string // one of schemas.Formats; "" = detect
+	Delimiter   rune   // CSV/TSV only; 0 = detect (',', '\t', ';', '|')
+	MaxRowBytes int    // a row longer than this is rejected (RowError), decoding goes on; 0 = DefaultMaxRowBytes
+	TempDir     string // Parquet needs random access: the stream is spooled to a temp file here ("" = os.TempDir()), removed on Close
+}
+
+// Decoder yields the rows of one file.
+//
+// Columns is the header. For NDJSON it grows as new keys appear and never
+// reorders, so a row's Values may be shorter than Columns; missing trailing
+// values are empty. The slice returned must not be modified.
+//
+// Next returns io.EOF after the last row, a *RowError for one bad row (call
+// Next again to go on), or any other error when the file cannot be read
+// further; that error is returned again by every later call. Each row's
+// Values belong to the caller.
+//
+// Close releases what the decoder holds; it does not close the reader the
+// decoder was opened on.
+type Decoder interface {
+	Format() string // the format actually decoded
+	Columns() []string
+	Next() (schemas.RawRow, error)
+	Close() error
+}
+
+// RowError rejects one source row. Row is the 1-based data row number: the
+// header is not counted and neither are blank lines.
+type RowError struct {
+	Row    int64
+	Reason string
+}
+
+func (e *RowError) Error() string { return "row " + strconv.FormatInt(e.Row, 10) + ": " + e.Reason }
+
+// Open detects or validates the format of r and returns a decoder positioned
+// at the first row. It reads at most HeadSize bytes before returning, except
+// for Parquet, which is first copied whole to a temporary file.
+func Open(r io.Reader, opt Options) (Decoder, error) {
+	if opt.MaxRowBytes <= 0 {
+		opt.MaxRowBytes = DefaultMaxRowBytes
+	}
+	if opt.Format != "" && !slices.Contains(schemas.Formats, opt.Format) {
+		return nil, fmt.Errorf("%w: unknown format %q; use one of %s, or leave the format out to detect it",
+			ErrUnsupported, opt.Format, strings.Join(schemas.Formats, ", "))
+	}
+	var comma byte
+	if opt.Delimiter != 0 {
+		if opt.Delimiter < 0 || opt.Delimiter >= 0x80 || opt.Delimiter == '"' || opt.Delimiter == '\n' || opt.Delimiter == '\r' {
+			return nil, fmt.Errorf("%w: delimiter %q cannot separate fields; use a single ASCII character such as ',', '\\t', ';' or '|'",
+				ErrUnsupported, opt.Delimiter)
+		}
+		comma = byte(opt.Delimiter)
+	}
+
+	br := bufio.NewReaderSize(r, HeadSize)
+	head, err := br.Peek(HeadSize)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, fmt.Errorf("reading the file: %w", err)
+	}
+	s := sniff(head)
+	format, err := chooseFormat(s, opt.Format, comma)
+	if err != nil {
+		return nil, err
+	}
+	switch format {
+	case schemas.FormatParquet:
+		return openParquet(br, opt)
+	case schemas.FormatNDJSON:
+		return newNDJSON(br, opt.MaxRowBytes), nil
+	default:
+		if comma == 0 {
+			comma = s.comma
+			if format == schemas.FormatTSV {
+				comma = '\t'
+			}
+		}
+		return newDelimited(br, format, comma, opt.MaxRowBytes)
+	}
+}
+
+// skipBOM drops a UTF-8 byte order mark at the start of br.
+func skipBOM(br *bufio.Reader) {
+	if b, err := br.Peek(len(utf8BOM)); err == nil && string(b) == utf8BOM {
+		_, _ = br.Discard(len(utf8BOM))
+	}
+}
+
+// errClosed is returned by Next after Close.
+var errClosed = errors.New("decode: decoder is closed")
+
+// chooseFormat checks a format the partner named against what the head looks
+// like, or picks the detected one.
+func chooseFormat(s sniffed, named string, comma byte) (string, error) {
+	if s.err != nil && (named != schemas.FormatParquet || errors.Is(s.err, ErrEmpty)) {
+		return "", s.err
+	}
+	if named == "" {
+		return s.format, nil
+	}
+	mismatch := func() error {
+		return fmt.Errorf("%w: the format given is %s but the file looks like %s; name the right format or leave it out to detect it",
+			ErrFormatMismatch, named, s.looks)
+	}
+	switch named {
+	case schemas.FormatParquet:
+		if s.format != schemas.FormatParquet {
+			return "", mismatch()
+		}
+	case schemas.FormatNDJSON:
+		if s.format != schemas.FormatNDJSON {
+			return "", mismatch()
+		}
+	default:
+		if s.format == schemas.FormatParquet || s.format == schemas.FormatNDJSON {
+			return "", mismatch()
+		}
+		// A TSV must have tabs; a file that plainly uses another delimiter
+		// was most likely named wrong.
+		if named == schemas.FormatTSV && comma == 0 && s.comma != '\t' && s.headerFields > 1 {
+			return "", mismatch()
+		}
+	}
+	return named, nil
+}
