@@ -82,13 +82,13 @@ type Stage struct {
 	Handle     BatchHandler
 	BatchSize  int           // messages per fetch; default 64
 	MaxWait    time.Duration // longest wait for a first message; default 1s
-	AckWait    time.Duration // redelivery after silence; default 60s
+	AckWait    time.Duration // redelivery after silence (a crashed worker); default 15s
 	MaxDeliver int           // attempts before dead-letter; default 5
 	// Backoff is the redelivery delay after the given failed attempt; default
 	// 1s, 2s, 4s … capped at 1 minute.
 	Backoff func(attempt uint64) time.Duration
-	// HandlerTimeout bounds one batch; default AckWait. A handler that runs
-	// longer must call Message.InProgress.
+	// HandlerTimeout bounds one batch (default 5 minutes); heartbeats keep
+	// the messages from redelivery meanwhile.
 	HandlerTimeout time.Duration
 	Middleware     []Middleware
 }
@@ -101,13 +101,13 @@ func (s *Stage) defaults() {
 		s.MaxWait = time.Second
 	}
 	if s.AckWait <= 0 {
-		s.AckWait = 60 * time.Second
+		s.AckWait = 15 * time.Second
 	}
 	if s.MaxDeliver <= 0 {
 		s.MaxDeliver = 5
 	}
 	if s.HandlerTimeout <= 0 {
-		s.HandlerTimeout = s.AckWait
+		s.HandlerTimeout = 5 * time.Minute
 	}
 	if s.Backoff == nil {
 		s.Backoff = ExponentialBackoff(time.Second, time.Minute)
@@ -131,6 +131,10 @@ type Runner struct {
 	Pub     Publisher
 	Metrics *Metrics
 	Log     *slog.Logger
+
+	// DeadLettered, when set, hears of every dead-lettered message, so the
+	// upload it belongs to can report the failure.
+	DeadLettered func(ctx context.Context, d schemas.DeadLetter)
 
 	mu    sync.Mutex
 	bound map[string]bool
@@ -292,7 +296,9 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 	// cancelled with the stage, but bounded.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.HandlerTimeout)
 	defer cancel()
+	stopBeat := heartbeat(msgs, s.AckWait/3)
 	errs := handle(hctx, msgs)
+	stopBeat()
 	for i, m := range msgs {
 		var err error
 		if i < len(errs) {
@@ -300,6 +306,31 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 		}
 		r.settle(s, m, err, log)
 	}
+}
+
+// heartbeat keeps a slow batch from being redelivered while it is being
+// handled, so AckWait can stay short and a crashed worker's messages return
+// quickly.
+func heartbeat(msgs []*Message, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 func (r *Runner) settle(s Stage, m *Message, err error, log *slog.Logger) {
@@ -351,6 +382,9 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 	}
 	log.Error("message dead-lettered", "seq", m.Sequence, "attempts", m.Delivered, "err", cause, "source", dl.Source)
 	r.Metrics.Failed.WithLabelValues(s.Name, "dead_letter").Inc()
+	if r.DeadLettered != nil {
+		r.DeadLettered(ctx, dl)
+	}
 	_ = m.msg.Term()
 }
 

@@ -45,3 +45,18 @@ type FileStore interface {
 	Put(ctx context.Context, name string, r io.Reader) (size int64, err error)
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
 }
+
+// File errors DetectFormat reports; the API answers 422 for an empty file
+// and 415 for one it cannot decode.
+var (
+	ErrEmptyFile      = errorString("the file is empty")
+	ErrUnreadableFile = errorString("the file cannot be decoded")
+)
+
+// FileError wraps err (whose message is kept) so errors.Is also finds kind.
+func FileError(kind, err error) error { return fileError{kind, err} }
+
+type fileError struct{ kind, err error }
+
+func (e fileError) Error() string   { return e.err.Error() }
+func (e fileError) Unwrap() []error { return []error{e.kind, e.err} }

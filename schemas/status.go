@@ -1,6 +1,9 @@
 package schemas
 
-import "sort"
+import (
+	"fmt"
+	"sort"
+)
 
 // UploadProgress is every record an upload's stages wrote so far.
 type UploadProgress struct {
@@ -9,6 +12,7 @@ type UploadProgress struct {
 	Normalise map[int]NormaliseRecord
 	Deletes   *DeleteRecord
 	Index     map[int]IndexRecord
+	Failures  []FailureRecord
 }
 
 // Status folds the progress records into what a partner sees. The upload is
@@ -52,6 +56,12 @@ func (p UploadProgress) Status() UploadStatus {
 		s.State, s.Error = StateFailed, p.Ingest.Error
 		return s
 	}
+	if len(p.Failures) > 0 {
+		f := p.Failures[0]
+		s.State = StateFailed
+		s.Error = fmt.Sprintf("stage %s gave up on batch %d (%d failure(s) in all; see feedline dlq): %s", f.Stage, f.Batch, len(p.Failures), f.Error)
+		return s
+	}
 	if p.Ingest.Rows > s.Counts.Read && len(p.Normalise) >= p.Ingest.Batches {
 		// Rows the decoder read that no batch carried cannot happen; keep
 		// the larger figure so the report never under-counts.
@@ -67,6 +77,7 @@ func (p UploadProgress) Status() UploadStatus {
 		}
 		want += p.Deletes.Batches
 	}
+	s.Normalised = true
 	if len(p.Index) >= want {
 		s.State = StateDone
 	}

@@ -34,6 +34,7 @@ type UploadStatus struct {
 	Format         string      `json:"format"`
 	MappingVersion int         `json:"mapping_version"`
 	State          string      `json:"state"`
+	Normalised     bool        `json:"normalised"` // every row is mapped; indexing may still run
 	Error          string      `json:"error,omitempty"`
 	ReceivedAt     time.Time   `json:"received_at"`
 	Size           int64       `json:"size"`
@@ -83,7 +84,16 @@ type UploadLedger interface {
 	NormalisedBatches(ctx context.Context, upload string) (int, error)
 	RecordDeletes(ctx context.Context, upload string, r DeleteRecord) (DeleteRecord, error)
 	RecordIndex(ctx context.Context, upload string, batch int, r IndexRecord) error
+	// RecordFailure notes that a stage gave up on part of the upload.
+	RecordFailure(ctx context.Context, upload string, r FailureRecord) error
 	Status(ctx context.Context, id string) (UploadStatus, error)
+}
+
+// FailureRecord says a stage dead-lettered part of an upload.
+type FailureRecord struct {
+	Stage string `json:"stage"`
+	Batch int    `json:"batch"`
+	Error string `json:"error"`
 }
 
 // Partner is a shop that pushes product files.

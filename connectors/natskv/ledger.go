@@ -123,6 +123,11 @@ func (l Ledger) RecordIndex(ctx context.Context, upload string, batch int, r sch
 	return putJSON(ctx, l.KV, upload+".i."+strconv.Itoa(batch), r)
 }
 
+// RecordFailure stores a stage's dead-lettered batch of an upload.
+func (l Ledger) RecordFailure(ctx context.Context, upload string, r schemas.FailureRecord) error {
+	return putJSON(ctx, l.KV, upload+".x."+r.Stage+"."+strconv.Itoa(r.Batch), r)
+}
+
 // Progress reads every record of an upload in one pass over its keys.
 func (l Ledger) Progress(ctx context.Context, id string) (schemas.UploadProgress, error) {
 	p := schemas.UploadProgress{Normalise: map[int]schemas.NormaliseRecord{}, Index: map[int]schemas.IndexRecord{}}
@@ -170,6 +175,12 @@ func addRecord(p *schemas.UploadProgress, suffix string, v []byte) error {
 	case "d":
 		p.Deletes = &schemas.DeleteRecord{}
 		return json.Unmarshal(v, p.Deletes)
+	case "x":
+		var r schemas.FailureRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		p.Failures = append(p.Failures, r)
 	case "n", "i":
 		b, err := strconv.Atoi(num)
 		if err != nil {

@@ -1,0 +1,61 @@
+package schemas
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestUploadProgressStatus(t *testing.T) {
+	base := func(mode string) UploadProgress {
+		return UploadProgress{
+			Upload:    UploadEvent{ID: "u1", Partner: "acme", Mode: mode},
+			Normalise: map[int]NormaliseRecord{},
+			Index:     map[int]IndexRecord{},
+		}
+	}
+	p := base(ModeFull)
+	if s := p.Status(); s.State != StateReceived || s.Rejections == nil {
+		t.Errorf("nothing recorded: %s, rejections %v", s.State, s.Rejections)
+	}
+	p.Normalise[1] = NormaliseRecord{Read: 3, Accepted: 2, Rejected: 1, Rejections: []Rejection{{Row: 1003, Field: "price"}}}
+	p.Normalise[0] = NormaliseRecord{Read: 2, Unchanged: 1, Rejected: 1, Rejections: []Rejection{{Row: 2, Field: "title"}}}
+	s := p.Status()
+	if s.State != StateProcessing || s.Counts.Read != 5 || s.Counts.Accepted != 2 || s.Counts.Unchanged != 1 || s.Counts.Rejected != 2 {
+		t.Errorf("two batches: %s %+v", s.State, s.Counts)
+	}
+	if len(s.Rejections) != 2 || s.Rejections[0].Row != 2 || s.Rejections[1].Row != 1003 {
+		t.Errorf("rejections not in row order: %+v", s.Rejections)
+	}
+	p.Ingest = &IngestRecord{Rows: 5, Batches: 2}
+	p.Index[0] = IndexRecord{Indexed: 0}
+	p.Index[1] = IndexRecord{Indexed: 2}
+	if s := p.Status(); s.State != StateProcessing || s.Normalised {
+		t.Errorf("full upload without its deletion record must not be done: %s normalised=%v", s.State, s.Normalised)
+	}
+	p.Deletes = &DeleteRecord{Batches: 1, Deleted: 4}
+	if s := p.Status(); s.State != StateProcessing || !s.Normalised {
+		t.Errorf("deletion batch not yet indexed: %s normalised=%v", s.State, s.Normalised)
+	}
+	p.Index[2] = IndexRecord{Deleted: 4}
+	s = p.Status()
+	if s.State != StateDone || s.Counts.Indexed != 2 || s.Counts.Deleted != 4 {
+		t.Errorf("all applied: %s %+v", s.State, s.Counts)
+	}
+	p.Failures = []FailureRecord{{Stage: "index", Batch: 1, Error: "disk full"}}
+	if s := p.Status(); s.State != StateFailed || !strings.Contains(s.Error, "disk full") || !strings.Contains(s.Error, "index") {
+		t.Errorf("dead-lettered batch: %s %q", s.State, s.Error)
+	}
+
+	d := base(ModeDelta)
+	d.Ingest = &IngestRecord{Rows: 1, Batches: 1}
+	d.Normalise[0] = NormaliseRecord{Read: 1, Accepted: 1}
+	d.Index[0] = IndexRecord{Indexed: 1}
+	if s := d.Status(); s.State != StateDone {
+		t.Errorf("delta upload needs no deletion record: %s", s.State)
+	}
+	f := base(ModeDelta)
+	f.Ingest = &IngestRecord{Rows: 10, Error: "the file is damaged or truncated"}
+	if s := f.Status(); s.State != StateFailed || s.Error == "" {
+		t.Errorf("ingest failure: %s %q", s.State, s.Error)
+	}
+}
