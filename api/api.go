@@ -1,0 +1,150 @@
+// Package api is feedline's HTTP API: partners and their mappings, file
+// uploads, upload status, product search, health and the OpenAPI document.
+// Every write is stored and acknowledged by JetStream before it is answered;
+// every error is an RFC 9457 problem document.
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// Config wires the API to its stores.
+type Config struct {
+	AdminKey string // FEEDLINE_ADMIN_KEY; empty disables the admin routes
+	Partners schemas.PartnerStore
+	Mappings schemas.MappingStore
+	Ledger   schemas.UploadLedger
+	Files    schemas.FileStore
+	Index    schemas.ProductIndex // nil when this process serves no search
+	Detect   schemas.DetectFormat
+	Pub      pipeline.Publisher // waits for the JetStream acknowledgement
+	Ready    func(ctx context.Context) error
+	Metrics  http.Handler // default: the Prometheus default registry
+	Log      *slog.Logger
+	NewID    func() string // time-ordered unique ids; default lower-case ULID
+	Now      func() time.Time
+}
+
+// storeTimeout bounds one call to a small store (key-value, publish).
+const storeTimeout = 10 * time.Second
+
+// analyticsTimeout bounds publishing a search event after the answer.
+const analyticsTimeout = 2 * time.Second
+
+// Keys of per-request values.
+type localKey int
+
+const (
+	principalKey localKey = iota
+	bodyKey
+	requestIDKey
+)
+
+type server struct {
+	cfg Config
+}
+
+// New builds the Fiber app serving every route. Request bodies are streamed:
+// an upload of any size goes to the file store without being held in memory.
+func New(cfg Config) *fiber.App {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = func() string { return strings.ToLower(ulid.Make().String()) }
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = promhttp.Handler()
+	}
+	s := &server{cfg: cfg}
+
+	app := fiber.New(fiber.Config{
+		AppName:               "feedline",
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+		// Streaming hands the handler the body as it arrives, whatever its
+		// size, so BodyLimit refuses nothing: JSON routes bound their bodies
+		// themselves (maxJSONBody) and uploads have no limit.
+		StreamRequestBody: true,
+		// Otherwise a multipart body is parsed, and spooled, before the handler runs.
+		DisablePreParseMultipartForm: true,
+		// Values outlive handlers (analytics goroutine), so they must not alias request buffers.
+		Immutable: true,
+	})
+	app.Use(
+		requestid.New(requestid.Config{Generator: cfg.NewID, ContextKey: requestIDKey}),
+		s.accessLog,
+		recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}),
+	)
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", adaptor.HTTPHandler(cfg.Metrics))
+	app.Get("/openapi.json", s.openAPI)
+	app.Get("/docs", s.docs)
+
+	app.Post("/v1/partners", s.requireAdmin, s.createPartner)
+	app.Put("/v1/partners/:partner/mapping", s.requirePartner, s.putMapping)
+	app.Get("/v1/partners/:partner/mapping", s.requirePartner, s.getMapping)
+	app.Post("/v1/partners/:partner/uploads", s.requirePartner, s.createUpload)
+	app.Get("/v1/uploads/:id", s.requireKey, s.getUpload)
+
+	app.Get("/v1/search", s.search)
+	app.Get("/v1/products/:id", s.getProduct)
+	return app
+}
+
+// accessLog writes one structured line per request. It runs the error
+// handler itself so the line carries the status the client received.
+func (s *server) accessLog(c *fiber.Ctx) error {
+	start := time.Now()
+	if err := c.Next(); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	finishBody(c)
+	status := c.Response().StatusCode()
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.cfg.Log.LogAttrs(c.UserContext(), level, "request",
+		slog.String("method", c.Method()),
+		slog.String("path", c.Path()),
+		slog.Int("status", status),
+		slog.Duration("duration", time.Since(start)),
+		slog.Any("request_id", c.Locals(requestIDKey)),
+	)
+	return nil
+}
+
+func (s *server) logPanic(c *fiber.Ctx, v any) {
+	s.cfg.Log.ErrorContext(c.UserContext(), "handler panicked",
+		slog.String("path", c.Path()), slog.Any("request_id", c.Locals(requestIDKey)),
+		slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+}
+
+// storeCtx bounds a call to a small store by storeTimeout.
+func storeCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), storeTimeout)
+}

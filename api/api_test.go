@@ -1,0 +1,225 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+func quietConfig() Config {
+	return Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func TestNewKey(t *testing.T) {
+	for _, partner := range []string{"acme", "a_b-c", "x"} {
+		key, hash := NewKey(partner)
+		if !regexp.MustCompile(`^fl_` + partner + `_[0-9a-v]{52}$`).MatchString(key) {
+			t.Errorf("key %q", key)
+		}
+		sum := sha256.Sum256([]byte(key))
+		if hash != hex.EncodeToString(sum[:]) {
+			t.Errorf("hash %q is not the hex SHA-256 of the key", hash)
+		}
+		if got, ok := partnerOfKey(key); !ok || got != partner {
+			t.Errorf("partnerOfKey(%q) = %q, %v", key, got, ok)
+		}
+		if again, _ := NewKey(partner); again == key {
+			t.Error("two keys are equal")
+		}
+	}
+	for _, key := range []string{"", "fl_", "fl__abc", "acme_abc", "fl_Acme_abc", "fl_acme"} {
+		if p, ok := partnerOfKey(key); ok {
+			t.Errorf("partnerOfKey(%q) accepted partner %q", key, p)
+		}
+	}
+}
+
+// TestAuthentication covers keys that must not get through.
+func TestAuthentication(t *testing.T) {
+	e := newEnv(t)
+	v := newConformance(t)
+	acmeKey := e.createPartner(t, "acme")
+	forged, _ := NewKey("acme")
+	path := "/v1/partners/acme/mapping"
+	for _, tc := range []struct {
+		name   string
+		header string
+		value  string
+		want   int
+	}{
+		{"no key", "", "", 401},
+		{"forged key of an existing partner", "Authorization", "Bearer " + forged, 401},
+		{"key of a partner that does not exist", "X-API-Key", "fl_ghost_" + strings.Repeat("a", 52), 401},
+		{"basic auth", "Authorization", "Basic " + acmeKey, 401},
+		{"bearer, any case", "Authorization", "bearer " + acmeKey, 404},
+		{"X-API-Key", "X-API-Key", acmeKey, 404},
+		{"admin", "X-API-Key", testAdminKey, 404},
+	} {
+		req := request(http.MethodGet, path, "", nil)
+		if tc.header != "" {
+			req.Header.Set(tc.header, tc.value)
+		}
+		r := e.send(t, req)
+		v.check(t, req, r)
+		if r.StatusCode != tc.want {
+			t.Errorf("%s: status %d, want %d (%s)", tc.name, r.StatusCode, tc.want, r.body)
+		}
+	}
+}
+
+func TestAdminRoutesNeedAdminKeyConfigured(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.AdminKey = "" })
+	v := newConformance(t)
+	for _, key := range []string{"", testAdminKey} {
+		req := request(http.MethodPost, "/v1/partners", key, jsonBody(map[string]string{"id": "acme"}))
+		r := e.send(t, req)
+		v.check(t, req, r)
+		if r.StatusCode != 401 || !strings.Contains(r.problem(t).Detail, "FEEDLINE_ADMIN_KEY") {
+			t.Errorf("key %q: %d %s", key, r.StatusCode, r.body)
+		}
+	}
+}
+
+type failingPublisher struct{}
+
+func (failingPublisher) Publish(context.Context, pipeline.Outgoing) (uint64, error) {
+	return 0, errors.New("nats: timeout")
+}
+
+type failingFiles struct{ schemas.FileStore }
+
+func (failingFiles) Put(_ context.Context, _ string, r io.Reader) (int64, error) {
+	_, _ = io.CopyN(io.Discard, r, 100)
+	return 0, errors.New("object store: insufficient resources")
+}
+
+// TestStoreFailuresAreRetryable checks that nothing is accepted unless
+// stored, and that a failing analytics publish does not touch the answer.
+func TestStoreFailuresAreRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name, cause string
+		change      func(*Config)
+	}{
+		{"publish", "nats: timeout", func(c *Config) { c.Pub = failingPublisher{} }},
+		{"files", "insufficient resources", func(c *Config) { c.Files = failingFiles{c.Files} }},
+	} {
+		cause := tc.cause
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.change)
+			v := newConformance(t)
+			key := e.createPartner(t, "acme")
+			e.putMapping(t, "acme", key, map[string]string{"preset": "google_merchant"})
+			req := request(http.MethodPost, "/v1/partners/acme/uploads", key, strings.NewReader("id,title,price\n1,Mug,9.50\n"))
+			req.Header.Set("Content-Type", "text/csv")
+			r := e.send(t, req)
+			v.check(t, req, r)
+			if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+				t.Fatalf("status %d Retry-After %q: %s", r.StatusCode, r.Header.Get("Retry-After"), r.body)
+			}
+			if p := r.problem(t); strings.Contains(p.Detail, "insufficient") || strings.Contains(p.Detail, "nats") {
+				t.Errorf("the detail leaks the internal error: %q", p.Detail)
+			}
+			if logs := e.logs.String(); !strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, cause) {
+				t.Errorf("the store failure %q was not logged: %s", cause, logs)
+			}
+		})
+	}
+
+	t.Run("analytics", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.Pub = failingPublisher{} })
+		v := newConformance(t)
+		req := request(http.MethodGet, "/v1/search?q=mug", "", nil)
+		r := e.send(t, req)
+		v.check(t, req, r)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("search with analytics down: %d %s", r.StatusCode, r.body)
+		}
+		waitFor(t, func() bool { return strings.Contains(e.logs.String(), "search not recorded") })
+	})
+}
+
+func TestSearchNotServed(t *testing.T) {
+	cfg := quietConfig()
+	e := &env{app: New(cfg)}
+	v := newConformance(t)
+	for _, target := range []string{"/v1/search?q=x", "/v1/products/acme%3A1"} {
+		req := request(http.MethodGet, target, "", nil)
+		r := e.send(t, req)
+		v.check(t, req, r)
+		if r.StatusCode != http.StatusServiceUnavailable || r.problem(t).Type != ProblemType+"search-unavailable" {
+			t.Errorf("%s without an index: %d %s", target, r.StatusCode, r.body)
+		}
+	}
+}
+
+func TestReadyzReportsWhatIsDown(t *testing.T) {
+	cfg := quietConfig()
+	cfg.Ready = func(context.Context) error { return errors.New("jetstream: no responders") }
+	e := &env{app: New(cfg)}
+	v := newConformance(t)
+	req := request(http.MethodGet, "/readyz", "", nil)
+	r := e.send(t, req)
+	v.check(t, req, r)
+	var h healthStatus
+	r.decode(t, &h)
+	if r.StatusCode != http.StatusServiceUnavailable || h.Status != "unavailable" || h.Error != "jetstream: no responders" {
+		t.Errorf("readyz: %d %+v", r.StatusCode, h)
+	}
+}
+
+func TestPanicAnswersProblem(t *testing.T) {
+	logs := &syncBuffer{}
+	cfg := quietConfig()
+	cfg.Log = slog.New(slog.NewJSONHandler(logs, nil))
+	e := &env{app: New(cfg)}
+	e.app.Get("/boom", func(*fiber.Ctx) error { panic("nil map") })
+	v := newConformance(t)
+	req := request(http.MethodGet, "/boom", "", nil)
+	r := e.send(t, req)
+	v.check(t, req, r)
+	if p := r.problem(t); r.StatusCode != 500 || p.Type != ProblemType+"internal" || strings.Contains(p.Detail, "nil map") {
+		t.Errorf("panic answered %d %s", r.StatusCode, r.body)
+	}
+	if !strings.Contains(logs.String(), "handler panicked") || !strings.Contains(logs.String(), "nil map") {
+		t.Errorf("the panic was not logged: %s", logs)
+	}
+}
+
+func TestAccessLog(t *testing.T) {
+	logs := &syncBuffer{}
+	cfg := quietConfig()
+	cfg.Log = slog.New(slog.NewJSONHandler(logs, nil))
+	e := &env{app: New(cfg)}
+	r := e.send(t, request(http.MethodGet, "/v1/nothing?x=1", "", nil))
+	id := r.Header.Get("X-Request-ID")
+	if id == "" {
+		t.Fatal("no X-Request-ID header")
+	}
+	var line struct {
+		Msg       string `json:"msg"`
+		Method    string `json:"method"`
+		Path      string `json:"path"`
+		Status    int    `json:"status"`
+		Duration  *int64 `json:"duration"`
+		RequestID string `json:"request_id"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &line); err != nil {
+		t.Fatalf("log %q: %v", logs, err)
+	}
+	if line.Msg != "request" || line.Method != "GET" || line.Path != "/v1/nothing" || line.Status != 404 || line.Duration == nil || line.RequestID != id {
+		t.Errorf("access log %+v, request id %s", line, id)
+	}
+}

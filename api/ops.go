@@ -1,0 +1,53 @@
+package api
+
+import (
+	"context"
+	_ "embed"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// openAPIDocument describes every route; tests hold it to the real routes and answers.
+//
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// docsPage renders openapi.json in the browser without anything from the network.
+//
+//go:embed docs.html
+var docsPage []byte
+
+// readyTimeout bounds the readiness check.
+const readyTimeout = 2 * time.Second
+
+type healthStatus struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+func (s *server) healthz(c *fiber.Ctx) error {
+	return c.JSON(healthStatus{Status: "ok"})
+}
+
+// readyz reports whether the backing services answer, for load balancers.
+func (s *server) readyz(c *fiber.Ctx) error {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(healthStatus{Status: "unavailable", Error: err.Error()})
+		}
+	}
+	return c.JSON(healthStatus{Status: "ready"})
+}
+
+func (s *server) openAPI(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(openAPIDocument)
+}
+
+func (s *server) docs(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Send(docsPage)
+}

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// search answers one page of products; the query is then recorded for
+// analytics in the background, where a failure only costs a log line.
+func (s *server) search(c *fiber.Ctx) error {
+	if s.cfg.Index == nil {
+		return searchUnavailable()
+	}
+	req, err := searchRequest(c)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	ctx, cancel := storeCtx(c)
+	defer cancel()
+	res, err := s.cfg.Index.Search(ctx, req)
+	if errors.Is(err, schemas.ErrBadCursor) {
+		return invalidParameter("cursor is not valid for this search; repeat the search without it and follow next_cursor.")
+	}
+	if err != nil {
+		return unavailable("search the catalog", err)
+	}
+	took := time.Since(start)
+	if res.Hits == nil {
+		res.Hits = []schemas.Product{}
+	}
+	if res.Facets == nil {
+		res.Facets = map[string][]schemas.FacetCount{}
+	}
+	for _, f := range []string{"brand", "category"} {
+		if res.Facets[f] == nil {
+			res.Facets[f] = []schemas.FacetCount{}
+		}
+	}
+	if err := c.JSON(res); err != nil {
+		return err
+	}
+	go s.recordSearch(schemas.SearchQueryEvent{
+		ID:      s.cfg.NewID(),
+		At:      s.cfg.Now().UTC(),
+		Query:   req.Text,
+		Filters: searchFilters(req),
+		Sort:    req.Sort,
+		Results: int64(res.Total),
+		TookMs:  float64(took.Microseconds()) / 1000,
+	})
+	return nil
+}
+
+func (s *server) recordSearch(ev schemas.SearchQueryEvent) {
+	ctx, cancel := context.WithTimeout(context.Background(), analyticsTimeout)
+	defer cancel()
+	data, err := json.Marshal(ev)
+	if err == nil {
+		_, err = s.cfg.Pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.SubjectSearch, MsgID: ev.ID, Data: data})
+	}
+	if err != nil {
+		s.cfg.Log.Warn("search not recorded for analytics", slog.String("event", ev.ID), slog.Any("err", err))
+	}
+}
+
+// getProduct answers one product by id ("acme:SKU-1", URL-escaped).
+func (s *server) getProduct(c *fiber.Ctx) error {
+	if s.cfg.Index == nil {
+		return searchUnavailable()
+	}
+	id, err := url.PathUnescape(c.Params("id"))
+	if err != nil {
+		return invalidParameter("The product id %q is not correctly URL-escaped.", c.Params("id"))
+	}
+	ctx, cancel := storeCtx(c)
+	defer cancel()
+	p, err := s.cfg.Index.Get(ctx, id)
+	if errors.Is(err, schemas.ErrNotFound) {
+		return notFound("No product %q; product ids are \"<partner>:<sku>\".", id)
+	}
+	if err != nil {
+		return unavailable("read the product", err)
+	}
+	return c.JSON(p)
+}
+
+func searchUnavailable() error {
+	return problem(fiber.StatusServiceUnavailable, "search-unavailable", "Search unavailable",
+		"This server does not serve search; send search requests to a server running the index.")
+}

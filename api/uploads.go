@@ -1,0 +1,196 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// headSize is how much of a file format detection sees, and the read buffer.
+const headSize = 64 << 10
+
+type uploadAccepted struct {
+	UploadID string `json:"upload_id"`
+}
+
+// createUpload streams a partner file into the file store, records it in the
+// ledger and announces it to ingest. It answers 202 only once JetStream
+// acknowledged the announcement, so an accepted upload is never lost.
+func (s *server) createUpload(c *fiber.Ctx) error {
+	partner := c.Params("partner")
+	if err := s.partnerExists(c, partner); err != nil {
+		return err
+	}
+	params, err := uploadParamsOf(c)
+	if err != nil {
+		return err
+	}
+	mapping, err := s.currentMapping(c, partner)
+	if err != nil {
+		return err
+	}
+	file, filename, err := uploadedFile(c)
+	if err != nil {
+		return err
+	}
+	if filename == "" {
+		filename = params.filename
+	}
+	src := &trackedReader{r: file}
+	br := bufio.NewReaderSize(src, headSize)
+	head, _ := br.Peek(headSize) // short at the end of the file
+	if src.err != nil {
+		return interrupted(src.err)
+	}
+	format, delim, err := s.cfg.Detect(head, params.format)
+	if err != nil {
+		return rejectedFile(head, err)
+	}
+	if params.delimiter != 0 {
+		delim = params.delimiter
+	}
+
+	id := s.cfg.NewID()
+	size, err := s.cfg.Files.Put(c.UserContext(), id, fullReads{br})
+	if src.err != nil {
+		return interrupted(src.err)
+	}
+	if err != nil {
+		return unavailable("store the file", err)
+	}
+	ev := schemas.UploadEvent{
+		ID: id, Partner: partner, Mode: params.mode, Format: format,
+		MappingVersion: mapping.Version, Object: id, Size: size, Filename: filename,
+		ReceivedAt: s.cfg.Now().UTC(),
+	}
+	if delim != 0 {
+		ev.Delimiter = string(delim)
+	}
+	if err := s.announce(c, ev); err != nil {
+		return err
+	}
+	c.Location("/v1/uploads/" + id)
+	return c.Status(fiber.StatusAccepted).JSON(uploadAccepted{UploadID: id})
+}
+
+func (s *server) currentMapping(c *fiber.Ctx, partner string) (schemas.Mapping, error) {
+	ctx, cancel := storeCtx(c)
+	defer cancel()
+	m, err := s.cfg.Mappings.Mapping(ctx, partner, 0)
+	if errors.Is(err, schemas.ErrNotFound) {
+		return m, unprocessable("no-mapping", "Partner has no mapping",
+			`partner %q has no mapping: PUT /v1/partners/%s/mapping first, e.g. {"preset": "google_merchant"}`, partner, partner)
+	}
+	if err != nil {
+		return m, unavailable("read the partner's mapping", err)
+	}
+	return m, nil
+}
+
+// announce records the upload in the ledger and publishes it to ingest.
+func (s *server) announce(c *fiber.Ctx, ev schemas.UploadEvent) error {
+	ctx, cancel := storeCtx(c)
+	defer cancel()
+	if err := s.cfg.Ledger.Create(ctx, ev); err != nil {
+		return unavailable("record the upload", err)
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode upload event: %w", err)
+	}
+	h := nats.Header{}
+	h.Set(schemas.HeaderPartner, ev.Partner)
+	h.Set(schemas.HeaderUpload, ev.ID)
+	if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{
+		Subject: schemas.Subject(schemas.SubjectUploaded, ev.Partner),
+		MsgID:   ev.ID,
+		Data:    data,
+		Header:  h,
+	}); err != nil {
+		return unavailable("queue the upload for processing", err)
+	}
+	return nil
+}
+
+// uploadedFile is the raw request body, or the first file part of a
+// multipart/form-data body, with the file name the client gave.
+func uploadedFile(c *fiber.Ctx) (io.Reader, string, error) {
+	body := bodyOf(c)
+	mediaType, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mediaType != fiber.MIMEMultipartForm {
+		return body, "", nil
+	}
+	if params["boundary"] == "" {
+		return nil, "", badRequest("The multipart/form-data body has no boundary parameter in its Content-Type.")
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil, "", badRequest("The multipart/form-data body has no file part; send the file as a form field with a file name (curl -F file=@products.csv).")
+		}
+		if err != nil {
+			return nil, "", badRequest("The multipart/form-data body is malformed (%v); send the file again.", err)
+		}
+		if part.FileName() != "" {
+			return part, part.FileName(), nil
+		}
+	}
+}
+
+func interrupted(err error) error {
+	return badRequest("The upload could not be read to its end (%s); send the file again.", clause(err))
+}
+
+// rejectedFile answers a file format detection refused: 422 when there is
+// nothing to read, 415 when it is not a format feedline reads.
+func rejectedFile(head []byte, err error) error {
+	if len(bytes.TrimSpace(bytes.TrimPrefix(head, []byte("\xEF\xBB\xBF")))) == 0 {
+		return unprocessable("empty-file", "Empty file", "The file is empty: %s.", clause(err))
+	}
+	return problem(fiber.StatusUnsupportedMediaType, "unsupported-format", "Unsupported file format",
+		"The file cannot be read as a product feed: %s.", clause(err))
+}
+
+// getUpload answers an upload's progress to the partner that owns it. Another
+// partner's key gets the same 404 as an unknown id, so ids do not leak.
+func (s *server) getUpload(c *fiber.Ctx) error {
+	id := c.Params("id")
+	who := principalOf(c)
+	ctx, cancel := storeCtx(c)
+	defer cancel()
+	st, err := s.cfg.Ledger.Status(ctx, id)
+	if errors.Is(err, schemas.ErrNotFound) || (err == nil && !who.mayActFor(st.Partner)) {
+		return notFound("No upload %q is visible to this key; check the id in the Location header of the upload's answer.", id)
+	}
+	if err != nil {
+		return unavailable("read the upload status", err)
+	}
+	if st.Rejections == nil {
+		st.Rejections = []schemas.Rejection{}
+	}
+	return c.JSON(st)
+}
+
+// fullReads fills every read unless the stream ends: a file store that
+// stores one chunk per read then writes full chunks, not one per network read.
+type fullReads struct{ r io.Reader }
+
+func (f fullReads) Read(p []byte) (int, error) {
+	n, err := io.ReadFull(f.r, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
+}
