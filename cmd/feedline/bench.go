@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"feedline/connectors/decode"
+	"feedline/schemas"
+)
+
+// benchCmd measures the catalog path end to end on the embedded default:
+// raw decode (the baseline), decode + normalise, upload to searchable, and
+// a re-upload with a share of rows changed.
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rows := fs.Int("rows", 1_000_000, "rows in the generated partner file")
+	changed := fs.Float64("changed", 0.05, "share of rows changed in the re-upload")
+	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
+	skip := fs.String("skip", "", "comma-separated steps to skip: parquet,full,reupload")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	work := *dir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "feedline-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+	}
+	skipped := func(step string) bool { return strings.Contains(","+*skip+",", ","+step+",") }
+	log := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	report := &benchReport{rows: *rows}
+
+	csvPath := filepath.Join(work, "catalog.csv")
+	if err := writeFile(csvPath, func(w io.Writer) error { return decode.GenerateCSV(w, *rows, 1) }); err != nil {
+		return err
+	}
+	parquetPath := filepath.Join(work, "catalog.parquet")
+	if !skipped("parquet") {
+		if err := writeFile(parquetPath, func(w io.Writer) error { return decode.GenerateParquet(w, *rows, 1) }); err != nil {
+			return err
+		}
+	}
+	changedPath := filepath.Join(work, "catalog-changed.csv")
+	if err := changePrices(csvPath, changedPath, *changed); err != nil {
+		return err
+	}
+	st, _ := os.Stat(csvPath)
+	log("generated %d rows (%.1f MiB CSV) in %s", *rows, float64(st.Size())/(1<<20), work)
+
+	// Baseline: the decoder alone, same file, same process.
+	d, err := decodeOnly(csvPath)
+	if err != nil {
+		return err
+	}
+	report.add("decode only (CSV, baseline)", d, *rows)
+	log("decode only: %s", d)
+
+	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int) ([]time.Duration, error) {
+		sys, err := startSystem(ctx, serveConfig{
+			DataDir: dataDir, HTTP: "127.0.0.1:0", AdminKey: "bench-admin", Stages: stages,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_ = sys.Stop(sctx)
+		}()
+		c := newClient("http://"+sys.addr, "bench-admin")
+		if err := benchPartner(ctx, c); err != nil {
+			return nil, err
+		}
+		var out []time.Duration
+		for i := 0; i < uploads; i++ {
+			f := file
+			if i > 0 {
+				f = changedPath
+			}
+			dur, status, err := benchUpload(ctx, c, f, waitIndexed)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			log("%s upload %d: %s %+v", name, i+1, dur.Round(time.Millisecond), status.Counts)
+			out = append(out, dur)
+		}
+		return out, nil
+	}
+
+	ds, err := run("decode+normalise CSV", []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-normalise"), 1)
+	if err != nil {
+		return err
+	}
+	report.add("upload + decode + normalise (CSV, index off)", ds[0], *rows)
+	if !skipped("parquet") {
+		ds, err := run("decode+normalise Parquet", []string{"api", "ingest", "normalise"}, parquetPath, false, filepath.Join(work, "data-parquet"), 1)
+		if err != nil {
+			return err
+		}
+		report.add("upload + decode + normalise (Parquet, index off)", ds[0], *rows)
+	}
+	if !skipped("full") {
+		uploads := 2
+		if skipped("reupload") {
+			uploads = 1
+		}
+		ds, err := run("full pipeline", allStages, csvPath, true, filepath.Join(work, "data-full"), uploads)
+		if err != nil {
+			return err
+		}
+		report.add("upload to searchable (all stages)", ds[0], *rows)
+		if len(ds) > 1 {
+			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied", *changed*100), ds[1], *rows)
+		}
+	}
+	report.peakRSS = peakRSS()
+	report.print(stdout)
+	return nil
+}
+
+// benchMapping maps the columns of decode.GenerateCSV and GenerateParquet.
+const benchMapping = `{"fields": {"id": "id", "title": "title", "description": "description", "brand": "brand", "category": "category",
+  "price": "price", "sale_price": "sale_price", "currency": "currency", "availability": "availability", "url": "link",
+  "image_urls": "image_link", "gtin": "gtin", "updated_at": "updated_at"}}`
+
+func writeFile(path string, gen func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := gen(w); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// changePrices copies a generated CSV, raising the price of every n-th row.
+func changePrices(src, dst string, share float64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	every := int(1 / share)
+	return writeFile(dst, func(w io.Writer) error {
+		r := csv.NewReader(bufio.NewReaderSize(in, 1<<20))
+		r.FieldsPerRecord = -1
+		r.LazyQuotes = true
+		cw := csv.NewWriter(w)
+		header, err := r.Read()
+		if err != nil {
+			return err
+		}
+		price := -1
+		for i, h := range header {
+			if h == "price" {
+				price = i
+			}
+		}
+		if price < 0 {
+			return errors.New("generated file has no price column")
+		}
+		if err := cw.Write(header); err != nil {
+			return err
+		}
+		for n := 0; ; n++ {
+			rec, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if n%every == 0 && price < len(rec) {
+				if v, err := strconv.ParseFloat(rec[price], 64); err == nil {
+					rec[price] = strconv.FormatFloat(v+1, 'f', -1, 64)
+				}
+			}
+			if err := cw.Write(rec); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+func decodeOnly(path string) (time.Duration, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	start := time.Now()
+	d, err := decode.Open(f, decode.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	for {
+		_, err := d.Next()
+		if err == io.EOF {
+			return time.Since(start), nil
+		}
+		var re *decode.RowError
+		if err != nil && !errors.As(err, &re) {
+			return 0, err
+		}
+	}
+}
+
+func benchPartner(ctx context.Context, c *apiClient) error {
+	body := strings.NewReader(`{"id":"bench"}`)
+	if err := c.do(ctx, "POST", "/v1/partners", body, int64(body.Len()), nil); err != nil {
+		var p *problem
+		if !errors.As(err, &p) || p.Status != 409 {
+			return err
+		}
+	}
+	req := strings.NewReader(benchMapping)
+	return c.do(ctx, "PUT", "/v1/partners/bench/mapping", req, int64(req.Len()), nil)
+}
+
+// benchUpload pushes a file and waits until it is normalised (or, with
+// waitIndexed, done); the clock starts before the first byte is sent.
+func benchUpload(ctx context.Context, c *apiClient, path string, waitIndexed bool) (time.Duration, schemas.UploadStatus, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, schemas.UploadStatus{}, err
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	start := time.Now()
+	var acc struct {
+		UploadID string `json:"upload_id"`
+	}
+	if err := c.do(ctx, "POST", "/v1/partners/bench/uploads?mode=full", f, st.Size(), &acc); err != nil {
+		return 0, schemas.UploadStatus{}, err
+	}
+	for {
+		var s schemas.UploadStatus
+		if err := c.do(ctx, "GET", "/v1/uploads/"+acc.UploadID, nil, -1, &s); err != nil {
+			return 0, s, err
+		}
+		switch {
+		case s.State == schemas.StateFailed:
+			return 0, s, fmt.Errorf("upload failed: %s", s.Error)
+		case s.State == schemas.StateDone, !waitIndexed && s.Normalised:
+			return time.Since(start), s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, s, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+type benchLine struct {
+	name string
+	dur  time.Duration
+	rows int
+}
+
+type benchReport struct {
+	rows    int
+	lines   []benchLine
+	peakRSS int64
+}
+
+func (r *benchReport) add(name string, d time.Duration, rows int) {
+	r.lines = append(r.lines, benchLine{name, d, rows})
+}
+
+func (r *benchReport) print(w io.Writer) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "feedline bench, %d rows, %s, %d CPUs (%s/%s), %s\n\n", r.rows, host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintln(w, "| step | time | rows/s | vs. baseline |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	base := 0.0
+	for i, l := range r.lines {
+		rate := float64(l.rows) / l.dur.Seconds()
+		if i == 0 {
+			base = rate
+		}
+		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.2f× |\n", l.name, l.dur.Seconds(), rate, rate/base)
+	}
+	if r.peakRSS > 0 {
+		fmt.Fprintf(w, "\npeak resident memory of the process: %.0f MiB\n", float64(r.peakRSS)/(1<<20))
+	}
+}
+
+// peakRSS reads the process's high-water resident set size (Linux).
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// apiClient talks to a feedline API as a partner or an admin.
+type apiClient struct {
+	base string
+	key  string
+	http *http.Client
+}
+
+func newClient(base, key string) *apiClient {
+	return &apiClient{base: strings.TrimRight(base, "/"), key: key, http: &http.Client{}}
+}
+
+// problem is an RFC 9457 answer.
+type problem struct {
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+}
+
+func (p *problem) Error() string {
+	if p.Detail != "" {
+		return fmt.Sprintf("%s (%d): %s", p.Title, p.Status, p.Detail)
+	}
+	return fmt.Sprintf("%s (%d)", p.Title, p.Status)
+}
+
+// do sends a request and decodes a 2xx JSON answer into out.
+func (c *apiClient) do(ctx context.Context, method, path string, body io.Reader, size int64, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if size >= 0 && body != nil {
+		req.ContentLength = size
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if res.StatusCode >= 300 {
+		p := &problem{Status: res.StatusCode, Title: res.Status}
+		_ = json.Unmarshal(data, p)
+		return p
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func partnerCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) < 2 || args[0] != "add" {
+		return errors.New("usage: feedline partner add ID")
+	}
+	fs := flag.NewFlagSet("partner add", flag.ContinueOnError)
+	apiURL := fs.String("api", env("FEEDLINE_API", "http://127.0.0.1:8080"), "API base URL")
+	if err := fs.Parse(args[2:]); err != nil {
+		return err
+	}
+	admin := os.Getenv("FEEDLINE_ADMIN_KEY")
+	if admin == "" {
+		return errors.New("FEEDLINE_ADMIN_KEY is not set: partners are created with the admin key")
+	}
+	body, _ := json.Marshal(map[string]string{"id": args[1]})
+	var out struct {
+		ID     string `json:"id"`
+		APIKey string `json:"api_key"`
+	}
+	c := newClient(*apiURL, admin)
+	req := bytes.NewReader(body)
+	if err := c.doJSON(ctx, http.MethodPost, "/v1/partners", req, &out); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, out.APIKey)
+	return nil
+}
+
+func (c *apiClient) doJSON(ctx context.Context, method, path string, body *bytes.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if res.StatusCode >= 300 {
+		p := &problem{Status: res.StatusCode, Title: res.Status}
+		_ = json.Unmarshal(data, p)
+		return p
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func mappingCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) < 3 || args[0] != "set" {
+		return errors.New("usage: feedline mapping set PARTNER FILE|-")
+	}
+	fs := flag.NewFlagSet("mapping set", flag.ContinueOnError)
+	apiURL := fs.String("api", env("FEEDLINE_API", "http://127.0.0.1:8080"), "API base URL")
+	key := fs.String("key", env("FEEDLINE_API_KEY", os.Getenv("FEEDLINE_ADMIN_KEY")), "partner API key (or the admin key)")
+	if err := fs.Parse(args[3:]); err != nil {
+		return err
+	}
+	var doc []byte
+	var err error
+	if args[2] == "-" {
+		doc, err = io.ReadAll(os.Stdin)
+	} else {
+		doc, err = os.ReadFile(args[2])
+	}
+	if err != nil {
+		return err
+	}
+	var out schemas.Mapping
+	if err := newClient(*apiURL, *key).doJSON(ctx, http.MethodPut, "/v1/partners/"+url.PathEscape(args[1])+"/mapping", bytes.NewReader(doc), &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "mapping of %s is now version %d\n", args[1], out.Version)
+	return nil
+}
+
+func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	partner := fs.String("partner", env("FEEDLINE_PARTNER", ""), "partner id")
+	mode := fs.String("mode", "full", "full (replaces the catalog) or delta")
+	format := fs.String("format", "", "file format; detected when empty: "+strings.Join(schemas.Formats, ", "))
+	apiURL := fs.String("api", env("FEEDLINE_API", "http://127.0.0.1:8080"), "API base URL")
+	key := fs.String("key", env("FEEDLINE_API_KEY", ""), "partner API key")
+	wait := fs.Duration("wait", 30*time.Minute, "how long to follow processing")
+	quiet := fs.Bool("quiet", false, "no progress bars")
+	// Flags may follow the file name.
+	var file string
+	rest := args
+	for len(rest) > 0 {
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if file != "" {
+			return fmt.Errorf("one file at a time (got %q and %q)", file, fs.Arg(0))
+		}
+		file, rest = fs.Arg(0), fs.Args()[1:]
+	}
+	if file == "" || *partner == "" {
+		return errors.New("usage: feedline push FILE --partner P [--mode full|delta] [--format F]")
+	}
+	if *key == "" {
+		*key = os.Getenv("FEEDLINE_ADMIN_KEY")
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"mode": {*mode}, "filename": {filepath.Base(file)}}
+	if *format != "" {
+		q.Set("format", *format)
+	}
+	var body io.Reader = f
+	var bar *progressbar.ProgressBar
+	if !*quiet {
+		bar = progressbar.NewOptions64(st.Size(), progressbar.OptionSetWriter(stderr), progressbar.OptionShowBytes(true),
+			progressbar.OptionSetDescription("uploading "+filepath.Base(file)), progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
+		body = io.TeeReader(f, bar)
+	}
+	c := newClient(*apiURL, *key)
+	var accepted struct {
+		UploadID string `json:"upload_id"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/v1/partners/"+url.PathEscape(*partner)+"/uploads?"+q.Encode(), body, st.Size(), &accepted); err != nil {
+		return err
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	fmt.Fprintf(stderr, "upload %s accepted\n", accepted.UploadID)
+	status, err := follow(ctx, c, accepted.UploadID, *wait, *quiet, stderr)
+	if err != nil {
+		return err
+	}
+	printReport(stdout, status)
+	if status.State == schemas.StateFailed {
+		return fmt.Errorf("upload %s failed: %s", status.ID, status.Error)
+	}
+	return nil
+}
+
+// follow polls the upload until it is done or failed.
+func follow(ctx context.Context, c *apiClient, id string, wait time.Duration, quiet bool, stderr io.Writer) (schemas.UploadStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var bar *progressbar.ProgressBar
+	if !quiet {
+		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSpinnerType(14),
+			progressbar.OptionSetDescription("processing"), progressbar.OptionThrottle(200*time.Millisecond))
+	}
+	for {
+		var s schemas.UploadStatus
+		if err := c.do(ctx, http.MethodGet, "/v1/uploads/"+url.PathEscape(id), nil, -1, &s); err != nil {
+			return s, err
+		}
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("%s: read %d, accepted %d, unchanged %d, rejected %d, indexed %d, deleted %d",
+				s.State, s.Counts.Read, s.Counts.Accepted, s.Counts.Unchanged, s.Counts.Rejected, s.Counts.Indexed, s.Counts.Deleted))
+			_ = bar.Add(1)
+		}
+		if s.State == schemas.StateDone || s.State == schemas.StateFailed {
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(stderr)
+			}
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return s, fmt.Errorf("upload %s still %s after %s: %w", id, s.State, wait, ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func printReport(w io.Writer, s schemas.UploadStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "upload\t%s\n", s.ID)
+	fmt.Fprintf(tw, "partner\t%s\n", s.Partner)
+	fmt.Fprintf(tw, "mode / format\t%s / %s (mapping v%d)\n", s.Mode, s.Format, s.MappingVersion)
+	fmt.Fprintf(tw, "state\t%s\n", s.State)
+	if s.Error != "" {
+		fmt.Fprintf(tw, "error\t%s\n", s.Error)
+	}
+	c := s.Counts
+	fmt.Fprintf(tw, "rows read\t%d\n", c.Read)
+	fmt.Fprintf(tw, "accepted\t%d\n", c.Accepted)
+	fmt.Fprintf(tw, "unchanged\t%d\n", c.Unchanged)
+	fmt.Fprintf(tw, "rejected\t%d\n", c.Rejected)
+	fmt.Fprintf(tw, "indexed\t%d\n", c.Indexed)
+	fmt.Fprintf(tw, "deleted\t%d\n", c.Deleted)
+	_ = tw.Flush()
+	if len(s.Rejections) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nrejected rows (first %d):\n", len(s.Rejections))
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROW\tSOURCE ID\tFIELD\tREASON")
+	for _, r := range s.Rejections {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Row, r.SourceID, r.Field, r.Reason)
+	}
+	_ = tw.Flush()
+}
+
+func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("dlq", flag.ContinueOnError)
+	stage := fs.String("stage", "", "only this stage's entries")
+	limit := fs.Int("limit", 50, "most entries to print")
+	natsURL := fs.String("nats", env("FEEDLINE_NATS", "nats://127.0.0.1:4222"), "NATS URL of a running feedline")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{URL: *natsURL})
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	filter := schemas.SubjectDLQ + ".>"
+	if *stage != "" {
+		filter = schemas.Subject(schemas.SubjectDLQ, *stage)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tSTAGE\tPARTNER\tUPLOAD\tROW\tATTEMPTS\tERROR")
+	n := 0
+	errStop := errors.New("limit reached")
+	_, err = bus.Replay(ctx, pipeline.StreamDLQ, filter, func(m *pipeline.Message) error {
+		var d schemas.DeadLetter
+		if json.Unmarshal(m.Data, &d) != nil {
+			return nil
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.At.Format(time.RFC3339), d.Stage, d.Source.Partner, d.Source.Upload, d.Source.Row, d.Attempts, d.Error)
+		n++
+		if n >= *limit {
+			return errStop
+		}
+		return nil
+	})
+	_ = tw.Flush()
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,75 @@
+// Command feedline runs the pipeline (serve), pushes partner files (push),
+// manages partners (partner add) and measures the whole path (bench).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `feedline — catalog ETL on a JetStream backbone
+
+Usage:
+  feedline serve   [--data DIR] [--http ADDR] [--nats URL] [--stages LIST]   run stages and the API
+  feedline worker  --stages LIST [--nats URL]                                 same as serve, for one stage set
+  feedline partner add ID                                                     create a partner, print its key once
+  feedline mapping set PARTNER FILE|-                                         set a partner's mapping (JSON)
+  feedline push FILE --partner P [--mode full|delta] [--format F]             upload a file and follow it to the end
+  feedline bench   [--rows N] [--out FILE]                                    end-to-end benchmark on the embedded default
+  feedline dlq     [--stage S] [--limit N]                                    list dead-letter entries
+
+Environment: FEEDLINE_DATA, FEEDLINE_HTTP, FEEDLINE_NATS, FEEDLINE_STAGES,
+FEEDLINE_ADMIN_KEY, FEEDLINE_API (client base URL), FEEDLINE_API_KEY (partner key).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve", "worker":
+		err = serveCmd(ctx, args[1:], stderr)
+	case "partner":
+		err = partnerCmd(ctx, args[1:], stdout)
+	case "mapping":
+		err = mappingCmd(ctx, args[1:], stdout)
+	case "push":
+		err = pushCmd(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = benchCmd(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		err = dlqCmd(ctx, args[1:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "feedline: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "feedline %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// env returns the environment variable, or def when it is unset or empty.
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

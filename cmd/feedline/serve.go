@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"feedline/api"
+	"feedline/connectors/decode"
+	"feedline/connectors/embedsearch"
+	"feedline/connectors/natskv"
+	"feedline/connectors/parquetsink"
+	"feedline/pipeline"
+	"feedline/schemas"
+	"feedline/stages/analytics"
+	"feedline/stages/index"
+	"feedline/stages/ingest"
+	"feedline/stages/normalise"
+)
+
+// Stage names accepted by --stages; "api" is the HTTP API.
+var allStages = []string{"api", "ingest", "normalise", "index", "analytics"}
+
+type serveConfig struct {
+	DataDir    string
+	HTTP       string
+	NATS       string // outside NATS URL; empty embeds a server
+	NATSListen string // embedded server's client address
+	AdminKey   string
+	Stages     []string
+	Log        *slog.Logger
+}
+
+func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
+
+func parseStages(s string) ([]string, error) {
+	if s == "" || s == "all" {
+		return allStages, nil
+	}
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if !slices.Contains(allStages, p) {
+			return nil, fmt.Errorf("unknown stage %q (known: %s)", p, strings.Join(allStages, ", "))
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := serveConfig{}
+	fs.StringVar(&cfg.DataDir, "data", env("FEEDLINE_DATA", "./data"), "data directory (embedded JetStream, search index, analytics files)")
+	fs.StringVar(&cfg.HTTP, "http", env("FEEDLINE_HTTP", "127.0.0.1:8080"), "HTTP listen address of the API")
+	fs.StringVar(&cfg.NATS, "nats", env("FEEDLINE_NATS", ""), "outside NATS URL; empty embeds a JetStream server")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", env("FEEDLINE_NATS_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server, for workers in other processes")
+	stages := fs.String("stages", env("FEEDLINE_STAGES", "all"), "comma-separated stages to run: "+strings.Join(allStages, ","))
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if cfg.Stages, err = parseStages(*stages); err != nil {
+		return err
+	}
+	cfg.AdminKey = os.Getenv("FEEDLINE_ADMIN_KEY")
+	cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sys, err := startSystem(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cfg.Log.Info("shutting down: draining stages")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return sys.Stop(stopCtx)
+}
+
+// system is one running feedline process: bus, stages and API.
+type system struct {
+	cfg     serveConfig
+	bus     *pipeline.Bus
+	runner  *pipeline.Runner
+	metrics *pipeline.Metrics
+	ledger  natskv.Ledger
+	index   *embedsearch.Index
+	sink    *parquetsink.Sink
+	app     *fiber.App
+	addr    string
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	httpErr chan error
+}
+
+func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
+	log := cfg.Log
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	s := &system{cfg: cfg, metrics: pipeline.NewMetrics(), httpErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			s.closeStores()
+		}
+	}()
+	s.bus, err = pipeline.Connect(ctx, pipeline.BusConfig{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.bus.Declare(ctx); err != nil {
+		return nil, err
+	}
+	kvUploads, err := s.bus.KV(ctx, pipeline.BucketUploads)
+	if err != nil {
+		return nil, err
+	}
+	kvPartners, err := s.bus.KV(ctx, pipeline.BucketPartners)
+	if err != nil {
+		return nil, err
+	}
+	kvMappings, err := s.bus.KV(ctx, pipeline.BucketMappings)
+	if err != nil {
+		return nil, err
+	}
+	objects, err := s.bus.Objects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.ledger = natskv.Ledger{KV: kvUploads}
+	files := natskv.Files{Store: objects}
+	mappings := natskv.Mappings{KV: kvMappings}
+	s.runner = pipeline.NewRunner(s.bus, s.metrics, log)
+	s.runner.DeadLettered = func(ctx context.Context, d schemas.DeadLetter) {
+		if d.Source.Upload == "" {
+			return
+		}
+		if err := s.ledger.RecordFailure(ctx, d.Source.Upload, schemas.FailureRecord{Stage: d.Stage, Batch: d.Source.Batch, Error: d.Error}); err != nil {
+			log.Error("could not note a dead-lettered batch on its upload", "upload", d.Source.Upload, "err", err)
+		}
+	}
+	pub := pipeline.JetStreamPublisher{JS: s.bus.JS}
+
+	// The embedded index is one process's files: the API and the index
+	// stage share it in that process.
+	if cfg.runs("index") || cfg.runs("api") {
+		if s.index, err = embedsearch.Open(filepath.Join(cfg.DataDir, "search")); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.runs("analytics") {
+		if s.sink, err = parquetsink.Open(filepath.Join(cfg.DataDir, "analytics")); err != nil {
+			return nil, err
+		}
+	}
+
+	var configs []pipeline.Stage
+	if cfg.runs("ingest") {
+		tmp := filepath.Join(cfg.DataDir, "tmp")
+		if err := os.MkdirAll(tmp, 0o755); err != nil {
+			return nil, err
+		}
+		st := &ingest.Stage{Files: files, Ledger: s.ledger, Open: openDecoder, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest")}
+		configs = append(configs, st.Config())
+	}
+	if cfg.runs("normalise") {
+		st := normalise.New(s.ledger, mappings, pub, log.With("stage", "normalise"))
+		if err := st.Rebuild(ctx, s.bus); err != nil {
+			return nil, err
+		}
+		configs = append(configs, st.Config())
+	}
+	if cfg.runs("index") {
+		st := &index.Stage{Index: s.index, Ledger: s.ledger, Log: log.With("stage", "index")}
+		configs = append(configs, st.Config())
+	}
+	if cfg.runs("analytics") {
+		st := &analytics.Stage{Sink: s.sink, Log: log.With("stage", "analytics")}
+		configs = append(configs, st.Configs()...)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	for _, c := range configs {
+		// Declare before returning so an upload accepted right after start
+		// is never published before its consumer exists.
+		if _, err := s.runner.Consumer(ctx, c); err != nil {
+			cancel()
+			return nil, err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.runner.Run(runCtx, c); err != nil {
+				log.Error("stage failed", "stage", c.Name, "err", err)
+			}
+		}()
+	}
+
+	if cfg.runs("api") {
+		var idx schemas.ProductIndex
+		if s.index != nil {
+			idx = s.index
+		}
+		s.app = api.New(api.Config{
+			AdminKey: cfg.AdminKey,
+			Partners: natskv.Partners{KV: kvPartners},
+			Mappings: mappings,
+			Ledger:   s.ledger,
+			Files:    files,
+			Index:    idx,
+			Detect:   detectFormat,
+			Pub:      pub,
+			Ready:    s.ready,
+			Metrics:  promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}),
+			Log:      log.With("component", "api"),
+			NewID:    func() string { return strings.ToLower(ulid.Make().String()) },
+			Now:      time.Now,
+		})
+		ln, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("listen %s: %w", cfg.HTTP, err)
+		}
+		s.addr = ln.Addr().String()
+		go func() { s.httpErr <- s.app.Listener(ln) }()
+		log.Info("api listening", "addr", s.addr)
+	}
+	log.Info("feedline started", "stages", cfg.Stages, "data", cfg.DataDir, "nats", s.bus.ClientURL(), "embedded", s.bus.Embedded())
+	return s, nil
+}
+
+// ready is true when JetStream answers and every configured stage has its consumer bound.
+func (s *system) ready(ctx context.Context) error {
+	if err := s.bus.Ready(ctx); err != nil {
+		return err
+	}
+	bound := s.runner.Bound()
+	for _, st := range s.cfg.Stages {
+		if st == "api" {
+			continue
+		}
+		if !bound[st] {
+			return fmt.Errorf("stage %s has no bound consumer", st)
+		}
+	}
+	return nil
+}
+
+// Stop stops accepting requests, lets in-flight batches finish, and closes
+// the stores; anything not acknowledged is redelivered on the next start.
+func (s *system) Stop(ctx context.Context) error {
+	var errs []error
+	if s.app != nil {
+		if err := s.app.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("api shutdown: %w", err))
+		}
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, errors.New("stages did not drain in time"))
+	}
+	s.closeStores()
+	return errors.Join(errs...)
+}
+
+func (s *system) closeStores() {
+	if s.index != nil {
+		_ = s.index.Close()
+	}
+	if s.sink != nil {
+		_ = s.sink.Close()
+	}
+	if s.bus != nil {
+		s.bus.Close()
+	}
+}
+
+// openDecoder adapts the decoders to the ingest stage's port.
+func openDecoder(r io.Reader, opt schemas.DecoderOptions) (schemas.RowDecoder, error) {
+	d, err := decode.Open(r, decode.Options{Format: opt.Format, Delimiter: opt.Delimiter, TempDir: opt.TempDir})
+	if err != nil {
+		return nil, err
+	}
+	return rowDecoder{d}, nil
+}
+
+type rowDecoder struct{ decode.Decoder }
+
+func (d rowDecoder) Next() (schemas.RawRow, error) {
+	row, err := d.Decoder.Next()
+	var re *decode.RowError
+	if errors.As(err, &re) {
+		return row, &schemas.RowError{Row: re.Row, Reason: re.Reason}
+	}
+	return row, err
+}

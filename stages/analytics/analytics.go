@@ -1,0 +1,106 @@
+// Package analytics records product changes, price history, upload runs and
+// search queries in the analytics store.
+package analytics
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// Stage turns events into analytics rows, one durable write per fetched batch.
+type Stage struct {
+	Sink schemas.AnalyticsSink
+	Log  *slog.Logger
+}
+
+// Configs are the stage's consumers: product changes and search queries.
+func (s *Stage) Configs() []pipeline.Stage {
+	return []pipeline.Stage{
+		{Name: "analytics", Stream: pipeline.StreamProducts, Handle: s.Handle, BatchSize: 256, MaxWait: 2 * time.Second},
+		{Name: "analytics-search", Stream: pipeline.StreamAnalytics, Subjects: []string{schemas.SubjectSearch}, Handle: s.Handle, BatchSize: 1024, MaxWait: 2 * time.Second},
+	}
+}
+
+// Handle writes the rows of every message in one batch; all messages are
+// acknowledged only after the sink confirmed the write.
+func (s *Stage) Handle(ctx context.Context, msgs []*pipeline.Message) []error {
+	var batch schemas.AnalyticsBatch
+	errs := make([]error, len(msgs))
+	bad := false
+	for i, m := range msgs {
+		if err := s.add(&batch, m); err != nil {
+			errs[i] = pipeline.Terminal(err)
+			bad = true
+		}
+	}
+	if batch.Len() > 0 {
+		if err := s.Sink.Write(ctx, batch); err != nil {
+			err = fmt.Errorf("write %d analytics rows: %w", batch.Len(), err)
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+			return errs
+		}
+	}
+	if !bad {
+		return nil
+	}
+	return errs
+}
+
+func (s *Stage) add(b *schemas.AnalyticsBatch, m *pipeline.Message) error {
+	if strings.HasPrefix(m.Subject, schemas.SubjectSearch) {
+		var q schemas.SearchQueryEvent
+		if err := json.Unmarshal(m.Data, &q); err != nil {
+			return fmt.Errorf("search event is not JSON: %w", err)
+		}
+		b.SearchQueries = append(b.SearchQueries, schemas.SearchQueryRow{
+			EventID: q.ID, Query: q.Query, Filters: q.Filters, Sort: q.Sort, Results: q.Results, TookMs: q.TookMs, At: q.At.UTC(),
+		})
+		return nil
+	}
+	var pb schemas.ProductBatch
+	if err := json.Unmarshal(m.Data, &pb); err != nil {
+		return fmt.Errorf("product batch is not JSON: %w", err)
+	}
+	if r := pb.End; r != nil {
+		b.UploadRuns = append(b.UploadRuns, schemas.UploadRunRow{
+			UploadID: r.Upload, Partner: r.Partner, Mode: r.Mode, Format: r.Format, MappingVersion: int32(r.MappingVersion),
+			ReceivedAt: r.ReceivedAt.UTC(), FinishedAt: r.FinishedAt.UTC(), RowsRead: r.Counts.Read, Accepted: r.Counts.Accepted,
+			Unchanged: r.Counts.Unchanged, Rejected: r.Counts.Rejected, Deleted: r.Counts.Deleted,
+		})
+	}
+	at := pb.At.UTC()
+	for i := range pb.Changes {
+		c := &pb.Changes[i]
+		row := schemas.ProductChangeRow{
+			EventID: fmt.Sprintf("%s@%d", c.ID, c.Version), ProductID: c.ID, Partner: pb.Partner, UploadID: pb.Upload,
+			Kind: string(c.Kind), Version: c.Version, ChangedAt: at,
+		}
+		_, row.SKU, _ = strings.Cut(c.ID, ":")
+		if p := c.Product; p != nil {
+			row.Title, row.Brand, row.Price, row.Currency, row.Availability = p.Title, p.Brand, p.Price, p.Currency, string(p.Availability)
+			row.Category = strings.Join(p.Category, schemas.CategorySeparator)
+			if p.SalePrice != nil {
+				row.SalePrice = *p.SalePrice
+			}
+		}
+		b.ProductChanges = append(b.ProductChanges, row)
+		if pc := c.Price; pc != nil {
+			b.PriceHistory = append(b.PriceHistory, schemas.PriceHistoryRow{
+				EventID: row.EventID, ProductID: c.ID, Partner: pb.Partner, UploadID: pb.Upload, Currency: pc.Currency,
+				OldPrice: pc.Old, NewPrice: pc.New, Version: c.Version, ChangedAt: at,
+			})
+		}
+	}
+	return nil
+}

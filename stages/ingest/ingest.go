@@ -1,0 +1,201 @@
+// Package ingest decodes an uploaded partner file row by row into raw
+// batches for the normalise stage.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// Batch limits: a raw batch closes at whichever comes first.
+const (
+	BatchRows  = 1000
+	BatchBytes = 512 << 10
+)
+
+// Stage decodes uploads.
+type Stage struct {
+	Files   schemas.FileStore
+	Ledger  schemas.UploadLedger
+	Open    schemas.OpenDecoder
+	Pub     pipeline.JetStreamPublisher
+	TempDir string
+	Log     *slog.Logger
+}
+
+// Config is the stage's place in the pipeline.
+func (s *Stage) Config() pipeline.Stage {
+	return pipeline.Stage{
+		Name:      "ingest",
+		Stream:    pipeline.StreamUploads,
+		Handle:    pipeline.PerMessage(s.Handle),
+		BatchSize: 1,
+		// Files take long: heartbeats keep the message, the timeout only
+		// stops a decoder that hangs.
+		HandlerTimeout: 6 * time.Hour,
+	}
+}
+
+// Handle decodes one uploaded file. A file that cannot be read at all fails
+// the upload (terminal); unreadable rows become rejections and decoding goes on.
+func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
+	var up schemas.UploadEvent
+	if err := json.Unmarshal(m.Data, &up); err != nil {
+		return pipeline.Terminal(fmt.Errorf("upload event is not JSON: %w", err))
+	}
+	log := s.Log.With("upload", up.ID, "partner", up.Partner)
+	// Decoded before a crash: only the closing marker may be missing.
+	if rec, err := s.Ledger.Ingested(ctx, up.ID); err == nil && rec.Error == "" {
+		return s.publishEnd(ctx, up, m.Sequence, rec)
+	} else if err != nil && !errors.Is(err, schemas.ErrNotFound) {
+		return err
+	}
+	rec, err := s.decode(ctx, up, m, log)
+	if err != nil {
+		if errors.Is(err, errFile) {
+			if lerr := s.Ledger.RecordIngest(ctx, up.ID, schemas.IngestRecord{Rows: rec.Rows, Batches: rec.Batches, Error: err.Error()}); lerr != nil {
+				return lerr
+			}
+			log.Warn("upload failed", "err", err)
+			return pipeline.Terminal(err)
+		}
+		return err
+	}
+	if err := s.Ledger.RecordIngest(ctx, up.ID, rec); err != nil {
+		return err
+	}
+	log.Info("upload decoded", "rows", rec.Rows, "batches", rec.Batches)
+	return s.publishEnd(ctx, up, m.Sequence, rec)
+}
+
+var errFile = errors.New("file cannot be read")
+
+func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.Message, log *slog.Logger) (schemas.IngestRecord, error) {
+	var rec schemas.IngestRecord
+	rc, err := s.Files.Open(ctx, up.Object)
+	if err != nil {
+		if errors.Is(err, schemas.ErrNotFound) {
+			return rec, fmt.Errorf("%w: the uploaded file is gone from the store", errFile)
+		}
+		return rec, err
+	}
+	defer rc.Close()
+	var delim rune
+	if up.Delimiter != "" {
+		delim = []rune(up.Delimiter)[0]
+	}
+	dec, err := s.Open(rc, schemas.DecoderOptions{Format: up.Format, Delimiter: delim, TempDir: s.TempDir})
+	if err != nil {
+		return rec, fmt.Errorf("%w: %w", errFile, err)
+	}
+	defer dec.Close()
+
+	flight := s.Pub.Flight(16)
+	batch := s.newBatch(up, m.Sequence, 0)
+	size := 0
+	flush := func() error {
+		if len(batch.Rows) == 0 && len(batch.Rejections) == 0 {
+			return nil
+		}
+		batch.Columns = append([]string(nil), dec.Columns()...)
+		if err := s.publish(ctx, flight, up, batch); err != nil {
+			return err
+		}
+		rec.Batches++
+		batch = s.newBatch(up, m.Sequence, rec.Batches)
+		size = 0
+		return nil
+	}
+	for {
+		row, err := dec.Next()
+		if err == io.EOF {
+			break
+		}
+		var rowErr *schemas.RowError
+		switch {
+		case errors.As(err, &rowErr):
+			rec.Rows++
+			batch.Rejections = append(batch.Rejections, schemas.Rejection{Row: rowErr.Row, Reason: rowErr.Reason})
+			size += len(rowErr.Reason)
+		case err != nil:
+			if werr := flight.Wait(ctx); werr != nil {
+				return rec, werr
+			}
+			return rec, fmt.Errorf("%w: after %d rows: %w", errFile, rec.Rows, err)
+		default:
+			rec.Rows++
+			batch.Rows = append(batch.Rows, row)
+			for _, v := range row.Values {
+				size += len(v) + 3
+			}
+		}
+		if len(batch.Rows)+len(batch.Rejections) >= BatchRows || size >= BatchBytes {
+			if err := flush(); err != nil {
+				return rec, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return rec, err
+	}
+	return rec, flight.Wait(ctx)
+}
+
+func (s *Stage) newBatch(up schemas.UploadEvent, seq uint64, n int) *schemas.RawBatch {
+	return &schemas.RawBatch{
+		Upload: up.ID, Partner: up.Partner, Mode: up.Mode, MappingVersion: up.MappingVersion,
+		UploadSeq: seq, Batch: n, ReceivedAt: up.ReceivedAt, Rows: make([]schemas.RawRow, 0, BatchRows),
+	}
+}
+
+func (s *Stage) publish(ctx context.Context, f pipeline.Flight, up schemas.UploadEvent, b *schemas.RawBatch) error {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	hdr := nats.Header{}
+	hdr.Set(schemas.HeaderPartner, up.Partner)
+	hdr.Set(schemas.HeaderUpload, up.ID)
+	hdr.Set(schemas.HeaderBatch, strconv.Itoa(b.Batch))
+	if len(b.Rows) > 0 {
+		hdr.Set(schemas.HeaderRow, strconv.FormatInt(b.Rows[0].Row, 10))
+	}
+	return f.Publish(ctx, pipeline.Outgoing{
+		Subject: schemas.Subject(schemas.SubjectRaw, up.Partner),
+		MsgID:   schemas.MsgID("raw", up.ID, b.Batch),
+		Data:    data,
+		Header:  hdr,
+	})
+}
+
+// publishEnd closes the upload's raw stream; its id makes a republish a no-op.
+func (s *Stage) publishEnd(ctx context.Context, up schemas.UploadEvent, seq uint64, rec schemas.IngestRecord) error {
+	end := s.newBatch(up, seq, rec.Batches)
+	end.Rows = nil
+	end.End = &schemas.IngestTotal{Rows: rec.Rows, Batches: rec.Batches}
+	data, err := json.Marshal(end)
+	if err != nil {
+		return err
+	}
+	hdr := nats.Header{}
+	hdr.Set(schemas.HeaderPartner, up.Partner)
+	hdr.Set(schemas.HeaderUpload, up.ID)
+	_, err = s.Pub.Publish(ctx, pipeline.Outgoing{
+		Subject: schemas.Subject(schemas.SubjectRaw, up.Partner),
+		MsgID:   schemas.MsgID("raw", up.ID, "end"),
+		Data:    data,
+		Header:  hdr,
+	})
+	return err
+}

@@ -1,0 +1,109 @@
+package normalise
+
+import (
+	"sort"
+	"sync"
+
+	"feedline/schemas"
+)
+
+// entry is what normalise remembers of one product to detect changes.
+type entry struct {
+	fp       uint64
+	version  uint64
+	price    int64
+	currency string
+	seen     uint64 // sequence of the last upload that listed the product
+	deleted  bool
+}
+
+// catalog is the normalise stage's derived state: the fold of the product
+// log. It is rebuilt by replaying PRODUCTS at start, so whatever was
+// published before a crash is known after it.
+type catalog struct {
+	mu       sync.RWMutex
+	partners map[string]map[string]entry
+	currency map[string]string // interned currency codes
+}
+
+func newCatalog() *catalog {
+	return &catalog{partners: map[string]map[string]entry{}, currency: map[string]string{}}
+}
+
+func (c *catalog) get(partner, id string) (entry, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.partners[partner][id]
+	return e, ok
+}
+
+// apply folds one product batch into the state.
+func (c *catalog) apply(b *schemas.ProductBatch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps := c.partners[b.Partner]
+	if ps == nil {
+		ps = map[string]entry{}
+		c.partners[b.Partner] = ps
+	}
+	for i := range b.Changes {
+		ch := &b.Changes[i]
+		e, ok := ps[ch.ID]
+		if ok && e.version > ch.Version {
+			continue
+		}
+		switch ch.Kind {
+		case schemas.ChangeUpsert:
+			p := ch.Product
+			cur, ok := c.currency[p.Currency]
+			if !ok {
+				cur = p.Currency
+				c.currency[cur] = cur
+			}
+			ps[ch.ID] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: cur, seen: b.Seq}
+		case schemas.ChangeDelete:
+			e.deleted, e.version = true, ch.Version
+			ps[ch.ID] = e
+		}
+	}
+	for _, id := range b.Seen {
+		if e, ok := ps[id]; ok && e.seen < b.Seq {
+			e.seen = b.Seq
+			ps[id] = e
+		}
+	}
+}
+
+// absent lists, sorted, the partner's products a full upload with sequence
+// seq did not list. Products this upload already deleted are included, so
+// the list is the same when the closing step runs again after a crash.
+func (c *catalog) absent(partner string, seq uint64) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	for id, e := range c.partners[partner] {
+		switch {
+		case !e.deleted && e.seen < seq:
+			out = append(out, id)
+		case e.deleted && e.version>>32 == seq:
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// size counts live products, for logs.
+func (c *catalog) size() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := 0
+	for _, ps := range c.partners {
+		for _, e := range ps {
+			if !e.deleted {
+				n++
+			}
+		}
+	}
+	return n
+}

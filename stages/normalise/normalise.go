@@ -1,0 +1,266 @@
+// Package normalise turns raw rows into canonical product changes through
+// each partner's mapping, rejects invalid rows with reasons, and emits only
+// what changed.
+package normalise
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// DeleteChunk is how many deletions one product batch carries.
+const DeleteChunk = 1000
+
+// deleteRow makes a full upload's deletions newer than any row it listed.
+const deleteRow = 1<<32 - 1
+
+// Stage normalises raw batches.
+type Stage struct {
+	Ledger   schemas.UploadLedger
+	Mappings schemas.MappingStore
+	Pub      pipeline.Publisher
+	Log      *slog.Logger
+	Now      func() time.Time
+
+	cat      *catalog
+	mu       sync.Mutex
+	mappings map[string]schemas.Mapping
+}
+
+// New builds the stage; call Rebuild before running it.
+func New(ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipeline.Publisher, log *slog.Logger) *Stage {
+	return &Stage{Ledger: ledger, Mappings: mappings, Pub: pub, Log: log, Now: time.Now, cat: newCatalog(), mappings: map[string]schemas.Mapping{}}
+}
+
+// Config is the stage's place in the pipeline.
+func (s *Stage) Config() pipeline.Stage {
+	return pipeline.Stage{
+		Name:      "normalise",
+		Stream:    pipeline.StreamRaw,
+		Handle:    pipeline.PerMessage(s.Handle),
+		BatchSize: 16,
+	}
+}
+
+// Rebuild folds the product log into the change-detection state.
+func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
+	start := time.Now()
+	n, err := bus.Replay(ctx, pipeline.StreamProducts, "", func(m *pipeline.Message) error {
+		var b schemas.ProductBatch
+		if err := json.Unmarshal(m.Data, &b); err != nil {
+			s.Log.Warn("skipping unreadable product batch", "seq", m.Sequence, "err", err)
+			return nil
+		}
+		s.cat.apply(&b)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild normalise state: %w", err)
+	}
+	s.Log.Info("normalise state rebuilt", "batches", n, "products", s.cat.size(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Handle normalises one raw batch, or closes an upload.
+func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
+	var rb schemas.RawBatch
+	if err := json.Unmarshal(m.Data, &rb); err != nil {
+		return pipeline.Terminal(fmt.Errorf("raw batch is not JSON: %w", err))
+	}
+	if rb.End != nil {
+		return s.close(ctx, &rb)
+	}
+	mp, err := s.mapping(ctx, rb.Partner, rb.MappingVersion)
+	if err != nil {
+		return err
+	}
+	out, rec := s.normalise(&rb, mp)
+	// The first record of a batch wins: a redelivery after a crash reports
+	// what the first attempt counted, whatever state it finds now.
+	if _, err := s.Ledger.RecordNormalise(ctx, rb.Upload, rb.Batch, rec); err != nil {
+		return err
+	}
+	if err := s.publish(ctx, out, schemas.MsgID("product", rb.Upload, rb.Batch)); err != nil {
+		return err
+	}
+	s.cat.apply(out)
+	return nil
+}
+
+func (s *Stage) mapping(ctx context.Context, partner string, version int) (schemas.Mapping, error) {
+	key := partner + "@" + strconv.Itoa(version)
+	s.mu.Lock()
+	mp, ok := s.mappings[key]
+	s.mu.Unlock()
+	if ok {
+		return mp, nil
+	}
+	mp, err := s.Mappings.Mapping(ctx, partner, version)
+	if errors.Is(err, schemas.ErrNotFound) {
+		return mp, pipeline.Terminal(fmt.Errorf("mapping version %d of partner %s does not exist", version, partner))
+	}
+	if err != nil {
+		return mp, err
+	}
+	s.mu.Lock()
+	s.mappings[key] = mp
+	s.mu.Unlock()
+	return mp, nil
+}
+
+// normalise maps every row and keeps only real changes.
+func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.ProductBatch, schemas.NormaliseRecord) {
+	out := &schemas.ProductBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: rb.Batch, Seq: rb.UploadSeq, At: s.Now().UTC()}
+	rec := schemas.NormaliseRecord{Read: int64(len(rb.Rows) + len(rb.Rejections))}
+	reject := func(r schemas.Rejection) {
+		rec.Rejected++
+		if len(rec.Rejections) < schemas.MaxReportedRejections {
+			rec.Rejections = append(rec.Rejections, r)
+		}
+	}
+	for _, r := range rb.Rejections {
+		reject(r)
+	}
+	rm := schemas.NewRowMapper(mp, rb.Partner, rb.Columns, rb.ReceivedAt)
+	// Rows of this batch not yet in the state: a product listed twice in
+	// one batch is compared against its earlier row.
+	pending := map[string]entry{}
+	for _, row := range rb.Rows {
+		version := rb.UploadSeq<<32 | uint64(row.Row)
+		if sku, del := rm.Deleted(row); del {
+			id := schemas.ProductID(rb.Partner, sku)
+			e, ok := pending[id]
+			if !ok {
+				e, ok = s.cat.get(rb.Partner, id)
+			}
+			if !ok || e.deleted || e.version >= version {
+				rec.Unchanged++ // nothing to delete, or a replay
+				continue
+			}
+			rec.Accepted++
+			out.Changes = append(out.Changes, schemas.ProductChange{Kind: schemas.ChangeDelete, ID: id, Version: version, Row: row.Row})
+			e.deleted, e.version = true, version
+			pending[id] = e
+			continue
+		}
+		p, rej := rm.Map(row)
+		if rej != nil {
+			reject(*rej)
+			continue
+		}
+		p.Version = version
+		e, ok := pending[p.ID]
+		if !ok {
+			e, ok = s.cat.get(rb.Partner, p.ID)
+		}
+		if ok && e.version >= p.Version {
+			rec.Unchanged++ // a replay of a row already applied
+			continue
+		}
+		fp := p.Fingerprint()
+		if ok && !e.deleted && e.fp == fp {
+			rec.Unchanged++
+			out.Seen = append(out.Seen, p.ID)
+			continue
+		}
+		rec.Accepted++
+		ch := schemas.ProductChange{Kind: schemas.ChangeUpsert, ID: p.ID, Version: p.Version, Row: row.Row, New: !ok || e.deleted}
+		price := p.EffectivePrice()
+		if ok && !e.deleted && (e.price != price || e.currency != p.Currency) {
+			ch.Price = &schemas.PriceChange{Old: e.price, New: price, Currency: p.Currency}
+		}
+		prod := p
+		ch.Product = &prod
+		out.Changes = append(out.Changes, ch)
+		pending[p.ID] = entry{fp: fp, version: p.Version, price: price, currency: p.Currency, seen: rb.UploadSeq}
+	}
+	return out, rec
+}
+
+// close finishes an upload once every raw batch is normalised: a full
+// upload deletes the partner's products it did not list, then the upload's
+// run summary goes downstream.
+func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
+	done, err := s.Ledger.NormalisedBatches(ctx, rb.Upload)
+	if err != nil {
+		return err
+	}
+	if done < rb.End.Batches {
+		return pipeline.Later(fmt.Errorf("upload %s: %d of %d batches normalised", rb.Upload, done, rb.End.Batches), 2*time.Second)
+	}
+	status, err := s.Ledger.Status(ctx, rb.Upload)
+	if err != nil {
+		return err
+	}
+	var deleted int64
+	if rb.Mode == schemas.ModeFull {
+		var ids []string
+		// A full upload with no valid row is a broken feed, not an empty
+		// shop: keep the catalog.
+		if status.Counts.Accepted+status.Counts.Unchanged > 0 {
+			ids = s.cat.absent(rb.Partner, rb.UploadSeq)
+		}
+		chunks := (len(ids) + DeleteChunk - 1) / DeleteChunk
+		rec, err := s.Ledger.RecordDeletes(ctx, rb.Upload, schemas.DeleteRecord{Batches: chunks, Deleted: int64(len(ids))})
+		if err != nil {
+			return err
+		}
+		if rec.Batches != chunks {
+			s.Log.Warn("deletion count differs from the first attempt", "upload", rb.Upload, "first", rec.Batches, "now", chunks)
+		}
+		for i := 0; i < chunks; i++ {
+			part := ids[i*DeleteChunk : min((i+1)*DeleteChunk, len(ids))]
+			b := &schemas.ProductBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: rb.End.Batches + i, Seq: rb.UploadSeq, At: s.Now().UTC()}
+			for _, id := range part {
+				b.Changes = append(b.Changes, schemas.ProductChange{Kind: schemas.ChangeDelete, ID: id, Version: rb.UploadSeq<<32 | deleteRow})
+			}
+			if err := s.publish(ctx, b, schemas.MsgID("product", rb.Upload, b.Batch)); err != nil {
+				return err
+			}
+			s.cat.apply(b)
+		}
+		deleted = int64(len(ids))
+	}
+	up, err := s.Ledger.Upload(ctx, rb.Upload)
+	if err != nil {
+		return err
+	}
+	counts := status.Counts
+	counts.Deleted = deleted
+	end := &schemas.ProductBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: -1, Seq: rb.UploadSeq, At: s.Now().UTC(), End: &schemas.UploadRun{
+		Upload: up.ID, Partner: up.Partner, Mode: up.Mode, Format: up.Format, MappingVersion: up.MappingVersion,
+		ReceivedAt: up.ReceivedAt, FinishedAt: s.Now().UTC(), Counts: counts,
+	}}
+	s.Log.Info("upload normalised", "upload", rb.Upload, "partner", rb.Partner, "read", counts.Read,
+		"accepted", counts.Accepted, "unchanged", counts.Unchanged, "rejected", counts.Rejected, "deleted", deleted)
+	return s.publish(ctx, end, schemas.MsgID("product", rb.Upload, "end"))
+}
+
+func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, id string) error {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	hdr := nats.Header{}
+	hdr.Set(schemas.HeaderPartner, b.Partner)
+	hdr.Set(schemas.HeaderUpload, b.Upload)
+	hdr.Set(schemas.HeaderBatch, strconv.Itoa(b.Batch))
+	_, err = s.Pub.Publish(ctx, pipeline.Outgoing{
+		Subject: schemas.Subject(schemas.SubjectProduct, b.Partner),
+		MsgID:   id,
+		Data:    data,
+		Header:  hdr,
+	})
+	return err
+}
