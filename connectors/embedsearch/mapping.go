@@ -1,0 +1,181 @@
+package embedsearch
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/blevesearch/bleve/v2/analysis"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
+	"github.com/blevesearch/bleve/v2/document"
+	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/numeric"
+	index "github.com/blevesearch/bleve_index_api"
+
+	"feedline/schemas"
+)
+
+// Index fields. Documents are built directly (IndexAdvanced) rather than
+// through the mapping's reflection walk, which is slower and would add
+// fields of its own; the mapping below describes the filter fields for
+// bleve's metadata and query-side tools.
+const (
+	fieldTitle        = "title"
+	fieldBrand        = "brand"
+	fieldDescription  = "description"
+	fieldBrandKeyword = "brand_kw"
+	fieldCategory     = "category" // every CategoryPaths() value
+	fieldPartner      = "partner"
+	fieldAvailability = "availability"
+	fieldPrice        = "price"      // effective price, for range filters
+	fieldPriceSort    = "price_sort" // effective price, sort only; unmapped
+	fieldUpdated      = "updated"    // UpdatedAt in Unix milliseconds; sort only, unmapped
+	fieldVersion      = "_v"         // applied change version, products and tombstones; unmapped
+	fieldLive         = "_live"      // present on products, absent on tombstones
+	fieldSource       = "_source"    // the product JSON, stored only
+)
+
+// schemaVersion names the field layout and text analysis; an index written
+// with another must be rebuilt from the log rather than read.
+const schemaVersion = "feedline-products-1"
+
+var schemaKey = []byte("feedline:schema")
+
+// Text field boosts: a title match outranks a brand match, which outranks a
+// description match.
+const (
+	boostTitle       = 3.0
+	boostBrand       = 2.0
+	boostDescription = 1.0
+)
+
+const (
+	textOptions   = index.IndexField
+	filterOptions = index.IndexField | index.SkipFreqNorm
+	sortOptions   = index.IndexField | index.SkipFreqNorm | index.DocValues
+	storedOptions = index.StoreField
+	liveTerm      = "t"
+	facetSize     = 20
+	defaultLimit  = 20
+	maximumLimit  = 100
+	facetBrand    = "brand"
+	facetCategory = "category"
+)
+
+// newMapping describes the filter and sort fields for bleve: no dynamic
+// fields, no _all composite, nothing stored, doc values only where a sort or
+// facet reads them. Text fields are analysed by newTextAnalyzer in this
+// package, at indexing and query time, so the mapping does not name them.
+func newMapping() (*mapping.IndexMappingImpl, error) {
+	im := mapping.NewIndexMapping()
+	im.IndexDynamic = false
+	im.StoreDynamic = false
+	im.DocValuesDynamic = false
+
+	kw := func(name string, docValues bool) *mapping.FieldMapping {
+		fm := mapping.NewKeywordFieldMapping()
+		fm.Name = name
+		fm.Analyzer = keyword.Name
+		fm.Store = false
+		fm.IncludeInAll = false
+		fm.IncludeTermVectors = false
+		fm.DocValues = docValues
+		fm.SkipFreqNorm = true
+		return fm
+	}
+	price := mapping.NewNumericFieldMapping()
+	price.Name = fieldPrice
+	price.Store = false
+	price.IncludeInAll = false
+	price.DocValues = false
+	price.SkipFreqNorm = true
+
+	dm := mapping.NewDocumentStaticMapping()
+	dm.AddFieldMappingsAt(fieldBrandKeyword, kw(fieldBrandKeyword, true))
+	dm.AddFieldMappingsAt(fieldCategory, kw(fieldCategory, true))
+	dm.AddFieldMappingsAt(fieldPartner, kw(fieldPartner, false))
+	dm.AddFieldMappingsAt(fieldAvailability, kw(fieldAvailability, false))
+	dm.AddFieldMappingsAt(fieldPrice, price)
+	dm.AddFieldMappingsAt(fieldLive, kw(fieldLive, false))
+	im.DefaultMapping = dm
+	if err := im.Validate(); err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	return im, nil
+}
+
+// docBuilder turns products and tombstones into bleve documents.
+type docBuilder struct {
+	text analysis.Analyzer
+}
+
+func (b docBuilder) product(id string, version uint64, p *schemas.Product) (*document.Document, error) {
+	src, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode product %s: %w", id, err)
+	}
+	d := document.NewDocument(id)
+	b.addText(d, fieldTitle, p.Title)
+	b.addText(d, fieldBrand, p.Brand)
+	b.addText(d, fieldDescription, p.Description)
+	addTerm(d, fieldBrandKeyword, nil, p.Brand, sortOptions)
+	for i, path := range p.CategoryPaths() {
+		addTerm(d, fieldCategory, []uint64{uint64(i)}, path, sortOptions)
+	}
+	addTerm(d, fieldPartner, nil, p.Partner, filterOptions)
+	addTerm(d, fieldAvailability, nil, string(p.Availability), filterOptions)
+	// Range filters need a full numeric field's sixteen precision terms;
+	// sorts read doc values, which need only the exact one, so sorting goes
+	// through a field of its own. Updated is only sorted on.
+	price := float64(p.EffectivePrice())
+	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldPrice, nil, price, filterOptions))
+	d.AddField(document.NewTextFieldWithIndexingOptions(fieldPriceSort, nil, sortableNumber(price), sortOptions))
+	d.AddField(document.NewTextFieldWithIndexingOptions(fieldUpdated, nil, sortableNumber(float64(p.UpdatedAt.UnixMilli())), sortOptions))
+	d.AddField(document.NewTextFieldWithIndexingOptions(fieldLive, nil, []byte(liveTerm), filterOptions))
+	d.AddField(versionField(version))
+	d.AddField(document.NewTextFieldWithIndexingOptions(fieldSource, nil, src, storedOptions))
+	return d, nil
+}
+
+// tombstone records a delete: it keeps the version so an older upsert
+// arriving later is recognised as stale, and matches no search.
+func (b docBuilder) tombstone(id string, version uint64) *document.Document {
+	d := document.NewDocument(id)
+	d.AddField(versionField(version))
+	return d
+}
+
+func (b docBuilder) addText(d *document.Document, name, value string) {
+	if value == "" {
+		return
+	}
+	d.AddField(document.NewTextFieldCustom(name, nil, []byte(value), textOptions, b.text))
+}
+
+func addTerm(d *document.Document, name string, pos []uint64, value string, opts index.FieldIndexingOptions) {
+	if value == "" {
+		return
+	}
+	d.AddField(document.NewTextFieldWithIndexingOptions(name, pos, []byte(value), opts))
+}
+
+func versionField(v uint64) *document.TextField {
+	return document.NewTextFieldWithIndexingOptions(fieldVersion, nil, encodeVersion(v), sortOptions)
+}
+
+func encodeVersion(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, v)
+}
+
+func decodeVersion(term []byte) (uint64, bool) {
+	if len(term) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(term), true
+}
+
+// sortableNumber encodes n the way bleve's numeric fields encode their
+// exact-precision term, so a numeric sort and search_after read it.
+func sortableNumber(n float64) []byte {
+	return numeric.MustNewPrefixCodedInt64(numeric.Float64ToInt64(n), 0)
+}

@@ -1,0 +1,389 @@
+package embedsearch
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/search"
+	"github.com/blevesearch/bleve/v2/search/query"
+	"github.com/blevesearch/bleve/v2/search/searcher"
+	index "github.com/blevesearch/bleve_index_api"
+	"github.com/cespare/xxhash/v2"
+
+	"feedline/schemas"
+)
+
+// allTermsUpTo is the longest query, in analysed terms, whose every term
+// must match; longer queries need three quarters of their terms, so a
+// spaced-out Korean phrase ("무선 이어폰") still matches its run-together form
+// whose bigrams differ at the join.
+const allTermsUpTo = 3
+
+// Search runs one page of a product search. Filters are term and numeric
+// range clauses of one conjunction that add nothing to the relevance score;
+// facets and Total cover the whole filtered result, not just the page.
+func (ix *Index) Search(ctx context.Context, r schemas.SearchRequest) (schemas.SearchResult, error) {
+	p, err := ix.plan(r)
+	if err != nil {
+		return schemas.SearchResult{}, err
+	}
+	limit := r.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maximumLimit)
+
+	// One hit past the page tells whether another page follows.
+	req := bleve.NewSearchRequestOptions(p.query, limit+1, 0, false)
+	req.SortByCustom(p.order)
+	req.Fields = []string{fieldSource}
+	if !p.scored {
+		req.Score = "none"
+	}
+	req.AddFacet(facetBrand, bleve.NewFacetRequest(fieldBrandKeyword, facetSize))
+	req.AddFacet(facetCategory, bleve.NewFacetRequest(fieldCategory, facetSize))
+	if r.Cursor != "" {
+		after, err := p.decodeCursor(r.Cursor)
+		if err != nil {
+			return schemas.SearchResult{}, err
+		}
+		req.SearchAfter = after
+	}
+
+	sr, err := ix.bleve.SearchInContext(ctx, req)
+	if err != nil {
+		return schemas.SearchResult{}, fmt.Errorf("embedsearch: search: %w", err)
+	}
+
+	out := schemas.SearchResult{
+		Total:  sr.Total,
+		Hits:   make([]schemas.Product, 0, min(len(sr.Hits), limit)),
+		Facets: map[string][]schemas.FacetCount{facetBrand: {}, facetCategory: {}},
+	}
+	for i, h := range sr.Hits {
+		if i == limit {
+			out.NextCursor = p.encodeCursor(sr.Hits[i-1])
+			break
+		}
+		src, _ := h.Fields[fieldSource].(string)
+		prod, err := decodeSource(h.ID, []byte(src))
+		if err != nil {
+			return schemas.SearchResult{}, err
+		}
+		out.Hits = append(out.Hits, prod)
+	}
+	for name, fr := range sr.Facets {
+		if fr.Terms == nil {
+			continue
+		}
+		counts := make([]schemas.FacetCount, 0, fr.Terms.Len())
+		for _, t := range fr.Terms.Terms() {
+			counts = append(counts, schemas.FacetCount{Value: t.Term, Count: t.Count})
+		}
+		out.Facets[name] = counts
+	}
+	return out, nil
+}
+
+func decodeSource(id string, src []byte) (schemas.Product, error) {
+	if len(src) == 0 {
+		return schemas.Product{}, fmt.Errorf("embedsearch: document %s has no stored product", id)
+	}
+	var p schemas.Product
+	if err := json.Unmarshal(src, &p); err != nil {
+		return schemas.Product{}, fmt.Errorf("embedsearch: decode %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// searchPlan is a request turned into a bleve query and sort order, with the
+// key that ties cursors to it.
+type searchPlan struct {
+	query  query.Query
+	order  search.SortOrder
+	scored bool
+	key    uint64
+}
+
+func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
+	text := strings.TrimSpace(r.Text)
+	sort := r.Sort
+	if sort == "" {
+		sort = schemas.SortNewest
+		if text != "" {
+			sort = schemas.SortRelevance
+		}
+	}
+	var p searchPlan
+	switch sort {
+	case schemas.SortRelevance:
+		p.order = search.SortOrder{&search.SortScore{Desc: true}, &search.SortDocID{}}
+		p.scored = text != ""
+	case schemas.SortPriceAsc:
+		p.order = search.SortOrder{numberSort(fieldPriceSort, false), &search.SortDocID{}}
+	case schemas.SortPriceDesc:
+		p.order = search.SortOrder{numberSort(fieldPriceSort, true), &search.SortDocID{}}
+	case schemas.SortNewest:
+		p.order = search.SortOrder{numberSort(fieldUpdated, true), &search.SortDocID{}}
+	default:
+		return p, fmt.Errorf("embedsearch: unknown sort %q", r.Sort)
+	}
+
+	brands := canonical(r.Brands)
+	categories := canonical(r.Categories)
+	partners := canonical(r.Partners)
+	avail := make([]string, len(r.Availability))
+	for i, a := range r.Availability {
+		avail[i] = string(a)
+	}
+	avail = canonical(avail)
+
+	var clauses []query.Query
+	if text != "" {
+		terms := ix.analyse(text)
+		if len(terms) == 0 {
+			// Only punctuation or the like: nothing can match.
+			clauses = append(clauses, query.NewMatchNoneQuery())
+		} else {
+			clauses = append(clauses, textClauses(terms)...)
+		}
+	}
+	filter := func(q query.Query) {
+		if p.scored {
+			q = unscored{q}
+		}
+		clauses = append(clauses, q)
+	}
+	if len(brands) > 0 {
+		filter(anyTerm(fieldBrandKeyword, brands))
+	}
+	if len(categories) > 0 {
+		filter(anyTerm(fieldCategory, categories))
+	}
+	if len(partners) > 0 {
+		filter(anyTerm(fieldPartner, partners))
+	}
+	if len(avail) > 0 {
+		filter(anyTerm(fieldAvailability, avail))
+	}
+	if r.MinPrice != nil || r.MaxPrice != nil {
+		filter(priceRange(r.MinPrice, r.MaxPrice))
+	}
+	switch len(clauses) {
+	case 0:
+		// Every product, and no tombstone.
+		p.query = termQuery(fieldLive, liveTerm, 1)
+	case 1:
+		p.query = clauses[0]
+	default:
+		p.query = query.NewConjunctionQuery(clauses)
+	}
+
+	key, err := json.Marshal(struct {
+		Text                                string
+		Sort                                string
+		Brands, Categories, Partners, Avail []string
+		MinPrice, MaxPrice                  *int64
+	}{text, sort, brands, categories, partners, avail, r.MinPrice, r.MaxPrice})
+	if err != nil {
+		return p, fmt.Errorf("embedsearch: cursor key: %w", err)
+	}
+	p.key = xxhash.Sum64(key)
+	return p, nil
+}
+
+func numberSort(field string, desc bool) *search.SortField {
+	return &search.SortField{Field: field, Type: search.SortFieldAsNumber, Desc: desc}
+}
+
+// canonical sorts and de-duplicates filter values, so the same filter in
+// another order is the same search for cursors.
+func canonical(values []string) []string {
+	if len(values) == 0 {
+		return nil
+	}
+	out := slices.Clone(values)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// analyse returns the distinct terms the text analyser makes of s.
+func (ix *Index) analyse(s string) []string {
+	tokens := ix.docs.text.Analyze([]byte(s))
+	terms := make([]string, 0, len(tokens))
+	for _, t := range tokens {
+		term := string(t.Term)
+		if !slices.Contains(terms, term) {
+			terms = append(terms, term)
+		}
+	}
+	return terms
+}
+
+// textClauses matches each term in any text field (so "삼성 이어폰" finds a
+// Samsung brand with 이어폰 in the title) and returns the clauses that join the
+// filters' conjunction.
+func textClauses(terms []string) []query.Query {
+	perTerm := make([]query.Query, len(terms))
+	for i, t := range terms {
+		perTerm[i] = crossFieldTerm{term: t}
+	}
+	if len(perTerm) <= allTermsUpTo {
+		return perTerm
+	}
+	d := query.NewDisjunctionQuery(perTerm)
+	d.SetMin(float64(len(perTerm) * 3 / 4))
+	return []query.Query{d}
+}
+
+var textFields = []struct {
+	name  string
+	boost float64
+}{
+	{fieldTitle, boostTitle},
+	{fieldBrand, boostBrand},
+	{fieldDescription, boostDescription},
+}
+
+// crossFieldTerm matches one analysed term in any text field. When scoring,
+// every field weighs the term by the IDF it has in the field where it is
+// most common, as Elasticsearch's cross_fields does: with each field's own
+// IDF, a word common in titles but rare in descriptions would rank
+// description matches above title matches whatever the boosts.
+type crossFieldTerm struct{ term string }
+
+func (q crossFieldTerm) Searcher(ctx context.Context, r index.IndexReader, m mapping.IndexMapping, o search.SearcherOptions) (search.Searcher, error) {
+	var df [3]uint64
+	var maxDF uint64
+	for i, f := range textFields {
+		tfr, err := r.TermFieldReader(ctx, []byte(q.term), f.name, false, false, false)
+		if err != nil {
+			return nil, err
+		}
+		df[i] = tfr.Count()
+		if err := tfr.Close(); err != nil {
+			return nil, err
+		}
+		maxDF = max(maxDF, df[i])
+	}
+	if maxDF == 0 {
+		return searcher.NewMatchNoneSearcher(r)
+	}
+	docs, err := r.DocCount()
+	if err != nil {
+		return nil, err
+	}
+	// bleve's TF-IDF applies a term's IDF twice (query weight and document
+	// score), so the boost scales by the squared ratio.
+	idf := func(df uint64) float64 { return 1 + math.Log(float64(docs)/float64(df+1)) }
+	blended := idf(maxDF)
+	qs := make([]query.Query, 0, len(textFields))
+	for i, f := range textFields {
+		if df[i] == 0 {
+			continue
+		}
+		ratio := blended / idf(df[i])
+		qs = append(qs, termQuery(f.name, q.term, f.boost*ratio*ratio))
+	}
+	if len(qs) == 1 {
+		return qs[0].Searcher(ctx, r, m, o)
+	}
+	return query.NewDisjunctionQuery(qs).Searcher(ctx, r, m, o)
+}
+
+func termQuery(field, term string, boost float64) *query.TermQuery {
+	q := query.NewTermQuery(term)
+	q.SetField(field)
+	q.SetBoost(boost)
+	return q
+}
+
+// anyTerm matches documents holding one of values in field.
+func anyTerm(field string, values []string) query.Query {
+	if len(values) == 1 {
+		return termQuery(field, values[0], 1)
+	}
+	qs := make([]query.Query, len(values))
+	for i, v := range values {
+		qs[i] = termQuery(field, v, 1)
+	}
+	return query.NewDisjunctionQuery(qs)
+}
+
+func priceRange(lo, hi *int64) query.Query {
+	inclusive := true
+	var min, max *float64
+	if lo != nil {
+		f := float64(*lo)
+		min = &f
+	}
+	if hi != nil {
+		f := float64(*hi)
+		max = &f
+	}
+	q := query.NewNumericRangeInclusiveQuery(min, max, &inclusive, &inclusive)
+	q.SetField(fieldPrice)
+	return q
+}
+
+// unscored wraps a filter so it narrows matches without adding to their
+// score: a brand filter must not rank one brand's products above another's.
+type unscored struct{ query.Query }
+
+func (u unscored) Searcher(ctx context.Context, r index.IndexReader, m mapping.IndexMapping, o search.SearcherOptions) (search.Searcher, error) {
+	o.Score = "none"
+	o.Explain = false
+	return u.Query.Searcher(ctx, r, m, o)
+}
+
+// cursor is what NextCursor carries: the sort values of the page's last hit
+// and the key of the search they belong to.
+type cursor struct {
+	Key   uint64   `json:"k"`
+	After []string `json:"a"`
+}
+
+func (p searchPlan) encodeCursor(last *search.DocumentMatch) string {
+	after := make([]string, len(p.order))
+	for i, s := range p.order {
+		switch s.(type) {
+		case *search.SortScore:
+			after[i] = strconv.FormatFloat(last.Score, 'g', -1, 64)
+		case *search.SortDocID:
+			after[i] = last.ID
+		default:
+			after[i] = last.DecodedSort[i]
+		}
+	}
+	b, _ := json.Marshal(cursor{Key: p.key, After: after}) // strings and a number cannot fail
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (p searchPlan) decodeCursor(s string) ([]string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("embedsearch: %w", schemas.ErrBadCursor)
+	}
+	var c cursor
+	if err := json.Unmarshal(b, &c); err != nil || c.Key != p.key || len(c.After) != len(p.order) {
+		return nil, fmt.Errorf("embedsearch: %w", schemas.ErrBadCursor)
+	}
+	for i, s := range p.order {
+		switch s.(type) {
+		case *search.SortDocID:
+		default:
+			if _, err := strconv.ParseFloat(c.After[i], 64); err != nil {
+				return nil, fmt.Errorf("embedsearch: %w", schemas.ErrBadCursor)
+			}
+		}
+	}
+	return c.After, nil
+}
