@@ -74,6 +74,32 @@ func PerMessage(h Handler) BatchHandler {
 	}
 }
 
+// Concurrent adapts a Handler to a BatchHandler that handles up to workers
+// messages of a batch at once. Only for handlers whose messages need no
+// order among themselves (versions settle order downstream).
+func Concurrent(h Handler, workers int) BatchHandler {
+	return func(ctx context.Context, msgs []*Message) []error {
+		errs := make([]error, len(msgs))
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for w := 0; w < min(workers, len(msgs)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					errs[i] = h(ctx, msgs[i])
+				}
+			}()
+		}
+		for i := range msgs {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		return errs
+	}
+}
+
 // Stage describes one worker: which stream it reads and how it handles it.
 type Stage struct {
 	Name       string

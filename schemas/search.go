@@ -63,3 +63,9 @@ var ErrBadCursor = errorString("cursor is not valid for this search")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// IndexFlusher is a ProductIndex whose applied changes become durable only
+// on Flush; the index stage flushes before it acknowledges a batch.
+type IndexFlusher interface {
+	Flush(ctx context.Context) error
+}

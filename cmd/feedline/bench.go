@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -30,8 +31,20 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	changed := fs.Float64("changed", 0.05, "share of rows changed in the re-upload")
 	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	skip := fs.String("skip", "", "comma-separated steps to skip: parquet,full,reupload")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	work := *dir
 	if work == "" {
@@ -259,6 +272,7 @@ func benchUpload(ctx context.Context, c *apiClient, path string, waitIndexed boo
 	if err := c.do(ctx, "POST", "/v1/partners/bench/uploads?mode=full", f, st.Size(), &acc); err != nil {
 		return 0, schemas.UploadStatus{}, err
 	}
+	fmt.Fprintf(os.Stderr, "  %.1f MiB stored in %s\n", float64(st.Size())/(1<<20), time.Since(start).Round(time.Millisecond))
 	for {
 		var s schemas.UploadStatus
 		if err := c.do(ctx, "GET", "/v1/uploads/"+acc.UploadID, nil, -1, &s); err != nil {

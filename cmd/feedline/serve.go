@@ -185,7 +185,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		configs = append(configs, st.Config())
 	}
 	if cfg.runs("index") {
-		st := &index.Stage{Index: s.index, Ledger: s.ledger, Log: log.With("stage", "index")}
+		st := &index.Stage{Index: s.index, Ledger: s.ledger, Log: log.With("stage", "index"), Writers: 2}
 		configs = append(configs, st.Config())
 	}
 	if cfg.runs("analytics") {

@@ -160,7 +160,7 @@ func (s *Stage) newBatch(up schemas.UploadEvent, seq uint64, n int) *schemas.Raw
 }
 
 func (s *Stage) publish(ctx context.Context, f pipeline.Flight, up schemas.UploadEvent, b *schemas.RawBatch) error {
-	data, err := json.Marshal(b)
+	data, err := schemas.MarshalRawBatch(b)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func (s *Stage) publishEnd(ctx context.Context, up schemas.UploadEvent, seq uint
 	end := s.newBatch(up, seq, rec.Batches)
 	end.Rows = nil
 	end.End = &schemas.IngestTotal{Rows: rec.Rows, Batches: rec.Batches}
-	data, err := json.Marshal(end)
+	data, err := schemas.MarshalRawBatch(end)
 	if err != nil {
 		return err
 	}

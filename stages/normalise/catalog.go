@@ -55,12 +55,7 @@ func (c *catalog) apply(b *schemas.ProductBatch) {
 		switch ch.Kind {
 		case schemas.ChangeUpsert:
 			p := ch.Product
-			cur, ok := c.currency[p.Currency]
-			if !ok {
-				cur = p.Currency
-				c.currency[cur] = cur
-			}
-			ps[ch.ID] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: cur, seen: b.Seq}
+			ps[ch.ID] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: c.intern(p.Currency), seen: b.Seq}
 		case schemas.ChangeDelete:
 			e.deleted, e.version = true, ch.Version
 			ps[ch.ID] = e
@@ -72,6 +67,38 @@ func (c *catalog) apply(b *schemas.ProductBatch) {
 			ps[id] = e
 		}
 	}
+}
+
+// commit stores what one normalised batch changed, once it is published.
+func (c *catalog) commit(partner string, seq uint64, changed map[string]entry, seen []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps := c.partners[partner]
+	if ps == nil {
+		ps = map[string]entry{}
+		c.partners[partner] = ps
+	}
+	for id, e := range changed {
+		if old, ok := ps[id]; ok && old.version > e.version {
+			continue
+		}
+		e.currency = c.intern(e.currency)
+		ps[id] = e
+	}
+	for _, id := range seen {
+		if e, ok := ps[id]; ok && e.seen < seq {
+			e.seen = seq
+			ps[id] = e
+		}
+	}
+}
+
+func (c *catalog) intern(cur string) string {
+	if v, ok := c.currency[cur]; ok {
+		return v
+	}
+	c.currency[cur] = cur
+	return cur
 }
 
 // absent lists, sorted, the partner's products a full upload with sequence

@@ -48,7 +48,7 @@ func (s *Stage) Config() pipeline.Stage {
 	return pipeline.Stage{
 		Name:      "normalise",
 		Stream:    pipeline.StreamRaw,
-		Handle:    pipeline.PerMessage(s.Handle),
+		Handle:    pipeline.Concurrent(s.Handle, 2),
 		BatchSize: 16,
 	}
 }
@@ -75,8 +75,8 @@ func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
 // Handle normalises one raw batch, or closes an upload.
 func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	var rb schemas.RawBatch
-	if err := json.Unmarshal(m.Data, &rb); err != nil {
-		return pipeline.Terminal(fmt.Errorf("raw batch is not JSON: %w", err))
+	if err := schemas.UnmarshalRawBatch(m.Data, &rb); err != nil {
+		return pipeline.Terminal(err)
 	}
 	if rb.End != nil {
 		return s.close(ctx, &rb)
@@ -85,7 +85,7 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	if err != nil {
 		return err
 	}
-	out, rec := s.normalise(&rb, mp)
+	out, rec, pending := s.normalise(&rb, mp)
 	// The first record of a batch wins: a redelivery after a crash reports
 	// what the first attempt counted, whatever state it finds now.
 	if _, err := s.Ledger.RecordNormalise(ctx, rb.Upload, rb.Batch, rec); err != nil {
@@ -94,7 +94,7 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	if err := s.publish(ctx, out, schemas.MsgID("product", rb.Upload, rb.Batch)); err != nil {
 		return err
 	}
-	s.cat.apply(out)
+	s.cat.commit(rb.Partner, rb.UploadSeq, pending, out.Seen)
 	return nil
 }
 
@@ -120,7 +120,7 @@ func (s *Stage) mapping(ctx context.Context, partner string, version int) (schem
 }
 
 // normalise maps every row and keeps only real changes.
-func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.ProductBatch, schemas.NormaliseRecord) {
+func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.ProductBatch, schemas.NormaliseRecord, map[string]entry) {
 	out := &schemas.ProductBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: rb.Batch, Seq: rb.UploadSeq, At: s.Now().UTC()}
 	rec := schemas.NormaliseRecord{Read: int64(len(rb.Rows) + len(rb.Rejections))}
 	reject := func(r schemas.Rejection) {
@@ -185,7 +185,7 @@ func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.Pr
 		out.Changes = append(out.Changes, ch)
 		pending[p.ID] = entry{fp: fp, version: p.Version, price: price, currency: p.Currency, seen: rb.UploadSeq}
 	}
-	return out, rec
+	return out, rec, pending
 }
 
 // close finishes an upload once every raw batch is normalised: a full
@@ -197,7 +197,7 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 		return err
 	}
 	if done < rb.End.Batches {
-		return pipeline.Later(fmt.Errorf("upload %s: %d of %d batches normalised", rb.Upload, done, rb.End.Batches), 2*time.Second)
+		return pipeline.Later(fmt.Errorf("upload %s: %d of %d batches normalised", rb.Upload, done, rb.End.Batches), 250*time.Millisecond)
 	}
 	status, err := s.Ledger.Status(ctx, rb.Upload)
 	if err != nil {

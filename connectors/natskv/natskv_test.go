@@ -1,0 +1,148 @@
+package natskv
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+func testBus(t *testing.T) *pipeline.Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := pipeline.Connect(ctx, pipeline.BusConfig{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.Declare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestLedgerFirstNormaliseRecordWinsAndStatusFolds(t *testing.T) {
+	ctx := context.Background()
+	b := testBus(t)
+	kv, err := b.KV(ctx, pipeline.BucketUploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Ledger{KV: kv}
+	if err := l.Create(ctx, schemas.UploadEvent{ID: "u1", Partner: "acme", Mode: schemas.ModeDelta}); err != nil {
+		t.Fatal(err)
+	}
+	first := schemas.NormaliseRecord{Read: 3, Accepted: 3}
+	if got, err := l.RecordNormalise(ctx, "u1", 0, first); err != nil || got.Accepted != 3 || got.Read != 3 {
+		t.Fatalf("first record: %+v %v", got, err)
+	}
+	// A redelivered batch finds everything unchanged, but the first count stands.
+	got, err := l.RecordNormalise(ctx, "u1", 0, schemas.NormaliseRecord{Read: 3, Unchanged: 3})
+	if err != nil || got.Accepted != 3 || got.Unchanged != 0 {
+		t.Fatalf("second record replaced the first: %+v %v", got, err)
+	}
+	if n, err := l.NormalisedBatches(ctx, "u1"); err != nil || n != 1 {
+		t.Fatalf("normalised batches = %d, %v", n, err)
+	}
+	if _, err := l.Ingested(ctx, "u1"); !errors.Is(err, schemas.ErrNotFound) {
+		t.Fatalf("ingested before ingest finished: %v", err)
+	}
+	if err := l.RecordIngest(ctx, "u1", schemas.IngestRecord{Rows: 3, Batches: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordIndex(ctx, "u1", 0, schemas.IndexRecord{Indexed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.Status(ctx, "u1")
+	if err != nil || s.State != schemas.StateDone || s.Counts.Accepted != 3 || s.Counts.Indexed != 3 {
+		t.Fatalf("status = %+v, %v", s, err)
+	}
+	if err := l.RecordFailure(ctx, "u1", schemas.FailureRecord{Stage: "index", Batch: 0, Error: "boom"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := l.Status(ctx, "u1"); s.State != schemas.StateFailed {
+		t.Errorf("after a failure record: %s", s.State)
+	}
+	if _, err := l.Status(ctx, "nope"); !errors.Is(err, schemas.ErrNotFound) {
+		t.Errorf("unknown upload: %v", err)
+	}
+	if _, err := l.Status(ctx, "bad.key>"); !errors.Is(err, schemas.ErrNotFound) {
+		t.Errorf("invalid id: %v", err)
+	}
+}
+
+func TestMappingVersionsNeverCollide(t *testing.T) {
+	ctx := context.Background()
+	b := testBus(t)
+	kv, err := b.KV(ctx, pipeline.BucketMappings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Mappings{KV: kv}
+	if _, err := s.Mapping(ctx, "acme", 0); !errors.Is(err, schemas.ErrNotFound) {
+		t.Fatalf("no mapping yet: %v", err)
+	}
+	const writers = 8
+	var wg sync.WaitGroup
+	versions := make(chan int, writers)
+	for i := 0; i < writers; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			m, err := s.PutMapping(ctx, "acme", schemas.Mapping{Preset: "naver_ep", Defaults: map[string]string{"n": strings.Repeat("x", i)}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			versions <- m.Version
+		}(i)
+	}
+	wg.Wait()
+	close(versions)
+	seen := map[int]bool{}
+	for v := range versions {
+		if seen[v] {
+			t.Errorf("version %d handed out twice", v)
+		}
+		seen[v] = true
+	}
+	cur, err := s.Mapping(ctx, "acme", 0)
+	if err != nil || cur.Version != writers {
+		t.Errorf("current = v%d (%v), want v%d", cur.Version, err, writers)
+	}
+	v1, err := s.Mapping(ctx, "acme", 1)
+	if err != nil || v1.Version != 1 || v1.Preset != "naver_ep" {
+		t.Errorf("version 1 = %+v, %v", v1, err)
+	}
+}
+
+func TestPartnersAreCreatedOnce(t *testing.T) {
+	ctx := context.Background()
+	b := testBus(t)
+	kv, err := b.KV(ctx, pipeline.BucketPartners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Partners{KV: kv}
+	if err := s.CreatePartner(ctx, schemas.Partner{ID: "acme", KeyHash: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreatePartner(ctx, schemas.Partner{ID: "acme", KeyHash: "h2"}); !errors.Is(err, schemas.ErrExists) {
+		t.Errorf("second create: %v, want ErrExists", err)
+	}
+	p, err := s.Partner(ctx, "acme")
+	if err != nil || p.KeyHash != "h1" {
+		t.Errorf("partner = %+v, %v", p, err)
+	}
+	if _, err := s.Partner(ctx, "ghost"); !errors.Is(err, schemas.ErrNotFound) {
+		t.Errorf("unknown partner: %v", err)
+	}
+}
