@@ -5,48 +5,72 @@ import (
 	"sort"
 )
 
-// UploadProgress is every record an upload's stages wrote so far.
+// NormaliseTotals sums the normalised batches of an upload, each counted once.
+type NormaliseTotals struct {
+	Batches    int         `json:"batches"`
+	Read       int64       `json:"read"`
+	Accepted   int64       `json:"accepted"`
+	Unchanged  int64       `json:"unchanged"`
+	Rejected   int64       `json:"rejected"`
+	Rejections []Rejection `json:"rejections,omitempty"` // the lowest rows, at most MaxReportedRejections
+}
+
+// Add counts one batch's record.
+func (t *NormaliseTotals) Add(r NormaliseRecord) {
+	t.Batches++
+	t.Read += r.Read
+	t.Accepted += r.Accepted
+	t.Unchanged += r.Unchanged
+	t.Rejected += r.Rejected
+	if len(r.Rejections) == 0 {
+		return
+	}
+	t.Rejections = append(t.Rejections, r.Rejections...)
+	sort.SliceStable(t.Rejections, func(i, j int) bool { return t.Rejections[i].Row < t.Rejections[j].Row })
+	if len(t.Rejections) > MaxReportedRejections {
+		t.Rejections = t.Rejections[:MaxReportedRejections]
+	}
+}
+
+// IndexTotals sums the product batches the index applied, each counted once.
+type IndexTotals struct {
+	Batches int   `json:"batches"`
+	Indexed int64 `json:"indexed"`
+	Deleted int64 `json:"deleted"`
+}
+
+// Add counts one batch's record.
+func (t *IndexTotals) Add(r IndexRecord) {
+	t.Batches++
+	t.Indexed += r.Indexed
+	t.Deleted += r.Deleted
+}
+
+// UploadProgress is what an upload's stages recorded so far.
 type UploadProgress struct {
 	Upload    UploadEvent
 	Ingest    *IngestRecord
-	Normalise map[int]NormaliseRecord
+	Normalise NormaliseTotals
 	Deletes   *DeleteRecord
-	Index     map[int]IndexRecord
+	Index     IndexTotals
 	Failures  []FailureRecord
 }
 
-// Status folds the progress records into what a partner sees. The upload is
-// done once ingest finished, every raw batch was normalised, a full upload's
+// Status folds the progress into what a partner sees. The upload is done
+// once ingest finished, every raw batch was normalised, a full upload's
 // deletions were decided, and the index applied every product batch.
 func (p UploadProgress) Status() UploadStatus {
-	u := p.Upload
+	u, n := p.Upload, p.Normalise
 	s := UploadStatus{
 		ID: u.ID, Partner: u.Partner, Mode: u.Mode, Format: u.Format, MappingVersion: u.MappingVersion,
-		ReceivedAt: u.ReceivedAt, Size: u.Size, State: StateReceived, Rejections: []Rejection{},
+		ReceivedAt: u.ReceivedAt, Size: u.Size, State: StateReceived,
+		Counts: Counts{
+			Read: n.Read, Accepted: n.Accepted, Unchanged: n.Unchanged, Rejected: n.Rejected,
+			Indexed: p.Index.Indexed, Deleted: p.Index.Deleted,
+		},
+		Rejections: append([]Rejection{}, n.Rejections...),
 	}
-	batches := make([]int, 0, len(p.Normalise))
-	for b := range p.Normalise {
-		batches = append(batches, b)
-	}
-	sort.Ints(batches)
-	for _, b := range batches {
-		r := p.Normalise[b]
-		s.Counts.Read += r.Read
-		s.Counts.Accepted += r.Accepted
-		s.Counts.Unchanged += r.Unchanged
-		s.Counts.Rejected += r.Rejected
-		for _, rej := range r.Rejections {
-			if len(s.Rejections) < MaxReportedRejections {
-				s.Rejections = append(s.Rejections, rej)
-			}
-		}
-	}
-	sort.SliceStable(s.Rejections, func(i, j int) bool { return s.Rejections[i].Row < s.Rejections[j].Row })
-	for _, r := range p.Index {
-		s.Counts.Indexed += r.Indexed
-		s.Counts.Deleted += r.Deleted
-	}
-	if p.Ingest != nil || len(p.Normalise) > 0 {
+	if p.Ingest != nil || n.Batches > 0 {
 		s.State = StateProcessing
 	}
 	if p.Ingest == nil {
@@ -62,12 +86,7 @@ func (p UploadProgress) Status() UploadStatus {
 		s.Error = fmt.Sprintf("stage %s gave up on batch %d (%d failure(s) in all; see feedline dlq): %s", f.Stage, f.Batch, len(p.Failures), f.Error)
 		return s
 	}
-	if p.Ingest.Rows > s.Counts.Read && len(p.Normalise) >= p.Ingest.Batches {
-		// Rows the decoder read that no batch carried cannot happen; keep
-		// the larger figure so the report never under-counts.
-		s.Counts.Read = p.Ingest.Rows
-	}
-	if len(p.Normalise) < p.Ingest.Batches {
+	if n.Batches < p.Ingest.Batches {
 		return s
 	}
 	want := p.Ingest.Batches
@@ -78,7 +97,7 @@ func (p UploadProgress) Status() UploadStatus {
 		want += p.Deletes.Batches
 	}
 	s.Normalised = true
-	if len(p.Index) >= want {
+	if p.Index.Batches >= want {
 		s.State = StateDone
 	}
 	return s

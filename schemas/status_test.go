@@ -5,20 +5,33 @@ import (
 	"testing"
 )
 
+func TestNormaliseTotalsKeepTheLowestRejections(t *testing.T) {
+	var n NormaliseTotals
+	for b := 3; b >= 0; b-- {
+		var r NormaliseRecord
+		for i := 0; i < 60; i++ {
+			r.Rejections = append(r.Rejections, Rejection{Row: int64(b*1000 + i)})
+		}
+		r.Rejected = 60
+		n.Add(r)
+	}
+	if n.Rejected != 240 || len(n.Rejections) != MaxReportedRejections || n.Rejections[0].Row != 0 || n.Rejections[99].Row != 1039 {
+		t.Errorf("rejected %d, kept %d from row %d to %d", n.Rejected, len(n.Rejections), n.Rejections[0].Row, n.Rejections[len(n.Rejections)-1].Row)
+	}
+}
+
 func TestUploadProgressStatus(t *testing.T) {
 	base := func(mode string) UploadProgress {
 		return UploadProgress{
-			Upload:    UploadEvent{ID: "u1", Partner: "acme", Mode: mode},
-			Normalise: map[int]NormaliseRecord{},
-			Index:     map[int]IndexRecord{},
+			Upload: UploadEvent{ID: "u1", Partner: "acme", Mode: mode},
 		}
 	}
 	p := base(ModeFull)
 	if s := p.Status(); s.State != StateReceived || s.Rejections == nil {
 		t.Errorf("nothing recorded: %s, rejections %v", s.State, s.Rejections)
 	}
-	p.Normalise[1] = NormaliseRecord{Read: 3, Accepted: 2, Rejected: 1, Rejections: []Rejection{{Row: 1003, Field: "price"}}}
-	p.Normalise[0] = NormaliseRecord{Read: 2, Unchanged: 1, Rejected: 1, Rejections: []Rejection{{Row: 2, Field: "title"}}}
+	p.Normalise.Add(NormaliseRecord{Read: 3, Accepted: 2, Rejected: 1, Rejections: []Rejection{{Row: 1003, Field: "price"}}})
+	p.Normalise.Add(NormaliseRecord{Read: 2, Unchanged: 1, Rejected: 1, Rejections: []Rejection{{Row: 2, Field: "title"}}})
 	s := p.Status()
 	if s.State != StateProcessing || s.Counts.Read != 5 || s.Counts.Accepted != 2 || s.Counts.Unchanged != 1 || s.Counts.Rejected != 2 {
 		t.Errorf("two batches: %s %+v", s.State, s.Counts)
@@ -27,8 +40,8 @@ func TestUploadProgressStatus(t *testing.T) {
 		t.Errorf("rejections not in row order: %+v", s.Rejections)
 	}
 	p.Ingest = &IngestRecord{Rows: 5, Batches: 2}
-	p.Index[0] = IndexRecord{Indexed: 0}
-	p.Index[1] = IndexRecord{Indexed: 2}
+	p.Index.Add(IndexRecord{Indexed: 0})
+	p.Index.Add(IndexRecord{Indexed: 2})
 	if s := p.Status(); s.State != StateProcessing || s.Normalised {
 		t.Errorf("full upload without its deletion record must not be done: %s normalised=%v", s.State, s.Normalised)
 	}
@@ -36,7 +49,7 @@ func TestUploadProgressStatus(t *testing.T) {
 	if s := p.Status(); s.State != StateProcessing || !s.Normalised {
 		t.Errorf("deletion batch not yet indexed: %s normalised=%v", s.State, s.Normalised)
 	}
-	p.Index[2] = IndexRecord{Deleted: 4}
+	p.Index.Add(IndexRecord{Deleted: 4})
 	s = p.Status()
 	if s.State != StateDone || s.Counts.Indexed != 2 || s.Counts.Deleted != 4 {
 		t.Errorf("all applied: %s %+v", s.State, s.Counts)
@@ -48,8 +61,8 @@ func TestUploadProgressStatus(t *testing.T) {
 
 	d := base(ModeDelta)
 	d.Ingest = &IngestRecord{Rows: 1, Batches: 1}
-	d.Normalise[0] = NormaliseRecord{Read: 1, Accepted: 1}
-	d.Index[0] = IndexRecord{Indexed: 1}
+	d.Normalise.Add(NormaliseRecord{Read: 1, Accepted: 1})
+	d.Index.Add(IndexRecord{Indexed: 1})
 	if s := d.Status(); s.State != StateDone {
 		t.Errorf("delta upload needs no deletion record: %s", s.State)
 	}

@@ -49,8 +49,8 @@ type IngestRecord struct {
 	Error   string `json:"error,omitempty"`
 }
 
-// NormaliseRecord is written once per raw batch; the first write wins so a
-// redelivered batch never counts twice.
+// NormaliseRecord is what normalise counted in one raw batch; the first
+// record of a batch counts, so a redelivered batch never counts twice.
 type NormaliseRecord struct {
 	Read       int64       `json:"read"`
 	Accepted   int64       `json:"accepted"`
@@ -65,7 +65,7 @@ type DeleteRecord struct {
 	Deleted int64 `json:"deleted"`
 }
 
-// IndexRecord is written once per product batch the index applied.
+// IndexRecord is what the index applied of one product batch; counted once.
 type IndexRecord struct {
 	Indexed int64 `json:"indexed"`
 	Deleted int64 `json:"deleted"`
@@ -78,9 +78,8 @@ type UploadLedger interface {
 	Upload(ctx context.Context, id string) (UploadEvent, error)
 	RecordIngest(ctx context.Context, upload string, r IngestRecord) error
 	Ingested(ctx context.Context, upload string) (IngestRecord, error) // ErrNotFound before ingest finished
-	// RecordNormalise stores r unless a record for the batch exists, and
-	// returns the stored record either way.
-	RecordNormalise(ctx context.Context, upload string, batch int, r NormaliseRecord) (NormaliseRecord, error)
+	// RecordNormalise counts a batch once: a redelivered batch changes nothing.
+	RecordNormalise(ctx context.Context, upload string, batch int, r NormaliseRecord) error
 	NormalisedBatches(ctx context.Context, upload string) (int, error)
 	RecordDeletes(ctx context.Context, upload string, r DeleteRecord) (DeleteRecord, error)
 	RecordIndex(ctx context.Context, upload string, batch int, r IndexRecord) error

@@ -1,6 +1,7 @@
 package embedsearch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -352,5 +353,40 @@ func TestOpenRejectsOtherLayout(t *testing.T) {
 			ix.Close()
 		}
 		t.Errorf("Open of another layout: %v, want ErrIncompatible", err)
+	}
+}
+
+// Versions are the upload's sequence and the row number; rows such as
+// 65481 (0xFFC9) put 0xFF bytes in them, which doc values use as a separator.
+func TestVersionsWithFFBytesRoundTrip(t *testing.T) {
+	ix := openTemp(t)
+	ctx := context.Background()
+	var first []schemas.ProductChange
+	for row := uint64(0xFF00); row < 0xFF00+300; row++ {
+		p := schemas.Product{ID: fmt.Sprintf("acme:%d", row), Partner: "acme", Title: "Kettle", Price: 1000, Currency: "KRW", Availability: schemas.InStock}
+		first = append(first, schemas.ProductChange{Kind: schemas.ChangeUpsert, ID: p.ID, Version: 1<<32 | row, Product: &p})
+	}
+	if res, err := ix.Apply(ctx, first); err != nil || res.Indexed != 300 {
+		t.Fatalf("first apply: %+v %v", res, err)
+	}
+	// Replaying is "already applied"; an older version is stale; a newer one wins.
+	if res, err := ix.Apply(ctx, first); err != nil || res.Indexed != 300 || res.Stale != 0 {
+		t.Fatalf("replay: %+v %v", res, err)
+	}
+	older := first[0]
+	older.Version = 1<<32 | 0xFE
+	if res, err := ix.Apply(ctx, []schemas.ProductChange{older}); err != nil || res.Stale != 1 {
+		t.Fatalf("older version: %+v %v", res, err)
+	}
+	newer := first[1]
+	np := *newer.Product
+	np.Price, np.Version = 900, 2<<32|0xFFFF
+	newer.Product, newer.Version = &np, 2<<32|0xFFFF
+	if res, err := ix.Apply(ctx, []schemas.ProductChange{newer}); err != nil || res.Indexed != 1 || res.Stale != 0 {
+		t.Fatalf("newer version: %+v %v", res, err)
+	}
+	got, err := ix.Get(ctx, newer.ID)
+	if err != nil || got.Price != 900 || got.Version != 2<<32|0xFFFF {
+		t.Errorf("after newer: %+v %v", got, err)
 	}
 }

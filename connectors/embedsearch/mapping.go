@@ -1,9 +1,9 @@
 package embedsearch
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/blevesearch/bleve/v2/analysis"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
@@ -163,15 +163,19 @@ func versionField(v uint64) *document.TextField {
 	return document.NewTextFieldWithIndexingOptions(fieldVersion, nil, encodeVersion(v), sortOptions)
 }
 
+// encodeVersion writes v as 16 hex digits: doc values separate terms with
+// 0xFF bytes, so a raw binary encoding of a version such as 0x…FFC9 would be
+// split apart. Fixed-width hex also sorts like the number.
 func encodeVersion(v uint64) []byte {
-	return binary.BigEndian.AppendUint64(nil, v)
+	return fmt.Appendf(nil, "%016x", v)
 }
 
 func decodeVersion(term []byte) (uint64, bool) {
-	if len(term) != 8 {
+	if len(term) != 16 {
 		return 0, false
 	}
-	return binary.BigEndian.Uint64(term), true
+	v, err := strconv.ParseUint(string(term), 16, 64)
+	return v, err == nil
 }
 
 // sortableNumber encodes n the way bleve's numeric fields encode their

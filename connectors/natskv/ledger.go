@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -16,10 +14,75 @@ import (
 )
 
 // Ledger implements schemas.UploadLedger. Keys: "<id>" holds the upload,
-// "<id>.ingest", "<id>.n.<batch>", "<id>.d" and "<id>.i.<batch>" hold what
-// each stage recorded, one key per batch so replays overwrite, never add.
+// "<id>.ingest" what ingest decoded, "<id>.n" and "<id>.i" the running totals
+// of normalise and index with the set of batches already counted (so a
+// redelivered batch never counts twice), "<id>.d" a full upload's deletions
+// and "<id>.x" the batches a stage gave up on. A status read is six gets.
 type Ledger struct {
 	KV jetstream.KeyValue
+}
+
+// batchSet remembers which batch numbers were counted, one bit each.
+type batchSet []byte
+
+func (b batchSet) has(n int) bool { return n >= 0 && n/8 < len(b) && b[n/8]&(1<<(n%8)) != 0 }
+
+func (b *batchSet) add(n int) {
+	for len(*b) <= n/8 {
+		*b = append(*b, 0)
+	}
+	(*b)[n/8] |= 1 << (n % 8)
+}
+
+type normaliseTally struct {
+	Seen   batchSet                `json:"seen"`
+	Totals schemas.NormaliseTotals `json:"totals"`
+}
+
+type indexTally struct {
+	Seen   batchSet            `json:"seen"`
+	Totals schemas.IndexTotals `json:"totals"`
+}
+
+// update applies fn to the value under key with compare-and-set, retrying
+// when another writer got there first. fn returns false to leave it as is.
+func update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(*T) bool) (T, error) {
+	for {
+		var v T
+		var rev uint64
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return v, fmt.Errorf("read %s: %w", key, err)
+		default:
+			if err := json.Unmarshal(e.Value(), &v); err != nil {
+				return v, fmt.Errorf("decode %s: %w", key, err)
+			}
+			rev = e.Revision()
+		}
+		if !fn(&v) {
+			return v, nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return v, err
+		}
+		if rev == 0 {
+			_, err = kv.Create(ctx, key, b)
+		} else {
+			_, err = kv.Update(ctx, key, b, rev)
+		}
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return v, fmt.Errorf("store %s: %w", key, err)
+		}
+		if ctx.Err() != nil {
+			return v, ctx.Err()
+		}
+	}
 }
 
 func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
@@ -95,22 +158,28 @@ func (l Ledger) Ingested(ctx context.Context, upload string) (schemas.IngestReco
 	return r, err
 }
 
-// RecordNormalise stores the first record of a batch and returns the stored one.
-func (l Ledger) RecordNormalise(ctx context.Context, upload string, batch int, r schemas.NormaliseRecord) (schemas.NormaliseRecord, error) {
-	return createJSON(ctx, l.KV, upload+".n."+strconv.Itoa(batch), r)
+// RecordNormalise counts a normalised batch once; a redelivered batch
+// leaves the totals as the first attempt made them.
+func (l Ledger) RecordNormalise(ctx context.Context, upload string, batch int, r schemas.NormaliseRecord) error {
+	_, err := update(ctx, l.KV, upload+".n", func(t *normaliseTally) bool {
+		if t.Seen.has(batch) {
+			return false
+		}
+		t.Seen.add(batch)
+		t.Totals.Add(r)
+		return true
+	})
+	return err
 }
 
 // NormalisedBatches counts the batches normalise recorded.
 func (l Ledger) NormalisedBatches(ctx context.Context, upload string) (int, error) {
-	lister, err := l.KV.ListKeysFiltered(ctx, upload+".n.*")
-	if err != nil {
-		return 0, fmt.Errorf("list %s batches: %w", upload, err)
+	var t normaliseTally
+	err := getJSON(ctx, l.KV, upload+".n", &t)
+	if errors.Is(err, schemas.ErrNotFound) {
+		return 0, nil
 	}
-	n := 0
-	for range lister.Keys() {
-		n++
-	}
-	return n, nil
+	return t.Totals.Batches, err
 }
 
 // RecordDeletes stores the first deletion record of a full upload.
@@ -118,43 +187,74 @@ func (l Ledger) RecordDeletes(ctx context.Context, upload string, r schemas.Dele
 	return createJSON(ctx, l.KV, upload+".d", r)
 }
 
-// RecordIndex stores what the index applied for one product batch.
+// RecordIndex counts a product batch the index applied, once.
 func (l Ledger) RecordIndex(ctx context.Context, upload string, batch int, r schemas.IndexRecord) error {
-	return putJSON(ctx, l.KV, upload+".i."+strconv.Itoa(batch), r)
+	_, err := update(ctx, l.KV, upload+".i", func(t *indexTally) bool {
+		if t.Seen.has(batch) {
+			return false
+		}
+		t.Seen.add(batch)
+		t.Totals.Add(r)
+		return true
+	})
+	return err
 }
 
-// RecordFailure stores a stage's dead-lettered batch of an upload.
+// RecordFailure notes a stage's dead-lettered batch of an upload.
 func (l Ledger) RecordFailure(ctx context.Context, upload string, r schemas.FailureRecord) error {
-	return putJSON(ctx, l.KV, upload+".x."+r.Stage+"."+strconv.Itoa(r.Batch), r)
+	_, err := update(ctx, l.KV, upload+".x", func(fs *[]schemas.FailureRecord) bool {
+		for _, f := range *fs {
+			if f.Stage == r.Stage && f.Batch == r.Batch {
+				return false
+			}
+		}
+		*fs = append(*fs, r)
+		return true
+	})
+	return err
 }
 
-// Progress reads every record of an upload in one pass over its keys.
+// Progress reads what every stage recorded for an upload.
 func (l Ledger) Progress(ctx context.Context, id string) (schemas.UploadProgress, error) {
-	p := schemas.UploadProgress{Normalise: map[int]schemas.NormaliseRecord{}, Index: map[int]schemas.IndexRecord{}}
+	var p schemas.UploadProgress
 	u, err := l.Upload(ctx, id)
 	if err != nil {
 		return p, err
 	}
 	p.Upload = u
-	w, err := l.KV.Watch(ctx, id+".>", jetstream.IgnoreDeletes())
-	if err != nil {
-		return p, fmt.Errorf("read progress of %s: %w", id, err)
+	optional := func(key string, v any) (bool, error) {
+		err := getJSON(ctx, l.KV, key, v)
+		if errors.Is(err, schemas.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
 	}
-	defer func() { _ = w.Stop() }()
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case <-ctx.Done():
-			return p, ctx.Err()
-		case e = <-w.Updates():
-		}
-		if e == nil { // all current values delivered
-			return p, nil
-		}
-		if err := addRecord(&p, strings.TrimPrefix(e.Key(), id+"."), e.Value()); err != nil {
-			return p, fmt.Errorf("decode %s: %w", e.Key(), err)
-		}
+	var ing schemas.IngestRecord
+	if ok, err := optional(id+".ingest", &ing); err != nil {
+		return p, err
+	} else if ok {
+		p.Ingest = &ing
 	}
+	var n normaliseTally
+	if _, err := optional(id+".n", &n); err != nil {
+		return p, err
+	}
+	p.Normalise = n.Totals
+	var d schemas.DeleteRecord
+	if ok, err := optional(id+".d", &d); err != nil {
+		return p, err
+	} else if ok {
+		p.Deletes = &d
+	}
+	var i indexTally
+	if _, err := optional(id+".i", &i); err != nil {
+		return p, err
+	}
+	p.Index = i.Totals
+	if _, err := optional(id+".x", &p.Failures); err != nil {
+		return p, err
+	}
+	return p, nil
 }
 
 // Status implements schemas.UploadLedger.
@@ -164,43 +264,6 @@ func (l Ledger) Status(ctx context.Context, id string) (schemas.UploadStatus, er
 		return schemas.UploadStatus{}, err
 	}
 	return p.Status(), nil
-}
-
-func addRecord(p *schemas.UploadProgress, suffix string, v []byte) error {
-	kind, num, _ := strings.Cut(suffix, ".")
-	switch kind {
-	case "ingest":
-		p.Ingest = &schemas.IngestRecord{}
-		return json.Unmarshal(v, p.Ingest)
-	case "d":
-		p.Deletes = &schemas.DeleteRecord{}
-		return json.Unmarshal(v, p.Deletes)
-	case "x":
-		var r schemas.FailureRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		p.Failures = append(p.Failures, r)
-	case "n", "i":
-		b, err := strconv.Atoi(num)
-		if err != nil {
-			return err
-		}
-		if kind == "n" {
-			var r schemas.NormaliseRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			p.Normalise[b] = r
-			return nil
-		}
-		var r schemas.IndexRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		p.Index[b] = r
-	}
-	return nil
 }
 
 func validKey(s string) bool {

@@ -40,14 +40,18 @@ func TestLedgerFirstNormaliseRecordWinsAndStatusFolds(t *testing.T) {
 	if err := l.Create(ctx, schemas.UploadEvent{ID: "u1", Partner: "acme", Mode: schemas.ModeDelta}); err != nil {
 		t.Fatal(err)
 	}
-	first := schemas.NormaliseRecord{Read: 3, Accepted: 3}
-	if got, err := l.RecordNormalise(ctx, "u1", 0, first); err != nil || got.Accepted != 3 || got.Read != 3 {
-		t.Fatalf("first record: %+v %v", got, err)
+	if n, err := l.NormalisedBatches(ctx, "u1"); err != nil || n != 0 {
+		t.Fatalf("before any batch: %d, %v", n, err)
+	}
+	if err := l.RecordNormalise(ctx, "u1", 0, schemas.NormaliseRecord{Read: 3, Accepted: 3}); err != nil {
+		t.Fatal(err)
 	}
 	// A redelivered batch finds everything unchanged, but the first count stands.
-	got, err := l.RecordNormalise(ctx, "u1", 0, schemas.NormaliseRecord{Read: 3, Unchanged: 3})
-	if err != nil || got.Accepted != 3 || got.Unchanged != 0 {
-		t.Fatalf("second record replaced the first: %+v %v", got, err)
+	if err := l.RecordNormalise(ctx, "u1", 0, schemas.NormaliseRecord{Read: 3, Unchanged: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := l.Progress(ctx, "u1"); err != nil || p.Normalise.Accepted != 3 || p.Normalise.Unchanged != 0 || p.Normalise.Read != 3 {
+		t.Fatalf("second record changed the first: %+v %v", p.Normalise, err)
 	}
 	if n, err := l.NormalisedBatches(ctx, "u1"); err != nil || n != 1 {
 		t.Fatalf("normalised batches = %d, %v", n, err)
@@ -58,24 +62,68 @@ func TestLedgerFirstNormaliseRecordWinsAndStatusFolds(t *testing.T) {
 	if err := l.RecordIngest(ctx, "u1", schemas.IngestRecord{Rows: 3, Batches: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.RecordIndex(ctx, "u1", 0, schemas.IndexRecord{Indexed: 3}); err != nil {
-		t.Fatal(err)
+	for i := 0; i < 2; i++ {
+		if err := l.RecordIndex(ctx, "u1", 0, schemas.IndexRecord{Indexed: 3}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s, err := l.Status(ctx, "u1")
 	if err != nil || s.State != schemas.StateDone || s.Counts.Accepted != 3 || s.Counts.Indexed != 3 {
 		t.Fatalf("status = %+v, %v", s, err)
 	}
-	if err := l.RecordFailure(ctx, "u1", schemas.FailureRecord{Stage: "index", Batch: 0, Error: "boom"}); err != nil {
-		t.Fatal(err)
+	for i := 0; i < 2; i++ {
+		if err := l.RecordFailure(ctx, "u1", schemas.FailureRecord{Stage: "index", Batch: 0, Error: "boom"}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if s, _ := l.Status(ctx, "u1"); s.State != schemas.StateFailed {
-		t.Errorf("after a failure record: %s", s.State)
+	if p, _ := l.Progress(ctx, "u1"); len(p.Failures) != 1 || p.Status().State != schemas.StateFailed {
+		t.Errorf("after a failure recorded twice: %+v", p.Failures)
 	}
 	if _, err := l.Status(ctx, "nope"); !errors.Is(err, schemas.ErrNotFound) {
 		t.Errorf("unknown upload: %v", err)
 	}
 	if _, err := l.Status(ctx, "bad.key>"); !errors.Is(err, schemas.ErrNotFound) {
 		t.Errorf("invalid id: %v", err)
+	}
+}
+
+func TestConcurrentBatchRecordsCountEachBatchOnce(t *testing.T) {
+	ctx := context.Background()
+	b := testBus(t)
+	kv, err := b.KV(ctx, pipeline.BucketUploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Ledger{KV: kv}
+	const batches, writers = 200, 4
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Every writer records every batch: the redelivery case, at once.
+			for i := 0; i < batches; i++ {
+				if err := l.RecordIndex(ctx, "u2", i, schemas.IndexRecord{Indexed: 10, Deleted: 1}); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := l.RecordNormalise(ctx, "u2", i, schemas.NormaliseRecord{Read: 10, Accepted: 10}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Create(ctx, schemas.UploadEvent{ID: "u2", Partner: "acme", Mode: schemas.ModeDelta}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.Progress(ctx, "u2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Index.Batches != batches || p.Index.Indexed != 10*batches || p.Index.Deleted != batches || p.Normalise.Read != 10*batches {
+		t.Errorf("totals = %+v / %+v, want %d batches counted once", p.Index, p.Normalise, batches)
 	}
 }
 

@@ -88,7 +88,7 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	out, rec, pending := s.normalise(&rb, mp)
 	// The first record of a batch wins: a redelivery after a crash reports
 	// what the first attempt counted, whatever state it finds now.
-	if _, err := s.Ledger.RecordNormalise(ctx, rb.Upload, rb.Batch, rec); err != nil {
+	if err := s.Ledger.RecordNormalise(ctx, rb.Upload, rb.Batch, rec); err != nil {
 		return err
 	}
 	if err := s.publish(ctx, out, schemas.MsgID("product", rb.Upload, rb.Batch)); err != nil {
