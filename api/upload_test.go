@@ -228,13 +228,18 @@ func TestRejectedUploadKeepsConnectionSound(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/partners/ghost/uploads", strings.NewReader(junk))
 		req.Header.Set("X-API-Key", testAdminKey)
 		resp, err := client.Do(req)
-		if err != nil {
+		switch {
+		case err != nil && size > 64<<10:
+			// The server answered and closed the connection rather than read
+			// megabytes it will not use; the client may see the reset first.
+		case err != nil:
 			t.Fatalf("%d byte upload: %v", size, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
-			t.Fatalf("upload for an unknown partner: %d", resp.StatusCode)
+		default:
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("upload for an unknown partner: %d", resp.StatusCode)
+			}
 		}
 		for range 3 {
 			resp, err := client.Get(base + "/healthz")

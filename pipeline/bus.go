@@ -112,6 +112,8 @@ func startEmbedded(cfg BusConfig) (*server.Server, error) {
 		JetStream:  true,
 		StoreDir:   filepath.Join(dir, "jetstream"),
 		MaxPayload: MaxPayload,
+		// In-process stages pull large batches over one connection.
+		MaxPending: 256 << 20,
 		NoSigs:     true,
 		NoLog:      true,
 	}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,8 +46,14 @@ func toMsg(out Outgoing) *nats.Msg {
 	return m
 }
 
+// PublishTimeout bounds waiting for one acknowledgement; a lost reply turns
+// into an error the stage retries, never a hang.
+const PublishTimeout = 10 * time.Second
+
 // Publish implements Publisher.
 func (p JetStreamPublisher) Publish(ctx context.Context, out Outgoing) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
+	defer cancel()
 	ack, err := p.JS.PublishMsg(ctx, toMsg(out))
 	if err != nil {
 		return 0, fmt.Errorf("publish %s: %w", out.Subject, err)

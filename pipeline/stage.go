@@ -107,6 +107,7 @@ type Stage struct {
 	Subjects   []string // filter; empty means the whole stream
 	Handle     BatchHandler
 	BatchSize  int           // messages per fetch; default 64
+	MaxBytes   int           // bytes per fetch; default 8 MiB, so a burst never swamps the connection
 	MaxWait    time.Duration // longest wait for a first message; default 1s
 	AckWait    time.Duration // redelivery after silence (a crashed worker); default 15s
 	MaxDeliver int           // attempts before dead-letter; default 5
@@ -122,6 +123,9 @@ type Stage struct {
 func (s *Stage) defaults() {
 	if s.BatchSize <= 0 {
 		s.BatchSize = 64
+	}
+	if s.MaxBytes <= 0 {
+		s.MaxBytes = 8 << 20
 	}
 	if s.MaxWait <= 0 {
 		s.MaxWait = time.Second
@@ -236,7 +240,7 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 	log := r.Log.With("stage", s.Name)
 	log.Info("stage started", "stream", s.Stream, "subjects", s.Subjects)
 	for ctx.Err() == nil {
-		msgs, err := fetch(ctx, cons, s.BatchSize, s.MaxWait)
+		msgs, err := fetch(ctx, cons, s.BatchSize, s.MaxBytes, s.MaxWait)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -254,8 +258,16 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 	return nil
 }
 
-func fetch(ctx context.Context, cons jetstream.Consumer, n int, wait time.Duration) ([]jetstream.Msg, error) {
-	collect := func(b jetstream.MessageBatch) ([]jetstream.Msg, error) {
+// fetchLinger is how long a fetch waits to fill a batch once messages flow.
+const fetchLinger = 20 * time.Millisecond
+
+// fetch takes what is ready (up to n messages and maxBytes), or else waits
+// up to wait for the first message.
+func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait time.Duration) ([]jetstream.Msg, error) {
+	collect := func(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+		if err != nil {
+			return nil, err
+		}
 		var out []jetstream.Msg
 		for m := range b.Messages() {
 			out = append(out, m)
@@ -265,11 +277,7 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n int, wait time.Durati
 		}
 		return out, nil
 	}
-	b, err := cons.FetchNoWait(n)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := collect(b)
+	msgs, err := collect(cons.Fetch(n, jetstream.FetchMaxBytes(maxBytes), jetstream.FetchMaxWait(fetchLinger)))
 	if len(msgs) > 0 || err != nil {
 		return msgs, err
 	}
@@ -278,11 +286,7 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n int, wait time.Durati
 	if wait <= 0 {
 		return nil, ctx.Err()
 	}
-	b, err = cons.Fetch(n, jetstream.FetchMaxWait(wait))
-	if err != nil {
-		return nil, err
-	}
-	return collect(b)
+	return collect(cons.Fetch(1, jetstream.FetchMaxBytes(maxBytes), jetstream.FetchMaxWait(wait)))
 }
 
 func deadlineOr(ctx context.Context, t time.Time) time.Time {

@@ -47,8 +47,13 @@ func (p *problem) Error() string {
 	return fmt.Sprintf("%s (%d)", p.Title, p.Status)
 }
 
-// do sends a request and decodes a 2xx JSON answer into out.
+// do sends a file (or nothing) and decodes a 2xx JSON answer into out.
 func (c *apiClient) do(ctx context.Context, method, path string, body io.Reader, size int64, out any) error {
+	return c.send(ctx, method, path, body, size, "application/octet-stream", out)
+}
+
+// send makes one request; an error answer comes back as a *problem.
+func (c *apiClient) send(ctx context.Context, method, path string, body io.Reader, size int64, contentType string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
@@ -60,7 +65,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body io.Reader,
 		req.Header.Set("Authorization", "Bearer "+c.key)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Content-Type", contentType)
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
@@ -109,28 +114,9 @@ func partnerCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// doJSON sends a JSON document.
 func (c *apiClient) doJSON(ctx context.Context, method, path string, body *bytes.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	res, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(res.Body, 16<<20))
-	if res.StatusCode >= 300 {
-		p := &problem{Status: res.StatusCode, Title: res.Status}
-		_ = json.Unmarshal(data, p)
-		return p
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return c.send(ctx, method, path, body, body.Size(), "application/json", out)
 }
 
 func mappingCmd(ctx context.Context, args []string, stdout io.Writer) error {

@@ -3,7 +3,9 @@ package embedsearch
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,7 +100,7 @@ func BenchmarkApply(b *testing.B) {
 }
 
 func benchmarkApply(b *testing.B, callers int) {
-	const size = 1000
+	size := benchApplySize()
 	ix, err := Open(filepath.Join(b.TempDir(), "products"))
 	if err != nil {
 		b.Fatal(err)
@@ -120,7 +122,7 @@ func benchmarkApply(b *testing.B, callers int) {
 					b.Error(err)
 					return
 				}
-				if res.Indexed != size {
+				if res.Indexed != int64(size) {
 					b.Errorf("indexed %d of %d", res.Indexed, size)
 				}
 			}
@@ -177,3 +179,11 @@ func BenchmarkSearch(b *testing.B) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// benchApplySize is the batch size of BenchmarkApply (FEEDLINE_BENCH_BATCH, default 1000).
+func benchApplySize() int {
+	if n, err := strconv.Atoi(os.Getenv("FEEDLINE_BENCH_BATCH")); err == nil && n > 0 {
+		return n
+	}
+	return 1000
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -47,6 +48,8 @@ type indexTally struct {
 // update applies fn to the value under key with compare-and-set, retrying
 // when another writer got there first. fn returns false to leave it as is.
 func update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(*T) bool) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	for {
 		var v T
 		var rev uint64
@@ -85,7 +88,13 @@ func update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 	}
 }
 
+// opTimeout bounds one key-value call, so a reply lost in a reconnect
+// becomes an error the caller retries instead of a hang.
+const opTimeout = 10 * time.Second
+
 func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -98,6 +107,8 @@ func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) erro
 
 // createJSON stores v under key unless the key exists, and returns what is stored.
 func createJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, v T) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	b, err := json.Marshal(v)
 	if err != nil {
 		return v, err
@@ -117,6 +128,8 @@ func createJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, v
 }
 
 func getJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("%s: %w", key, schemas.ErrNotFound)

@@ -23,7 +23,7 @@ type Stage struct {
 // Configs are the stage's consumers: product changes and search queries.
 func (s *Stage) Configs() []pipeline.Stage {
 	return []pipeline.Stage{
-		{Name: "analytics", Stream: pipeline.StreamProducts, Handle: s.Handle, BatchSize: 256, MaxWait: 2 * time.Second},
+		{Name: "analytics", Stream: pipeline.StreamProducts, Handle: s.Handle, BatchSize: 64, MaxBytes: 32 << 20, MaxWait: 2 * time.Second},
 		{Name: "analytics-search", Stream: pipeline.StreamAnalytics, Subjects: []string{schemas.SubjectSearch}, Handle: s.Handle, BatchSize: 1024, MaxWait: 2 * time.Second},
 	}
 }
