@@ -312,7 +312,7 @@ func (r *benchReport) add(name string, d time.Duration, rows int) {
 func (r *benchReport) print(w io.Writer) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "feedline bench, %d rows, %s, %d CPUs (%s/%s), %s\n\n", r.rows, host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintln(w, "| step | time | rows/s | vs. baseline |")
+	fmt.Fprintln(w, "| step | time | rows/s | rate ÷ baseline rate |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	base := 0.0
 	for i, l := range r.lines {
@@ -320,7 +320,7 @@ func (r *benchReport) print(w io.Writer) {
 		if i == 0 {
 			base = rate
 		}
-		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.2f× |\n", l.name, l.dur.Seconds(), rate, rate/base)
+		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.3f |\n", l.name, l.dur.Seconds(), rate, rate/base)
 	}
 	if r.peakRSS > 0 {
 		fmt.Fprintf(w, "\npeak resident memory of the process: %.0f MiB\n", float64(r.peakRSS)/(1<<20))
