@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -12,7 +15,9 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"feedline/connectors/decode"
 	"feedline/connectors/parquetsink"
 	"feedline/schemas"
 )
@@ -357,4 +362,53 @@ func TestBadInputIsExplainedAndServiceKeepsServing(t *testing.T) {
 	if ok.Counts.Accepted != 5 {
 		t.Errorf("a good upload after bad ones accepted %d, want 5", ok.Counts.Accepted)
 	}
+}
+
+// A second process-like system joins the first one's JetStream with --nats
+// and runs another normalise worker on the same durable consumer.
+func TestWorkersShareAStageOverOutsideNATS(t *testing.T) {
+	ts := startTestSystem(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	worker, err := startSystem(ctx, serveConfig{
+		DataDir: t.TempDir(),
+		NATS:    ts.sys.bus.ClientURL(),
+		Stages:  []string{"normalise", "ingest"},
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		if err := worker.Stop(sctx); err != nil {
+			t.Errorf("stop worker: %v", err)
+		}
+	}()
+	if worker.bus.Embedded() {
+		t.Fatal("the worker embedded its own server instead of joining")
+	}
+	key := ts.addPartner("acme")
+	ts.setMapping("acme", key, benchMapping)
+	var file bytes.Buffer
+	if err := decode.GenerateCSV(&file, 20_000, 3); err != nil {
+		t.Fatal(err)
+	}
+	st := ts.uploadOK("acme", key, file.Bytes(), "")
+	c := st.Counts
+	if st.State != schemas.StateDone || c.Read != 20_000 || c.Accepted+c.Rejected != c.Read || c.Indexed != c.Accepted {
+		t.Fatalf("upload with two normalise workers: %s %+v", st.State, c)
+	}
+	if got := ts.search(url.Values{"partner": {"acme"}, "limit": {"1"}}).Total; int64(got) != c.Accepted {
+		t.Errorf("index holds %d products, want %d", got, c.Accepted)
+	}
+	// 20 raw batches and the closing one, each acknowledged by exactly one
+	// of the two workers.
+	here := testutil.ToFloat64(ts.sys.metrics.Processed.WithLabelValues("normalise"))
+	there := testutil.ToFloat64(worker.metrics.Processed.WithLabelValues("normalise"))
+	if here+there != 21 {
+		t.Errorf("normalise acknowledged %v here and %v in the worker, want 21 in all", here, there)
+	}
+	t.Logf("normalise batches: %v in the serving process, %v in the worker", here, there)
 }
