@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -67,5 +68,60 @@ func (b *Bus) Replay(ctx context.Context, stream, filter string, fn func(*Messag
 		if md.NumPending == 0 || m.Sequence >= last {
 			return n, nil
 		}
+	}
+}
+
+// LastSequence is the stream's newest sequence number (0 when empty).
+func (b *Bus) LastSequence(ctx context.Context, stream string) (uint64, error) {
+	st, err := b.JS.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Follow feeds fn every message of stream from sequence from on, as it
+// arrives, until ctx ends. Workers use it to keep derived state current
+// with what other copies of their stage publish.
+func (b *Bus) Follow(ctx context.Context, stream string, from uint64, fn func(*Message)) error {
+	st, err := b.JS.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", stream, err)
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", stream, err)
+	}
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	for {
+		jm, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			b.log.Warn("following a stream failed; retrying", "stream", stream, "err", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		md, err := jm.Metadata()
+		if err != nil {
+			continue
+		}
+		fn(&Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Sequence: md.Sequence.Stream, Delivered: md.NumDelivered})
 	}
 }

@@ -179,6 +179,7 @@ const (
 	HeaderUpload  = "Feedline-Upload"
 	HeaderRow     = "Feedline-Row"
 	HeaderBatch   = "Feedline-Batch"
+	HeaderOrigin  = "Feedline-Origin" // the worker instance that published it
 )
 
 // MsgID builds the Nats-Msg-Id of a deterministic message, so a republish

@@ -411,4 +411,23 @@ func TestWorkersShareAStageOverOutsideNATS(t *testing.T) {
 		t.Errorf("normalise acknowledged %v here and %v in the worker, want 21 in all", here, there)
 	}
 	t.Logf("normalise batches: %v in the serving process, %v in the worker", here, there)
+
+	// Each worker follows what the other published: a re-upload is all
+	// unchanged, and a shorter full upload deletes exactly what it left out,
+	// whichever worker closes it.
+	again := ts.uploadOK("acme", key, file.Bytes(), "")
+	if again.Counts.Accepted != 0 || again.Counts.Unchanged != c.Accepted {
+		t.Errorf("re-upload through two workers: %+v, want %d unchanged", again.Counts, c.Accepted)
+	}
+	var half bytes.Buffer
+	if err := decode.GenerateCSV(&half, 10_000, 3); err != nil {
+		t.Fatal(err)
+	}
+	sub := ts.uploadOK("acme", key, half.Bytes(), "")
+	if sub.Counts.Accepted != 0 || sub.Counts.Deleted != c.Accepted-sub.Counts.Unchanged {
+		t.Errorf("shorter full upload: %+v, want %d deleted", sub.Counts, c.Accepted-sub.Counts.Unchanged)
+	}
+	if got := ts.search(url.Values{"partner": {"acme"}, "limit": {"1"}}).Total; int64(got) != sub.Counts.Unchanged {
+		t.Errorf("index holds %d products after the shorter upload, want %d", got, sub.Counts.Unchanged)
+	}
 }

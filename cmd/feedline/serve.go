@@ -177,11 +177,15 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		st := &ingest.Stage{Files: files, Ledger: s.ledger, Open: openDecoder, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest")}
 		configs = append(configs, st.Config())
 	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
 	if cfg.runs("normalise") {
 		st := normalise.New(s.ledger, mappings, pub, log.With("stage", "normalise"))
 		if err := st.Rebuild(ctx, s.bus); err != nil {
+			cancel()
 			return nil, err
 		}
+		st.Follow(runCtx)
 		configs = append(configs, st.Config())
 	}
 	if cfg.runs("index") {
@@ -192,8 +196,6 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		st := &analytics.Stage{Sink: s.sink, Log: log.With("stage", "analytics")}
 		configs = append(configs, st.Configs()...)
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
 	for _, c := range configs {
 		// Declare before returning so an upload accepted right after start
 		// is never published before its consumer exists.

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,11 +38,15 @@ type Stage struct {
 	cat      *catalog
 	mu       sync.Mutex
 	mappings map[string]schemas.Mapping
+	bus      *pipeline.Bus
+	instance string        // marks what this worker publishes, so Follow skips it
+	applied  atomic.Uint64 // newest PRODUCTS sequence folded into cat
 }
 
 // New builds the stage; call Rebuild before running it.
 func New(ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipeline.Publisher, log *slog.Logger) *Stage {
-	return &Stage{Ledger: ledger, Mappings: mappings, Pub: pub, Log: log, Now: time.Now, cat: newCatalog(), mappings: map[string]schemas.Mapping{}}
+	return &Stage{Ledger: ledger, Mappings: mappings, Pub: pub, Log: log, Now: time.Now, cat: newCatalog(),
+		mappings: map[string]schemas.Mapping{}, instance: strconv.FormatUint(rand.Uint64(), 36)}
 }
 
 // Config is the stage's place in the pipeline.
@@ -56,13 +62,9 @@ func (s *Stage) Config() pipeline.Stage {
 // Rebuild folds the product log into the change-detection state.
 func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
 	start := time.Now()
+	s.bus = bus
 	n, err := bus.Replay(ctx, pipeline.StreamProducts, "", func(m *pipeline.Message) error {
-		var b schemas.ProductBatch
-		if err := json.Unmarshal(m.Data, &b); err != nil {
-			s.Log.Warn("skipping unreadable product batch", "seq", m.Sequence, "err", err)
-			return nil
-		}
-		s.cat.apply(&b)
+		s.fold(m)
 		return nil
 	})
 	if err != nil {
@@ -70,6 +72,47 @@ func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
 	}
 	s.Log.Info("normalise state rebuilt", "batches", n, "products", s.cat.size(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// fold applies one product batch from the log to the state.
+func (s *Stage) fold(m *pipeline.Message) {
+	defer s.applied.Store(m.Sequence)
+	if m.Header.Get(schemas.HeaderOrigin) == s.instance {
+		return // committed when it was published
+	}
+	var b schemas.ProductBatch
+	if err := json.Unmarshal(m.Data, &b); err != nil {
+		s.Log.Warn("skipping unreadable product batch", "seq", m.Sequence, "err", err)
+		return
+	}
+	s.cat.apply(&b)
+}
+
+// Follow keeps the state current with what other normalise workers publish,
+// from where Rebuild stopped, until ctx ends.
+func (s *Stage) Follow(ctx context.Context) {
+	go func() {
+		if err := s.bus.Follow(ctx, pipeline.StreamProducts, s.applied.Load()+1, s.fold); err != nil {
+			s.Log.Error("following the product log failed; change detection may miss other workers' changes", "err", err)
+		}
+	}()
+}
+
+// caughtUp waits briefly until the state holds everything the product log
+// holds now, so a full upload's deletions see every worker's changes.
+func (s *Stage) caughtUp(ctx context.Context) (bool, error) {
+	last, err := s.bus.LastSequence(ctx, pipeline.StreamProducts)
+	if err != nil {
+		return false, err
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for s.applied.Load() < last {
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true, nil
 }
 
 // Handle normalises one raw batch, or closes an upload.
@@ -199,6 +242,11 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 	if done < rb.End.Batches {
 		return pipeline.Later(fmt.Errorf("upload %s: %d of %d batches normalised", rb.Upload, done, rb.End.Batches), 250*time.Millisecond)
 	}
+	if ok, err := s.caughtUp(ctx); err != nil {
+		return err
+	} else if !ok {
+		return pipeline.Later(fmt.Errorf("upload %s: waiting for the product log to catch up", rb.Upload), 250*time.Millisecond)
+	}
 	status, err := s.Ledger.Status(ctx, rb.Upload)
 	if err != nil {
 		return err
@@ -256,6 +304,7 @@ func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, id string)
 	hdr.Set(schemas.HeaderPartner, b.Partner)
 	hdr.Set(schemas.HeaderUpload, b.Upload)
 	hdr.Set(schemas.HeaderBatch, strconv.Itoa(b.Batch))
+	hdr.Set(schemas.HeaderOrigin, s.instance)
 	_, err = s.Pub.Publish(ctx, pipeline.Outgoing{
 		Subject: schemas.Subject(schemas.SubjectProduct, b.Partner),
 		MsgID:   id,
