@@ -112,8 +112,9 @@ func startEmbedded(cfg BusConfig) (*server.Server, error) {
 		JetStream:  true,
 		StoreDir:   filepath.Join(dir, "jetstream"),
 		MaxPayload: MaxPayload,
-		// In-process stages pull large batches over one connection.
-		MaxPending: 256 << 20,
+		// Stages pull at most 8–32 MiB per fetch over the one in-process
+		// connection; this is the server's default, stated because it matters.
+		MaxPending: 64 << 20,
 		NoSigs:     true,
 		NoLog:      true,
 	}

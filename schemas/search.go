@@ -45,6 +45,7 @@ type ApplyResult struct {
 	Indexed int64
 	Deleted int64
 	Stale   int64
+	StaleAt []int // positions in the applied slice of the stale changes
 }
 
 // ProductIndex is the search backend: the embedded index or Elasticsearch.

@@ -242,6 +242,7 @@ func (ix *Index) reserve(ctx context.Context, changes []schemas.ProductChange, w
 		sv, exists := stored[c.ID]
 		if c.Version < w.Version || (exists && c.Version < sv) {
 			res.Stale++
+			res.StaleAt = append(res.StaleAt, i)
 			continue
 		}
 		if c.Kind == schemas.ChangeDelete {

@@ -139,7 +139,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again != first {
+	if again.Indexed != first.Indexed || again.Deleted != first.Deleted || again.Stale != first.Stale {
 		t.Errorf("replay after reopen: %+v, first run %+v", again, first)
 	}
 	if _, err := ix.Get(t.Context(), sample(5).ID); !errors.Is(err, schemas.ErrNotFound) {
