@@ -33,6 +33,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	skip := fs.String("skip", "", "comma-separated steps to skip: normalise,parquet,full,reupload")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the heap was largest, to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +55,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer os.RemoveAll(work)
+	}
+	if *memProfile != "" {
+		stop := watchHeap(*memProfile)
+		defer stop()
 	}
 	skipped := func(step string) bool { return strings.Contains(","+*skip+",", ","+step+",") }
 	log := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
@@ -325,6 +330,35 @@ func (r *benchReport) print(w io.Writer) {
 	if r.peakRSS > 0 {
 		fmt.Fprintf(w, "\npeak resident memory of the process: %.0f MiB\n", float64(r.peakRSS)/(1<<20))
 	}
+}
+
+// watchHeap writes a heap profile to path each time the heap in use reaches
+// a new high, checked every second.
+func watchHeap(path string) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		var high uint64
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse <= high {
+				continue
+			}
+			high = ms.HeapInuse
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // peakRSS reads the process's high-water resident set size (Linux).
