@@ -69,7 +69,7 @@ func (s *Stage) add(b *schemas.AnalyticsBatch, m *pipeline.Message) error {
 		return nil
 	}
 	var pb schemas.ProductBatch
-	if err := json.Unmarshal(m.Data, &pb); err != nil {
+	if err := schemas.UnmarshalProductBatch(m.Data, &pb); err != nil {
 		return fmt.Errorf("product batch is not JSON: %w", err)
 	}
 	if r := pb.End; r != nil {

@@ -3,7 +3,6 @@ package index
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -52,7 +51,7 @@ func (s *Stage) Handle(ctx context.Context, msgs []*pipeline.Message) []error {
 	batches := make([]*schemas.ProductBatch, len(msgs))
 	for i, m := range msgs {
 		var b schemas.ProductBatch
-		if err := json.Unmarshal(m.Data, &b); err != nil {
+		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			errs[i] = pipeline.Terminal(fmt.Errorf("product batch is not JSON: %w", err))
 			continue
 		}

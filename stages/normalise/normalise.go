@@ -5,7 +5,6 @@ package normalise
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,7 +80,7 @@ func (s *Stage) fold(m *pipeline.Message) {
 		return // committed when it was published
 	}
 	var b schemas.ProductBatch
-	if err := json.Unmarshal(m.Data, &b); err != nil {
+	if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 		s.Log.Warn("skipping unreadable product batch", "seq", m.Sequence, "err", err)
 		return
 	}
@@ -296,7 +295,7 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 }
 
 func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, id string) error {
-	data, err := json.Marshal(b)
+	data, err := schemas.MarshalProductBatch(b)
 	if err != nil {
 		return err
 	}
