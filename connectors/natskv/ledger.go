@@ -235,39 +235,47 @@ func (l Ledger) Progress(ctx context.Context, id string) (schemas.UploadProgress
 		return p, err
 	}
 	p.Upload = u
-	optional := func(key string, v any) (bool, error) {
-		err := getJSON(ctx, l.KV, key, v)
-		if errors.Is(err, schemas.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	var ing schemas.IngestRecord
-	if ok, err := optional(id+".ingest", &ing); err != nil {
-		return p, err
-	} else if ok {
-		p.Ingest = &ing
-	}
-	var n normaliseTally
-	if _, err := optional(id+".n", &n); err != nil {
+	if p.Ingest, err = optional[schemas.IngestRecord](ctx, l.KV, id+".ingest"); err != nil {
 		return p, err
 	}
-	p.Normalise = n.Totals
-	var d schemas.DeleteRecord
-	if ok, err := optional(id+".d", &d); err != nil {
-		return p, err
-	} else if ok {
-		p.Deletes = &d
-	}
-	var i indexTally
-	if _, err := optional(id+".i", &i); err != nil {
+	if p.Deletes, err = optional[schemas.DeleteRecord](ctx, l.KV, id+".d"); err != nil {
 		return p, err
 	}
-	p.Index = i.Totals
-	if _, err := optional(id+".x", &p.Failures); err != nil {
+	n, err := optional[normaliseTally](ctx, l.KV, id+".n")
+	if err != nil {
 		return p, err
+	}
+	if n != nil {
+		p.Normalise = n.Totals
+	}
+	i, err := optional[indexTally](ctx, l.KV, id+".i")
+	if err != nil {
+		return p, err
+	}
+	if i != nil {
+		p.Index = i.Totals
+	}
+	f, err := optional[[]schemas.FailureRecord](ctx, l.KV, id+".x")
+	if err != nil {
+		return p, err
+	}
+	if f != nil {
+		p.Failures = *f
 	}
 	return p, nil
+}
+
+// optional reads a record that may not exist yet (nil then).
+func optional[T any](ctx context.Context, kv jetstream.KeyValue, key string) (*T, error) {
+	var v T
+	err := getJSON(ctx, kv, key, &v)
+	if errors.Is(err, schemas.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // Status implements schemas.UploadLedger.
