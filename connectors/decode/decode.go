@@ -10,8 +10,11 @@ package decode
 
 import (
 	"bufio"
+
 	"errors"
 	"fmt"
+	"golang.org/x/text/encoding/korean"
+	"golang.org/x/text/transform"
 	"io"
 	"slices"
 	"strconv"
@@ -105,6 +108,9 @@ func Open(r io.Reader, opt Options) (Decoder, error) {
 	format, err := chooseFormat(s, opt.Format, comma)
 	if err != nil {
 		return nil, err
+	}
+	if s.eucKR {
+		br = bufio.NewReaderSize(transform.NewReader(br, korean.EUCKR.NewDecoder()), HeadSize)
 	}
 	switch format {
 	case schemas.FormatParquet:

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/text/encoding/korean"
+
 	"feedline/schemas"
 )
 
@@ -27,6 +29,7 @@ type sniffed struct {
 	comma        byte   // delimited text only
 	headerFields int    // fields of the header line when split by comma
 	looks        string // what the file looks like, for messages
+	eucKR        bool   // the text is EUC-KR (CP949) and is decoded to UTF-8 on the fly
 	err          error
 }
 
@@ -52,6 +55,13 @@ func sniff(head []byte) sniffed {
 		return sniffed{looks: "an empty file", err: fmt.Errorf("%w: it holds only blank lines; upload a file with a header line and at least one row", ErrEmpty)}
 	}
 	if s, ok := sniffBinary(text, truncated); ok {
+		if s.eucKR {
+			// Korean shops often export EUC-KR (Naver EP files especially):
+			// look at the head as the decoder will see it.
+			utf, _ := korean.EUCKR.NewDecoder().Bytes(text)
+			s = sniff(utf)
+			s.eucKR = true
+		}
 		return s
 	}
 	switch text[0] {
@@ -122,7 +132,7 @@ func sniffBinary(text []byte, truncated bool) (sniffed, bool) {
 		return sniffed{}, false
 	}
 	if looksCP949(text) {
-		return sniffed{looks: "EUC-KR (CP949) text", err: fmt.Errorf("%w: it looks like EUC-KR (CP949); save it as UTF-8 and upload again", ErrEncoding)}, true
+		return sniffed{looks: "EUC-KR (CP949) text", eucKR: true}, true
 	}
 	return sniffed{looks: "text in a legacy encoding", err: fmt.Errorf("%w: it looks like a legacy encoding such as Windows-1252; save it as UTF-8 and upload again", ErrEncoding)}, true
 }

@@ -51,7 +51,7 @@ func TestDetect(t *testing.T) {
 		{name: "xlsx", head: "PK\x03\x04\x14\x00\x06\x00", wantErr: ErrBinary, wantMsg: "Excel"},
 		{name: "utf-16 with bom", head: "\xff\xfe" + utf16, wantErr: ErrEncoding, wantMsg: "UTF-16"},
 		{name: "utf-16 without bom", head: utf16, wantErr: ErrEncoding, wantMsg: "UTF-16"},
-		{name: "euc-kr", head: eucKR, wantErr: ErrEncoding, wantMsg: "EUC-KR"},
+		{name: "euc-kr is decoded", head: eucKR, wantFmt: schemas.FormatCSV, wantDelim: ','},
 		{name: "latin-1", head: "id,title\n1,caf\xe9\n2,cr\xe8me br\xfbl\xe9e\n", wantErr: ErrEncoding},
 		{name: "one bad line in many is not an encoding problem", head: "id,title\n1,a\n2,caf\xe9\n3,b\n4,c\n", wantFmt: schemas.FormatCSV, wantDelim: ','},
 		{name: "csv", head: "id,title,price\n1,Shoe,12900\n", wantFmt: schemas.FormatCSV, wantDelim: ','},
