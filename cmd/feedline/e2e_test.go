@@ -431,3 +431,41 @@ func TestWorkersShareAStageOverOutsideNATS(t *testing.T) {
 		t.Errorf("index holds %d products after the shorter upload, want %d", got, sub.Counts.Unchanged)
 	}
 }
+
+// A file that passes the first look but cannot be decoded fails its upload
+// with the reason, lands on the dead-letter stream, and `feedline dlq` shows it.
+func TestCorruptFileFailsUploadAndIsDeadLettered(t *testing.T) {
+	ts := startTestSystem(t, t.TempDir())
+	key := ts.addPartner("acme")
+	ts.setMapping("acme", key, customMapping)
+	corrupt := append([]byte("PAR1"), bytes.Repeat([]byte{0x15, 0x04, 0x15, 0x80}, 2000)...)
+	corrupt = append(corrupt, []byte("PAR1")...)
+	st := ts.uploadOK("acme", key, corrupt, "")
+	if st.State != schemas.StateFailed || st.Error == "" {
+		t.Fatalf("corrupt Parquet upload ended %s (%q), want failed with a reason", st.State, st.Error)
+	}
+	var out, errOut bytes.Buffer
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out.Reset()
+		errOut.Reset()
+		code := run(context.Background(), []string{"dlq", "--nats", ts.sys.bus.ClientURL(), "--stage", "ingest"}, &out, &errOut)
+		if code != 0 {
+			t.Fatalf("feedline dlq exited %d: %s", code, errOut.String())
+		}
+		if strings.Contains(out.String(), st.ID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("feedline dlq does not list upload %s:\n%s", st.ID, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("feedline dlq:\n%s", out.String())
+	if !strings.Contains(out.String(), "acme") || !strings.Contains(out.String(), "ingest") {
+		t.Errorf("dead-letter listing lacks the partner or stage:\n%s", out.String())
+	}
+	if r := ts.do("GET", "/healthz", "", nil, ""); r.Status != http.StatusOK {
+		t.Errorf("healthz after a corrupt file: %d", r.Status)
+	}
+}
