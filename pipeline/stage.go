@@ -282,18 +282,13 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait t
 		return msgs, err
 	}
 	// Nothing ready: wait for the first message (bounded, so shutdown is prompt).
-	wait = min(wait, time.Until(deadlineOr(ctx, time.Now().Add(wait))))
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
 	if wait <= 0 {
 		return nil, ctx.Err()
 	}
 	return collect(cons.Fetch(1, jetstream.FetchMaxBytes(maxBytes), jetstream.FetchMaxWait(wait)))
-}
-
-func deadlineOr(ctx context.Context, t time.Time) time.Time {
-	if d, ok := ctx.Deadline(); ok && d.Before(t) {
-		return d
-	}
-	return t
 }
 
 func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, raw []jetstream.Msg, log *slog.Logger) {

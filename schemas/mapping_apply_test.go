@@ -463,8 +463,8 @@ func TestRowMapperSKUWithColon(t *testing.T) {
 	if rej != nil {
 		t.Fatal(rej)
 	}
-	if p.ID != "shop:A:1/ß" || p.SKU != "A:1/ß" || PartnerOf(p.ID) != "shop" {
-		t.Errorf("id %q sku %q partner %q", p.ID, p.SKU, PartnerOf(p.ID))
+	if partner, sku := SplitProductID(p.ID); p.ID != "shop:A:1/ß" || p.SKU != "A:1/ß" || partner != "shop" || sku != p.SKU {
+		t.Errorf("id %q sku %q split into %q and %q", p.ID, p.SKU, partner, sku)
 	}
 	if _, rej := rm.Map(RawRow{Values: []string{strings.Repeat("x", MaxSKUBytes), "x", "1"}}); rej != nil {
 		t.Errorf("a SKU of exactly %d bytes rejected: %v", MaxSKUBytes, rej.Reason)

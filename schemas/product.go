@@ -53,10 +53,10 @@ type Product struct {
 // ProductID joins partner and SKU; the colon cannot appear in a partner id.
 func ProductID(partner, sku string) string { return partner + ":" + sku }
 
-// PartnerOf returns the partner part of a product id.
-func PartnerOf(id string) string {
-	p, _, _ := strings.Cut(id, ":")
-	return p
+// SplitProductID returns the partner and SKU parts of a product id.
+func SplitProductID(id string) (partner, sku string) {
+	partner, sku, _ = strings.Cut(id, ":")
+	return partner, sku
 }
 
 // EffectivePrice is what a shopper pays: the sale price when there is one.

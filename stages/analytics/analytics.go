@@ -86,7 +86,7 @@ func (s *Stage) add(b *schemas.AnalyticsBatch, m *pipeline.Message) error {
 			EventID: fmt.Sprintf("%s@%d", c.ID, c.Version), ProductID: c.ID, Partner: pb.Partner, UploadID: pb.Upload,
 			Kind: string(c.Kind), Version: c.Version, ChangedAt: at,
 		}
-		_, row.SKU, _ = strings.Cut(c.ID, ":")
+		_, row.SKU = schemas.SplitProductID(c.ID)
 		if p := c.Product; p != nil {
 			row.Title, row.Brand, row.Price, row.Currency, row.Availability = p.Title, p.Brand, p.Price, p.Currency, string(p.Availability)
 			row.Category = strings.Join(p.Category, schemas.CategorySeparator)

@@ -279,15 +279,11 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 		}
 		deleted = int64(len(ids))
 	}
-	up, err := s.Ledger.Upload(ctx, rb.Upload)
-	if err != nil {
-		return err
-	}
 	counts := status.Counts
 	counts.Deleted = deleted
 	end := &schemas.ProductBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: -1, Seq: rb.UploadSeq, At: s.Now().UTC(), End: &schemas.UploadRun{
-		Upload: up.ID, Partner: up.Partner, Mode: up.Mode, Format: up.Format, MappingVersion: up.MappingVersion,
-		ReceivedAt: up.ReceivedAt, FinishedAt: s.Now().UTC(), Counts: counts,
+		Upload: status.ID, Partner: status.Partner, Mode: status.Mode, Format: status.Format, MappingVersion: status.MappingVersion,
+		ReceivedAt: status.ReceivedAt, FinishedAt: s.Now().UTC(), Counts: counts,
 	}}
 	s.Log.Info("upload normalised", "upload", rb.Upload, "partner", rb.Partner, "read", counts.Read,
 		"accepted", counts.Accepted, "unchanged", counts.Unchanged, "rejected", counts.Rejected, "deleted", deleted)
