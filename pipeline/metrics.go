@@ -15,6 +15,7 @@ type Metrics struct {
 	Batch     *prometheus.HistogramVec
 	Pending   *prometheus.GaugeVec
 	Items     *prometheus.CounterVec
+	Paused    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the stage series, plus Go and process collectors, on
@@ -30,7 +31,7 @@ func NewMetrics() *Metrics {
 			Name: "feedline_stage_messages_processed_total", Help: "Messages a stage handled and acknowledged.",
 		}, []string{"stage"}),
 		Failed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "feedline_stage_messages_failed_total", Help: "Messages a stage failed, by outcome (retry or dead_letter).",
+			Name: "feedline_stage_messages_failed_total", Help: "Messages a stage failed, by outcome (retry, unavailable or dead_letter).",
 		}, []string{"stage", "outcome"}),
 		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "feedline_stage_messages_out_total", Help: "Messages a stage published downstream.",
@@ -45,8 +46,11 @@ func NewMetrics() *Metrics {
 		Items: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "feedline_stage_items_total", Help: "Domain items (rows, products) a stage handled, by outcome.",
 		}, []string{"stage", "outcome"}),
+		Paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "feedline_stage_paused", Help: "1 while a stage waits for its unavailable backend instead of fetching.",
+		}, []string{"stage"}),
 	}
-	reg.MustRegister(m.In, m.Processed, m.Failed, m.Published, m.Batch, m.Pending, m.Items,
+	reg.MustRegister(m.In, m.Processed, m.Failed, m.Published, m.Batch, m.Pending, m.Items, m.Paused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

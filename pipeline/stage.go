@@ -102,13 +102,16 @@ func Concurrent(h Handler, workers int) BatchHandler {
 
 // Stage describes one worker: which stream it reads and how it handles it.
 type Stage struct {
-	Name       string
-	Stream     string
-	Subjects   []string // filter; empty means the whole stream
-	Handle     BatchHandler
-	BatchSize  int           // messages per fetch; default 64
-	MaxBytes   int           // bytes per fetch; default 8 MiB, so a burst never swamps the connection
-	MaxWait    time.Duration // longest wait for a first message; default 1s
+	Name      string
+	Stream    string
+	Subjects  []string // filter; empty means the whole stream
+	Handle    BatchHandler
+	BatchSize int           // messages per fetch; default 64
+	MaxBytes  int           // bytes per fetch; default 8 MiB, so a burst never swamps the connection
+	MaxWait   time.Duration // longest wait for a first message; default 1s
+	// Linger is how long a fetch keeps filling a batch once a message came
+	// (default 20ms); sinks that prefer few large writes set it longer.
+	Linger     time.Duration
 	AckWait    time.Duration // redelivery after silence (a crashed worker); default 15s
 	MaxDeliver int           // attempts before dead-letter; default 5
 	// Backoff is the redelivery delay after the given failed attempt; default
@@ -118,6 +121,10 @@ type Stage struct {
 	// the messages from redelivery meanwhile.
 	HandlerTimeout time.Duration
 	Middleware     []Middleware
+	// Gate, when set, says whether the stage's backend takes writes again
+	// after a handler reported schemas.ErrUnavailable; the paused stage
+	// polls it before fetching.
+	Gate func(ctx context.Context) error
 }
 
 func (s *Stage) defaults() {
@@ -129,6 +136,9 @@ func (s *Stage) defaults() {
 	}
 	if s.MaxWait <= 0 {
 		s.MaxWait = time.Second
+	}
+	if s.Linger <= 0 {
+		s.Linger = fetchLinger
 	}
 	if s.AckWait <= 0 {
 		s.AckWait = 15 * time.Second
@@ -239,8 +249,21 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 	go r.watchLag(ctx, s.Name, cons)
 	log := r.Log.With("stage", s.Name)
 	log.Info("stage started", "stream", s.Stream, "subjects", s.Subjects)
+	out := newOutage(s.Name, s.Gate, func(p bool) {
+		v := 0.0
+		if p {
+			v = 1
+		}
+		r.Metrics.Paused.WithLabelValues(s.Name).Set(v)
+	})
 	for ctx.Err() == nil {
+		if !out.ready(ctx, log) {
+			continue
+		}
 		msgs, err := fetch(ctx, cons, s.BatchSize, s.MaxBytes, s.MaxWait)
+		if err == nil && len(msgs) > 0 && s.Linger > fetchLinger {
+			msgs, err = linger(ctx, cons, msgs, s.BatchSize, s.MaxBytes, s.Linger)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -252,7 +275,7 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 		if len(msgs) == 0 {
 			continue
 		}
-		r.handleBatch(ctx, s, handle, msgs, log)
+		r.handleBatch(ctx, s, handle, msgs, out, log)
 	}
 	log.Info("stage stopped")
 	return nil
@@ -291,7 +314,33 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait t
 	return collect(cons.Fetch(1, jetstream.FetchMaxBytes(maxBytes), jetstream.FetchMaxWait(wait)))
 }
 
-func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, raw []jetstream.Msg, log *slog.Logger) {
+// linger tops a batch up until it holds n messages or maxBytes, or d has
+// passed since the first message, so a sink writes thousands of rows at once
+// even when they trickle in.
+func linger(ctx context.Context, cons jetstream.Consumer, msgs []jetstream.Msg, n, maxBytes int, d time.Duration) ([]jetstream.Msg, error) {
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Data())
+	}
+	deadline := time.Now().Add(d - fetchLinger)
+	for len(msgs) < n && size < maxBytes && ctx.Err() == nil {
+		wait := time.Until(deadline)
+		if wait <= time.Millisecond {
+			break
+		}
+		b, err := cons.Fetch(n-len(msgs), jetstream.FetchMaxBytes(maxBytes-size), jetstream.FetchMaxWait(wait))
+		if err != nil {
+			return msgs, nil // what is in hand is a fine batch; the next fetch reports the error
+		}
+		for m := range b.Messages() {
+			msgs = append(msgs, m)
+			size += len(m.Data())
+		}
+	}
+	return msgs, nil
+}
+
+func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, raw []jetstream.Msg, out *outage, log *slog.Logger) {
 	msgs := make([]*Message, 0, len(raw))
 	var poisoned []*Message
 	for _, jm := range raw {
@@ -329,7 +378,7 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 		if i < len(errs) {
 			err = errs[i]
 		}
-		r.settle(s, m, err, log)
+		r.settle(s, m, err, out, log)
 	}
 }
 
@@ -358,7 +407,7 @@ func heartbeat(msgs []*Message, every time.Duration) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-func (r *Runner) settle(s Stage, m *Message, err error, log *slog.Logger) {
+func (r *Runner) settle(s Stage, m *Message, err error, out *outage, log *slog.Logger) {
 	var later laterError
 	switch {
 	case errors.As(err, &later) && m.Delivered < MaxEarly:
@@ -368,8 +417,16 @@ func (r *Runner) settle(s Stage, m *Message, err error, log *slog.Logger) {
 		if ackErr := m.msg.Ack(); ackErr != nil {
 			log.Warn("ack failed; the message will be redelivered", "seq", m.Sequence, "err", ackErr)
 		}
+		out.settled(m.Sequence)
+		out.recovered()
 		r.Metrics.Processed.WithLabelValues(s.Name).Inc()
-	case IsTerminal(err) || m.Delivered >= uint64(s.MaxDeliver):
+	case errors.Is(err, schemas.ErrUnavailable) && !IsTerminal(err) && m.Delivered < MaxEarly:
+		delay := out.trip(m.Sequence)
+		log.Warn("backend unavailable; stage pauses and leaves the message in JetStream", "seq", m.Sequence, "retry_in", delay, "err", err)
+		r.Metrics.Failed.WithLabelValues(s.Name, "unavailable").Inc()
+		_ = m.msg.NakWithDelay(delay)
+	case IsTerminal(err) || out.attempts(m.Sequence, m.Delivered) >= uint64(s.MaxDeliver):
+		out.settled(m.Sequence)
 		r.deadLetter(s, m, err, log)
 	default:
 		delay := s.Backoff(m.Delivered)
@@ -392,14 +449,9 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 		Stage: s.Name, Subject: m.Subject, Sequence: m.Sequence, Error: cause.Error(),
 		Attempts: m.Delivered, Source: m.Source(), Headers: hdr, Payload: m.Data, At: time.Now().UTC(),
 	}
-	data, _ := json.Marshal(dl)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := r.Pub.Publish(ctx, Outgoing{
-		Subject: schemas.Subject(schemas.SubjectDLQ, s.Name),
-		MsgID:   schemas.MsgID("dlq", s.Name, m.Sequence),
-		Data:    data,
-	})
+	err := r.PublishDeadLetter(ctx, dl, schemas.MsgID("dlq", s.Name, m.Sequence))
 	if err != nil {
 		log.Error("dead-letter publish failed; retrying the message", "seq", m.Sequence, "err", err)
 		_ = m.msg.NakWithDelay(s.Backoff(m.Delivered))
@@ -411,6 +463,18 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 		r.DeadLettered(ctx, dl)
 	}
 	_ = m.msg.Term()
+}
+
+// PublishDeadLetter stores d on dlq.<stage>. Stages use it for a single
+// item of a message they otherwise handled (one product a backend refused);
+// msgID makes a repeated entry a duplicate.
+func (r *Runner) PublishDeadLetter(ctx context.Context, d schemas.DeadLetter, msgID string) error {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encode dead letter: %w", err)
+	}
+	_, err = r.Pub.Publish(ctx, Outgoing{Subject: schemas.Subject(schemas.SubjectDLQ, d.Stage), MsgID: msgID, Data: data})
+	return err
 }
 
 // observe counts messages and times batches.

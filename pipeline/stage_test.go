@@ -199,6 +199,95 @@ func TestLaterDoesNotCountTowardsDeadLetter(t *testing.T) {
 	}
 }
 
+func TestUnavailableBackendPausesTheStageWithoutUsingAttempts(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	var down atomic.Bool
+	down.Store(true)
+	var calls, probes atomic.Int32
+	handled := map[string]bool{}
+	var mu sync.Mutex
+	stop := runStage(t, r, Stage{
+		Name: "sink", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2, BatchSize: 1,
+		Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			calls.Add(1)
+			if down.Load() {
+				return fmt.Errorf("write: %w", schemas.ErrUnavailable)
+			}
+			mu.Lock()
+			handled[string(m.Data)] = true
+			mu.Unlock()
+			return nil
+		}),
+		Gate: func(ctx context.Context) error {
+			probes.Add(1)
+			if down.Load() {
+				return schemas.ErrUnavailable
+			}
+			return nil
+		},
+	})
+	defer stop()
+	for i := range 3 {
+		publish(t, b, "catalog.raw.acme", fmt.Sprint("m", i), fmt.Sprint("x", i))
+	}
+	waitFor(t, "the stage to pause", func() bool { return testutil.ToFloat64(r.Metrics.Paused.WithLabelValues("sink")) == 1 })
+	waitFor(t, "two probes of the backend", func() bool { return probes.Load() >= 2 })
+	// While paused the stage asks the backend, not the messages: only the
+	// batch that met the outage was tried.
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler called %d times during the outage, want 1", n)
+	}
+	down.Store(false)
+	waitFor(t, "every message after recovery", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == 3
+	})
+	if dl := deadLetters(t, b, "sink"); len(dl) != 0 {
+		t.Errorf("an outage dead-lettered messages: %+v", dl)
+	}
+	if v := testutil.ToFloat64(r.Metrics.Paused.WithLabelValues("sink")); v != 0 {
+		t.Errorf("paused gauge = %v after recovery", v)
+	}
+	if v := testutil.ToFloat64(r.Metrics.Failed.WithLabelValues("sink", "unavailable")); v != 1 {
+		t.Errorf("unavailable failures = %v, want 1", v)
+	}
+}
+
+func TestLingerGathersTricklingMessagesIntoOneBatch(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	var mu sync.Mutex
+	var sizes []int
+	stop := runStage(t, r, Stage{
+		Name: "sink", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 100, Linger: 2 * time.Second,
+		Handle: func(ctx context.Context, msgs []*Message) []error {
+			mu.Lock()
+			sizes = append(sizes, len(msgs))
+			mu.Unlock()
+			return nil
+		},
+	})
+	defer stop()
+	for i := range 5 {
+		publish(t, b, "catalog.raw.acme", fmt.Sprint("m", i), "x")
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitFor(t, "a batch", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sizes) > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) != 1 || sizes[0] != 5 {
+		t.Errorf("batch sizes %v, want one batch of 5", sizes)
+	}
+}
+
 func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
 	b := testBus(t, t.TempDir())
 	defer b.Close()

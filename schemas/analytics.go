@@ -12,6 +12,7 @@ const (
 	TablePriceHistory   = "price_history"
 	TableUploadRuns     = "upload_runs"
 	TableSearchQueries  = "search_queries"
+	TableFeedEvents     = "feed_events"
 )
 
 // ProductChangeRow is one canonical product change (upsert or delete).
@@ -73,17 +74,38 @@ type SearchQueryRow struct {
 	At      time.Time `parquet:"at,timestamp(millisecond)" json:"at"`
 }
 
+// Feed event kinds.
+const (
+	FeedEventPost       = "post"        // a shopper posted
+	FeedEventPostDelete = "post_delete" // a shopper deleted a post
+	FeedEventFollow     = "follow"      // a shopper followed a user or shop
+	FeedEventUnfollow   = "unfollow"    // a shopper stopped following
+	FeedEventFeedRead   = "feed_read"   // a shopper read a page of their feed
+)
+
+// FeedEventRow is one news-feed event: a social write or a feed read.
+type FeedEventRow struct {
+	EventID    string    `parquet:"event_id" json:"event_id"`
+	Kind       string    `parquet:"kind" json:"kind"`               // FeedEvent*
+	UserID     string    `parquet:"user_id" json:"user_id"`         // who acted
+	TargetKind string    `parquet:"target_kind" json:"target_kind"` // "user", "shop", "post" or ""
+	TargetID   string    `parquet:"target_id" json:"target_id"`
+	Items      int64     `parquet:"items" json:"items"` // items returned by a feed read
+	At         time.Time `parquet:"at,timestamp(millisecond)" json:"at"`
+}
+
 // AnalyticsBatch groups rows for one durable write.
 type AnalyticsBatch struct {
 	ProductChanges []ProductChangeRow
 	PriceHistory   []PriceHistoryRow
 	UploadRuns     []UploadRunRow
 	SearchQueries  []SearchQueryRow
+	FeedEvents     []FeedEventRow
 }
 
 // Len is the number of rows in the batch.
 func (b *AnalyticsBatch) Len() int {
-	return len(b.ProductChanges) + len(b.PriceHistory) + len(b.UploadRuns) + len(b.SearchQueries)
+	return len(b.ProductChanges) + len(b.PriceHistory) + len(b.UploadRuns) + len(b.SearchQueries) + len(b.FeedEvents)
 }
 
 // AnalyticsSink stores analytics rows. When Write returns nil the rows are

@@ -42,10 +42,18 @@ type SearchResult struct {
 // whose version is already present counts as indexed, so replays report the
 // same numbers; Stale counts changes older than what the index holds.
 type ApplyResult struct {
-	Indexed int64
-	Deleted int64
-	Stale   int64
-	StaleAt []int // positions in the applied slice of the stale changes
+	Indexed  int64
+	Deleted  int64
+	Stale    int64
+	StaleAt  []int            // positions in the applied slice of the stale changes
+	Rejected []RejectedChange // changes the backend refused for good (bad document)
+}
+
+// RejectedChange is one change a backend refused for a reason retrying
+// cannot fix; the index stage dead-letters it and goes on with the rest.
+type RejectedChange struct {
+	At     int    // position in the applied slice
+	Reason string // the backend's reason, for the dead-letter entry
 }
 
 // ProductIndex is the search backend: the embedded index or Elasticsearch.
@@ -64,6 +72,17 @@ var ErrBadCursor = errorString("cursor is not valid for this search")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// ErrUnavailable marks a failure of a whole outside system (down, overloaded,
+// circuit open) rather than of the data: the stage pauses and leaves its
+// messages in JetStream instead of counting attempts against them.
+var ErrUnavailable = errorString("backend unavailable")
+
+// HealthChecker is a backend that can say whether it takes writes now; a
+// paused stage polls it before fetching again.
+type HealthChecker interface {
+	Healthy(ctx context.Context) error
+}
 
 // IndexFlusher is a ProductIndex whose applied changes become durable only
 // on Flush; the index stage flushes before it acknowledges a batch.

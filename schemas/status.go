@@ -22,21 +22,16 @@ func (t *NormaliseTotals) Add(r NormaliseRecord) {
 	t.Accepted += r.Accepted
 	t.Unchanged += r.Unchanged
 	t.Rejected += r.Rejected
-	if len(r.Rejections) == 0 {
-		return
-	}
-	t.Rejections = append(t.Rejections, r.Rejections...)
-	sort.SliceStable(t.Rejections, func(i, j int) bool { return t.Rejections[i].Row < t.Rejections[j].Row })
-	if len(t.Rejections) > MaxReportedRejections {
-		t.Rejections = t.Rejections[:MaxReportedRejections]
-	}
+	t.Rejections = mergeRejections(t.Rejections, r.Rejections)
 }
 
 // IndexTotals sums the product batches the index applied, each counted once.
 type IndexTotals struct {
-	Batches int   `json:"batches"`
-	Indexed int64 `json:"indexed"`
-	Deleted int64 `json:"deleted"`
+	Batches    int         `json:"batches"`
+	Indexed    int64       `json:"indexed"`
+	Deleted    int64       `json:"deleted"`
+	Rejected   int64       `json:"rejected,omitempty"`
+	Rejections []Rejection `json:"rejections,omitempty"` // the lowest rows, at most MaxReportedRejections
 }
 
 // Add counts one batch's record.
@@ -44,6 +39,22 @@ func (t *IndexTotals) Add(r IndexRecord) {
 	t.Batches++
 	t.Indexed += r.Indexed
 	t.Deleted += r.Deleted
+	t.Rejected += int64(len(r.Rejections))
+	t.Rejections = mergeRejections(t.Rejections, r.Rejections)
+}
+
+// mergeRejections keeps the lowest rows of both lists, at most
+// MaxReportedRejections.
+func mergeRejections(have, add []Rejection) []Rejection {
+	if len(add) == 0 {
+		return have
+	}
+	have = append(have, add...)
+	sort.SliceStable(have, func(i, j int) bool { return have[i].Row < have[j].Row })
+	if len(have) > MaxReportedRejections {
+		have = have[:MaxReportedRejections]
+	}
+	return have
 }
 
 // UploadProgress is what an upload's stages recorded so far.
@@ -64,11 +75,13 @@ func (p UploadProgress) Status() UploadStatus {
 	s := UploadStatus{
 		ID: u.ID, Partner: u.Partner, Mode: u.Mode, Format: u.Format, MappingVersion: u.MappingVersion,
 		ReceivedAt: u.ReceivedAt, Size: u.Size, State: StateReceived,
+		// A row the search backend refused counts as rejected, not
+		// accepted, so read = accepted + unchanged + rejected still holds.
 		Counts: Counts{
-			Read: n.Read, Accepted: n.Accepted, Unchanged: n.Unchanged, Rejected: n.Rejected,
+			Read: n.Read, Accepted: n.Accepted - p.Index.Rejected, Unchanged: n.Unchanged, Rejected: n.Rejected + p.Index.Rejected,
 			Indexed: p.Index.Indexed, Deleted: p.Index.Deleted,
 		},
-		Rejections: append([]Rejection{}, n.Rejections...),
+		Rejections: mergeRejections(append([]Rejection{}, n.Rejections...), p.Index.Rejections),
 	}
 	if p.Ingest != nil || n.Batches > 0 {
 		s.State = StateProcessing

@@ -72,3 +72,21 @@ func TestUploadProgressStatus(t *testing.T) {
 		t.Errorf("ingest failure: %s %q", s.State, s.Error)
 	}
 }
+
+func TestIndexRejectionsMoveRowsFromAcceptedToRejected(t *testing.T) {
+	p := UploadProgress{Upload: UploadEvent{ID: "u1", Partner: "acme", Mode: ModeDelta}}
+	p.Ingest = &IngestRecord{Batches: 1}
+	p.Normalise.Add(NormaliseRecord{Read: 4, Accepted: 3, Rejected: 1, Rejections: []Rejection{{Row: 9, Field: "price"}}})
+	p.Index.Add(IndexRecord{Indexed: 2, Rejections: []Rejection{{Row: 4, SourceID: "sku-4", Field: "index", Reason: "mapper_parsing_exception: failed to parse field [price]"}}})
+	s := p.Status()
+	c := s.Counts
+	if c.Read != 4 || c.Accepted != 2 || c.Rejected != 2 || c.Indexed != 2 || c.Read != c.Accepted+c.Unchanged+c.Rejected {
+		t.Errorf("counts %+v", c)
+	}
+	if len(s.Rejections) != 2 || s.Rejections[0].Row != 4 || s.Rejections[0].Field != "index" || s.Rejections[1].Row != 9 {
+		t.Errorf("rejections %+v", s.Rejections)
+	}
+	if s.State != StateDone {
+		t.Errorf("state %s, want done", s.State)
+	}
+}

@@ -69,6 +69,9 @@ type DeleteRecord struct {
 type IndexRecord struct {
 	Indexed int64 `json:"indexed"`
 	Deleted int64 `json:"deleted"`
+	// Rejections are changes the search backend refused for good; each is
+	// also a dead-letter entry.
+	Rejections []Rejection `json:"rejections,omitempty"`
 }
 
 // UploadLedger keeps each upload's metadata and per-batch progress. Every

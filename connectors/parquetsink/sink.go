@@ -135,8 +135,12 @@ func (s *Sink) Write(ctx context.Context, b schemas.AnalyticsBatch) error {
 		func(r *schemas.UploadRunRow) time.Time { return r.FinishedAt }); err != nil {
 		return err
 	}
-	return writeTable(ctx, s, schemas.TableSearchQueries, b.SearchQueries,
-		func(r *schemas.SearchQueryRow) time.Time { return r.At })
+	if err := writeTable(ctx, s, schemas.TableSearchQueries, b.SearchQueries,
+		func(r *schemas.SearchQueryRow) time.Time { return r.At }); err != nil {
+		return err
+	}
+	return writeTable(ctx, s, schemas.TableFeedEvents, b.FeedEvents,
+		func(r *schemas.FeedEventRow) time.Time { return r.At })
 }
 
 // Close makes further Writes fail; it waits for Writes in progress.

@@ -72,6 +72,10 @@ func sampleBatch() schemas.AnalyticsBatch {
 			{EventID: "q1", Query: "wanderschuh", Filters: `{"brand":["Acme"]}`, Sort: "price_asc", Results: 42, TookMs: 3.25, At: day1},
 			{EventID: "q2", Query: "운동화", Filters: "", Sort: "", Results: 0, TookMs: 0.5, At: day2},
 		},
+		FeedEvents: []schemas.FeedEventRow{
+			{EventID: "f1", Kind: schemas.FeedEventFollow, UserID: "u7", TargetKind: "shop", TargetID: "acme", At: day2},
+			{EventID: "f2", Kind: schemas.FeedEventFeedRead, UserID: "u7", Items: 20, At: day1},
+		},
 	}
 }
 
@@ -186,6 +190,12 @@ func TestWriteReadBackEveryTableAcrossTwoDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameRows(t, schemas.TableSearchQueries, sq, inFileOrder(b.SearchQueries, func(r schemas.SearchQueryRow) time.Time { return r.At }))
+
+	fe, err := ReadTable[schemas.FeedEventRow](dir, schemas.TableFeedEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRows(t, schemas.TableFeedEvents, fe, inFileOrder(b.FeedEvents, func(r schemas.FeedEventRow) time.Time { return r.At }))
 }
 
 func TestFilesLandInTheirDayPartition(t *testing.T) {

@@ -22,10 +22,18 @@ type Stage struct {
 
 // Configs are the stage's consumers: product changes and search queries.
 func (s *Stage) Configs() []pipeline.Stage {
-	return []pipeline.Stage{
-		{Name: "analytics", Stream: pipeline.StreamProducts, Handle: s.Handle, BatchSize: 64, MaxBytes: 32 << 20, MaxWait: 2 * time.Second},
-		{Name: "analytics-search", Stream: pipeline.StreamAnalytics, Subjects: []string{schemas.SubjectSearch}, Handle: s.Handle, BatchSize: 1024, MaxWait: 2 * time.Second},
+	// Product batches hold up to 1,000 changes each; search queries are one
+	// row each. Either way a write waits at most a second to gather rows.
+	cs := []pipeline.Stage{
+		{Name: "analytics", Stream: pipeline.StreamProducts, Handle: s.Handle, BatchSize: 64, MaxBytes: 32 << 20, MaxWait: 2 * time.Second, Linger: time.Second},
+		{Name: "analytics-search", Stream: pipeline.StreamAnalytics, Subjects: []string{schemas.SubjectSearch}, Handle: s.Handle, BatchSize: 4096, MaxWait: 2 * time.Second, Linger: time.Second},
 	}
+	if h, ok := s.Sink.(schemas.HealthChecker); ok {
+		for i := range cs {
+			cs[i].Gate = h.Healthy
+		}
+	}
+	return cs
 }
 
 // Handle writes the rows of every message in one batch; all messages are

@@ -3,9 +3,11 @@ package index
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"feedline/pipeline"
 	"feedline/schemas"
@@ -19,16 +21,23 @@ type Stage struct {
 	// Writers is how many index writes run at once; two keep both cores of a
 	// small machine busy.
 	Writers int
+	// DeadLetter stores a change the backend refused for good; msgID makes
+	// a repeat of the same entry a duplicate.
+	DeadLetter func(ctx context.Context, d schemas.DeadLetter, msgID string) error
 }
 
 // Config is the stage's place in the pipeline.
 func (s *Stage) Config() pipeline.Stage {
-	return pipeline.Stage{
+	c := pipeline.Stage{
 		Name:      "index",
 		Stream:    pipeline.StreamProducts,
 		Handle:    s.Handle,
 		BatchSize: 32,
 	}
+	if h, ok := s.Index.(schemas.HealthChecker); ok {
+		c.Gate = h.Healthy
+	}
+	return c
 }
 
 // MaxPartChanges caps one index write: larger writes index faster but hold
@@ -134,12 +143,24 @@ func (s *Stage) apply(ctx context.Context, p *part, batches []*schemas.ProductBa
 	for _, j := range res.StaleAt {
 		stale[j] = true
 	}
+	rejected := make(map[int]string, len(res.Rejected))
+	for _, r := range res.Rejected {
+		rejected[r.At] = r.Reason
+	}
 	for k, i := range p.msgs {
 		end := len(p.changes)
 		if k+1 < len(p.starts) {
 			end = p.starts[k+1]
 		}
 		for j := p.starts[k]; j < end; j++ {
+			if reason, ok := rejected[j]; ok {
+				rej, err := s.reject(ctx, batches[i], p.changes[j], reason)
+				if err != nil {
+					errs[i] = err
+				}
+				results[i].Rejections = append(results[i].Rejections, rej)
+				continue
+			}
 			switch {
 			case stale[j]:
 			case p.changes[j].Kind == schemas.ChangeDelete:
@@ -149,4 +170,28 @@ func (s *Stage) apply(ctx context.Context, p *part, batches []*schemas.ProductBa
 			}
 		}
 	}
+}
+
+// reject dead-letters one change the backend refused and returns the row
+// the partner sees in the upload report.
+func (s *Stage) reject(ctx context.Context, b *schemas.ProductBatch, c schemas.ProductChange, reason string) (schemas.Rejection, error) {
+	_, sku := schemas.SplitProductID(c.ID)
+	rej := schemas.Rejection{Row: c.Row, SourceID: sku, Field: "index", Reason: "refused by the search index: " + reason}
+	s.Log.Warn("search index refused a product", "product", c.ID, "upload", b.Upload, "row", c.Row, "reason", reason)
+	if s.DeadLetter == nil {
+		return rej, nil
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return rej, err
+	}
+	d := schemas.DeadLetter{
+		Stage: "index", Subject: schemas.Subject(schemas.SubjectProduct, b.Partner), Error: rej.Reason, Attempts: 1,
+		Source:  schemas.SourcePosition{Partner: b.Partner, Upload: b.Upload, Row: c.Row, Batch: b.Batch},
+		Payload: payload, At: time.Now().UTC(),
+	}
+	if err := s.DeadLetter(ctx, d, schemas.MsgID("dlq", "index", c.ID, c.Version)); err != nil {
+		return rej, fmt.Errorf("dead-letter refused product %s: %w", c.ID, err)
+	}
+	return rej, nil
 }

@@ -3,7 +3,12 @@ package index
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -16,6 +21,7 @@ type versionIndex struct {
 	mu       sync.Mutex
 	versions map[string]uint64
 	calls    [][]schemas.ProductChange
+	refuse   map[string]string // product id → reason the backend gives
 }
 
 func (v *versionIndex) Apply(_ context.Context, changes []schemas.ProductChange) (schemas.ApplyResult, error) {
@@ -24,6 +30,10 @@ func (v *versionIndex) Apply(_ context.Context, changes []schemas.ProductChange)
 	v.calls = append(v.calls, changes)
 	var res schemas.ApplyResult
 	for i, c := range changes {
+		if reason, ok := v.refuse[c.ID]; ok {
+			res.Rejected = append(res.Rejected, schemas.RejectedChange{At: i, Reason: reason})
+			continue
+		}
 		if c.Version < v.versions[c.ID] {
 			res.Stale++
 			res.StaleAt = append(res.StaleAt, i)
@@ -107,7 +117,7 @@ func TestHandleCountsEachBatchExactlyAcrossParts(t *testing.T) {
 		t.Errorf("records = %v, want %v", l.records, want)
 	}
 	for k, w := range want {
-		if l.records[k] != w {
+		if !reflect.DeepEqual(l.records[k], w) {
 			t.Errorf("%s = %+v, want %+v", k, l.records[k], w)
 		}
 	}
@@ -118,5 +128,68 @@ func TestHandleCountsEachBatchExactlyAcrossParts(t *testing.T) {
 				t.Errorf("one index write mixed uploads: %v", call)
 			}
 		}
+	}
+}
+
+func TestRefusedChangesAreDeadLetteredAndReported(t *testing.T) {
+	ix := &versionIndex{versions: map[string]uint64{}, refuse: map[string]string{"acme:bad": "mapper_parsing_exception: failed to parse field [price]"}}
+	l := &ledger{records: map[string]schemas.IndexRecord{}}
+	var mu sync.Mutex
+	var dead []schemas.DeadLetter
+	var ids []string
+	s := &Stage{Index: ix, Ledger: l, Writers: 2, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DeadLetter: func(_ context.Context, d schemas.DeadLetter, msgID string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			dead = append(dead, d)
+			ids = append(ids, msgID)
+			return nil
+		}}
+	bad := upsert("acme:bad", 3)
+	bad.Row = 17
+	msgs := []*pipeline.Message{
+		message(t, schemas.ProductBatch{Upload: "u1", Partner: "acme", Batch: 0, Changes: []schemas.ProductChange{upsert("acme:a", 1), bad, upsert("acme:b", 1)}}),
+	}
+	if errs := s.Handle(context.Background(), msgs); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	r := l.records["u1/0"]
+	if r.Indexed != 2 || len(r.Rejections) != 1 {
+		t.Fatalf("record %+v", r)
+	}
+	if rej := r.Rejections[0]; rej.Row != 17 || rej.SourceID != "bad" || rej.Field != "index" || !strings.Contains(rej.Reason, "failed to parse field [price]") {
+		t.Errorf("rejection %+v", rej)
+	}
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	d := dead[0]
+	var c schemas.ProductChange
+	if err := json.Unmarshal(d.Payload, &c); err != nil || c.ID != "acme:bad" || c.Version != 3 {
+		t.Errorf("payload %s (%v)", d.Payload, err)
+	}
+	if d.Stage != "index" || d.Source.Upload != "u1" || d.Source.Row != 17 || d.Source.Partner != "acme" || !strings.Contains(d.Error, "mapper_parsing_exception") {
+		t.Errorf("dead letter %+v", d)
+	}
+	// A redelivered batch must produce the same entry id, so JetStream drops the repeat.
+	if errs := s.Handle(context.Background(), msgs); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if len(ids) != 2 || ids[0] != ids[1] {
+		t.Errorf("dead-letter ids %v", ids)
+	}
+}
+
+func TestDeadLetterFailureRetriesTheMessage(t *testing.T) {
+	ix := &versionIndex{versions: map[string]uint64{}, refuse: map[string]string{"acme:bad": "illegal_argument_exception"}}
+	l := &ledger{records: map[string]schemas.IndexRecord{}}
+	s := &Stage{Index: ix, Ledger: l, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DeadLetter: func(context.Context, schemas.DeadLetter, string) error { return errors.New("nats: timeout") }}
+	msgs := []*pipeline.Message{message(t, schemas.ProductBatch{Upload: "u1", Partner: "acme", Changes: []schemas.ProductChange{upsert("acme:bad", 1)}})}
+	if errs := s.Handle(context.Background(), msgs); errs == nil || errs[0] == nil {
+		t.Fatal("a lost dead-letter entry must retry the message")
+	}
+	if _, ok := l.records["u1/0"]; ok {
+		t.Error("progress recorded although the refused product was not dead-lettered")
 	}
 }
