@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -221,5 +222,43 @@ func TestAccessLog(t *testing.T) {
 	}
 	if line.Msg != "request" || line.Method != "GET" || line.Path != "/v1/nothing" || line.Status != 404 || line.Duration == nil || line.RequestID != id {
 		t.Errorf("access log %+v, request id %s", line, id)
+	}
+}
+
+func TestOpsServesHealthReadinessAndMetricsOnly(t *testing.T) {
+	var down atomic.Bool
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "feedline_stage_paused{stage=\"index\"} 0\n")
+	})
+	app := NewOps(func(context.Context) error {
+		if down.Load() {
+			return errors.New("stage index has no bound consumer")
+		}
+		return nil
+	}, metrics, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	get := func(path string) (int, string) {
+		t.Helper()
+		r, err := app.Test(request(http.MethodGet, path, "", nil), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("healthz %d", code)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "feedline_stage_paused") {
+		t.Errorf("metrics %d %q", code, body)
+	}
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Errorf("readyz while up: %d", code)
+	}
+	down.Store(true)
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no bound consumer") {
+		t.Errorf("readyz while down: %d %s", code, body)
+	}
+	if code, body := get("/v1/search?q=x"); code != http.StatusNotFound || !strings.Contains(body, "problem") && !strings.Contains(body, "No route") {
+		t.Errorf("a worker answered an API route: %d %s", code, body)
 	}
 }

@@ -3,9 +3,12 @@ package api
 import (
 	"context"
 	_ "embed"
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 )
 
 // openAPIDocument describes every route; tests hold it to the real routes and answers.
@@ -50,4 +53,18 @@ func (s *server) openAPI(c *fiber.Ctx) error {
 func (s *server) docs(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return c.Send(docsPage)
+}
+
+// NewOps is the HTTP face of a worker that does not serve the API: health,
+// readiness and metrics, so every process can be probed and scraped alike.
+func NewOps(ready func(ctx context.Context) error, metrics http.Handler, log *slog.Logger) *fiber.App {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &server{cfg: Config{Ready: ready, Metrics: metrics, Log: log}}
+	app := fiber.New(fiber.Config{AppName: "feedline", DisableStartupMessage: true, ErrorHandler: s.handleError})
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", adaptor.HTTPHandler(metrics))
+	return app
 }

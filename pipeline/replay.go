@@ -13,36 +13,47 @@ import (
 // stored when Replay started, oldest first. Derived state is rebuilt this
 // way: the log is the source of truth.
 func (b *Bus) Replay(ctx context.Context, stream, filter string, fn func(*Message) error) (int, error) {
+	n, _, err := b.ReplayFrom(ctx, stream, filter, 1, fn)
+	return n, err
+}
+
+// ReplayFrom is Replay starting at stream sequence from; it also returns
+// the stream's last sequence when it started, where a later catch-up
+// continues.
+func (b *Bus) ReplayFrom(ctx context.Context, stream, filter string, from uint64, fn func(*Message) error) (int, uint64, error) {
 	st, err := b.JS.Stream(ctx, stream)
 	if err != nil {
-		return 0, fmt.Errorf("replay %s: %w", stream, err)
+		return 0, 0, fmt.Errorf("replay %s: %w", stream, err)
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("replay %s: %w", stream, err)
+		return 0, 0, fmt.Errorf("replay %s: %w", stream, err)
 	}
 	last := info.State.LastSeq
-	if info.State.Msgs == 0 {
-		return 0, nil
+	if info.State.Msgs == 0 || from > last {
+		return 0, last, nil
 	}
 	cfg := jetstream.OrderedConsumerConfig{}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
 	if filter != "" {
 		cfg.FilterSubjects = []string{filter}
 	}
 	cons, err := st.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("replay %s: %w", stream, err)
+		return 0, last, fmt.Errorf("replay %s: %w", stream, err)
 	}
 	ci, err := cons.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("replay %s: %w", stream, err)
+		return 0, last, fmt.Errorf("replay %s: %w", stream, err)
 	}
 	if ci.NumPending == 0 {
-		return 0, nil
+		return 0, last, nil
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(512))
 	if err != nil {
-		return 0, fmt.Errorf("replay %s: %w", stream, err)
+		return 0, last, fmt.Errorf("replay %s: %w", stream, err)
 	}
 	defer it.Stop()
 	n := 0
@@ -50,23 +61,26 @@ func (b *Bus) Replay(ctx context.Context, stream, filter string, fn func(*Messag
 		jm, err := it.Next(jetstream.NextMaxWait(10 * time.Second))
 		if err != nil {
 			if ctx.Err() != nil {
-				return n, ctx.Err()
+				return n, last, ctx.Err()
 			}
-			return n, fmt.Errorf("replay %s after %d messages: %w", stream, n, err)
+			return n, last, fmt.Errorf("replay %s after %d messages: %w", stream, n, err)
 		}
 		md, err := jm.Metadata()
 		if err != nil {
-			return n, fmt.Errorf("replay %s: %w", stream, err)
+			return n, last, fmt.Errorf("replay %s: %w", stream, err)
 		}
 		m := &Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Sequence: md.Sequence.Stream, Delivered: md.NumDelivered}
+		if m.Sequence > last {
+			return n, last, nil
+		}
 		if err := fn(m); err != nil {
-			return n, err
+			return n, last, err
 		}
 		n++
 		// NumPending counts matching messages after this one, now; stop at
 		// what was stored when the replay began.
 		if md.NumPending == 0 || m.Sequence >= last {
-			return n, nil
+			return n, last, nil
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,9 +22,7 @@ import (
 
 	"feedline/api"
 	"feedline/connectors/decode"
-	"feedline/connectors/embedsearch"
 	"feedline/connectors/natskv"
-	"feedline/connectors/parquetsink"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/analytics"
@@ -35,14 +34,42 @@ import (
 // Stage names accepted by --stages; "api" is the HTTP API.
 var allStages = []string{"api", "ingest", "normalise", "index", "analytics"}
 
+// setting is one configuration knob: a flag of serve/worker, and the
+// environment variable that sets its default. Flag is empty for secrets,
+// which are read from the environment only.
+type setting struct{ Flag, Env, Default, Help string }
+
+// settings is every name operators and compose.yaml configure feedline by.
+// An outside system is used when its setting is set, the embedded one when not.
+var settings = []setting{
+	{"data", "FEEDLINE_DATA", "./data", "data directory (embedded JetStream, search index, analytics files, temp files)"},
+	{"http", "FEEDLINE_HTTP", "127.0.0.1:8080", "HTTP listen address: the API, or health and metrics on a worker; empty serves no HTTP"},
+	{"nats", "FEEDLINE_NATS", "", "outside NATS URLs, comma-separated; empty embeds a JetStream server"},
+	{"nats-listen", "FEEDLINE_NATS_LISTEN", "127.0.0.1:4222", "client address of the embedded NATS server, for workers in other processes"},
+	{"nats-replicas", "FEEDLINE_NATS_REPLICAS", "1", "replicas of every stream and bucket (3 on a NATS cluster)"},
+	{"stages", "FEEDLINE_STAGES", "all", "comma-separated stages to run: " + strings.Join(allStages, ",")},
+	{"", "FEEDLINE_ADMIN_KEY", "", "admin API key (partner management); empty disables admin routes"},
+	{"es-url", "FEEDLINE_ES_URL", "", "Elasticsearch addresses, comma-separated; empty uses the embedded index"},
+	{"", "FEEDLINE_ES_USERNAME", "", "Elasticsearch user"},
+	{"", "FEEDLINE_ES_PASSWORD", "", "Elasticsearch password"},
+	{"es-alias", "FEEDLINE_ES_ALIAS", "products", "Elasticsearch alias searched and written; indexes behind it are <alias>-vN"},
+	{"clickhouse", "FEEDLINE_CLICKHOUSE_URL", "", "ClickHouse DSN (clickhouse://user:pass@host:9000/db); empty writes Parquet files"},
+}
+
 type serveConfig struct {
-	DataDir    string
-	HTTP       string
-	NATS       string // outside NATS URL; empty embeds a server
-	NATSListen string // embedded server's client address
-	AdminKey   string
-	Stages     []string
-	Log        *slog.Logger
+	DataDir       string
+	HTTP          string
+	NATS          string // outside NATS URLs; empty embeds a server
+	NATSListen    string // embedded server's client address
+	NATSReplicas  int
+	AdminKey      string
+	Stages        []string
+	ESURLs        []string // empty: embedded search index
+	ESUsername    string
+	ESPassword    string
+	ESAlias       string
+	ClickHouseURL string // empty: Parquet files
+	Log           *slog.Logger
 }
 
 func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
@@ -62,23 +89,65 @@ func parseStages(s string) ([]string, error) {
 	return out, nil
 }
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+// parseServeConfig reads the settings from flags, falling back to the
+// environment, then to the defaults.
+func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := serveConfig{}
-	fs.StringVar(&cfg.DataDir, "data", env("FEEDLINE_DATA", "./data"), "data directory (embedded JetStream, search index, analytics files)")
-	fs.StringVar(&cfg.HTTP, "http", env("FEEDLINE_HTTP", "127.0.0.1:8080"), "HTTP listen address of the API")
-	fs.StringVar(&cfg.NATS, "nats", env("FEEDLINE_NATS", ""), "outside NATS URL; empty embeds a JetStream server")
-	fs.StringVar(&cfg.NATSListen, "nats-listen", env("FEEDLINE_NATS_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server, for workers in other processes")
-	stages := fs.String("stages", env("FEEDLINE_STAGES", "all"), "comma-separated stages to run: "+strings.Join(allStages, ","))
+	values := map[string]*string{}
+	for _, st := range settings {
+		if st.Flag == "" {
+			v := os.Getenv(st.Env)
+			values[st.Env] = &v
+			continue
+		}
+		values[st.Env] = fs.String(st.Flag, env(st.Env, st.Default), st.Help+" ($"+st.Env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: feedline serve|worker [flags]")
+		fs.PrintDefaults()
+		fmt.Fprintln(fs.Output(), "Environment only:")
+		for _, st := range settings {
+			if st.Flag == "" {
+				fmt.Fprintf(fs.Output(), "  %s\n    \t%s\n", st.Env, st.Help)
+			}
+		}
+	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return serveConfig{}, err
+	}
+	get := func(name string) string { return strings.TrimSpace(*values[name]) }
+	cfg := serveConfig{
+		DataDir:       get("FEEDLINE_DATA"),
+		HTTP:          get("FEEDLINE_HTTP"),
+		NATS:          get("FEEDLINE_NATS"),
+		NATSListen:    get("FEEDLINE_NATS_LISTEN"),
+		AdminKey:      get("FEEDLINE_ADMIN_KEY"),
+		ESUsername:    get("FEEDLINE_ES_USERNAME"),
+		ESPassword:    *values["FEEDLINE_ES_PASSWORD"],
+		ESAlias:       get("FEEDLINE_ES_ALIAS"),
+		ClickHouseURL: get("FEEDLINE_CLICKHOUSE_URL"),
 	}
 	var err error
-	if cfg.Stages, err = parseStages(*stages); err != nil {
+	if cfg.Stages, err = parseStages(get("FEEDLINE_STAGES")); err != nil {
+		return cfg, err
+	}
+	if cfg.NATSReplicas, err = strconv.Atoi(get("FEEDLINE_NATS_REPLICAS")); err != nil || cfg.NATSReplicas < 1 || cfg.NATSReplicas > 5 {
+		return cfg, fmt.Errorf("nats-replicas %q: want a number from 1 to 5", get("FEEDLINE_NATS_REPLICAS"))
+	}
+	for _, u := range strings.Split(get("FEEDLINE_ES_URL"), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			cfg.ESURLs = append(cfg.ESURLs, u)
+		}
+	}
+	return cfg, nil
+}
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, stderr)
+	if err != nil {
 		return err
 	}
-	cfg.AdminKey = os.Getenv("FEEDLINE_ADMIN_KEY")
 	cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	sys, err := startSystem(ctx, cfg)
 	if err != nil {
@@ -98,8 +167,8 @@ type system struct {
 	runner  *pipeline.Runner
 	metrics *pipeline.Metrics
 	ledger  natskv.Ledger
-	index   *embedsearch.Index
-	sink    *parquetsink.Sink
+	index   schemas.ProductIndex
+	sink    schemas.AnalyticsSink
 	app     *fiber.App
 	addr    string
 	cancel  context.CancelFunc
@@ -118,7 +187,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			s.closeStores()
 		}
 	}()
-	s.bus, err = pipeline.Connect(ctx, pipeline.BusConfig{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Logger: log})
+	s.bus, err = pipeline.Connect(ctx, pipeline.BusConfig{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Replicas: cfg.NATSReplicas, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -156,14 +225,14 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	pub := pipeline.JetStreamPublisher{JS: s.bus.JS}
 
 	// The embedded index is one process's files: the API and the index
-	// stage share it in that process.
+	// stage share it in that process. Elasticsearch is shared by all.
 	if cfg.runs("index") || cfg.runs("api") {
-		if s.index, err = embedsearch.Open(filepath.Join(cfg.DataDir, "search")); err != nil {
+		if s.index, err = openIndex(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.runs("analytics") {
-		if s.sink, err = parquetsink.Open(filepath.Join(cfg.DataDir, "analytics")); err != nil {
+		if s.sink, err = openAnalytics(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -189,7 +258,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		configs = append(configs, st.Config())
 	}
 	if cfg.runs("index") {
-		st := &index.Stage{Index: s.index, Ledger: s.ledger, Log: log.With("stage", "index"), Writers: 2}
+		st := &index.Stage{Index: s.index, Ledger: s.ledger, Log: log.With("stage", "index"), Writers: 2, DeadLetter: s.runner.PublishDeadLetter}
 		configs = append(configs, st.Config())
 	}
 	if cfg.runs("analytics") {
@@ -212,26 +281,29 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}()
 	}
 
-	if cfg.runs("api") {
-		var idx schemas.ProductIndex
-		if s.index != nil {
-			idx = s.index
-		}
+	metrics := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
+	switch {
+	case cfg.runs("api"):
 		s.app = api.New(api.Config{
 			AdminKey: cfg.AdminKey,
 			Partners: natskv.Partners{KV: kvPartners},
 			Mappings: mappings,
 			Ledger:   s.ledger,
 			Files:    files,
-			Index:    idx,
+			Index:    s.index,
 			Detect:   detectFormat,
 			Pub:      pub,
 			Ready:    s.ready,
-			Metrics:  promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}),
+			Metrics:  metrics,
 			Log:      log.With("component", "api"),
 			NewID:    func() string { return strings.ToLower(ulid.Make().String()) },
 			Now:      time.Now,
 		})
+	case cfg.HTTP != "":
+		// A worker still answers health checks and Prometheus.
+		s.app = api.NewOps(s.ready, metrics, log.With("component", "ops"))
+	}
+	if s.app != nil {
 		ln, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
 			cancel()
@@ -239,7 +311,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 		s.addr = ln.Addr().String()
 		go func() { s.httpErr <- s.app.Listener(ln) }()
-		log.Info("api listening", "addr", s.addr)
+		log.Info("http listening", "addr", s.addr, "api", cfg.runs("api"))
 	}
 	log.Info("feedline started", "stages", cfg.Stages, "data", cfg.DataDir, "nats", s.bus.ClientURL(), "embedded", s.bus.Embedded())
 	return s, nil

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestServeConfigFromFlagsEnvironmentAndDefaults(t *testing.T) {
+	for _, st := range settings {
+		t.Setenv(st.Env, "")
+	}
+	cfg, err := parseServeConfig(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "./data" || cfg.HTTP != "127.0.0.1:8080" || cfg.NATS != "" || cfg.NATSReplicas != 1 ||
+		cfg.ESURLs != nil || cfg.ESAlias != "products" || cfg.ClickHouseURL != "" || !slices.Equal(cfg.Stages, allStages) {
+		t.Errorf("defaults: %+v", cfg)
+	}
+
+	t.Setenv("FEEDLINE_NATS", "nats://nats-1:4222,nats://nats-2:4222")
+	t.Setenv("FEEDLINE_NATS_REPLICAS", "3")
+	t.Setenv("FEEDLINE_ES_URL", "http://es-1:9200, http://es-2:9200")
+	t.Setenv("FEEDLINE_ES_PASSWORD", "s3cret")
+	t.Setenv("FEEDLINE_CLICKHOUSE_URL", "clickhouse://feedline:pw@clickhouse:9000/feedline")
+	t.Setenv("FEEDLINE_STAGES", "index,analytics")
+	t.Setenv("FEEDLINE_ADMIN_KEY", "adm")
+	cfg, err = parseServeConfig([]string{"--stages", "normalise", "--es-alias", "catalog"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS != "nats://nats-1:4222,nats://nats-2:4222" || cfg.NATSReplicas != 3 || cfg.ESPassword != "s3cret" || cfg.AdminKey != "adm" ||
+		!slices.Equal(cfg.ESURLs, []string{"http://es-1:9200", "http://es-2:9200"}) || cfg.ClickHouseURL == "" {
+		t.Errorf("from environment: %+v", cfg)
+	}
+	if !slices.Equal(cfg.Stages, []string{"normalise"}) || cfg.ESAlias != "catalog" {
+		t.Errorf("flags must win over the environment: stages %v alias %q", cfg.Stages, cfg.ESAlias)
+	}
+}
+
+func TestServeConfigRejectsBadValues(t *testing.T) {
+	for _, st := range settings {
+		t.Setenv(st.Env, "")
+	}
+	for _, tc := range []struct{ args []string }{
+		{[]string{"--stages", "api,indexer"}},
+		{[]string{"--nats-replicas", "0"}},
+		{[]string{"--nats-replicas", "three"}},
+		{[]string{"--no-such-flag"}},
+	} {
+		if _, err := parseServeConfig(tc.args, io.Discard); err == nil {
+			t.Errorf("%v accepted", tc.args)
+		}
+	}
+}
+
+func TestEverySettingIsAFeedlineVariableOnce(t *testing.T) {
+	seen := map[string]bool{}
+	for _, st := range settings {
+		if !strings.HasPrefix(st.Env, "FEEDLINE_") || seen[st.Env] || st.Help == "" {
+			t.Errorf("setting %+v", st)
+		}
+		seen[st.Env] = true
+	}
+}
