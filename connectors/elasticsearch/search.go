@@ -1,0 +1,369 @@
+package elasticsearch
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+	json "github.com/goccy/go-json"
+
+	"feedline/schemas"
+)
+
+const (
+	defaultLimit  = 20
+	maximumLimit  = 100
+	facetSize     = 20
+	facetBrand    = "brand"
+	facetCategory = "category"
+)
+
+// textMatch is how many analysed query terms must match, in any of the
+// text fields: all of up to three, three quarters of more, as in the
+// embedded index (a spaced Korean phrase still finds its run-together form,
+// whose bigrams differ at the join).
+const textMatch = "3<75%"
+
+// Search runs one page of a product search. Filters are filter clauses
+// that add nothing to the score; facets and Total cover the whole filtered
+// result, not just the page.
+func (ix *Index) Search(ctx context.Context, r schemas.SearchRequest) (schemas.SearchResult, error) {
+	p, err := plan(r)
+	if err != nil {
+		return schemas.SearchResult{}, err
+	}
+	var after []json.RawMessage
+	if r.Cursor != "" {
+		if after, err = p.decodeCursor(r.Cursor); err != nil {
+			return schemas.SearchResult{}, err
+		}
+	}
+	body, err := p.body(after)
+	if err != nil {
+		return schemas.SearchResult{}, fmt.Errorf("elasticsearch: search: %w", err)
+	}
+	var sr searchResponse
+	req := esapi.SearchRequest{Index: []string{ix.target}, Body: bytes.NewReader(body)}
+	if err := ix.conn.call(ctx, req, &sr); err != nil {
+		return schemas.SearchResult{}, fmt.Errorf("elasticsearch: search: %w", err)
+	}
+	return p.result(sr)
+}
+
+// searchResponse is the part of a search answer Search reads.
+type searchResponse struct {
+	Hits struct {
+		Total struct {
+			Value uint64 `json:"value"`
+		} `json:"total"`
+		Hits []struct {
+			ID     string            `json:"_id"`
+			Source json.RawMessage   `json:"_source"`
+			Sort   []json.RawMessage `json:"sort"`
+		} `json:"hits"`
+	} `json:"hits"`
+	Aggregations map[string]struct {
+		Buckets []struct {
+			Key      string `json:"key"`
+			DocCount int    `json:"doc_count"`
+		} `json:"buckets"`
+	} `json:"aggregations"`
+}
+
+func (p searchPlan) result(sr searchResponse) (schemas.SearchResult, error) {
+	hits := sr.Hits.Hits
+	out := schemas.SearchResult{
+		Total:  sr.Hits.Total.Value,
+		Hits:   make([]schemas.Product, 0, min(len(hits), p.limit)),
+		Facets: map[string][]schemas.FacetCount{facetBrand: {}, facetCategory: {}},
+	}
+	for i, h := range hits {
+		if i == p.limit {
+			c, err := p.encodeCursor(hits[i-1].Sort)
+			if err != nil {
+				return schemas.SearchResult{}, err
+			}
+			out.NextCursor = c
+			break
+		}
+		prod, err := decodeProduct(h.ID, h.Source)
+		if err != nil {
+			return schemas.SearchResult{}, err
+		}
+		out.Hits = append(out.Hits, prod)
+	}
+	for _, name := range []string{facetBrand, facetCategory} {
+		buckets := sr.Aggregations[name].Buckets
+		counts := make([]schemas.FacetCount, 0, len(buckets))
+		for _, b := range buckets {
+			counts = append(counts, schemas.FacetCount{Value: b.Key, Count: b.DocCount})
+		}
+		out.Facets[name] = counts
+	}
+	return out, nil
+}
+
+// storedDocument is a document's source: a product, or a tombstone.
+type storedDocument struct {
+	schemas.Product
+	Deleted bool `json:"deleted"`
+}
+
+func decodeProduct(id string, src []byte) (schemas.Product, error) {
+	if len(src) == 0 {
+		return schemas.Product{}, fmt.Errorf("elasticsearch: document %s has no source", id)
+	}
+	var d storedDocument
+	if err := json.Unmarshal(src, &d); err != nil {
+		return schemas.Product{}, fmt.Errorf("elasticsearch: decode %s: %w", id, err)
+	}
+	return d.Product, nil
+}
+
+// Get returns the product stored under id, or schemas.ErrNotFound for a
+// missing product or a tombstone.
+func (ix *Index) Get(ctx context.Context, id string) (schemas.Product, error) {
+	var doc struct {
+		Found  bool            `json:"found"`
+		Source json.RawMessage `json:"_source"`
+	}
+	req := esapi.GetRequest{Index: ix.target, DocumentID: url.PathEscape(id)}
+	err := ix.conn.call(ctx, req, &doc)
+	if isStatus(err, http.StatusNotFound) && !isType(err, "index_not_found_exception") {
+		return schemas.Product{}, fmt.Errorf("elasticsearch: get %s: %w", id, schemas.ErrNotFound)
+	}
+	if err != nil {
+		return schemas.Product{}, fmt.Errorf("elasticsearch: get %s: %w", id, err)
+	}
+	if !doc.Found {
+		return schemas.Product{}, fmt.Errorf("elasticsearch: get %s: %w", id, schemas.ErrNotFound)
+	}
+	var d storedDocument
+	if err := json.Unmarshal(doc.Source, &d); err != nil {
+		return schemas.Product{}, fmt.Errorf("elasticsearch: decode %s: %w", id, err)
+	}
+	if d.Deleted {
+		return schemas.Product{}, fmt.Errorf("elasticsearch: get %s: %w", id, schemas.ErrNotFound)
+	}
+	return d.Product, nil
+}
+
+// obj is a JSON object of the query DSL.
+type obj = map[string]any
+
+// searchPlan is a request turned into query DSL, with the key that ties
+// cursors to it.
+type searchPlan struct {
+	query obj
+	sort  []any
+	limit int
+	key   uint64
+}
+
+func plan(r schemas.SearchRequest) (searchPlan, error) {
+	text := strings.TrimSpace(r.Text)
+	sort := r.Sort
+	if sort == "" {
+		sort = schemas.SortNewest
+		if text != "" {
+			sort = schemas.SortRelevance
+		}
+	}
+	var p searchPlan
+	tieBreak := obj{schemas.ESFieldID: obj{"order": "asc"}}
+	switch sort {
+	case schemas.SortRelevance:
+		p.sort = []any{obj{"_score": obj{"order": "desc"}}, tieBreak}
+	case schemas.SortPriceAsc:
+		p.sort = []any{obj{schemas.ESFieldEffective: obj{"order": "asc"}}, tieBreak}
+	case schemas.SortPriceDesc:
+		p.sort = []any{obj{schemas.ESFieldEffective: obj{"order": "desc"}}, tieBreak}
+	case schemas.SortNewest:
+		p.sort = []any{obj{schemas.ESFieldUpdatedAt: obj{"order": "desc"}}, tieBreak}
+	default:
+		return p, fmt.Errorf("elasticsearch: unknown sort %q", r.Sort)
+	}
+	p.limit = r.Limit
+	if p.limit <= 0 {
+		p.limit = defaultLimit
+	}
+	p.limit = min(p.limit, maximumLimit)
+
+	brands := canonical(r.Brands)
+	categories := canonical(r.Categories)
+	partners := canonical(r.Partners)
+	avail := make([]string, len(r.Availability))
+	for i, a := range r.Availability {
+		avail[i] = string(a)
+	}
+	avail = canonical(avail)
+
+	filter := []any{obj{"term": obj{schemas.ESFieldDeleted: false}}}
+	anyOf := func(field string, values []string) {
+		if len(values) > 0 {
+			filter = append(filter, obj{"terms": obj{field: values}})
+		}
+	}
+	anyOf(schemas.ESFieldBrandKeyword, brands)
+	anyOf(schemas.ESFieldCategoryPaths, categories)
+	anyOf(schemas.ESFieldPartner, partners)
+	anyOf(schemas.ESFieldAvailability, avail)
+	if r.MinPrice != nil || r.MaxPrice != nil {
+		bounds := obj{}
+		if r.MinPrice != nil {
+			bounds["gte"] = *r.MinPrice
+		}
+		if r.MaxPrice != nil {
+			bounds["lte"] = *r.MaxPrice
+		}
+		filter = append(filter, obj{"range": obj{schemas.ESFieldEffective: bounds}})
+	}
+	boolQuery := obj{"filter": filter}
+	if text != "" {
+		boolQuery["must"] = []any{obj{"combined_fields": obj{
+			"query": text,
+			"fields": []string{
+				fmt.Sprintf("%s^%d", schemas.ESFieldTitle, schemas.ESBoostTitle),
+				fmt.Sprintf("%s^%d", schemas.ESFieldBrand, schemas.ESBoostBrand),
+				fmt.Sprintf("%s^%d", schemas.ESFieldDescription, schemas.ESBoostDescription),
+			},
+			"minimum_should_match": textMatch,
+		}}}
+	}
+	p.query = obj{"bool": boolQuery}
+
+	key, err := json.Marshal(struct {
+		Text                                string
+		Sort                                string
+		Brands, Categories, Partners, Avail []string
+		MinPrice, MaxPrice                  *int64
+	}{text, sort, brands, categories, partners, avail, r.MinPrice, r.MaxPrice})
+	if err != nil {
+		return p, fmt.Errorf("elasticsearch: cursor key: %w", err)
+	}
+	p.key = xxhash.Sum64(key)
+	return p, nil
+}
+
+// body is the search request body; after continues from a cursor.
+func (p searchPlan) body(after []json.RawMessage) ([]byte, error) {
+	facet := func(field string) obj {
+		return obj{"terms": obj{
+			"field": field,
+			"size":  facetSize,
+			"order": []any{obj{"_count": "desc"}, obj{"_key": "asc"}},
+		}}
+	}
+	b := obj{
+		"query":            p.query,
+		"sort":             p.sort,
+		"size":             p.limit + 1, // one past the page tells whether another follows
+		"track_total_hits": true,
+		"_source":          obj{"excludes": []string{schemas.ESFieldCategoryPaths, schemas.ESFieldEffective, schemas.ESFieldDeleted}},
+		"aggs": obj{
+			facetBrand:    facet(schemas.ESFieldBrandKeyword),
+			facetCategory: facet(schemas.ESFieldCategoryPaths),
+		},
+	}
+	if after != nil {
+		b["search_after"] = after
+	}
+	return json.Marshal(b)
+}
+
+// canonical sorts and de-duplicates filter values, so the same filter in
+// another order is the same search for cursors.
+func canonical(values []string) []string {
+	if len(values) == 0 {
+		return nil
+	}
+	out := slices.Clone(values)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// cursor is what NextCursor carries: the sort values of the page's last hit,
+// as the cluster gave them, and the key of the search they belong to.
+type cursor struct {
+	Key   uint64            `json:"k"`
+	After []json.RawMessage `json:"a"`
+}
+
+func (p searchPlan) encodeCursor(sortValues []json.RawMessage) (string, error) {
+	if len(sortValues) != len(p.sort) {
+		return "", fmt.Errorf("elasticsearch: search: hit has %d sort values, want %d", len(sortValues), len(p.sort))
+	}
+	b, err := json.Marshal(cursor{Key: p.key, After: sortValues})
+	if err != nil {
+		return "", fmt.Errorf("elasticsearch: cursor: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+var errBadCursor = fmt.Errorf("elasticsearch: %w", schemas.ErrBadCursor)
+
+// decodeCursor checks that s came from this search: same key, a number for
+// the sort key and a string for the id tie-break.
+func (p searchPlan) decodeCursor(s string) ([]json.RawMessage, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, errBadCursor
+	}
+	var c cursor
+	if err := json.Unmarshal(b, &c); err != nil || c.Key != p.key || len(c.After) != len(p.sort) {
+		return nil, errBadCursor
+	}
+	if _, err := strconv.ParseFloat(string(c.After[0]), 64); err != nil {
+		return nil, errBadCursor
+	}
+	var id string
+	if err := json.Unmarshal(c.After[1], &id); err != nil {
+		return nil, errBadCursor
+	}
+	return c.After, nil
+}
+
+// Products reads many products in one _mget; missing ids and tombstones are
+// left out (schemas.ProductLookup).
+func (ix *Index) Products(ctx context.Context, ids []string) (map[string]schemas.Product, error) {
+	out := make(map[string]schemas.Product, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	body, err := json.Marshal(obj{"ids": ids})
+	if err != nil {
+		return nil, err
+	}
+	var res struct {
+		Docs []struct {
+			ID     string          `json:"_id"`
+			Found  bool            `json:"found"`
+			Source json.RawMessage `json:"_source"`
+		} `json:"docs"`
+	}
+	req := esapi.MgetRequest{Index: ix.target, Body: bytes.NewReader(body)}
+	if err := ix.conn.call(ctx, req, &res); err != nil {
+		return nil, fmt.Errorf("elasticsearch: get %d products: %w", len(ids), err)
+	}
+	for _, d := range res.Docs {
+		if !d.Found {
+			continue
+		}
+		var doc storedDocument
+		if err := json.Unmarshal(d.Source, &doc); err != nil {
+			return nil, fmt.Errorf("elasticsearch: decode %s: %w", d.ID, err)
+		}
+		if !doc.Deleted {
+			out[d.ID] = doc.Product
+		}
+	}
+	return out, nil
+}
