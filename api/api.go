@@ -39,6 +39,21 @@ type Config struct {
 	Log      *slog.Logger
 	NewID    func() string // time-ordered unique ids; default lower-case ULID
 	Now      func() time.Time
+
+	// The news feed; nil Feed leaves its routes out.
+	TokenKey []byte // FEEDLINE_TOKEN_KEY: verifies shopper tokens
+	Feed     FeedReader
+	Social   schemas.FeedStore
+	Posts    schemas.PostStore
+	Requests schemas.IdempotentRequests
+}
+
+// FeedReader answers feed and list pages (the fan-out stage's read side).
+type FeedReader interface {
+	Feed(ctx context.Context, reader, cursor string, limit int) (schemas.FeedPage, error)
+	UserPosts(ctx context.Context, user, cursor string, limit int) (schemas.FeedPage, error)
+	Followers(ctx context.Context, author, cursor string, limit int) (schemas.FollowPage, error)
+	Following(ctx context.Context, user, cursor string, limit int) (schemas.FollowPage, error)
 }
 
 // storeTimeout bounds one call to a small store (key-value, publish).
@@ -54,6 +69,8 @@ const (
 	principalKey localKey = iota
 	bodyKey
 	requestIDKey
+	shopperKey
+	idempotentIDKey
 )
 
 type server struct {
@@ -110,6 +127,7 @@ func New(cfg Config) *fiber.App {
 
 	app.Get("/v1/search", s.search)
 	app.Get("/v1/products/:id", s.getProduct)
+	s.socialRoutes(app)
 	return app
 }
 

@@ -108,3 +108,17 @@ func describeJSONError(err error) string {
 	}
 	return err.Error()
 }
+
+// bufferBody reads a small body whole and puts it back, so middleware can
+// look at it and the handler still reads it.
+func bufferBody(c *fiber.Ctx, limit int) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(bodyOf(c), int64(limit)+1))
+	if err != nil {
+		return nil, badRequest("The request body could not be read: %v.", err)
+	}
+	if len(data) > limit {
+		return nil, bodyTooLarge(limit)
+	}
+	c.Locals(bodyKey, &trackedReader{r: bytes.NewReader(data)})
+	return data, nil
+}

@@ -17,6 +17,7 @@ const (
 	StreamProducts  = "PRODUCTS"
 	StreamAnalytics = "ANALYTICS"
 	StreamDLQ       = "DLQ"
+	StreamSocial    = "SOCIAL"
 )
 
 // Buckets of small state kept in JetStream.
@@ -25,7 +26,12 @@ const (
 	BucketPartners = "partners" // key-value: partners and hashed keys
 	BucketMappings = "mappings" // key-value: every mapping version
 	ObjectUploads  = "uploads"  // object store: the uploaded files
+	BucketPosts    = "posts"    // key-value: post content, the durable home every instance reads
+	BucketRequests = "requests" // key-value: first answers to writes sent with an Idempotency-Key
 )
+
+// IdempotencyWindow is how long a write's Idempotency-Key is remembered.
+const IdempotencyWindow = 24 * time.Hour
 
 // DuplicateWindow is how long JetStream remembers Nats-Msg-Id values: a
 // crashed stage republishing within it creates no duplicate.
@@ -53,6 +59,9 @@ func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 		mk(StreamProducts, schemas.SubjectProduct, 0),
 		mk(StreamAnalytics, "analytics", 30*24*time.Hour),
 		mk(StreamDLQ, schemas.SubjectDLQ, 30*24*time.Hour),
+		// Shopper writes are kept forever: feeds and the follow graph are
+		// rebuilt from them.
+		mk(StreamSocial, "social", 0),
 	}
 }
 
@@ -68,6 +77,8 @@ func (b *Bus) Declare(ctx context.Context) error {
 		{Bucket: BucketUploads, Description: "upload records and per-batch progress", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas, MaxValueSize: 1 << 20},
 		{Bucket: BucketPartners, Description: "partners and hashed API keys", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
 		{Bucket: BucketMappings, Description: "every version of every partner mapping", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
+		{Bucket: BucketPosts, Description: "post content by post id", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
+		{Bucket: BucketRequests, Description: "first answers to idempotent writes", History: 1, TTL: IdempotencyWindow, Storage: jetstream.FileStorage, Replicas: b.replicas},
 	} {
 		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("declare bucket %s: %w", kv.Bucket, err)

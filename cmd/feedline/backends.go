@@ -5,8 +5,11 @@ import (
 	"errors"
 	"path/filepath"
 
+	"feedline/connectors/elasticsearch"
 	"feedline/connectors/embedsearch"
+	"feedline/connectors/feedstore"
 	"feedline/connectors/parquetsink"
+	"feedline/connectors/redisfeed"
 	"feedline/schemas"
 )
 
@@ -20,7 +23,14 @@ func openIndex(ctx context.Context, cfg serveConfig) (schemas.ProductIndex, erro
 		}
 		return ix, nil
 	}
-	return nil, errors.New("--es-url: this build has no Elasticsearch connector")
+	ix, err := elasticsearch.Open(ctx, elasticsearch.Config{
+		Addresses: cfg.ESURLs, Username: cfg.ESUsername, Password: cfg.ESPassword, Alias: cfg.ESAlias,
+		Logger: cfg.Log.With("component", "elasticsearch"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ix, nil
 }
 
 // openAnalytics opens the analytics store: ClickHouse when a DSN is set,
@@ -34,4 +44,17 @@ func openAnalytics(ctx context.Context, cfg serveConfig) (schemas.AnalyticsSink,
 		return sink, nil
 	}
 	return nil, errors.New("--clickhouse: this build has no ClickHouse connector")
+}
+
+// openFeedStore opens the news-feed state: Redis when a URL is set, else
+// the in-process store.
+func openFeedStore(ctx context.Context, cfg serveConfig) (schemas.FeedStore, error) {
+	if cfg.RedisURL == "" {
+		return feedstore.New(), nil
+	}
+	st, err := redisfeed.Open(ctx, cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }

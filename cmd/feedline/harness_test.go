@@ -26,17 +26,30 @@ type testSystem struct {
 	dir  string
 }
 
+// testTokenKey signs the shoppers' tokens of test systems.
+const testTokenKey = "test-token-key-0123456789"
+
 func startTestSystem(t *testing.T, dir string) *testSystem {
+	return startTestSystemWith(t, dir, nil)
+}
+
+// startTestSystemWith starts a system whose configuration tune may change.
+func startTestSystemWith(t *testing.T, dir string, tune func(*serveConfig)) *testSystem {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sys, err := startSystem(ctx, serveConfig{
+	cfg := serveConfig{
 		DataDir:  dir,
 		HTTP:     "127.0.0.1:0",
 		AdminKey: testAdminKey,
+		TokenKey: testTokenKey,
 		Stages:   allStages,
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	sys, err := startSystem(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"syscall"
 )
 
-const usage = `feedline — catalog ETL on a JetStream backbone
+const usage = `feedline — catalog ETL and a news feed on a JetStream backbone
 
 Usage:
   feedline serve   [--data DIR] [--http ADDR] [--nats URL] [--stages LIST]   run stages and the API
@@ -21,9 +21,10 @@ Usage:
   feedline push FILE --partner P [--mode full|delta] [--format F]             upload a file and follow it to the end
   feedline bench   [--rows N] [--out FILE]                                    end-to-end benchmark on the embedded default
   feedline dlq     [--stage S] [--limit N]                                    list dead-letter entries
+  feedline token   --user U [--ttl 24h]                                       print a shopper token (FEEDLINE_TOKEN_KEY)
 
-Environment: FEEDLINE_DATA, FEEDLINE_HTTP, FEEDLINE_NATS, FEEDLINE_STAGES,
-FEEDLINE_ADMIN_KEY, FEEDLINE_API (client base URL), FEEDLINE_API_KEY (partner key).
+Every serve flag has a FEEDLINE_* variable; "feedline serve -h" lists them.
+Clients read FEEDLINE_API (base URL) and FEEDLINE_API_KEY (partner key).
 `
 
 func main() {
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		err = dlqCmd(ctx, args[1:], stdout)
+	case "token":
+		err = tokenCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -26,13 +26,14 @@ import (
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/analytics"
+	"feedline/stages/fanout"
 	"feedline/stages/index"
 	"feedline/stages/ingest"
 	"feedline/stages/normalise"
 )
 
 // Stage names accepted by --stages; "api" is the HTTP API.
-var allStages = []string{"api", "ingest", "normalise", "index", "analytics"}
+var allStages = []string{"api", "ingest", "normalise", "index", "analytics", "fanout"}
 
 // setting is one configuration knob: a flag of serve/worker, and the
 // environment variable that sets its default. Flag is empty for secrets,
@@ -54,6 +55,12 @@ var settings = []setting{
 	{"", "FEEDLINE_ES_PASSWORD", "", "Elasticsearch password"},
 	{"es-alias", "FEEDLINE_ES_ALIAS", "products", "Elasticsearch alias searched and written; indexes behind it are <alias>-vN"},
 	{"clickhouse", "FEEDLINE_CLICKHOUSE_URL", "", "ClickHouse DSN (clickhouse://user:pass@host:9000/db); empty writes Parquet files"},
+	{"redis", "FEEDLINE_REDIS_URL", "", "Redis URL for feed caches and the follow graph (redis://host:6379/0); empty keeps them in the process"},
+	{"", "FEEDLINE_TOKEN_KEY", "", "key that signs and verifies shopper tokens (at least 16 bytes); empty disables the feed routes"},
+	{"feed-cap", "FEEDLINE_FEED_CAP", "800", "entries kept per shopper's feed"},
+	{"celebrity-followers", "FEEDLINE_CELEBRITY_FOLLOWERS", "10000", "followers above which an author is not fanned out to but merged at read time"},
+	{"inactive-days", "FEEDLINE_INACTIVE_DAYS", "30", "days without a feed read after which fan-out skips a shopper (the feed is rebuilt on the next read)"},
+	{"price-drop-percent", "FEEDLINE_PRICE_DROP_PERCENT", "10", "smallest price drop, in percent, that becomes feed news"},
 }
 
 type serveConfig struct {
@@ -69,6 +76,9 @@ type serveConfig struct {
 	ESPassword    string
 	ESAlias       string
 	ClickHouseURL string // empty: Parquet files
+	RedisURL      string // empty: feed state in the process
+	TokenKey      string
+	Feed          fanout.Policy
 	Log           *slog.Logger
 }
 
@@ -127,8 +137,29 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 		ESPassword:    *values["FEEDLINE_ES_PASSWORD"],
 		ESAlias:       get("FEEDLINE_ES_ALIAS"),
 		ClickHouseURL: get("FEEDLINE_CLICKHOUSE_URL"),
+		RedisURL:      get("FEEDLINE_REDIS_URL"),
+		TokenKey:      *values["FEEDLINE_TOKEN_KEY"],
 	}
 	var err error
+	ints := map[string]*int{
+		"FEEDLINE_FEED_CAP": &cfg.Feed.FeedCap, "FEEDLINE_CELEBRITY_FOLLOWERS": &cfg.Feed.CelebrityFollowers,
+		"FEEDLINE_PRICE_DROP_PERCENT": &cfg.Feed.PriceDropPercent,
+	}
+	var inactiveDays int
+	ints["FEEDLINE_INACTIVE_DAYS"] = &inactiveDays
+	for name, dst := range ints {
+		if *dst, err = strconv.Atoi(get(name)); err != nil || *dst < 1 {
+			return cfg, fmt.Errorf("%s %q: want a whole number above 0", name, get(name))
+		}
+	}
+	if cfg.Feed.PriceDropPercent > 99 {
+		return cfg, fmt.Errorf("FEEDLINE_PRICE_DROP_PERCENT %d: want 1 to 99", cfg.Feed.PriceDropPercent)
+	}
+	cfg.Feed.TimelineCap = cfg.Feed.FeedCap
+	cfg.Feed.InactiveAfter = time.Duration(inactiveDays) * 24 * time.Hour
+	if cfg.TokenKey != "" && len(cfg.TokenKey) < 16 {
+		return cfg, errors.New("FEEDLINE_TOKEN_KEY is shorter than 16 bytes; use a long random string")
+	}
 	if cfg.Stages, err = parseStages(get("FEEDLINE_STAGES")); err != nil {
 		return cfg, err
 	}
@@ -169,6 +200,7 @@ type system struct {
 	ledger  natskv.Ledger
 	index   schemas.ProductIndex
 	sink    schemas.AnalyticsSink
+	feeds   schemas.FeedStore
 	app     *fiber.App
 	addr    string
 	cancel  context.CancelFunc
@@ -265,6 +297,40 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		st := &analytics.Stage{Sink: s.sink, Log: log.With("stage", "analytics")}
 		configs = append(configs, st.Configs()...)
 	}
+	// The news feed. Its state lives in Redis when configured; else in the
+	// process, rebuilt from the log now, and then the API and the fan-out
+	// stage share it in this process.
+	var reader *fanout.Reader
+	var posts natskv.Posts
+	if cfg.runs("fanout") || cfg.runs("api") {
+		kvPosts, err := s.bus.KV(ctx, pipeline.BucketPosts)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		posts = natskv.Posts{KV: kvPosts, JS: s.bus.JS}
+		if s.feeds, err = openFeedStore(ctx, cfg); err != nil {
+			cancel()
+			return nil, err
+		}
+		fan := &fanout.Stage{Store: s.feeds, Posts: posts, Policy: cfg.Feed, Log: log.With("stage", "fanout")}
+		if cfg.RedisURL == "" {
+			start := time.Now()
+			r, err := fan.Replay(ctx, s.bus)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("rebuild feeds from the log: %w", err)
+			}
+			log.Info("feeds rebuilt from the log", "social_events", r.Social, "product_batches", r.Catalog, "took", time.Since(start))
+		}
+		if cfg.runs("fanout") {
+			configs = append(configs, fan.Configs()...)
+		}
+		reader = &fanout.Reader{Store: s.feeds, Posts: posts, Policy: cfg.Feed}
+		if lookup, ok := s.index.(schemas.ProductLookup); ok {
+			reader.Products = lookup
+		}
+	}
 	for _, c := range configs {
 		// Declare before returning so an upload accepted right after start
 		// is never published before its consumer exists.
@@ -284,7 +350,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	metrics := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
 	switch {
 	case cfg.runs("api"):
-		s.app = api.New(api.Config{
+		apiCfg := api.Config{
 			AdminKey: cfg.AdminKey,
 			Partners: natskv.Partners{KV: kvPartners},
 			Mappings: mappings,
@@ -298,7 +364,17 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Log:      log.With("component", "api"),
 			NewID:    func() string { return strings.ToLower(ulid.Make().String()) },
 			Now:      time.Now,
-		})
+		}
+		if reader != nil && cfg.TokenKey != "" {
+			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			apiCfg.TokenKey, apiCfg.Feed, apiCfg.Social, apiCfg.Posts = []byte(cfg.TokenKey), reader, s.feeds, posts
+			apiCfg.Requests = natskv.Requests{KV: kvRequests}
+		}
+		s.app = api.New(apiCfg)
 	case cfg.HTTP != "":
 		// A worker still answers health checks and Prometheus.
 		s.app = api.NewOps(s.ready, metrics, log.With("component", "ops"))
@@ -363,6 +439,9 @@ func (s *system) closeStores() {
 	}
 	if s.sink != nil {
 		_ = s.sink.Close()
+	}
+	if s.feeds != nil {
+		_ = s.feeds.Close()
 	}
 	if s.bus != nil {
 		s.bus.Close()

@@ -452,6 +452,51 @@ func (ix *Index) Get(ctx context.Context, id string) (schemas.Product, error) {
 	return decodeSource(id, src)
 }
 
+// Products reads many products from one snapshot of the index; missing ids
+// and tombstones are left out (schemas.ProductLookup).
+func (ix *Index) Products(ctx context.Context, ids []string) (map[string]schemas.Product, error) {
+	out := make(map[string]schemas.Product, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	adv, err := ix.bleve.Advanced()
+	if err != nil {
+		return nil, fmt.Errorf("embedsearch: products: %w", err)
+	}
+	r, err := adv.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("embedsearch: products: %w", err)
+	}
+	defer r.Close()
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		d, err := r.Document(id)
+		if err != nil {
+			return nil, fmt.Errorf("embedsearch: get %s: %w", id, err)
+		}
+		if d == nil {
+			continue
+		}
+		var src []byte
+		d.VisitFields(func(f index.Field) {
+			if f.Name() == fieldSource {
+				src = f.Value()
+			}
+		})
+		if src == nil {
+			continue
+		}
+		p, err := decodeSource(id, src)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = p
+	}
+	return out, nil
+}
+
 // Close waits for batches being written and for their persistence, then
 // closes the index. Apply fails with ErrClosed afterwards.
 func (ix *Index) Close() error {

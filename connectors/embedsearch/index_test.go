@@ -390,3 +390,23 @@ func TestVersionsWithFFBytesRoundTrip(t *testing.T) {
 		t.Errorf("after newer: %+v %v", got, err)
 	}
 }
+
+func TestProductsReadsManyAndSkipsMissingAndTombstones(t *testing.T) {
+	ix := openTemp(t)
+	a, b := sample(1), sample(2)
+	changes := searchtest.Upserts(a, b)
+	changes = append(changes, schemas.ProductChange{Kind: schemas.ChangeDelete, ID: b.ID, Version: b.Version + 1})
+	if _, err := ix.Apply(t.Context(), changes); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ix.Products(t.Context(), []string{a.ID, b.ID, "nobody:x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[a.ID].Title != a.Title {
+		t.Errorf("Products %+v", got)
+	}
+	if got, err := ix.Products(t.Context(), nil); err != nil || len(got) != 0 {
+		t.Errorf("no ids: %v %v", got, err)
+	}
+}

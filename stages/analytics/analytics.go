@@ -26,7 +26,8 @@ func (s *Stage) Configs() []pipeline.Stage {
 	// row each. Either way a write waits at most a second to gather rows.
 	cs := []pipeline.Stage{
 		{Name: "analytics", Stream: pipeline.StreamProducts, Handle: s.Handle, BatchSize: 64, MaxBytes: 32 << 20, MaxWait: 2 * time.Second, Linger: time.Second},
-		{Name: "analytics-search", Stream: pipeline.StreamAnalytics, Subjects: []string{schemas.SubjectSearch}, Handle: s.Handle, BatchSize: 4096, MaxWait: 2 * time.Second, Linger: time.Second},
+		{Name: "analytics-search", Stream: pipeline.StreamAnalytics, Subjects: []string{schemas.SubjectSearch, schemas.SubjectFeedRead}, Handle: s.Handle, BatchSize: 4096, MaxWait: 2 * time.Second, Linger: time.Second},
+		{Name: "analytics-social", Stream: pipeline.StreamSocial, Handle: s.Handle, BatchSize: 4096, MaxWait: 2 * time.Second, Linger: time.Second},
 	}
 	if h, ok := s.Sink.(schemas.HealthChecker); ok {
 		for i := range cs {
@@ -66,6 +67,18 @@ func (s *Stage) Handle(ctx context.Context, msgs []*pipeline.Message) []error {
 }
 
 func (s *Stage) add(b *schemas.AnalyticsBatch, m *pipeline.Message) error {
+	switch {
+	case strings.HasPrefix(m.Subject, "social."):
+		return addSocial(b, m.Data)
+	case m.Subject == schemas.SubjectFeedRead:
+		var r schemas.FeedEventRow
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return fmt.Errorf("feed read event is not JSON: %w", err)
+		}
+		r.At = r.At.UTC()
+		b.FeedEvents = append(b.FeedEvents, r)
+		return nil
+	}
 	if strings.HasPrefix(m.Subject, schemas.SubjectSearch) {
 		var q schemas.SearchQueryEvent
 		if err := json.Unmarshal(m.Data, &q); err != nil {
@@ -110,5 +123,33 @@ func (s *Stage) add(b *schemas.AnalyticsBatch, m *pipeline.Message) error {
 			})
 		}
 	}
+	return nil
+}
+
+// addSocial records a shopper write as a feed event.
+func addSocial(b *schemas.AnalyticsBatch, data []byte) error {
+	var ev schemas.SocialEvent
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return fmt.Errorf("social event is not JSON: %w", err)
+	}
+	row := schemas.FeedEventRow{EventID: ev.ID, UserID: ev.User, At: ev.At.UTC()}
+	switch ev.Kind {
+	case schemas.SocialPost:
+		row.Kind, row.TargetKind = schemas.FeedEventPost, "post"
+		if ev.Post != nil {
+			row.TargetID = ev.Post.ID
+		}
+	case schemas.SocialPostDelete:
+		row.Kind, row.TargetKind, row.TargetID = schemas.FeedEventPostDelete, "post", ev.PostID
+	case schemas.SocialFollow, schemas.SocialUnfollow:
+		row.Kind = schemas.FeedEventFollow
+		if ev.Kind == schemas.SocialUnfollow {
+			row.Kind = schemas.FeedEventUnfollow
+		}
+		row.TargetKind, row.TargetID = schemas.SplitAuthor(ev.Target)
+	default:
+		return fmt.Errorf("unknown social event kind %q", ev.Kind)
+	}
+	b.FeedEvents = append(b.FeedEvents, row)
 	return nil
 }

@@ -1,0 +1,232 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"feedline/connectors/feedstore"
+	"feedline/connectors/natskv"
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// crashingStore fails one feed write part-way through a fan-out, as a
+// worker killed mid-chunk would: earlier chunks are written, later ones not.
+type crashingStore struct {
+	schemas.FeedStore
+	failAt  int32
+	calls   atomic.Int32
+	crashed atomic.Bool
+}
+
+func (s *crashingStore) AddToFeeds(ctx context.Context, readers []string, e schemas.FeedEntry, max int) error {
+	if s.calls.Add(1) == s.failAt && s.crashed.CompareAndSwap(false, true) {
+		return errors.New("worker killed mid-chunk")
+	}
+	return s.FeedStore.AddToFeeds(ctx, readers, e, max)
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testBus(t *testing.T) *pipeline.Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := pipeline.Connect(ctx, pipeline.BusConfig{DataDir: t.TempDir(), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.Declare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newID() string { return strings.ToLower(ulid.Make().String()) }
+
+// TestRedeliveryAfterACrashMidChunkLeavesNoDuplicateOrGap fans one post out
+// to 5,000 followers in chunks of 700; the third chunk fails once. The
+// redelivered event finishes the job: every follower holds the post once.
+func TestRedeliveryAfterACrashMidChunkLeavesNoDuplicateOrGap(t *testing.T) {
+	ctx := context.Background()
+	bus := testBus(t)
+	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	posts := natskv.Posts{KV: kv, JS: bus.JS}
+	store := &crashingStore{FeedStore: feedstore.New(), failAt: 3}
+	now := time.Now()
+	const followers = 5000
+	for i := range followers {
+		reader := fmt.Sprintf("u%04d", i)
+		if _, _, err := store.Follow(ctx, schemas.FollowEdge{ID: newID(), User: reader, Author: "user:alice"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.MarkRead(ctx, reader, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &Stage{Store: store, Posts: posts, Policy: Policy{Chunk: 700}, Log: quiet()}
+	runner := pipeline.NewRunner(bus, pipeline.NewMetrics(), quiet())
+	cfg := st.Configs()[0]
+	cfg.Backoff = func(uint64) time.Duration { return 50 * time.Millisecond }
+	if _, err := runner.Consumer(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = runner.Run(runCtx, cfg) }()
+	defer func() { stop(); wg.Wait() }()
+
+	p := schemas.Post{ID: newID(), Author: "alice", Text: "hello", CreatedAt: now}
+	if err := posts.Put(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(schemas.SocialEvent{ID: p.ID, Kind: schemas.SocialPost, User: "alice", Post: &p, At: now})
+	if _, err := runner.Pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectPost, "alice"), MsgID: p.ID, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	// Done when every follower holds the post, after the crash.
+	reached := func() int {
+		n := 0
+		for i := range followers {
+			feed, err := store.Feed(ctx, fmt.Sprintf("u%04d", i), "", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(feed) > 1 || (len(feed) == 1 && feed[0].ID != p.ID) {
+				t.Fatalf("follower %d holds %+v, want the post once", i, feed)
+			}
+			n += len(feed)
+		}
+		return n
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !store.crashed.Load() || reached() != followers {
+		if time.Now().After(deadline) {
+			t.Fatalf("fan-out reached %d of %d followers (crashed %v)", reached(), followers, store.crashed.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestCatalogNewsCollapsesAndIsCapped(t *testing.T) {
+	ctx := context.Background()
+	store := feedstore.New()
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	for _, u := range []string{"bob", "carol"} {
+		if _, _, err := store.Follow(ctx, schemas.FollowEdge{ID: newID(), User: u, Author: "shop:acme"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.MarkRead(ctx, u, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &Stage{Store: store, Policy: Policy{NewProductsPerDay: 3, PriceDropPercent: 10}, Now: func() time.Time { return now }, Log: quiet()}
+	product := func(sku string, at time.Time) *schemas.Product {
+		return &schemas.Product{ID: "acme:" + sku, Partner: "acme", SKU: sku, Title: sku, UpdatedAt: at}
+	}
+	handle := func(b schemas.ProductBatch) {
+		t.Helper()
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.HandleCatalog(ctx, &pipeline.Message{Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var news []schemas.ProductChange
+	for i := range 5 {
+		news = append(news, schemas.ProductChange{Kind: schemas.ChangeUpsert, ID: fmt.Sprint("acme:n", i), Version: 1, New: true, Product: product(fmt.Sprint("n", i), now)})
+	}
+	first := schemas.ProductBatch{Upload: "u1", Partner: "acme", At: now, Changes: news}
+	handle(first)
+	handle(first) // redelivered
+	drop := func(v uint64, old, new int64, at time.Time) schemas.ProductChange {
+		return schemas.ProductChange{Kind: schemas.ChangeUpsert, ID: "acme:d1", Version: v, Product: product("d1", at), Price: &schemas.PriceChange{Old: old, New: new, Currency: "KRW"}}
+	}
+	handle(schemas.ProductBatch{Upload: "u2", Partner: "acme", At: now, Changes: []schemas.ProductChange{
+		drop(2, 10000, 9500, now.Add(time.Minute)), // 5 %: not news
+		drop(3, 9500, 8000, now.Add(2*time.Minute)),
+		drop(4, 8000, 7000, now.Add(3*time.Minute)), // same product, same day: collapses
+	}})
+	handle(schemas.ProductBatch{Upload: "u3", Partner: "acme", At: now, Changes: []schemas.ProductChange{drop(5, 7000, 5000, now.Add(25*time.Hour))}})
+
+	feed, err := store.Feed(ctx, "bob", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, e := range feed {
+		kinds[e.Kind]++
+		if e.Author != "shop:acme" {
+			t.Errorf("entry %+v not from the shop", e)
+		}
+	}
+	if kinds[schemas.FeedKindProduct] != 3 || kinds[schemas.FeedKindPriceDrop] != 2 || len(feed) != 5 {
+		t.Errorf("bob's feed %+v: want 3 new products (the daily cap) and 2 price drops (one per day)", feed)
+	}
+	carol, _ := store.Feed(ctx, "carol", "", 100)
+	if len(carol) != len(feed) {
+		t.Errorf("carol got %d entries, bob %d", len(carol), len(feed))
+	}
+}
+
+func TestEntryIDIsDeterministicAndTimeOrdered(t *testing.T) {
+	at := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	a, b := EntryID(at, "x", "1"), EntryID(at, "x", "1")
+	if a != b {
+		t.Errorf("same parts, different ids %s %s", a, b)
+	}
+	if EntryID(at, "x", "2") == a {
+		t.Error("different parts, same id")
+	}
+	if later := EntryID(at.Add(time.Millisecond), "a"); later <= a {
+		t.Errorf("a later id %s sorts before %s", later, a)
+	}
+	if u, err := ulid.ParseStrict(a); err != nil || !ulid.Time(u.Time()).Equal(at) {
+		t.Errorf("id %s: %v", a, err)
+	}
+}
+
+func TestMergeKeepsNewestFirstWithoutDuplicates(t *testing.T) {
+	e := func(id string) schemas.FeedEntry { return schemas.FeedEntry{ID: id} }
+	got := merge(4, []schemas.FeedEntry{e("9"), e("5"), e("1")}, []schemas.FeedEntry{e("8"), e("5"), e("2")})
+	want := []string{"9", "8", "5", "2"}
+	for i, g := range got {
+		if g.ID != want[i] {
+			t.Fatalf("merge %v", got)
+		}
+	}
+	if len(got) != 4 {
+		t.Fatalf("merge %v", got)
+	}
+}
+
+func TestCursorRoundTripAndRejection(t *testing.T) {
+	id := newID()
+	got, err := decodeCursor(encodeCursor(id))
+	if err != nil || got != id {
+		t.Errorf("round trip %q %v", got, err)
+	}
+	for _, c := range []string{"!!", encodeCursor("not-a-ulid"), "ZjE6"} {
+		if _, err := decodeCursor(c); !errors.Is(err, schemas.ErrBadCursor) {
+			t.Errorf("cursor %q accepted", c)
+		}
+	}
+}

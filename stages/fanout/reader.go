@@ -1,0 +1,328 @@
+package fanout
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/sync/errgroup"
+
+	"feedline/schemas"
+)
+
+// Page sizes of every feed and list read.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+)
+
+// Reader answers feed pages: the reader's fanned-out feed merged with the
+// recent entries of followed celebrities, hydrated in batches.
+type Reader struct {
+	Store    schemas.FeedStore
+	Posts    schemas.PostStore
+	Products schemas.ProductLookup // nil: catalog items are left out
+	Policy   Policy
+	Now      func() time.Time
+
+	mu          sync.Mutex
+	celebrities []string
+	celebAt     time.Time
+}
+
+// celebrityTTL bounds how stale the reader's copy of the celebrity list is.
+const celebrityTTL = 10 * time.Second
+
+// rebuildPerAuthor is how many recent entries of each followee a rebuilt
+// feed starts from.
+const rebuildPerAuthor = 50
+
+// markReadEvery spares a write per read: activity only needs day precision.
+const markReadEvery = time.Hour
+
+func (r *Reader) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Feed answers one page of reader's feed, newest first. A reader who has
+// been inactive gets the feed rebuilt first; the call blocks for that.
+func (r *Reader) Feed(ctx context.Context, reader, cursor string, limit int) (schemas.FeedPage, error) {
+	before, err := decodeCursor(cursor)
+	if err != nil {
+		return schemas.FeedPage{}, err
+	}
+	limit = pageLimit(limit)
+	if err := r.keepFresh(ctx, reader); err != nil {
+		return schemas.FeedPage{}, err
+	}
+	entries, err := r.Store.Feed(ctx, reader, before, limit)
+	if err != nil {
+		return schemas.FeedPage{}, err
+	}
+	celebs, err := r.followedCelebrities(ctx, reader)
+	if err != nil {
+		return schemas.FeedPage{}, err
+	}
+	if len(celebs) > 0 {
+		tls, err := r.Store.Timelines(ctx, celebs, before, limit)
+		if err != nil {
+			return schemas.FeedPage{}, err
+		}
+		entries = merge(limit, append(tls, entries)...)
+	}
+	return r.page(ctx, entries, limit)
+}
+
+// UserPosts answers one page of a user's own posts.
+func (r *Reader) UserPosts(ctx context.Context, user, cursor string, limit int) (schemas.FeedPage, error) {
+	before, err := decodeCursor(cursor)
+	if err != nil {
+		return schemas.FeedPage{}, err
+	}
+	limit = pageLimit(limit)
+	tls, err := r.Store.Timelines(ctx, []string{schemas.Author(schemas.FolloweeUser, user)}, before, limit)
+	if err != nil {
+		return schemas.FeedPage{}, err
+	}
+	return r.page(ctx, tls[0], limit)
+}
+
+// Followers answers one page of the users following author.
+func (r *Reader) Followers(ctx context.Context, author, cursor string, limit int) (schemas.FollowPage, error) {
+	return r.follows(ctx, cursor, limit, func(before string, n int) ([]schemas.FollowEdge, error) {
+		return r.Store.Followers(ctx, author, before, n)
+	})
+}
+
+// Following answers one page of the authors user follows.
+func (r *Reader) Following(ctx context.Context, user, cursor string, limit int) (schemas.FollowPage, error) {
+	return r.follows(ctx, cursor, limit, func(before string, n int) ([]schemas.FollowEdge, error) {
+		return r.Store.Following(ctx, user, before, n)
+	})
+}
+
+func (r *Reader) follows(_ context.Context, cursor string, limit int, list func(string, int) ([]schemas.FollowEdge, error)) (schemas.FollowPage, error) {
+	before, err := decodeCursor(cursor)
+	if err != nil {
+		return schemas.FollowPage{}, err
+	}
+	limit = pageLimit(limit)
+	edges, err := list(before, limit)
+	if err != nil {
+		return schemas.FollowPage{}, err
+	}
+	page := schemas.FollowPage{Items: make([]schemas.FollowItem, len(edges))}
+	for i, e := range edges {
+		page.Items[i] = schemas.FollowItem{User: e.User, Author: e.Author, Since: idTime(e.ID)}
+	}
+	if len(edges) == limit {
+		page.NextCursor = encodeCursor(edges[len(edges)-1].ID)
+	}
+	return page, nil
+}
+
+// keepFresh rebuilds the feed of a reader the fan-out skipped as inactive,
+// and notes the read.
+func (r *Reader) keepFresh(ctx context.Context, reader string) error {
+	last, err := r.Store.LastRead(ctx, []string{reader})
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	if last[0].IsZero() || now.Sub(last[0]) > r.Policy.WithDefaults().InactiveAfter {
+		if err := r.Rebuild(ctx, reader); err != nil {
+			return err
+		}
+	} else if now.Sub(last[0]) < markReadEvery {
+		return nil
+	}
+	return r.Store.MarkRead(ctx, reader, now)
+}
+
+// Rebuild sets reader's feed from the recent entries of everyone they
+// follow (and their own posts); celebrities stay merged at read time.
+func (r *Reader) Rebuild(ctx context.Context, reader string) error {
+	pol := r.Policy.WithDefaults()
+	authors := []string{schemas.Author(schemas.FolloweeUser, reader)}
+	before := ""
+	for {
+		edges, err := r.Store.Following(ctx, reader, before, 1000)
+		if err != nil {
+			return err
+		}
+		for _, e := range edges {
+			authors = append(authors, e.Author)
+		}
+		if len(edges) < 1000 {
+			break
+		}
+		before = edges[len(edges)-1].ID
+	}
+	celebs, err := r.celebrityList(ctx)
+	if err != nil {
+		return err
+	}
+	authors = slices.DeleteFunc(authors, func(a string) bool { return slices.Contains(celebs, a) })
+	var lists [][]schemas.FeedEntry
+	for chunk := range slices.Chunk(authors, 500) {
+		tls, err := r.Store.Timelines(ctx, chunk, "", rebuildPerAuthor)
+		if err != nil {
+			return err
+		}
+		lists = append(lists, tls...)
+	}
+	return r.Store.ReplaceFeed(ctx, reader, merge(pol.FeedCap, lists...), pol.FeedCap)
+}
+
+// followedCelebrities lists the celebrities reader follows.
+func (r *Reader) followedCelebrities(ctx context.Context, reader string) ([]string, error) {
+	celebs, err := r.celebrityList(ctx)
+	if err != nil || len(celebs) == 0 {
+		return nil, err
+	}
+	follows, err := r.Store.Follows(ctx, reader, celebs)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, ok := range follows {
+		if ok {
+			out = append(out, celebs[i])
+		}
+	}
+	return out, nil
+}
+
+func (r *Reader) celebrityList(ctx context.Context) ([]string, error) {
+	r.mu.Lock()
+	if time.Since(r.celebAt) < celebrityTTL {
+		defer r.mu.Unlock()
+		return r.celebrities, nil
+	}
+	r.mu.Unlock()
+	celebs, err := r.Store.Celebrities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.celebrities, r.celebAt = celebs, time.Now()
+	r.mu.Unlock()
+	return celebs, nil
+}
+
+// page hydrates entries: posts in one read of the post store, products in
+// one read of the catalog. Entries whose content is gone (a deleted post)
+// are left out; the cursor still moves past them.
+func (r *Reader) page(ctx context.Context, entries []schemas.FeedEntry, limit int) (schemas.FeedPage, error) {
+	var postIDs, productIDs []string
+	for _, e := range entries {
+		if e.Kind == schemas.FeedKindPost {
+			postIDs = append(postIDs, e.Ref)
+		} else {
+			productIDs = append(productIDs, e.Ref)
+		}
+	}
+	var posts map[string]schemas.Post
+	var products map[string]schemas.Product
+	g, gctx := errgroup.WithContext(ctx)
+	if len(postIDs) > 0 {
+		g.Go(func() (err error) {
+			posts, err = r.Posts.Get(gctx, postIDs)
+			return err
+		})
+	}
+	if len(productIDs) > 0 && r.Products != nil {
+		g.Go(func() (err error) {
+			products, err = r.Products.Products(gctx, productIDs)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return schemas.FeedPage{}, fmt.Errorf("hydrate feed page: %w", err)
+	}
+	page := schemas.FeedPage{Items: make([]schemas.FeedItem, 0, len(entries))}
+	for _, e := range entries {
+		item := schemas.FeedItem{ID: e.ID, Kind: e.Kind, Time: idTime(e.ID), Author: e.Author}
+		if e.Kind == schemas.FeedKindPost {
+			p, ok := posts[e.Ref]
+			if !ok {
+				continue
+			}
+			item.Post = &p
+		} else {
+			p, ok := products[e.Ref]
+			if !ok {
+				continue
+			}
+			item.Product = &p
+		}
+		page.Items = append(page.Items, item)
+	}
+	if len(entries) == limit {
+		page.NextCursor = encodeCursor(entries[len(entries)-1].ID)
+	}
+	return page, nil
+}
+
+// merge combines newest-first lists into one, newest first, without
+// duplicates, at most limit long.
+func merge(limit int, lists ...[]schemas.FeedEntry) []schemas.FeedEntry {
+	var all []schemas.FeedEntry
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	slices.SortFunc(all, func(a, b schemas.FeedEntry) int { return cmp.Compare(b.ID, a.ID) })
+	all = slices.CompactFunc(all, func(a, b schemas.FeedEntry) bool { return a.ID == b.ID })
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	return all
+}
+
+func pageLimit(n int) int {
+	if n <= 0 {
+		return DefaultLimit
+	}
+	return min(n, MaxLimit)
+}
+
+// Cursors are opaque to clients: the id of the last item of the page.
+func encodeCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("f1:" + id))
+}
+
+func decodeCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return "", schemas.ErrBadCursor
+	}
+	id, ok := strings.CutPrefix(string(b), "f1:")
+	if !ok {
+		return "", schemas.ErrBadCursor
+	}
+	if _, err := ulid.ParseStrict(id); err != nil {
+		return "", schemas.ErrBadCursor
+	}
+	return id, nil
+}
+
+// idTime is the time a ULID carries.
+func idTime(id string) time.Time {
+	u, err := ulid.Parse(id)
+	if err != nil {
+		return time.Time{}
+	}
+	return ulid.Time(u.Time()).UTC()
+}
