@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 
+	"feedline/connectors/clickhouse"
 	"feedline/connectors/elasticsearch"
 	"feedline/connectors/embedsearch"
 	"feedline/connectors/feedstore"
@@ -43,7 +43,11 @@ func openAnalytics(ctx context.Context, cfg serveConfig) (schemas.AnalyticsSink,
 		}
 		return sink, nil
 	}
-	return nil, errors.New("--clickhouse: this build has no ClickHouse connector")
+	sink, err := clickhouse.Open(ctx, clickhouse.Config{DSN: cfg.ClickHouseURL, Logger: cfg.Log.With("component", "clickhouse")})
+	if err != nil {
+		return nil, err
+	}
+	return sink, nil
 }
 
 // openFeedStore opens the news-feed state: Redis when a URL is set, else
