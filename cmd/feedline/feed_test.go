@@ -506,3 +506,46 @@ func TestShopNewsReachesFollowersHydrated(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayFeedsRefillsRedisFromTheLog: the Redis feed state is derived;
+// "feedline replay feeds" rebuilds it after it was lost.
+func TestReplayFeedsRefillsRedisFromTheLog(t *testing.T) {
+	eachFeedBackend(t, func(t *testing.T, tune func(*serveConfig)) {
+		var cfg serveConfig
+		tune(&cfg)
+		if cfg.RedisURL == "" {
+			t.Skip("the embedded feed state is rebuilt at start (TestFeedsAreRebuiltFromTheLogAtStart)")
+		}
+		ts := startTestSystemWith(t, t.TempDir(), tune)
+		alice, bob := ts.shopper("alice"), ts.shopper("bob")
+		bob.follow("user", "alice")
+		eventually(t, "the follow", func() bool {
+			var p schemas.FollowPage
+			bob.do(http.MethodGet, "/v1/users/bob/following", "").json(t, &p)
+			return len(p.Items) == 1
+		})
+		post := alice.post("kept in the log")
+		eventually(t, "the post", func() bool { return slices.Equal(bob.feedIDs(), []string{post}) })
+
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := redis.NewClient(opt)
+		defer rc.Close()
+		if err := rc.FlushDB(t.Context()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut strings.Builder
+		err = replayCmd(t.Context(), []string{"feeds", "--redis", cfg.RedisURL, "--nats", ts.sys.bus.ClientURL()}, &out, &errOut)
+		if err != nil {
+			t.Fatalf("replay: %v\n%s", err, errOut.String())
+		}
+		if !strings.Contains(out.String(), "2 shopper writes") {
+			t.Errorf("replay said %q", out.String())
+		}
+		if got := bob.feedIDs(); !slices.Equal(got, []string{post}) {
+			t.Errorf("after replay bob's feed is %v", got)
+		}
+	})
+}

@@ -22,6 +22,8 @@ Usage:
   feedline bench   [--rows N] [--out FILE]                                    end-to-end benchmark on the embedded default
   feedline dlq     [--stage S] [--limit N]                                    list dead-letter entries
   feedline token   --user U [--ttl 24h]                                       print a shopper token (FEEDLINE_TOKEN_KEY)
+  feedline reindex --es-url URL [--nats URL]                                  rebuild the Elasticsearch index from the log, swap the alias
+  feedline replay feeds --redis URL [--nats URL]                              rebuild the feed state in Redis from the log
 
 Every serve flag has a FEEDLINE_* variable; "feedline serve -h" lists them.
 Clients read FEEDLINE_API (base URL) and FEEDLINE_API_KEY (partner key).
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = dlqCmd(ctx, args[1:], stdout)
 	case "token":
 		err = tokenCmd(ctx, args[1:], stdout, stderr)
+	case "reindex":
+		err = reindexCmd(ctx, args[1:], stdout, stderr)
+	case "replay":
+		err = replayCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

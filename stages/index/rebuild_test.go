@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,5 +85,82 @@ func TestRebuildAppliesTheLogAndCatchesUpFromWhereItStopped(t *testing.T) {
 	// Nothing new: nothing applied.
 	if r3, err := Rebuild(ctx, bus, ix, r2.Last+1, nil); err != nil || r3.Changes != 0 || r3.Last != 8 {
 		t.Errorf("empty catch-up %+v %v", r3, err)
+	}
+}
+
+// aliasIndex plays an alias over versionIndexes: the index stage writes to
+// whatever is live; a promote switches it.
+type aliasIndex struct {
+	mu       sync.Mutex
+	live     *versionIndex
+	versions []*versionIndex
+	// onPromote runs just before the swap, to publish changes that land on
+	// the old version.
+	onPromote func()
+}
+
+func (a *aliasIndex) NewVersion(context.Context) (schemas.ProductIndex, error) {
+	v := &versionIndex{versions: map[string]uint64{}}
+	a.mu.Lock()
+	a.versions = append(a.versions, v)
+	a.mu.Unlock()
+	return v, nil
+}
+
+func (a *aliasIndex) Promote(_ context.Context, next schemas.ProductIndex) error {
+	if a.onPromote != nil {
+		a.onPromote()
+	}
+	a.mu.Lock()
+	a.live = next.(*versionIndex)
+	a.mu.Unlock()
+	return nil
+}
+
+func TestReindexBuildsANewVersionAndCatchesUpAfterTheSwap(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	if err := bus.Declare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub := pipeline.JetStreamPublisher{JS: bus.JS}
+	send := func(n int, changes ...schemas.ProductChange) {
+		t.Helper()
+		data, _ := json.Marshal(schemas.ProductBatch{Upload: "u", Partner: "acme", Batch: n, Changes: changes})
+		if _, err := pub.Publish(ctx, pipeline.Outgoing{Subject: "catalog.product.acme", MsgID: fmt.Sprint("r", n), Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := &versionIndex{versions: map[string]uint64{}}
+	a := &aliasIndex{live: old}
+	for i := range 3 {
+		send(i, upsert(fmt.Sprint("acme:", i), 1))
+	}
+	// While the new version fills, the live stage applies a change to the
+	// old one; it must reach the new version too.
+	a.onPromote = func() {
+		send(3, upsert("acme:late", 7), upsert("acme:0", 2))
+		if _, err := old.Apply(ctx, []schemas.ProductChange{upsert("acme:late", 7), upsert("acme:0", 2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Reindex(ctx, bus, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.live == old || len(a.versions) != 1 || a.live != a.versions[0] {
+		t.Fatal("the new version was not swapped in")
+	}
+	got := a.live.versions
+	if len(got) != 4 || got["acme:late"] != 7 || got["acme:0"] != 2 || got["acme:2"] != 1 {
+		t.Errorf("new version holds %v", got)
+	}
+	if r.Batches != 4 || r.Changes != 5 || r.Last != 4 {
+		t.Errorf("reindexed %+v", r)
 	}
 }

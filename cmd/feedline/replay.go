@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"feedline/connectors/elasticsearch"
+	"feedline/connectors/natskv"
+	"feedline/pipeline"
+	"feedline/schemas"
+	"feedline/stages/fanout"
+	"feedline/stages/index"
+)
+
+// toolBus connects a one-off command to the running system's JetStream:
+// the configured NATS URLs, else the embedded server's client address.
+func toolBus(ctx context.Context, cfg serveConfig, log *slog.Logger) (*pipeline.Bus, error) {
+	url := cfg.NATS
+	if url == "" {
+		url = "nats://" + cfg.NATSListen
+	}
+	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{URL: url, Replicas: cfg.NATSReplicas, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("connect to JetStream at %s (is feedline serve running?): %w", url, err)
+	}
+	if err := bus.Declare(ctx); err != nil {
+		bus.Close()
+		return nil, err
+	}
+	return bus, nil
+}
+
+// reindexCmd builds a new Elasticsearch index version from the PRODUCTS log
+// and swaps the alias to it; searches never see a gap.
+func reindexCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(cfg.ESURLs) == 0 {
+		return errors.New("reindex builds a new Elasticsearch index version behind the alias; set --es-url (FEEDLINE_ES_URL)")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Log = log
+	bus, err := toolBus(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	ix, err := openIndex(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	es := ix.(*elasticsearch.Index)
+	from, err := es.Current(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	v := esVersions{ix: es}
+	r, err := index.Reindex(ctx, bus, &v, func(p index.Rebuilt) {
+		fmt.Fprintf(stderr, "\r%d changes from %d batches", p.Changes, p.Batches)
+	})
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "alias %s: %s → %s; %d changes from %d product batches in %s (%d refused, %d skipped)\n",
+		es.Alias(), from, v.promoted, r.Changes, r.Batches, time.Since(start).Round(time.Millisecond), r.Rejected, r.Skipped)
+	fmt.Fprintf(stdout, "the old index %s is kept; delete it once the new one looks right\n", from)
+	return nil
+}
+
+// esVersions adapts the Elasticsearch index to index.Versions.
+type esVersions struct {
+	ix       *elasticsearch.Index
+	promoted string
+}
+
+func (v *esVersions) NewVersion(ctx context.Context) (schemas.ProductIndex, error) {
+	return v.ix.NewVersion(ctx)
+}
+
+func (v *esVersions) Promote(ctx context.Context, next schemas.ProductIndex) error {
+	n := next.(*elasticsearch.Index)
+	if err := v.ix.Promote(ctx, n); err != nil {
+		return err
+	}
+	v.promoted = n.Target()
+	return nil
+}
+
+// replayCmd rebuilds derived state from the log on demand. Only the feed
+// state in Redis needs it: the embedded feed state is rebuilt at every start.
+func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "feeds" {
+		return errors.New(`usage: feedline replay feeds [--redis URL] [--nats URL]`)
+	}
+	cfg, err := parseServeConfig(args[1:], stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.RedisURL == "" {
+		return errors.New("the embedded feed state is rebuilt from the log at every start; replay feeds fills Redis (set --redis or FEEDLINE_REDIS_URL)")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Log = log
+	bus, err := toolBus(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	store, err := openFeedStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	if err != nil {
+		return err
+	}
+	st := &fanout.Stage{Store: store, Posts: natskv.Posts{KV: kv, JS: bus.JS}, Policy: cfg.Feed, Log: log}
+	start := time.Now()
+	r, err := st.Replay(ctx, bus)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "feeds replayed: %d shopper writes, %d product batches (%d skipped) in %s\n",
+		r.Social, r.Catalog, r.Skipped, time.Since(start).Round(time.Millisecond))
+	return nil
+}
