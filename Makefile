@@ -1,7 +1,8 @@
 # feedline: the two commands a fresh machine needs are `make run` and `make test`.
 GO ?= go
 FEEDLINE_ADMIN_KEY ?= dev-admin-key
-export FEEDLINE_ADMIN_KEY
+FEEDLINE_TOKEN_KEY ?= dev-token-key-not-secret
+export FEEDLINE_ADMIN_KEY FEEDLINE_TOKEN_KEY
 
 .PHONY: run test build vet bench bench-go bench-e2e clean
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -63,5 +64,28 @@ func TestEverySettingIsAFeedlineVariableOnce(t *testing.T) {
 			t.Errorf("setting %+v", st)
 		}
 		seen[st.Env] = true
+	}
+}
+
+// TestReadmeDocumentsEverySetting keeps the README's configuration table
+// in step with the settings the binary reads.
+func TestReadmeDocumentsEverySetting(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	for _, st := range settings {
+		if !strings.Contains(readme, "`"+st.Env+"`") {
+			t.Errorf("README does not document %s", st.Env)
+		}
+		if st.Flag != "" && !strings.Contains(readme, "`--"+st.Flag+"`") {
+			t.Errorf("README does not document --%s", st.Flag)
+		}
+	}
+	for _, stage := range allStages {
+		if !strings.Contains(readme, stage) {
+			t.Errorf("README does not mention stage %s", stage)
+		}
 	}
 }

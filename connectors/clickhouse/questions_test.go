@@ -249,3 +249,24 @@ func seedFeed(now time.Time) (schemas.AnalyticsBatch, [][]string) {
 		{today.Format(time.DateOnly), "0", "0", "1", "0", "0"},
 	}
 }
+
+// TestReadmeShowsEveryQuestionVerbatim: the README's SQL is the tested SQL.
+func TestReadmeShowsEveryQuestionVerbatim(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("questions/*.sql")
+	if err != nil || len(files) != 5 {
+		t.Fatalf("question files %v %v", files, err)
+	}
+	for _, f := range files {
+		sql, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), strings.TrimSpace(string(sql))) {
+			t.Errorf("README does not show %s as it is", f)
+		}
+	}
+}
