@@ -195,3 +195,27 @@ func MsgID(parts ...any) string {
 	}
 	return s
 }
+
+// ValidateChanges checks what every search backend relies on: an id, a
+// known kind, and an upsert's product matching its id.
+func ValidateChanges(changes []ProductChange) error {
+	for i := range changes {
+		c := &changes[i]
+		if c.ID == "" {
+			return fmt.Errorf("change %d has no product id", i)
+		}
+		switch c.Kind {
+		case ChangeUpsert:
+			if c.Product == nil {
+				return fmt.Errorf("upsert %s has no product", c.ID)
+			}
+			if c.Product.ID != "" && c.Product.ID != c.ID {
+				return fmt.Errorf("upsert %s carries product %s", c.ID, c.Product.ID)
+			}
+		case ChangeDelete:
+		default:
+			return fmt.Errorf("change %s has unknown kind %q", c.ID, c.Kind)
+		}
+	}
+	return nil
+}

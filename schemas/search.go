@@ -1,6 +1,10 @@
 package schemas
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // Sort orders for search.
 const (
@@ -77,6 +81,28 @@ func (e errorString) Error() string { return string(e) }
 // circuit open) rather than of the data: the stage pauses and leaves its
 // messages in JetStream instead of counting attempts against them.
 var ErrUnavailable = errorString("backend unavailable")
+
+// MarkUnavailable wraps err with ErrUnavailable when outage says it is the
+// backend's or the network's fault rather than the request's. A cancelled
+// ctx is reported as such, never as an outage; an expired deadline is one:
+// the backend did not answer in time.
+func MarkUnavailable(ctx context.Context, err error, outage func(error) bool) error {
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("%w: %w", ctxErr, err)
+		}
+		if errors.Is(ctxErr, context.Canceled) {
+			return err
+		}
+	}
+	if outage(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
 
 // HealthChecker is a backend that can say whether it takes writes now; a
 // paused stage polls it before fetching again.

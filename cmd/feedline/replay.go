@@ -16,37 +16,42 @@ import (
 	"feedline/stages/index"
 )
 
-// toolBus connects a one-off command to the running system's JetStream:
-// the configured NATS URLs, else the embedded server's client address.
-func toolBus(ctx context.Context, cfg serveConfig, log *slog.Logger) (*pipeline.Bus, error) {
+// toolSetup reads a one-off command's settings, refuses them unless need
+// says they are fine, and connects to the running system's JetStream: the
+// configured NATS URLs, else the embedded server's client address.
+func toolSetup(ctx context.Context, args []string, stderr io.Writer, need func(serveConfig) error) (serveConfig, *pipeline.Bus, error) {
+	cfg, err := parseServeConfig(args, stderr)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if err := need(cfg); err != nil {
+		return cfg, nil, err
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	url := cfg.NATS
 	if url == "" {
 		url = "nats://" + cfg.NATSListen
 	}
-	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{URL: url, Replicas: cfg.NATSReplicas, Logger: log})
+	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{URL: url, Replicas: cfg.NATSReplicas, Logger: cfg.Log})
 	if err != nil {
-		return nil, fmt.Errorf("connect to JetStream at %s (is feedline serve running?): %w", url, err)
+		return cfg, nil, fmt.Errorf("connect to JetStream at %s (is feedline serve running?): %w", url, err)
 	}
 	if err := bus.Declare(ctx); err != nil {
 		bus.Close()
-		return nil, err
+		return cfg, nil, err
 	}
-	return bus, nil
+	return cfg, bus, nil
 }
 
 // reindexCmd builds a new Elasticsearch index version from the PRODUCTS log
 // and swaps the alias to it; searches never see a gap.
 func reindexCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseServeConfig(args, stderr)
-	if err != nil {
-		return err
-	}
-	if len(cfg.ESURLs) == 0 {
-		return errors.New("reindex builds a new Elasticsearch index version behind the alias; set --es-url (FEEDLINE_ES_URL)")
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg.Log = log
-	bus, err := toolBus(ctx, cfg, log)
+	cfg, bus, err := toolSetup(ctx, args, stderr, func(cfg serveConfig) error {
+		if len(cfg.ESURLs) == 0 {
+			return errors.New("reindex builds a new Elasticsearch index version behind the alias; set --es-url (FEEDLINE_ES_URL)")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -101,16 +106,12 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(args) == 0 || args[0] != "feeds" {
 		return errors.New(`usage: feedline replay feeds [--redis URL] [--nats URL]`)
 	}
-	cfg, err := parseServeConfig(args[1:], stderr)
-	if err != nil {
-		return err
-	}
-	if cfg.RedisURL == "" {
-		return errors.New("the embedded feed state is rebuilt from the log at every start; replay feeds fills Redis (set --redis or FEEDLINE_REDIS_URL)")
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg.Log = log
-	bus, err := toolBus(ctx, cfg, log)
+	cfg, bus, err := toolSetup(ctx, args[1:], stderr, func(cfg serveConfig) error {
+		if cfg.RedisURL == "" {
+			return errors.New("the embedded feed state is rebuilt from the log at every start; replay feeds fills Redis (set --redis or FEEDLINE_REDIS_URL)")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -124,7 +125,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st := &fanout.Stage{Store: store, Posts: natskv.Posts{KV: kv, JS: bus.JS}, Policy: cfg.Feed, Log: log}
+	st := &fanout.Stage{Store: store, Posts: natskv.Posts{KV: kv, JS: bus.JS}, Policy: cfg.Feed, Log: cfg.Log}
 	start := time.Now()
 	r, err := st.Replay(ctx, bus)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	sqldriver "database/sql/driver"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -48,25 +47,10 @@ const (
 	codeDatabaseAlreadyExists = 82
 )
 
-// classify marks err as schemas.ErrUnavailable when it is the server's or the
-// network's fault. A cancelled ctx is reported as such, never as an outage;
-// an expired deadline is: the server did not answer in time.
+// classify marks err as schemas.ErrUnavailable when it is the server's or
+// the network's fault (see schemas.MarkUnavailable).
 func classify(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		if !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("%w: %w", ctxErr, err)
-		}
-		if errors.Is(ctxErr, context.Canceled) {
-			return err
-		}
-	}
-	if unavailable(err) {
-		return fmt.Errorf("%w: %w", schemas.ErrUnavailable, err)
-	}
-	return err
+	return schemas.MarkUnavailable(ctx, err, unavailable)
 }
 
 func unavailable(err error) bool {

@@ -35,8 +35,8 @@ func (ix *Index) Apply(ctx context.Context, changes []schemas.ProductChange) (sc
 	if len(changes) == 0 {
 		return res, nil
 	}
-	if err := validateChanges(changes); err != nil {
-		return res, err
+	if err := schemas.ValidateChanges(changes); err != nil {
+		return res, fmt.Errorf("elasticsearch: %w", err)
 	}
 	if ix.conn.open() {
 		return res, fmt.Errorf("elasticsearch: apply: %w: circuit open", schemas.ErrUnavailable)
@@ -116,28 +116,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func validateChanges(changes []schemas.ProductChange) error {
-	for i := range changes {
-		c := &changes[i]
-		if c.ID == "" {
-			return fmt.Errorf("elasticsearch: change %d has no product id", i)
-		}
-		switch c.Kind {
-		case schemas.ChangeUpsert:
-			if c.Product == nil {
-				return fmt.Errorf("elasticsearch: upsert %s has no product", c.ID)
-			}
-			if c.Product.ID != "" && c.Product.ID != c.ID {
-				return fmt.Errorf("elasticsearch: upsert %s carries product %s", c.ID, c.Product.ID)
-			}
-		case schemas.ChangeDelete:
-		default:
-			return fmt.Errorf("elasticsearch: change %s has unknown kind %q", c.ID, c.Kind)
-		}
-	}
-	return nil
 }
 
 type outcomeState uint8

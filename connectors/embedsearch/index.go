@@ -164,8 +164,8 @@ func (ix *Index) Apply(ctx context.Context, changes []schemas.ProductChange) (sc
 	if len(changes) == 0 {
 		return res, nil
 	}
-	if err := validateChanges(changes); err != nil {
-		return res, err
+	if err := schemas.ValidateChanges(changes); err != nil {
+		return res, fmt.Errorf("embedsearch: %w", err)
 	}
 
 	// The winner per product is its highest version in this call, the first
@@ -288,28 +288,6 @@ func (ix *Index) release(written []string) {
 	ix.writes--
 	ix.mu.Unlock()
 	ix.settled.Broadcast()
-}
-
-func validateChanges(changes []schemas.ProductChange) error {
-	for i := range changes {
-		c := &changes[i]
-		if c.ID == "" {
-			return fmt.Errorf("embedsearch: change %d has no product id", i)
-		}
-		switch c.Kind {
-		case schemas.ChangeUpsert:
-			if c.Product == nil {
-				return fmt.Errorf("embedsearch: upsert %s has no product", c.ID)
-			}
-			if c.Product.ID != "" && c.Product.ID != c.ID {
-				return fmt.Errorf("embedsearch: upsert %s carries product %s", c.ID, c.Product.ID)
-			}
-		case schemas.ChangeDelete:
-		default:
-			return fmt.Errorf("embedsearch: change %s has unknown kind %q", c.ID, c.Kind)
-		}
-	}
-	return nil
 }
 
 // storedVersions returns the applied version of each id that has a product

@@ -3,7 +3,6 @@ package redisfeed
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -15,25 +14,9 @@ import (
 )
 
 // classify marks err as schemas.ErrUnavailable when it is the server's or
-// the network's fault rather than the request's. A cancelled ctx is
-// reported as such, never as an outage; an expired deadline is: the server
-// did not answer in time.
+// the network's fault (see schemas.MarkUnavailable).
 func classify(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		if !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("%w: %w", ctxErr, err)
-		}
-		if errors.Is(ctxErr, context.Canceled) {
-			return err
-		}
-	}
-	if unavailable(err) {
-		return fmt.Errorf("%w: %w", schemas.ErrUnavailable, err)
-	}
-	return err
+	return schemas.MarkUnavailable(ctx, err, unavailable)
 }
 
 func unavailable(err error) bool {
