@@ -46,6 +46,10 @@ func TestAnalyticsLandInClickHouse(t *testing.T) {
 	ts.setMapping("acme", key, customMapping)
 	ts.uploadOK("acme", key, delimited(testCatalog, ","), "mode=full")
 	ts.search(url.Values{"q": {"earbuds"}})
+	alice, bob := ts.shopper("alice"), ts.shopper("bob")
+	bob.follow("user", "alice")
+	alice.post("hello analysts")
+	bob.page("", 20)
 
 	count := func(query string) uint64 {
 		var n uint64
@@ -56,13 +60,19 @@ func TestAnalyticsLandInClickHouse(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for count("SELECT count() FROM %s.product_changes FINAL") != uint64(len(validSKUs)) ||
-		count("SELECT count() FROM %s.upload_runs FINAL") != 1 || count("SELECT count() FROM %s.search_queries FINAL") != 1 {
+		count("SELECT count() FROM %s.upload_runs FINAL") != 1 || count("SELECT count() FROM %s.search_queries FINAL") != 1 ||
+		count("SELECT count() FROM %s.feed_events FINAL") != 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("ClickHouse holds %d changes, %d runs, %d searches; want %d, 1, 1",
+			t.Fatalf("ClickHouse holds %d changes, %d runs, %d searches, %d feed events; want %d, 1, 1, 3",
 				count("SELECT count() FROM %s.product_changes FINAL"), count("SELECT count() FROM %s.upload_runs FINAL"),
-				count("SELECT count() FROM %s.search_queries FINAL"), len(validSKUs))
+				count("SELECT count() FROM %s.search_queries FINAL"), count("SELECT count() FROM %s.feed_events FINAL"), len(validSKUs))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	for _, kind := range []string{"follow", "post", "feed_read"} {
+		if n := count("SELECT count() FROM %s.feed_events FINAL WHERE kind = '" + kind + "'"); n != 1 {
+			t.Errorf("%d feed events of kind %s, want 1", n, kind)
+		}
 	}
 	if n := count("SELECT toUInt64(sum(rows_read)) FROM %s.upload_runs FINAL"); n != uint64(len(testCatalog)) {
 		t.Errorf("upload run read %d rows, want %d", n, len(testCatalog))
