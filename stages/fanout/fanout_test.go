@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"feedline/connectors/feedstore"
 	"feedline/connectors/natskv"
+	"feedline/connectors/redisfeed"
 	"feedline/pipeline"
 	"feedline/schemas"
 )
@@ -60,6 +62,25 @@ func newID() string { return strings.ToLower(ulid.Make().String()) }
 // to 5,000 followers in chunks of 700; the third chunk fails once. The
 // redelivered event finishes the job: every follower holds the post once.
 func TestRedeliveryAfterACrashMidChunkLeavesNoDuplicateOrGap(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { testRedelivery(t, feedstore.New()) })
+	t.Run("redis", func(t *testing.T) {
+		url := os.Getenv("FEEDLINE_TEST_REDIS")
+		if url == "" {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("FEEDLINE_TEST_REDIS is not set; .ci/run starts a Redis for this test")
+			}
+			t.Skip("FEEDLINE_TEST_REDIS is not set")
+		}
+		st, err := redisfeed.Open(t.Context(), url, redisfeed.WithPrefix("fanouttest:"+newID()+":"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		testRedelivery(t, st)
+	})
+}
+
+func testRedelivery(t *testing.T, backend schemas.FeedStore) {
 	ctx := context.Background()
 	bus := testBus(t)
 	kv, err := bus.KV(ctx, pipeline.BucketPosts)
@@ -67,7 +88,7 @@ func TestRedeliveryAfterACrashMidChunkLeavesNoDuplicateOrGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	posts := natskv.Posts{KV: kv, JS: bus.JS}
-	store := &crashingStore{FeedStore: feedstore.New(), failAt: 3}
+	store := &crashingStore{FeedStore: backend, failAt: 3}
 	now := time.Now()
 	const followers = 5000
 	for i := range followers {
