@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/oklog/ulid/v2"
 	"golang.org/x/sync/errgroup"
 
@@ -34,7 +35,15 @@ type Reader struct {
 	mu          sync.Mutex
 	celebrities []string
 	celebAt     time.Time
+	posts       *expirable.LRU[string, schemas.Post]
 }
+
+// Posts never change once written, so pages keep recent ones in memory; a
+// deleted post leaves every feed, and its copy here expires soon after.
+const (
+	postCacheSize = 200_000
+	postCacheTTL  = time.Minute
+)
 
 // celebrityTTL bounds how stale the reader's copy of the celebrity list is.
 const celebrityTTL = 10 * time.Second
@@ -231,12 +240,16 @@ func (r *Reader) page(ctx context.Context, entries []schemas.FeedEntry, limit in
 			productIDs = append(productIDs, e.Ref)
 		}
 	}
-	var posts map[string]schemas.Post
+	posts, missing := r.cachedPosts(postIDs)
 	var products map[string]schemas.Product
 	g, gctx := errgroup.WithContext(ctx)
-	if len(postIDs) > 0 {
-		g.Go(func() (err error) {
-			posts, err = r.Posts.Get(gctx, postIDs)
+	if len(missing) > 0 {
+		g.Go(func() error {
+			got, err := r.Posts.Get(gctx, missing)
+			for id, p := range got {
+				posts[id] = p
+				r.posts.Add(id, p)
+			}
 			return err
 		})
 	}
@@ -271,6 +284,25 @@ func (r *Reader) page(ctx context.Context, entries []schemas.FeedEntry, limit in
 		page.NextCursor = encodeCursor(entries[len(entries)-1].ID)
 	}
 	return page, nil
+}
+
+// cachedPosts answers the posts held in memory and the ids to read.
+func (r *Reader) cachedPosts(ids []string) (map[string]schemas.Post, []string) {
+	r.mu.Lock()
+	if r.posts == nil {
+		r.posts = expirable.NewLRU[string, schemas.Post](postCacheSize, nil, postCacheTTL)
+	}
+	r.mu.Unlock()
+	found := make(map[string]schemas.Post, len(ids))
+	var missing []string
+	for _, id := range ids {
+		if p, ok := r.posts.Get(id); ok {
+			found[id] = p
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	return found, missing
 }
 
 // merge combines newest-first lists into one, newest first, without
