@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
@@ -74,7 +75,8 @@ const (
 )
 
 type server struct {
-	cfg Config
+	cfg   Config
+	reads *readLog
 }
 
 // New builds the Fiber app serving every route. Request bodies are streamed:
@@ -92,7 +94,7 @@ func New(cfg Config) *fiber.App {
 	if cfg.Metrics == nil {
 		cfg.Metrics = promhttp.Handler()
 	}
-	s := &server{cfg: cfg}
+	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
 
 	app := fiber.New(fiber.Config{
 		AppName:               "feedline",
@@ -106,6 +108,9 @@ func New(cfg Config) *fiber.App {
 		DisablePreParseMultipartForm: true,
 		// Values outlive handlers (analytics goroutine), so they must not alias request buffers.
 		Immutable: true,
+		// Feed and search pages are mostly JSON encoding; goccy/go-json
+		// writes the same documents several times faster.
+		JSONEncoder: gojson.Marshal,
 	})
 	app.Use(
 		requestid.New(requestid.Config{Generator: cfg.NewID, ContextKey: requestIDKey}),

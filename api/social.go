@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -246,20 +247,53 @@ func (s *server) feed(c *fiber.Ctx) error {
 	return nil
 }
 
-// recordFeedRead publishes the read for analytics, without holding the answer.
+// recordFeedRead notes the read for analytics without holding the answer.
 func (s *server) recordFeedRead(user string, items int) {
-	ev := schemas.FeedEventRow{EventID: s.cfg.NewID(), Kind: schemas.FeedEventFeedRead, UserID: user, Items: int64(items), At: s.cfg.Now().UTC()}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), analyticsTimeout)
-		defer cancel()
-		data, err := json.Marshal(ev)
-		if err == nil {
-			_, err = s.cfg.Pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.SubjectFeedRead, MsgID: ev.EventID, Data: data})
-		}
-		if err != nil {
-			s.cfg.Log.Warn("feed read not recorded for analytics", slog.String("user", user), slog.Any("err", err))
-		}
-	}()
+	s.reads.add(schemas.FeedEventRow{EventID: s.cfg.NewID(), Kind: schemas.FeedEventFeedRead, UserID: user, Items: int64(items), At: s.cfg.Now().UTC()})
+}
+
+// readLog gathers feed reads and publishes them together once a second:
+// reads are the busiest route, and one event per read would cost more
+// than the read. Reads noted in the last second before a crash are lost;
+// they are analytics, not shopper data.
+type readLog struct {
+	pub     pipeline.Publisher
+	log     *slog.Logger
+	mu      sync.Mutex
+	rows    []schemas.FeedEventRow
+	pending bool
+}
+
+// readLogDelay is how long reads gather before they are published.
+const readLogDelay = time.Second
+
+func (l *readLog) add(r schemas.FeedEventRow) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rows = append(l.rows, r)
+	if !l.pending {
+		l.pending = true
+		time.AfterFunc(readLogDelay, l.flush)
+	}
+}
+
+func (l *readLog) flush() {
+	l.mu.Lock()
+	rows := l.rows
+	l.rows, l.pending = nil, false
+	l.mu.Unlock()
+	if len(rows) == 0 || l.pub == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	data, err := json.Marshal(rows)
+	if err == nil {
+		_, err = l.pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.SubjectFeedRead, MsgID: "reads:" + rows[0].EventID, Data: data})
+	}
+	if err != nil {
+		l.log.Warn("feed reads not recorded for analytics", slog.Int("reads", len(rows)), slog.Any("err", err))
+	}
 }
 
 func (s *server) pathUser(c *fiber.Ctx) (string, error) {

@@ -11,7 +11,7 @@ const (
 	SubjectRaw      = "catalog.raw"      // .<partner>: RawBatch
 	SubjectProduct  = "catalog.product"  // .<partner>: ProductBatch
 	SubjectSearch   = "analytics.search" // SearchQueryEvent
-	SubjectFeedRead = "analytics.feed"   // FeedEventRow of kind feed_read
+	SubjectFeedRead = "analytics.feed"   // []FeedEventRow of kind feed_read, a second's worth
 	SubjectDLQ      = "dlq"              // .<stage>: DeadLetter
 )
 

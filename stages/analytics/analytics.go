@@ -71,12 +71,15 @@ func (s *Stage) add(b *schemas.AnalyticsBatch, m *pipeline.Message) error {
 	case strings.HasPrefix(m.Subject, "social."):
 		return addSocial(b, m.Data)
 	case m.Subject == schemas.SubjectFeedRead:
-		var r schemas.FeedEventRow
-		if err := json.Unmarshal(m.Data, &r); err != nil {
-			return fmt.Errorf("feed read event is not JSON: %w", err)
+		// The API publishes a second's feed reads together.
+		var rows []schemas.FeedEventRow
+		if err := json.Unmarshal(m.Data, &rows); err != nil {
+			return fmt.Errorf("feed reads are not a JSON array: %w", err)
 		}
-		r.At = r.At.UTC()
-		b.FeedEvents = append(b.FeedEvents, r)
+		for _, r := range rows {
+			r.At = r.At.UTC()
+			b.FeedEvents = append(b.FeedEvents, r)
+		}
 		return nil
 	}
 	if strings.HasPrefix(m.Subject, schemas.SubjectSearch) {
