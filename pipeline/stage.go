@@ -100,6 +100,51 @@ func Concurrent(h Handler, workers int) BatchHandler {
 	}
 }
 
+// ConcurrentByKey adapts a Handler to a BatchHandler that keeps per-key
+// order: messages with the same key are handled one after another in
+// delivery order, different keys at once on up to workers goroutines (one
+// author's follow and unfollow stay in order; different authors' posts
+// fan out in parallel).
+func ConcurrentByKey(h Handler, workers int, key func(*Message) string) BatchHandler {
+	return func(ctx context.Context, msgs []*Message) []error {
+		groups := map[string][]int{}
+		var order []string
+		for i, m := range msgs {
+			k := key(m)
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], i)
+		}
+		errs := make([]error, len(msgs))
+		next := make(chan []int)
+		var wg sync.WaitGroup
+		for w := 0; w < min(workers, len(order)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for idx := range next {
+					for n, i := range idx {
+						if errs[i] = h(ctx, msgs[i]); errs[i] != nil {
+							// Later messages of the key wait for this one.
+							for _, j := range idx[n+1:] {
+								errs[j] = Later(fmt.Errorf("an earlier message of the same key failed: %w", errs[i]), time.Second)
+							}
+							break
+						}
+					}
+				}
+			}()
+		}
+		for _, k := range order {
+			next <- groups[k]
+		}
+		close(next)
+		wg.Wait()
+		return errs
+	}
+}
+
 // Stage describes one worker: which stream it reads and how it handles it.
 type Stage struct {
 	Name      string

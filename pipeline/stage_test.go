@@ -393,3 +393,62 @@ func TestExponentialBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentByKeyKeepsOrderPerKeyAndRunsKeysAtOnce(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string][]string{}
+	var running, most atomic.Int32
+	h := func(_ context.Context, m *Message) error {
+		n := running.Add(1)
+		for {
+			old := most.Load()
+			if n <= old || most.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+		running.Add(-1)
+		if string(m.Data) == "b2" {
+			return errors.New("b2 fails")
+		}
+		mu.Lock()
+		seen[m.Subject] = append(seen[m.Subject], string(m.Data))
+		mu.Unlock()
+		return nil
+	}
+	var msgs []*Message
+	for i := 1; i <= 3; i++ {
+		for _, k := range []string{"a", "b", "c", "d"} {
+			msgs = append(msgs, &Message{Subject: k, Data: []byte(fmt.Sprint(k, i))})
+		}
+	}
+	errs := ConcurrentByKey(h, 4, func(m *Message) string { return m.Subject })(context.Background(), msgs)
+	for _, k := range []string{"a", "c", "d"} {
+		want := []string{k + "1", k + "2", k + "3"}
+		if fmt.Sprint(seen[k]) != fmt.Sprint(want) {
+			t.Errorf("key %s handled in order %v, want %v", k, seen[k], want)
+		}
+	}
+	if fmt.Sprint(seen["b"]) != "[b1]" {
+		t.Errorf("key b: %v, want only b1 before the failure", seen["b"])
+	}
+	for i, m := range msgs {
+		switch string(m.Data) {
+		case "b2":
+			if errs[i] == nil || errors.As(errs[i], new(laterError)) {
+				t.Errorf("b2: %v, want its own failure", errs[i])
+			}
+		case "b3":
+			if !errors.As(errs[i], new(laterError)) {
+				t.Errorf("b3 after a failed b2: %v, want a Later", errs[i])
+			}
+		default:
+			if errs[i] != nil {
+				t.Errorf("%s: %v", m.Data, errs[i])
+			}
+		}
+	}
+	if most.Load() < 2 {
+		t.Errorf("at most %d keys ran at once", most.Load())
+	}
+}

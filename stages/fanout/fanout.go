@@ -67,9 +67,13 @@ type Stage struct {
 // Configs are the stage's consumers: shopper writes, and catalog changes
 // for shop news.
 func (s *Stage) Configs() []pipeline.Stage {
+	// Subjects end in the acting user (social) or the partner (catalog):
+	// each one's events stay in order, different ones fan out at once, so
+	// store round trips overlap.
+	bySubject := func(m *pipeline.Message) string { return m.Subject }
 	return []pipeline.Stage{
-		{Name: "fanout", Stream: pipeline.StreamSocial, Handle: pipeline.PerMessage(s.HandleSocial), BatchSize: 64},
-		{Name: "fanout-catalog", Stream: pipeline.StreamProducts, Handle: pipeline.PerMessage(s.HandleCatalog), BatchSize: 16},
+		{Name: "fanout", Stream: pipeline.StreamSocial, Handle: pipeline.ConcurrentByKey(s.HandleSocial, 16, bySubject), BatchSize: 256},
+		{Name: "fanout-catalog", Stream: pipeline.StreamProducts, Handle: pipeline.ConcurrentByKey(s.HandleCatalog, 4, bySubject), BatchSize: 16},
 	}
 }
 
@@ -112,28 +116,36 @@ func PostEntry(p schemas.Post) schemas.FeedEntry {
 }
 
 // post fans a post out; the API stored its content before publishing.
+// Authors see their own posts in their feed.
 func (s *Stage) post(ctx context.Context, p schemas.Post) error {
-	e := PostEntry(p)
-	// Authors see their own posts in their feed.
-	if err := s.Store.AddToFeeds(ctx, []string{p.Author}, e, s.policy().FeedCap); err != nil {
-		return err
-	}
-	return s.publish(ctx, e)
+	return s.publish(ctx, PostEntry(p), p.Author)
 }
 
 // publish records e on its author's timeline and pushes it to the active
-// followers' feeds, unless the audience is too large to fan out to.
-func (s *Stage) publish(ctx context.Context, e schemas.FeedEntry) error {
+// followers' feeds (and to self, the author as a reader, when set), unless
+// the audience is too large to fan out to. It costs four round trips to
+// the store for an audience of one chunk.
+func (s *Stage) publish(ctx context.Context, e schemas.FeedEntry, self string) error {
 	pol := s.policy()
 	if err := s.Store.AddToTimeline(ctx, e.Author, e, pol.TimelineCap); err != nil {
 		return err
 	}
-	celebrity, err := s.celebrity(ctx, e.Author)
-	if err != nil || celebrity {
+	first, err := s.Store.Followers(ctx, e.Author, "", pol.Chunk)
+	if err != nil {
 		return err
 	}
+	// A first page shorter than a chunk is the whole audience.
+	followers := len(first)
+	if followers == pol.Chunk && followers <= pol.CelebrityFollowers {
+		if _, followers, err = s.Store.FollowCounts(ctx, "", e.Author); err != nil {
+			return err
+		}
+	}
+	if followers > pol.CelebrityFollowers {
+		return s.Store.MarkCelebrity(ctx, e.Author)
+	}
 	since := s.now().Add(-pol.InactiveAfter)
-	return s.eachFollowerChunk(ctx, e.Author, func(readers []string) error {
+	write := func(readers []string) error {
 		last, err := s.Store.LastRead(ctx, readers)
 		if err != nil {
 			return err
@@ -148,7 +160,26 @@ func (s *Stage) publish(ctx context.Context, e schemas.FeedEntry) error {
 			return nil
 		}
 		return s.Store.AddToFeeds(ctx, active, e, pol.FeedCap)
-	})
+	}
+	readers := readersOf(first)
+	if self != "" {
+		readers = append(readers, self)
+	}
+	if err := write(readers); err != nil {
+		return err
+	}
+	if len(first) < pol.Chunk {
+		return nil
+	}
+	return s.eachFollowerChunk(ctx, e.Author, first[len(first)-1].ID, write)
+}
+
+func readersOf(edges []schemas.FollowEdge) []string {
+	readers := make([]string, len(edges))
+	for i, e := range edges {
+		readers[i] = e.User
+	}
+	return readers
 }
 
 // celebrity reports (and records) whether author's audience is above the
@@ -164,10 +195,10 @@ func (s *Stage) celebrity(ctx context.Context, author string) (bool, error) {
 	return true, s.Store.MarkCelebrity(ctx, author)
 }
 
-// eachFollowerChunk pages author's followers, newest first, in chunks.
-func (s *Stage) eachFollowerChunk(ctx context.Context, author string, fn func([]string) error) error {
+// eachFollowerChunk pages author's followers older than the edge before
+// ("" for all), newest first, in chunks.
+func (s *Stage) eachFollowerChunk(ctx context.Context, author, before string, fn func([]string) error) error {
 	chunk := s.policy().Chunk
-	before := ""
 	for {
 		edges, err := s.Store.Followers(ctx, author, before, chunk)
 		if err != nil {
@@ -176,11 +207,7 @@ func (s *Stage) eachFollowerChunk(ctx context.Context, author string, fn func([]
 		if len(edges) == 0 {
 			return nil
 		}
-		readers := make([]string, len(edges))
-		for i, e := range edges {
-			readers[i] = e.User
-		}
-		if err := fn(readers); err != nil {
+		if err := fn(readersOf(edges)); err != nil {
 			return err
 		}
 		if len(edges) < chunk {
@@ -201,7 +228,7 @@ func (s *Stage) deletePost(ctx context.Context, ev schemas.SocialEvent) error {
 	}
 	// Every follower, active or not: a removal is cheap and must reach
 	// every feed the post may be in.
-	if err := s.eachFollowerChunk(ctx, e.Author, func(readers []string) error {
+	if err := s.eachFollowerChunk(ctx, e.Author, "", func(readers []string) error {
 		return s.Store.RemoveFromFeeds(ctx, readers, e)
 	}); err != nil {
 		return err
@@ -284,7 +311,7 @@ func (s *Stage) HandleCatalog(ctx context.Context, m *pipeline.Message) error {
 			if !ok {
 				continue
 			}
-			if err := s.publish(ctx, e); err != nil {
+			if err := s.publish(ctx, e, ""); err != nil {
 				return err
 			}
 		case isPriceDrop(c.Price, pol.PriceDropPercent):
@@ -296,7 +323,7 @@ func (s *Stage) HandleCatalog(ctx context.Context, m *pipeline.Message) error {
 			if got != e.ID {
 				continue // this product already dropped today: one item says so
 			}
-			if err := s.publish(ctx, e); err != nil {
+			if err := s.publish(ctx, e, ""); err != nil {
 				return err
 			}
 		}
