@@ -155,7 +155,8 @@ type Stage struct {
 	MaxBytes  int           // bytes per fetch; default 8 MiB, so a burst never swamps the connection
 	MaxWait   time.Duration // longest wait for a first message; default 1s
 	// Linger is how long a fetch keeps filling a batch once a message came
-	// (default 20ms); sinks that prefer few large writes set it longer.
+	// (default 20ms); sinks that prefer few large writes set it longer,
+	// latency-bound stages (feed fan-out) shorter.
 	Linger     time.Duration
 	AckWait    time.Duration // redelivery after silence (a crashed worker); default 15s
 	MaxDeliver int           // attempts before dead-letter; default 5
@@ -305,7 +306,7 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 		if !out.ready(ctx, log) {
 			continue
 		}
-		msgs, err := fetch(ctx, cons, s.BatchSize, s.MaxBytes, s.MaxWait)
+		msgs, err := fetch(ctx, cons, s.BatchSize, s.MaxBytes, s.MaxWait, min(s.Linger, fetchLinger))
 		if err == nil && len(msgs) > 0 && s.Linger > fetchLinger {
 			msgs, err = linger(ctx, cons, msgs, s.BatchSize, s.MaxBytes, s.Linger)
 		}
@@ -331,7 +332,7 @@ const fetchLinger = 20 * time.Millisecond
 
 // fetch takes what is ready (up to n messages and maxBytes), or else waits
 // up to wait for the first message.
-func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait time.Duration) ([]jetstream.Msg, error) {
+func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait, fill time.Duration) ([]jetstream.Msg, error) {
 	collect := func(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
 		if err != nil {
 			return nil, err
@@ -345,7 +346,7 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait t
 		}
 		return out, nil
 	}
-	msgs, err := collect(cons.Fetch(n, jetstream.FetchMaxBytes(maxBytes), jetstream.FetchMaxWait(fetchLinger)))
+	msgs, err := collect(cons.Fetch(n, jetstream.FetchMaxBytes(maxBytes), jetstream.FetchMaxWait(fill)))
 	if len(msgs) > 0 || err != nil {
 		return msgs, err
 	}

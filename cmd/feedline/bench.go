@@ -24,8 +24,12 @@ import (
 
 // benchCmd measures the catalog path end to end on the embedded default:
 // raw decode (the baseline), decode + normalise, upload to searchable, and
-// a re-upload with a share of rows changed.
+// a re-upload with a share of rows changed. "bench feed" measures the news
+// feed instead.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "feed" {
+		return benchFeedCmd(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	rows := fs.Int("rows", 1_000_000, "rows in the generated partner file")

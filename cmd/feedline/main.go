@@ -19,7 +19,8 @@ Usage:
   feedline partner add ID                                                     create a partner, print its key once
   feedline mapping set PARTNER FILE|-                                         set a partner's mapping (JSON)
   feedline push FILE --partner P [--mode full|delta] [--format F]             upload a file and follow it to the end
-  feedline bench   [--rows N] [--out FILE]                                    end-to-end benchmark on the embedded default
+  feedline bench   [--rows N]                                                 catalog benchmark end to end on the embedded default
+  feedline bench feed [--redis URL] [--out FILE]                              news-feed benchmark: fan-out, freshness, reads (wrk)
   feedline dlq     [--stage S] [--limit N]                                    list dead-letter entries
   feedline token   --user U [--ttl 24h]                                       print a shopper token (FEEDLINE_TOKEN_KEY)
   feedline reindex --es-url URL [--nats URL]                                  rebuild the Elasticsearch index from the log, swap the alias

@@ -72,7 +72,8 @@ func (s *Stage) Configs() []pipeline.Stage {
 	// store round trips overlap.
 	bySubject := func(m *pipeline.Message) string { return m.Subject }
 	return []pipeline.Stage{
-		{Name: "fanout", Stream: pipeline.StreamSocial, Handle: pipeline.ConcurrentByKey(s.HandleSocial, 16, bySubject), BatchSize: 256},
+		// A post should reach feeds within milliseconds: no waiting to fill a batch.
+		{Name: "fanout", Stream: pipeline.StreamSocial, Handle: pipeline.ConcurrentByKey(s.HandleSocial, 16, bySubject), BatchSize: 256, Linger: 2 * time.Millisecond},
 		{Name: "fanout-catalog", Stream: pipeline.StreamProducts, Handle: pipeline.ConcurrentByKey(s.HandleCatalog, 4, bySubject), BatchSize: 16},
 	}
 }
