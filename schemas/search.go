@@ -2,8 +2,17 @@ package schemas
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Sort orders for search.
@@ -104,6 +113,25 @@ func MarkUnavailable(ctx context.Context, err error, outage func(error) bool) er
 	return err
 }
 
+// IsNetworkFailure reports the failures of reaching a server at all:
+// refused, reset or timed-out connections. Connectors add their client's
+// own signs of an outage to it.
+func IsNetworkFailure(err error) bool {
+	var netErr net.Error
+	switch {
+	case errors.As(err, &netErr),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, os.ErrDeadlineExceeded),
+		errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	return false
+}
+
 // HealthChecker is a backend that can say whether it takes writes now; a
 // paused stage polls it before fetching again.
 type HealthChecker interface {
@@ -114,4 +142,63 @@ type HealthChecker interface {
 // on Flush; the index stage flushes before it acknowledges a batch.
 type IndexFlusher interface {
 	Flush(ctx context.Context) error
+}
+
+// Page sizes of a search: Limit defaults to 20 and is capped at 100.
+const (
+	SearchDefaultLimit = 20
+	SearchMaxLimit     = 100
+)
+
+// CanonicalSearch is a SearchRequest reduced to what decides its results:
+// text trimmed, the default sort made explicit, filter values sorted and
+// without duplicates. Every backend builds its query from it, and Key ties
+// cursors to the search that issued them.
+type CanonicalSearch struct {
+	Text                                       string
+	Sort                                       string
+	Brands, Categories, Partners, Availability []string
+	MinPrice, MaxPrice                         *int64
+}
+
+// Canonical is r's canonical form; relevance is the default sort with
+// text, newest without.
+func (r SearchRequest) Canonical() CanonicalSearch {
+	c := CanonicalSearch{Text: strings.TrimSpace(r.Text), Sort: r.Sort, MinPrice: r.MinPrice, MaxPrice: r.MaxPrice}
+	if c.Sort == "" {
+		c.Sort = SortNewest
+		if c.Text != "" {
+			c.Sort = SortRelevance
+		}
+	}
+	avail := make([]string, len(r.Availability))
+	for i, a := range r.Availability {
+		avail[i] = string(a)
+	}
+	c.Brands, c.Categories, c.Partners, c.Availability = sortedSet(r.Brands), sortedSet(r.Categories), sortedSet(r.Partners), sortedSet(avail)
+	return c
+}
+
+// PageLimit is the request's page size after the default and the cap.
+func (r SearchRequest) PageLimit() int {
+	if r.Limit <= 0 {
+		return SearchDefaultLimit
+	}
+	return min(r.Limit, SearchMaxLimit)
+}
+
+// Key identifies the search: equal for requests that differ only in
+// order of filter values or in Limit.
+func (c CanonicalSearch) Key() uint64 {
+	b, _ := json.Marshal(c) // strings, slices and ints: cannot fail
+	return xxhash.Sum64(b)
+}
+
+func sortedSet(values []string) []string {
+	if len(values) == 0 {
+		return nil
+	}
+	out := slices.Clone(values)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

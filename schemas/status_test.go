@@ -90,3 +90,25 @@ func TestIndexRejectionsMoveRowsFromAcceptedToRejected(t *testing.T) {
 		t.Errorf("state %s, want done", s.State)
 	}
 }
+
+func TestCanonicalSearchIgnoresFilterOrderAndLimit(t *testing.T) {
+	min := int64(100)
+	a := SearchRequest{Text: "  earbuds ", Brands: []string{"Sonic", "Acme", "Sonic"}, Availability: []Availability{OutOfStock, InStock}, MinPrice: &min, Limit: 5}
+	b := SearchRequest{Text: "earbuds", Brands: []string{"Acme", "Sonic"}, Availability: []Availability{InStock, OutOfStock}, MinPrice: &min, Limit: 50}
+	ca, cb := a.Canonical(), b.Canonical()
+	if ca.Key() != cb.Key() || ca.Sort != SortRelevance || strings.Join(ca.Brands, ",") != "Acme,Sonic" {
+		t.Errorf("canonical %+v / %+v", ca, cb)
+	}
+	if (SearchRequest{}).Canonical().Sort != SortNewest {
+		t.Error("no text: the default sort is newest")
+	}
+	b.Partners = []string{"acme"}
+	if b.Canonical().Key() == ca.Key() {
+		t.Error("another filter, the same key")
+	}
+	for limit, want := range map[int]int{0: SearchDefaultLimit, -3: SearchDefaultLimit, 7: 7, 500: SearchMaxLimit} {
+		if got := (SearchRequest{Limit: limit}).PageLimit(); got != want {
+			t.Errorf("PageLimit(%d) = %d, want %d", limit, got, want)
+		}
+	}
+}

@@ -4,10 +4,6 @@ import (
 	"context"
 	sqldriver "database/sql/driver"
 	"errors"
-	"io"
-	"net"
-	"os"
-	"syscall"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
@@ -59,21 +55,9 @@ func unavailable(err error) bool {
 		_, ok := unavailableCodes[ex.Code]
 		return ok
 	}
-	var netErr net.Error
-	switch {
-	case errors.As(err, &netErr),
-		errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE),
-		errors.Is(err, os.ErrDeadlineExceeded),
-		errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, sqldriver.ErrBadConn),
-		errors.Is(err, clickhouse.ErrAcquireConnTimeout):
-		return true
-	}
-	return false
+	return schemas.IsNetworkFailure(err) ||
+		errors.Is(err, sqldriver.ErrBadConn) ||
+		errors.Is(err, clickhouse.ErrAcquireConnTimeout)
 }
 
 func exceptionCode(err error) int32 {

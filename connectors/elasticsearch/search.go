@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
-	"strings"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	json "github.com/goccy/go-json"
 
@@ -19,8 +16,6 @@ import (
 )
 
 const (
-	defaultLimit  = 20
-	maximumLimit  = 100
 	facetSize     = 20
 	facetBrand    = "brand"
 	facetCategory = "category"
@@ -169,14 +164,8 @@ type searchPlan struct {
 }
 
 func plan(r schemas.SearchRequest) (searchPlan, error) {
-	text := strings.TrimSpace(r.Text)
-	sort := r.Sort
-	if sort == "" {
-		sort = schemas.SortNewest
-		if text != "" {
-			sort = schemas.SortRelevance
-		}
-	}
+	c := r.Canonical()
+	text, sort := c.Text, c.Sort
 	var p searchPlan
 	tieBreak := obj{schemas.ESFieldID: obj{"order": "asc"}}
 	switch sort {
@@ -191,20 +180,8 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 	default:
 		return p, fmt.Errorf("elasticsearch: unknown sort %q", r.Sort)
 	}
-	p.limit = r.Limit
-	if p.limit <= 0 {
-		p.limit = defaultLimit
-	}
-	p.limit = min(p.limit, maximumLimit)
-
-	brands := canonical(r.Brands)
-	categories := canonical(r.Categories)
-	partners := canonical(r.Partners)
-	avail := make([]string, len(r.Availability))
-	for i, a := range r.Availability {
-		avail[i] = string(a)
-	}
-	avail = canonical(avail)
+	p.limit = r.PageLimit()
+	brands, categories, partners, avail := c.Brands, c.Categories, c.Partners, c.Availability
 
 	filter := []any{obj{"term": obj{schemas.ESFieldDeleted: false}}}
 	anyOf := func(field string, values []string) {
@@ -240,16 +217,7 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 	}
 	p.query = obj{"bool": boolQuery}
 
-	key, err := json.Marshal(struct {
-		Text                                string
-		Sort                                string
-		Brands, Categories, Partners, Avail []string
-		MinPrice, MaxPrice                  *int64
-	}{text, sort, brands, categories, partners, avail, r.MinPrice, r.MaxPrice})
-	if err != nil {
-		return p, fmt.Errorf("elasticsearch: cursor key: %w", err)
-	}
-	p.key = xxhash.Sum64(key)
+	p.key = c.Key()
 	return p, nil
 }
 
@@ -281,15 +249,6 @@ func (p searchPlan) body(after []json.RawMessage) ([]byte, error) {
 
 // canonical sorts and de-duplicates filter values, so the same filter in
 // another order is the same search for cursors.
-func canonical(values []string) []string {
-	if len(values) == 0 {
-		return nil
-	}
-	out := slices.Clone(values)
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
 // cursor is what NextCursor carries: the sort values of the page's last hit,
 // as the cluster gave them, and the key of the search they belong to.
 type cursor struct {

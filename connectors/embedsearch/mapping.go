@@ -56,8 +56,6 @@ const (
 	storedOptions = index.StoreField
 	liveTerm      = "t"
 	facetSize     = 20
-	defaultLimit  = 20
-	maximumLimit  = 100
 	facetBrand    = "brand"
 	facetCategory = "category"
 )

@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/mapping"
@@ -16,7 +15,6 @@ import (
 	"github.com/blevesearch/bleve/v2/search/query"
 	"github.com/blevesearch/bleve/v2/search/searcher"
 	index "github.com/blevesearch/bleve_index_api"
-	"github.com/cespare/xxhash/v2"
 
 	"feedline/schemas"
 )
@@ -35,11 +33,7 @@ func (ix *Index) Search(ctx context.Context, r schemas.SearchRequest) (schemas.S
 	if err != nil {
 		return schemas.SearchResult{}, err
 	}
-	limit := r.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maximumLimit)
+	limit := r.PageLimit()
 
 	// One hit past the page tells whether another page follows.
 	req := bleve.NewSearchRequestOptions(p.query, limit+1, 0, false)
@@ -114,14 +108,8 @@ type searchPlan struct {
 }
 
 func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
-	text := strings.TrimSpace(r.Text)
-	sort := r.Sort
-	if sort == "" {
-		sort = schemas.SortNewest
-		if text != "" {
-			sort = schemas.SortRelevance
-		}
-	}
+	c := r.Canonical()
+	text, sort := c.Text, c.Sort
 	var p searchPlan
 	switch sort {
 	case schemas.SortRelevance:
@@ -137,14 +125,7 @@ func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
 		return p, fmt.Errorf("embedsearch: unknown sort %q", r.Sort)
 	}
 
-	brands := canonical(r.Brands)
-	categories := canonical(r.Categories)
-	partners := canonical(r.Partners)
-	avail := make([]string, len(r.Availability))
-	for i, a := range r.Availability {
-		avail[i] = string(a)
-	}
-	avail = canonical(avail)
+	brands, categories, partners, avail := c.Brands, c.Categories, c.Partners, c.Availability
 
 	var clauses []query.Query
 	if text != "" {
@@ -187,16 +168,7 @@ func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
 		p.query = query.NewConjunctionQuery(clauses)
 	}
 
-	key, err := json.Marshal(struct {
-		Text                                string
-		Sort                                string
-		Brands, Categories, Partners, Avail []string
-		MinPrice, MaxPrice                  *int64
-	}{text, sort, brands, categories, partners, avail, r.MinPrice, r.MaxPrice})
-	if err != nil {
-		return p, fmt.Errorf("embedsearch: cursor key: %w", err)
-	}
-	p.key = xxhash.Sum64(key)
+	p.key = c.Key()
 	return p, nil
 }
 
@@ -206,15 +178,6 @@ func numberSort(field string, desc bool) *search.SortField {
 
 // canonical sorts and de-duplicates filter values, so the same filter in
 // another order is the same search for cursors.
-func canonical(values []string) []string {
-	if len(values) == 0 {
-		return nil
-	}
-	out := slices.Clone(values)
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
 // analyse returns the distinct terms the text analyser makes of s.
 func (ix *Index) analyse(s string) []string {
 	tokens := ix.docs.text.Analyze([]byte(s))

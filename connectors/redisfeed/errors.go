@@ -3,10 +3,6 @@ package redisfeed
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"os"
-	"syscall"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,16 +16,8 @@ func classify(ctx context.Context, err error) error {
 }
 
 func unavailable(err error) bool {
-	var netErr net.Error
 	switch {
-	case errors.As(err, &netErr),
-		errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE),
-		errors.Is(err, os.ErrDeadlineExceeded),
-		errors.Is(err, context.DeadlineExceeded),
+	case schemas.IsNetworkFailure(err),
 		errors.Is(err, redis.ErrPoolTimeout),
 		errors.Is(err, redis.ErrPoolExhausted),
 		// Replies of a server that cannot serve now: starting, failing
