@@ -232,3 +232,21 @@ type IdempotentRequests interface {
 	// Finish stores the answer; Take over a stale pending record with Finish too.
 	Finish(ctx context.Context, key string, rec RequestRecord) error
 }
+
+// Validate refuses an entry whose compact form would not read back as the
+// same entry, so every feed store keeps exactly what it was given.
+func (e FeedEntry) Validate() error {
+	back, err := ParseFeedEntry(e.String())
+	if err != nil || back != e || e.Kind == "" || e.Author == "" {
+		return fmt.Errorf("feed entry %q: id, kind and author must be non-empty and free of '|'", e.String())
+	}
+	return nil
+}
+
+// ValidateFeedMax refuses a feed or timeline size below one entry.
+func ValidateFeedMax(max int) error {
+	if max < 1 {
+		return fmt.Errorf("max %d: a feed keeps at least one entry", max)
+	}
+	return nil
+}

@@ -162,22 +162,16 @@ func (sh *shard) lock() error {
 	return nil
 }
 
-// checkEntry refuses entries whose compact form would not read back as
-// the same entry, so both backends store exactly what they were given.
 func checkEntry(e schemas.FeedEntry) error {
-	back, err := schemas.ParseFeedEntry(e.String())
-	if err != nil || back != e {
-		return fmt.Errorf("feedstore: entry %q: id, kind and author must be non-empty and free of '|'", e.String())
-	}
-	if e.Kind == "" || e.Author == "" {
-		return fmt.Errorf("feedstore: entry %q: kind and author are required", e.String())
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("feedstore: %w", err)
 	}
 	return nil
 }
 
 func checkMax(max int) error {
-	if max < 1 {
-		return fmt.Errorf("feedstore: max %d: a feed keeps at least one entry", max)
+	if err := schemas.ValidateFeedMax(max); err != nil {
+		return fmt.Errorf("feedstore: %w", err)
 	}
 	return nil
 }

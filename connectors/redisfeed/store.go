@@ -126,22 +126,16 @@ func (s *Store) lastReadKey(reader string) string   { return s.key("lastread", r
 func (s *Store) claimKey(key string) string         { return s.key("claim", key, "") }
 func (s *Store) celebritiesKey() string             { return s.prefix + "celebrities" }
 
-// checkEntry refuses entries whose compact form would not read back as
-// the same entry.
 func checkEntry(e schemas.FeedEntry) error {
-	back, err := schemas.ParseFeedEntry(e.String())
-	if err != nil || back != e {
-		return fmt.Errorf("redisfeed: entry %q: id, kind and author must be non-empty and free of '|'", e.String())
-	}
-	if e.Kind == "" || e.Author == "" {
-		return fmt.Errorf("redisfeed: entry %q: kind and author are required", e.String())
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("redisfeed: %w", err)
 	}
 	return nil
 }
 
 func checkMax(max int) error {
-	if max < 1 {
-		return fmt.Errorf("redisfeed: max %d: a feed keeps at least one entry", max)
+	if err := schemas.ValidateFeedMax(max); err != nil {
+		return fmt.Errorf("redisfeed: %w", err)
 	}
 	return nil
 }
