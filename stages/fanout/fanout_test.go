@@ -251,3 +251,60 @@ func TestCursorRoundTripAndRejection(t *testing.T) {
 		}
 	}
 }
+
+// TestInactiveReaderIsSkippedThenRebuiltOnRead: a follower idle for longer
+// than InactiveAfter gets nothing on write, and their next read rebuilds
+// the feed from the followees' timelines.
+func TestInactiveReaderIsSkippedThenRebuiltOnRead(t *testing.T) {
+	ctx := context.Background()
+	bus := testBus(t)
+	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	posts := natskv.Posts{KV: kv, JS: bus.JS}
+	store := feedstore.New()
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	pol := Policy{InactiveAfter: 30 * 24 * time.Hour}
+	for _, u := range []string{"bob", "carol"} {
+		if _, _, err := store.Follow(ctx, schemas.FollowEdge{ID: newID(), User: u, Author: "user:alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.MarkRead(ctx, "bob", now.Add(-40*24*time.Hour)); err != nil { // idle for 40 days
+		t.Fatal(err)
+	}
+	if err := store.MarkRead(ctx, "carol", now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	st := &Stage{Store: store, Posts: posts, Policy: pol, Now: clock, Log: quiet()}
+	p := schemas.Post{ID: newID(), Author: "alice", Text: "hi", CreatedAt: now}
+	if err := posts.Put(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(schemas.SocialEvent{ID: p.ID, Kind: schemas.SocialPost, User: "alice", Post: &p, At: now})
+	if err := st.HandleSocial(ctx, &pipeline.Message{Subject: "social.post.alice", Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := store.Feed(ctx, "bob", "", 10); len(raw) != 0 {
+		t.Fatalf("the idle reader's feed was written: %+v", raw)
+	}
+	if raw, _ := store.Feed(ctx, "carol", "", 10); len(raw) != 1 {
+		t.Fatalf("the active reader's feed %+v", raw)
+	}
+	r := &Reader{Store: store, Posts: posts, Policy: pol, Now: clock}
+	page, err := r.Feed(ctx, "bob", "", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Items[0].Post == nil || page.Items[0].Post.Text != "hi" {
+		t.Fatalf("bob's first read after idling: %+v", page.Items)
+	}
+	if raw, _ := store.Feed(ctx, "bob", "", 10); len(raw) != 1 {
+		t.Errorf("the rebuilt feed was not stored: %+v", raw)
+	}
+	if last, _ := store.LastRead(ctx, []string{"bob"}); !last[0].Equal(now) {
+		t.Errorf("the read was not noted: %v", last[0])
+	}
+}
