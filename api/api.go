@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -40,6 +41,7 @@ type Config struct {
 	Log      *slog.Logger
 	NewID    func() string // time-ordered unique ids; default lower-case ULID
 	Now      func() time.Time
+	Body     BodyLimits // how slowly a request body may arrive
 
 	// The news feed; nil Feed leaves its routes out.
 	TokenKey []byte // FEEDLINE_TOKEN_KEY: verifies shopper tokens
@@ -72,6 +74,7 @@ const (
 	requestIDKey
 	shopperKey
 	idempotentIDKey
+	bodyLimitsKey
 )
 
 type server struct {
@@ -79,9 +82,16 @@ type server struct {
 	reads *readLog
 }
 
-// New builds the Fiber app serving every route. Request bodies are streamed:
+// App is the Fiber app serving every route.
+type App struct{ *fiber.App }
+
+// Listener serves the app on ln. Its connections tell a chunked body that
+// ended from one whose client went away; serve the app only this way.
+func (a *App) Listener(ln net.Listener) error { return a.App.Listener(watchedListener{ln}) }
+
+// New builds the app serving every route. Request bodies are streamed:
 // an upload of any size goes to the file store without being held in memory.
-func New(cfg Config) *fiber.App {
+func New(cfg Config) *App {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -94,6 +104,7 @@ func New(cfg Config) *fiber.App {
 	if cfg.Metrics == nil {
 		cfg.Metrics = promhttp.Handler()
 	}
+	cfg.Body = cfg.Body.WithDefaults()
 	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
 
 	app := fiber.New(fiber.Config{
@@ -111,8 +122,13 @@ func New(cfg Config) *fiber.App {
 		// Feed and search pages are mostly JSON encoding; goccy/go-json
 		// writes the same documents several times faster.
 		JSONEncoder: gojson.Marshal,
+		// Bounds the request line and headers; a body's reads are bounded
+		// by cfg.Body instead, so a long upload is not cut.
+		ReadTimeout: cfg.Body.Idle,
+		IdleTimeout: 2 * time.Minute,
 	})
 	app.Use(
+		func(c *fiber.Ctx) error { c.Locals(bodyLimitsKey, cfg.Body); return c.Next() },
 		requestid.New(requestid.Config{Generator: cfg.NewID, ContextKey: requestIDKey}),
 		s.accessLog,
 		recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}),
@@ -133,7 +149,7 @@ func New(cfg Config) *fiber.App {
 	app.Get("/v1/search", s.search)
 	app.Get("/v1/products/:id", s.getProduct)
 	s.socialRoutes(app)
-	return app
+	return &App{app}
 }
 
 // accessLog writes one structured line per request. It runs the error

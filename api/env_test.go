@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"feedline/connectors/decode"
@@ -30,7 +29,7 @@ const testAdminKey = "test-admin-key"
 type env struct {
 	bus    *pipeline.Bus
 	cfg    Config
-	app    *fiber.App
+	app    *App
 	logs   *syncBuffer
 	ledger natskv.Ledger
 	files  natskv.Files

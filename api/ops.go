@@ -57,7 +57,7 @@ func (s *server) docs(c *fiber.Ctx) error {
 
 // NewOps is the HTTP face of a worker that does not serve the API: health,
 // readiness and metrics, so every process can be probed and scraped alike.
-func NewOps(ready func(ctx context.Context) error, metrics http.Handler, log *slog.Logger) *fiber.App {
+func NewOps(ready func(ctx context.Context) error, metrics http.Handler, log *slog.Logger) *App {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -66,5 +66,5 @@ func NewOps(ready func(ctx context.Context) error, metrics http.Handler, log *sl
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", adaptor.HTTPHandler(metrics))
-	return app
+	return &App{app}
 }

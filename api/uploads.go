@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,6 +79,7 @@ func (s *server) createUpload(c *fiber.Ctx) error {
 		ev.Delimiter = string(delim)
 	}
 	if err := s.announce(c, ev); err != nil {
+		s.forget(c, ev)
 		return err
 	}
 	c.Location("/v1/uploads/" + id)
@@ -123,6 +125,19 @@ func (s *server) announce(c *fiber.Ctx, ev schemas.UploadEvent) error {
 	return nil
 }
 
+// forget removes what an upload left that was never announced; the client
+// was told it failed. What a failure here leaves, the file sweep removes.
+func (s *server) forget(c *fiber.Ctx, ev schemas.UploadEvent) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), storeTimeout)
+	defer cancel()
+	if err := s.cfg.Ledger.Discard(ctx, ev.ID); err != nil {
+		s.cfg.Log.Warn("could not remove the record of an upload that was not queued", "upload", ev.ID, "err", err)
+	}
+	if err := s.cfg.Files.Delete(ctx, ev.Object); err != nil {
+		s.cfg.Log.Warn("could not remove the file of an upload that was not queued", "upload", ev.ID, "err", err)
+	}
+}
+
 // uploadedFile is the raw request body, or the first file part of a
 // multipart/form-data body, with the file name the client gave.
 func uploadedFile(c *fiber.Ctx) (io.Reader, string, error) {
@@ -144,7 +159,41 @@ func uploadedFile(c *fiber.Ctx) (io.Reader, string, error) {
 			return nil, "", badRequest("The multipart/form-data body is malformed (%v); send the file again.", err)
 		}
 		if part.FileName() != "" {
-			return part, part.FileName(), nil
+			return &wholeForm{part: part, form: mr}, part.FileName(), nil
+		}
+	}
+}
+
+// wholeForm reads the file part of a multipart body and ends only once the
+// rest of the body is well formed up to its closing boundary, so a form cut
+// short after the file part is refused like a file cut short.
+type wholeForm struct {
+	part *multipart.Part
+	form *multipart.Reader
+}
+
+func (f *wholeForm) Read(p []byte) (int, error) {
+	n, err := f.part.Read(p)
+	if errors.Is(err, io.EOF) {
+		if rest := f.rest(); rest != nil {
+			return n, rest
+		}
+	}
+	return n, err
+}
+
+// rest reads past the parts after the file to the closing boundary.
+func (f *wholeForm) rest() error {
+	for {
+		part, err := f.form.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("the multipart/form-data body does not end with its closing boundary: %w", err)
+		}
+		if _, err := io.Copy(io.Discard, part); err != nil {
+			return fmt.Errorf("a part after the file is cut short: %w", err)
 		}
 	}
 }

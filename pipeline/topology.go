@@ -109,3 +109,13 @@ func (b *Bus) Objects(ctx context.Context) (jetstream.ObjectStore, error) {
 	}
 	return st, nil
 }
+
+// ObjectsStream opens the stream behind the uploads object store, where the
+// chunks of every stored file live.
+func (b *Bus) ObjectsStream(ctx context.Context) (jetstream.Stream, error) {
+	st, err := b.JS.Stream(ctx, "OBJ_"+ObjectUploads)
+	if err != nil {
+		return nil, fmt.Errorf("open the stream of object store %s: %w", ObjectUploads, err)
+	}
+	return st, nil
+}

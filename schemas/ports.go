@@ -42,8 +42,10 @@ type DetectFormat func(head []byte, format string) (string, rune, error)
 
 // FileStore keeps uploaded files as streams; nothing is held in memory.
 type FileStore interface {
+	// Put stores r whole or not at all: when r fails, nothing is kept.
 	Put(ctx context.Context, name string, r io.Reader) (size int64, err error)
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
+	Delete(ctx context.Context, name string) error // a missing file is no error
 }
 
 // File errors DetectFormat reports; the API answers 422 for an empty file

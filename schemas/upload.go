@@ -78,6 +78,8 @@ type IndexRecord struct {
 // record is keyed by (upload, stage, batch), so replays are idempotent.
 type UploadLedger interface {
 	Create(ctx context.Context, u UploadEvent) error
+	// Discard removes the record of an upload that was never announced.
+	Discard(ctx context.Context, id string) error
 	Upload(ctx context.Context, id string) (UploadEvent, error)
 	RecordIngest(ctx context.Context, upload string, r IngestRecord) error
 	Ingested(ctx context.Context, upload string) (IngestRecord, error) // ErrNotFound before ingest finished

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -61,6 +60,8 @@ var settings = []setting{
 	{"celebrity-followers", "FEEDLINE_CELEBRITY_FOLLOWERS", "10000", "followers above which an author is not fanned out to but merged at read time"},
 	{"inactive-days", "FEEDLINE_INACTIVE_DAYS", "30", "days without a feed read after which fan-out skips a shopper (the feed is rebuilt on the next read)"},
 	{"price-drop-percent", "FEEDLINE_PRICE_DROP_PERCENT", "10", "smallest price drop, in percent, that becomes feed news"},
+	{"upload-idle-timeout", "FEEDLINE_UPLOAD_IDLE_TIMEOUT", "30s", "a request body (an upload) fails when no byte of it arrives for this long; also bounds reading request headers"},
+	{"upload-min-rate", "FEEDLINE_UPLOAD_MIN_RATE", "1024", "bytes a second a request body must average once it has been arriving for the idle timeout"},
 }
 
 type serveConfig struct {
@@ -79,6 +80,7 @@ type serveConfig struct {
 	RedisURL      string // empty: feed state in the process
 	TokenKey      string
 	Feed          fanout.Policy
+	Body          api.BodyLimits
 	Log           *slog.Logger
 }
 
@@ -160,6 +162,12 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	if cfg.TokenKey != "" && len(cfg.TokenKey) < 16 {
 		return cfg, errors.New("FEEDLINE_TOKEN_KEY is shorter than 16 bytes; use a long random string")
 	}
+	if cfg.Body.Idle, err = time.ParseDuration(get("FEEDLINE_UPLOAD_IDLE_TIMEOUT")); err != nil || cfg.Body.Idle < time.Second {
+		return cfg, fmt.Errorf("FEEDLINE_UPLOAD_IDLE_TIMEOUT %q: want a duration of at least 1s, such as 30s", get("FEEDLINE_UPLOAD_IDLE_TIMEOUT"))
+	}
+	if cfg.Body.MinRate, err = strconv.ParseInt(get("FEEDLINE_UPLOAD_MIN_RATE"), 10, 64); err != nil || cfg.Body.MinRate < 1 {
+		return cfg, fmt.Errorf("FEEDLINE_UPLOAD_MIN_RATE %q: want a whole number of bytes a second above 0", get("FEEDLINE_UPLOAD_MIN_RATE"))
+	}
 	if cfg.Stages, err = parseStages(get("FEEDLINE_STAGES")); err != nil {
 		return cfg, err
 	}
@@ -201,7 +209,7 @@ type system struct {
 	index   schemas.ProductIndex
 	sink    schemas.AnalyticsSink
 	feeds   schemas.FeedStore
-	app     *fiber.App
+	app     *api.App
 	addr    string
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -242,8 +250,12 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	if err != nil {
 		return nil, err
 	}
+	objectsStream, err := s.bus.ObjectsStream(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.ledger = natskv.Ledger{KV: kvUploads}
-	files := natskv.Files{Store: objects}
+	files := natskv.Files{Store: objects, Stream: objectsStream}
 	mappings := natskv.Mappings{KV: kvMappings}
 	s.runner = pipeline.NewRunner(s.bus, s.metrics, log)
 	s.runner.DeadLettered = func(ctx context.Context, d schemas.DeadLetter) {
@@ -364,6 +376,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Log:      log.With("component", "api"),
 			NewID:    func() string { return strings.ToLower(ulid.Make().String()) },
 			Now:      time.Now,
+			Body:     cfg.Body,
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)
@@ -375,6 +388,21 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			apiCfg.Requests = natskv.Requests{KV: kvRequests}
 		}
 		s.app = api.New(apiCfg)
+		// An embedded server has had no writer before this process, so
+		// whatever is unfinished now was left by an earlier one.
+		first := time.Now().Add(-staleUpload)
+		if s.bus.Embedded() {
+			first = time.Now()
+		}
+		if err := s.sweepFiles(ctx, files, first); err != nil {
+			cancel()
+			return nil, err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.sweepFilesEvery(runCtx, files, sweepEvery)
+		}()
 	case cfg.HTTP != "":
 		// A worker still answers health checks and Prometheus.
 		s.app = api.NewOps(s.ready, metrics, log.With("component", "ops"))
@@ -391,6 +419,46 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	}
 	log.Info("feedline started", "stages", cfg.Stages, "data", cfg.DataDir, "nats", s.bus.ClientURL(), "embedded", s.bus.Embedded())
 	return s, nil
+}
+
+// Stored files no upload refers to are removed: the chunks of a body whose
+// process died mid-transfer, and files whose upload was never recorded. A
+// write younger than staleUpload may still be under way in another process.
+const (
+	staleUpload = time.Hour
+	sweepEvery  = 10 * time.Minute
+)
+
+func (s *system) sweepFiles(ctx context.Context, files natskv.Files, cutoff time.Time) error {
+	sw, err := files.Sweep(ctx, cutoff, func(ctx context.Context, name string) (bool, error) {
+		_, err := s.ledger.Upload(ctx, name)
+		if errors.Is(err, schemas.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return fmt.Errorf("sweep stored files: %w", err)
+	}
+	if sw.Files+sw.Writes > 0 {
+		s.cfg.Log.Info("removed stored files no upload refers to", "files", sw.Files, "unfinished_writes", sw.Writes, "chunks", sw.Chunks)
+	}
+	return nil
+}
+
+func (s *system) sweepFilesEvery(ctx context.Context, files natskv.Files, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := s.sweepFiles(ctx, files, time.Now().Add(-staleUpload)); err != nil && ctx.Err() == nil {
+				s.cfg.Log.Warn("sweeping stored files failed; retrying later", "err", err)
+			}
+		}
+	}
 }
 
 // ready is true when JetStream answers and every configured stage has its consumer bound.

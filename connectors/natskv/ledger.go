@@ -149,6 +149,17 @@ func (l Ledger) Create(ctx context.Context, u schemas.UploadEvent) error {
 	return err
 }
 
+// Discard removes an upload's record; it was never announced, so no stage
+// wrote progress under it.
+func (l Ledger) Discard(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if err := l.KV.Purge(ctx, id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("discard upload %s: %w", id, err)
+	}
+	return nil
+}
+
 // Upload reads an upload's record.
 func (l Ledger) Upload(ctx context.Context, id string) (schemas.UploadEvent, error) {
 	var u schemas.UploadEvent
