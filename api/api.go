@@ -42,6 +42,10 @@ type Config struct {
 	NewID    func() string // time-ordered unique ids; default lower-case ULID
 	Now      func() time.Time
 	Body     BodyLimits // how slowly a request body may arrive
+	// MaxDeletePercent holds a full upload that would delete more than this
+	// share of its partner's live products, unless the partner set its own;
+	// 0 means schemas.DefaultMaxDeletePercent, 100 never holds.
+	MaxDeletePercent int
 
 	// The news feed; nil Feed leaves its routes out.
 	TokenKey []byte // FEEDLINE_TOKEN_KEY: verifies shopper tokens
@@ -105,6 +109,9 @@ func New(cfg Config) *App {
 		cfg.Metrics = promhttp.Handler()
 	}
 	cfg.Body = cfg.Body.WithDefaults()
+	if cfg.MaxDeletePercent <= 0 {
+		cfg.MaxDeletePercent = schemas.DefaultMaxDeletePercent
+	}
 	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
 
 	app := fiber.New(fiber.Config{
@@ -144,7 +151,11 @@ func New(cfg Config) *App {
 	app.Put("/v1/partners/:partner/mapping", s.requirePartner, s.putMapping)
 	app.Get("/v1/partners/:partner/mapping", s.requirePartner, s.getMapping)
 	app.Post("/v1/partners/:partner/uploads", s.requirePartner, s.createUpload)
+	app.Get("/v1/partners/:partner/settings", s.requirePartner, s.getSettings)
+	app.Put("/v1/partners/:partner/settings", s.requirePartner, s.putSettings)
 	app.Get("/v1/uploads/:id", s.requireKey, s.getUpload)
+	app.Post("/v1/uploads/:id/confirm", s.requireKey, s.decideUpload(schemas.DecisionConfirm))
+	app.Post("/v1/uploads/:id/cancel", s.requireKey, s.decideUpload(schemas.DecisionCancel))
 
 	app.Get("/v1/search", s.search)
 	app.Get("/v1/products/:id", s.getProduct)

@@ -136,6 +136,16 @@ func TestStoreFailuresAreRetryable(t *testing.T) {
 			if logs := e.logs.String(); !strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, cause) {
 				t.Errorf("the store failure %q was not logged: %s", cause, logs)
 			}
+			// What the refused upload stored is gone again.
+			ctx := context.Background()
+			if keys, err := e.ledger.KV.ListKeys(ctx); err == nil {
+				for k := range keys.Keys() {
+					t.Errorf("a refused upload left ledger key %q", k)
+				}
+			}
+			if objs, err := e.files.Store.List(ctx); len(objs) != 0 {
+				t.Errorf("a refused upload left %d stored files (%v)", len(objs), err)
+			}
 		})
 	}
 

@@ -85,6 +85,70 @@ func (s *server) getMapping(c *fiber.Ctx) error {
 	return c.JSON(m)
 }
 
+// settingsView is a partner's settings with the values in effect.
+type settingsView struct {
+	MaxDeletePercent *int `json:"max_delete_percent"`
+	// EffectiveMaxDeletePercent is what holds the partner's uploads now:
+	// its own value, or the service's default.
+	EffectiveMaxDeletePercent int `json:"effective_max_delete_percent"`
+}
+
+func (s *server) viewSettings(st schemas.PartnerSettings) settingsView {
+	v := settingsView{MaxDeletePercent: st.MaxDeletePercent, EffectiveMaxDeletePercent: s.cfg.MaxDeletePercent}
+	if st.MaxDeletePercent != nil {
+		v.EffectiveMaxDeletePercent = *st.MaxDeletePercent
+	}
+	return v
+}
+
+// getSettings answers the partner's settings.
+func (s *server) getSettings(c *fiber.Ctx) error {
+	partner := c.Params("partner")
+	if err := s.partnerExists(c, partner); err != nil {
+		return err
+	}
+	ctx, cancel := storeCtx(c)
+	defer cancel()
+	st, err := s.cfg.Partners.Settings(ctx, partner)
+	if err != nil {
+		return unavailable("read the partner's settings", err)
+	}
+	return c.JSON(s.viewSettings(st))
+}
+
+// putSettings replaces the partner's settings.
+func (s *server) putSettings(c *fiber.Ctx) error {
+	partner := c.Params("partner")
+	if err := s.partnerExists(c, partner); err != nil {
+		return err
+	}
+	var st schemas.PartnerSettings
+	if err := readJSON(c, &st); err != nil {
+		return err
+	}
+	if err := st.Validate(); err != nil {
+		return unprocessable("invalid-settings", "Invalid settings", "The settings are not valid: %s.", clause(err))
+	}
+	ctx, cancel := storeCtx(c)
+	defer cancel()
+	if err := s.cfg.Partners.PutSettings(ctx, partner, st); err != nil {
+		return unavailable("store the partner's settings", err)
+	}
+	return c.JSON(s.viewSettings(st))
+}
+
+// maxDeletePercent is the share of live products an upload of partner may
+// delete before it is held.
+func (s *server) maxDeletePercent(c *fiber.Ctx, partner string) (int, error) {
+	ctx, cancel := storeCtx(c)
+	defer cancel()
+	st, err := s.cfg.Partners.Settings(ctx, partner)
+	if err != nil {
+		return 0, unavailable("read the partner's settings", err)
+	}
+	return s.viewSettings(st).EffectiveMaxDeletePercent, nil
+}
+
 // partnerExists answers 404 for a partner the admin names but nobody created.
 func (s *server) partnerExists(c *fiber.Ctx, partner string) error {
 	if !principalOf(c).admin {

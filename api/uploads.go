@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
@@ -38,6 +39,10 @@ func (s *server) createUpload(c *fiber.Ctx) error {
 		return err
 	}
 	mapping, err := s.currentMapping(c, partner)
+	if err != nil {
+		return err
+	}
+	maxDelete, err := s.maxDeletePercent(c, partner)
 	if err != nil {
 		return err
 	}
@@ -73,7 +78,7 @@ func (s *server) createUpload(c *fiber.Ctx) error {
 	ev := schemas.UploadEvent{
 		ID: id, Partner: partner, Mode: params.mode, Format: format,
 		MappingVersion: mapping.Version, Object: id, Size: size, Filename: filename,
-		ReceivedAt: s.cfg.Now().UTC(),
+		ReceivedAt: s.cfg.Now().UTC(), MaxDeletePercent: maxDelete,
 	}
 	if delim != 0 {
 		ev.Delimiter = string(delim)
@@ -230,6 +235,64 @@ func (s *server) getUpload(c *fiber.Ctx) error {
 		st.Rejections = []schemas.Rejection{}
 	}
 	return c.JSON(st)
+}
+
+// decided is the answer to a confirmation or cancellation.
+type decided struct {
+	UploadID string `json:"upload_id"`
+	Decision string `json:"decision"`
+}
+
+// decideUpload confirms or cancels a held upload for the partner that owns
+// it. The first decision stands; repeating it answers the same.
+func (s *server) decideUpload(decision string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id := c.Params("id")
+		ctx, cancel := storeCtx(c)
+		defer cancel()
+		st, err := s.cfg.Ledger.Status(ctx, id)
+		if errors.Is(err, schemas.ErrNotFound) || (err == nil && !principalOf(c).mayActFor(st.Partner)) {
+			return notFound("No upload %q is visible to this key; check the id in the Location header of the upload's answer.", id)
+		}
+		if err != nil {
+			return unavailable("read the upload status", err)
+		}
+		if st.Hold == nil {
+			return problem(fiber.StatusConflict, "not-held", "Upload not held",
+				"Upload %s is %s, not held; only a held upload can be confirmed or cancelled.", id, st.State)
+		}
+		hold, err := s.cfg.Ledger.Held(ctx, id)
+		if err != nil {
+			return unavailable("read the upload's hold", err)
+		}
+		d, err := s.cfg.Ledger.Decide(ctx, id, schemas.DecisionRecord{Decision: decision, At: s.cfg.Now().UTC()})
+		if err != nil {
+			return unavailable("record the decision", err)
+		}
+		if d.Decision != decision {
+			return problem(fiber.StatusConflict, "already-decided", "Upload already decided",
+				"Upload %s was %sed at %s; that decision stands.", id, d.Decision, d.At.Format(time.RFC3339))
+		}
+		// The decision closes the upload again through normalise; its id makes a repeat a no-op.
+		end := &schemas.RawBatch{Upload: id, Partner: st.Partner, Mode: st.Mode, MappingVersion: st.MappingVersion,
+			UploadSeq: hold.UploadSeq, Batch: hold.End.Batches, ReceivedAt: st.ReceivedAt, End: &hold.End, Decision: decision}
+		data, err := schemas.MarshalRawBatch(end)
+		if err != nil {
+			return fmt.Errorf("encode decision: %w", err)
+		}
+		h := nats.Header{}
+		h.Set(schemas.HeaderPartner, st.Partner)
+		h.Set(schemas.HeaderUpload, id)
+		if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{
+			Subject: schemas.Subject(schemas.Subject(schemas.SubjectRaw, st.Partner), "decision"),
+			MsgID:   schemas.MsgID("raw", id, decision),
+			Data:    data,
+			Header:  h,
+		}); err != nil {
+			return unavailable("queue the decision", err)
+		}
+		return c.Status(fiber.StatusAccepted).JSON(decided{UploadID: id, Decision: decision})
+	}
 }
 
 // fullReads fills every read unless the stream ends: a file store that

@@ -85,6 +85,18 @@ func (b *Bus) ReplayFrom(ctx context.Context, stream, filter string, from uint64
 	}
 }
 
+// Purge removes every message of stream on subject.
+func (b *Bus) Purge(ctx context.Context, stream, subject string) error {
+	st, err := b.JS.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("purge %s: %w", stream, err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+		return fmt.Errorf("purge %s of %s: %w", subject, stream, err)
+	}
+	return nil
+}
+
 // LastSequence is the stream's newest sequence number (0 when empty).
 func (b *Bus) LastSequence(ctx context.Context, stream string) (uint64, error) {
 	st, err := b.JS.Stream(ctx, stream)

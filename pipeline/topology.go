@@ -18,7 +18,12 @@ const (
 	StreamAnalytics = "ANALYTICS"
 	StreamDLQ       = "DLQ"
 	StreamSocial    = "SOCIAL"
+	StreamStaged    = "STAGED"
 )
+
+// StagedRetention is how long a held upload's changes wait for its
+// partner's confirmation.
+const StagedRetention = 30 * 24 * time.Hour
 
 // Buckets of small state kept in JetStream.
 const (
@@ -62,6 +67,9 @@ func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 		// Shopper writes are kept forever: feeds and the follow graph are
 		// rebuilt from them.
 		mk(StreamSocial, "social", 0),
+		// A full upload's changes wait here until the upload closes, and
+		// a held one's until it is confirmed.
+		mk(StreamStaged, schemas.SubjectStaged, StagedRetention),
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 // Subjects that chain the stages. <partner> is the partner id.
 const (
 	SubjectUploaded = "catalog.uploaded" // .<partner>: one UploadEvent per file
-	SubjectRaw      = "catalog.raw"      // .<partner>: RawBatch
+	SubjectRaw      = "catalog.raw"      // .<partner>: RawBatch; .<partner>.decision: a held upload's confirmation or cancellation
+	SubjectStaged   = "catalog.staged"   // .<partner>.<upload>: ProductBatch of a full upload not yet applied
 	SubjectProduct  = "catalog.product"  // .<partner>: ProductBatch
 	SubjectSearch   = "analytics.search" // SearchQueryEvent
 	SubjectFeedRead = "analytics.feed"   // []FeedEventRow of kind feed_read, a second's worth
@@ -49,6 +50,9 @@ type UploadEvent struct {
 	Size           int64     `json:"size"`
 	Filename       string    `json:"filename,omitempty"`
 	ReceivedAt     time.Time `json:"received_at"`
+	// MaxDeletePercent holds a full upload that would delete more than this
+	// share of the partner's live products; 100 never holds.
+	MaxDeletePercent int `json:"max_delete_percent"`
 }
 
 // RawRow is one decoded source row; Values align with RawBatch.Columns and may
@@ -72,6 +76,8 @@ type RawBatch struct {
 	Rows           []RawRow     `json:"rows,omitempty"`
 	Rejections     []Rejection  `json:"rejections,omitempty"` // rows the decoder could not read
 	End            *IngestTotal `json:"end,omitempty"`
+	// Decision, on a closing batch, confirms or cancels a held upload.
+	Decision string `json:"decision,omitempty"`
 }
 
 // IngestTotal is what ingest knows once the whole file is decoded.

@@ -65,6 +65,8 @@ type UploadProgress struct {
 	Deletes   *DeleteRecord
 	Index     IndexTotals
 	Failures  []FailureRecord
+	Hold      *HoldRecord
+	Decision  *DecisionRecord
 }
 
 // Status folds the progress into what a partner sees. The upload is done
@@ -101,6 +103,21 @@ func (p UploadProgress) Status() UploadStatus {
 	}
 	if n.Batches < p.Ingest.Batches {
 		return s
+	}
+	if h := p.Hold; h != nil {
+		s.Hold = &Hold{WouldDelete: h.WouldDelete, Live: h.Live, MaxDeletePercent: h.MaxDeletePercent,
+			Percent: float64(h.WouldDelete*1000/max(h.Live, 1)) / 10}
+		if d := p.Decision; d != nil {
+			s.Hold.Decision, s.Hold.DecidedAt = d.Decision, d.At
+		}
+		switch {
+		case p.Decision == nil:
+			s.State = StateHeld
+			return s
+		case p.Decision.Decision == DecisionCancel:
+			s.State = StateCancelled
+			return s
+		}
 	}
 	want := p.Ingest.Batches
 	if u.Mode == ModeFull {

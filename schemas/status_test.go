@@ -112,3 +112,40 @@ func TestCanonicalSearchIgnoresFilterOrderAndLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestHeldUploadStatus(t *testing.T) {
+	p := UploadProgress{Upload: UploadEvent{ID: "u1", Partner: "acme", Mode: ModeFull}}
+	p.Normalise.Add(NormaliseRecord{Read: 10, Accepted: 10})
+	p.Ingest = &IngestRecord{Rows: 10, Batches: 1}
+	p.Hold = &HoldRecord{WouldDelete: 90, Live: 100, MaxDeletePercent: 30}
+	s := p.Status()
+	if s.State != StateHeld || s.Normalised || s.Hold == nil || s.Hold.WouldDelete != 90 || s.Hold.Percent != 90 || s.Hold.MaxDeletePercent != 30 {
+		t.Fatalf("held upload: %s %+v", s.State, s.Hold)
+	}
+	p.Decision = &DecisionRecord{Decision: DecisionCancel}
+	if s := p.Status(); s.State != StateCancelled || s.Hold.Decision != DecisionCancel {
+		t.Errorf("cancelled upload: %s %+v", s.State, s.Hold)
+	}
+	p.Decision = &DecisionRecord{Decision: DecisionConfirm}
+	if s := p.Status(); s.State != StateProcessing || s.Normalised {
+		t.Errorf("confirmed, not yet applied: %s normalised=%v", s.State, s.Normalised)
+	}
+	p.Deletes = &DeleteRecord{Batches: 1, Deleted: 90}
+	p.Index.Add(IndexRecord{Indexed: 10})
+	p.Index.Add(IndexRecord{Deleted: 90})
+	if s := p.Status(); s.State != StateDone || s.Counts.Deleted != 90 || s.Hold.Decision != DecisionConfirm {
+		t.Errorf("confirmed and applied: %s %+v %+v", s.State, s.Counts, s.Hold)
+	}
+}
+
+func TestExceeds(t *testing.T) {
+	for _, c := range []struct {
+		would, live int64
+		max         int
+		want        bool
+	}{{30, 100, 30, false}, {31, 100, 30, true}, {1, 0, 30, false}, {100, 100, 100, false}, {1, 100, 0, true}, {0, 100, 0, false}} {
+		if got := Exceeds(c.would, c.live, c.max); got != c.want {
+			t.Errorf("Exceeds(%d, %d, %d) = %v", c.would, c.live, c.max, got)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -11,7 +12,21 @@ const (
 	StateProcessing = "processing"
 	StateDone       = "done"
 	StateFailed     = "failed"
+	// StateHeld is a full upload that would delete more of the catalog than
+	// its partner allows; nothing of it is applied until it is confirmed.
+	StateHeld      = "held"
+	StateCancelled = "cancelled" // a held upload its partner cancelled: nothing applied
 )
+
+// Decisions on a held upload.
+const (
+	DecisionConfirm = "confirm"
+	DecisionCancel  = "cancel"
+)
+
+// DefaultMaxDeletePercent is the share of a partner's live products a full
+// upload may delete before it is held.
+const DefaultMaxDeletePercent = 30
 
 // Counts add up: Read = Accepted + Unchanged + Rejected.
 type Counts struct {
@@ -39,7 +54,41 @@ type UploadStatus struct {
 	ReceivedAt     time.Time   `json:"received_at"`
 	Size           int64       `json:"size"`
 	Counts         Counts      `json:"counts"`
+	Hold           *Hold       `json:"hold,omitempty"`
 	Rejections     []Rejection `json:"rejections"`
+}
+
+// Hold is why a full upload waits: the deletions it would make.
+type Hold struct {
+	WouldDelete      int64     `json:"would_delete"`
+	Live             int64     `json:"live"` // the partner's live products when it was held
+	Percent          float64   `json:"percent"`
+	MaxDeletePercent int       `json:"max_delete_percent"`
+	Decision         string    `json:"decision,omitempty"` // confirm or cancel, once decided
+	DecidedAt        time.Time `json:"decided_at,omitzero"`
+}
+
+// HoldRecord is written by normalise when it holds a full upload; it keeps
+// what the closing step needs to run again once the upload is confirmed.
+type HoldRecord struct {
+	WouldDelete      int64       `json:"would_delete"`
+	Live             int64       `json:"live"`
+	MaxDeletePercent int         `json:"max_delete_percent"`
+	UploadSeq        uint64      `json:"upload_seq"`
+	End              IngestTotal `json:"end"`
+	At               time.Time   `json:"at"`
+}
+
+// DecisionRecord is a partner's answer to a held upload; the first stands.
+type DecisionRecord struct {
+	Decision string    `json:"decision"`
+	At       time.Time `json:"at"`
+}
+
+// Exceeds reports whether deleting would of live products is more than
+// maxPercent of them.
+func Exceeds(would, live int64, maxPercent int) bool {
+	return maxPercent < 100 && live > 0 && would*100 > int64(maxPercent)*live
 }
 
 // IngestRecord is written by ingest when it finished (or failed) decoding a file.
@@ -87,6 +136,14 @@ type UploadLedger interface {
 	RecordNormalise(ctx context.Context, upload string, batch int, r NormaliseRecord) error
 	NormalisedBatches(ctx context.Context, upload string) (int, error)
 	RecordDeletes(ctx context.Context, upload string, r DeleteRecord) (DeleteRecord, error)
+	// RecordStaging notes once whether a full upload's changes wait in the
+	// staging stream until it closes; the first answer stands.
+	RecordStaging(ctx context.Context, upload string, staged bool) (bool, error)
+	// RecordHold notes that a full upload is held; the first record stands.
+	RecordHold(ctx context.Context, upload string, r HoldRecord) (HoldRecord, error)
+	Held(ctx context.Context, upload string) (HoldRecord, error) // ErrNotFound when not held
+	// Decide records the first decision on a held upload and returns it.
+	Decide(ctx context.Context, upload string, d DecisionRecord) (DecisionRecord, error)
 	RecordIndex(ctx context.Context, upload string, batch int, r IndexRecord) error
 	// RecordFailure notes that a stage gave up on part of the upload.
 	RecordFailure(ctx context.Context, upload string, r FailureRecord) error
@@ -107,10 +164,27 @@ type Partner struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// PartnerStore keeps partners and their hashed API keys.
+// PartnerSettings are what a partner tunes about how its uploads are applied.
+type PartnerSettings struct {
+	// MaxDeletePercent overrides the service's share of live products a
+	// full upload may delete before it is held; nil keeps the default.
+	MaxDeletePercent *int `json:"max_delete_percent"`
+}
+
+// Validate checks the settings a partner sent.
+func (s PartnerSettings) Validate() error {
+	if p := s.MaxDeletePercent; p != nil && (*p < 0 || *p > 100) {
+		return fmt.Errorf("max_delete_percent %d: want 0 to 100 (100 never holds an upload)", *p)
+	}
+	return nil
+}
+
+// PartnerStore keeps partners, their hashed API keys and their settings.
 type PartnerStore interface {
 	CreatePartner(ctx context.Context, p Partner) error // ErrExists when taken
 	Partner(ctx context.Context, id string) (Partner, error)
+	PutSettings(ctx context.Context, partner string, s PartnerSettings) error
+	Settings(ctx context.Context, partner string) (PartnerSettings, error) // zero when never set
 }
 
 // MappingStore keeps every version of every partner's mapping.

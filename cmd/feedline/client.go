@@ -157,6 +157,7 @@ func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	key := fs.String("key", env("FEEDLINE_API_KEY", ""), "partner API key")
 	wait := fs.Duration("wait", 30*time.Minute, "how long to follow processing")
 	quiet := fs.Bool("quiet", false, "no progress bars")
+	confirm := fs.Bool("confirm", false, "confirm the upload if it is held because it would delete more of the catalog than allowed")
 	// Flags may follow the file name.
 	var file string
 	rest := args
@@ -173,7 +174,7 @@ func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		file, rest = fs.Arg(0), fs.Args()[1:]
 	}
 	if file == "" || *partner == "" {
-		return errors.New("usage: feedline push FILE --partner P [--mode full|delta] [--format F]")
+		return errors.New("usage: feedline push FILE --partner P [--mode full|delta] [--format F] [--confirm]")
 	}
 	if *key == "" {
 		*key = os.Getenv("FEEDLINE_ADMIN_KEY")
@@ -214,6 +215,74 @@ func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if status.State == schemas.StateHeld && *confirm {
+		fmt.Fprintf(stderr, "upload %s held: %s; confirming\n", status.ID, holdClause(status.Hold))
+		if err := decide(ctx, c, status.ID, schemas.DecisionConfirm); err != nil {
+			return err
+		}
+		if status, err = follow(ctx, c, accepted.UploadID, *wait, *quiet, stderr); err != nil {
+			return err
+		}
+	}
+	printReport(stdout, status)
+	switch status.State {
+	case schemas.StateFailed:
+		return fmt.Errorf("upload %s failed: %s", status.ID, status.Error)
+	case schemas.StateHeld:
+		return fmt.Errorf("upload %s is held, nothing of it is applied: %s; confirm it with feedline upload confirm %s (or push again with --confirm), or cancel it with feedline upload cancel %s",
+			status.ID, holdClause(status.Hold), status.ID, status.ID)
+	}
+	return nil
+}
+
+func holdClause(h *schemas.Hold) string {
+	if h == nil {
+		return "no hold recorded"
+	}
+	return fmt.Sprintf("it would delete %d of %d live products (%.1f%%, more than the %d%% allowed)", h.WouldDelete, h.Live, h.Percent, h.MaxDeletePercent)
+}
+
+func decide(ctx context.Context, c *apiClient, id, decision string) error {
+	return c.do(ctx, http.MethodPost, "/v1/uploads/"+url.PathEscape(id)+"/"+decision, nil, -1, nil)
+}
+
+// uploadCmd confirms or cancels a held upload.
+func uploadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := errors.New("usage: feedline upload confirm|cancel UPLOAD_ID")
+	if len(args) == 0 {
+		return usage
+	}
+	decision := args[0]
+	if decision != schemas.DecisionConfirm && decision != schemas.DecisionCancel {
+		return usage
+	}
+	fs := flag.NewFlagSet("upload "+decision, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	apiURL := fs.String("api", env("FEEDLINE_API", "http://127.0.0.1:8080"), "API base URL")
+	key := fs.String("key", env("FEEDLINE_API_KEY", os.Getenv("FEEDLINE_ADMIN_KEY")), "partner API key")
+	wait := fs.Duration("wait", 30*time.Minute, "how long to follow processing")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	// The id may come before or after the flags.
+	rest, id := args[1:], ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	} else if fs.NArg() != 0 || id == "" {
+		return usage
+	}
+	c := newClient(*apiURL, *key)
+	if err := decide(ctx, c, id, decision); err != nil {
+		return err
+	}
+	status, err := follow(ctx, c, id, *wait, *quiet, stderr)
+	if err != nil {
+		return err
+	}
 	printReport(stdout, status)
 	if status.State == schemas.StateFailed {
 		return fmt.Errorf("upload %s failed: %s", status.ID, status.Error)
@@ -240,7 +309,7 @@ func follow(ctx context.Context, c *apiClient, id string, wait time.Duration, qu
 				s.State, s.Counts.Read, s.Counts.Accepted, s.Counts.Unchanged, s.Counts.Rejected, s.Counts.Indexed, s.Counts.Deleted))
 			_ = bar.Add(1)
 		}
-		if s.State == schemas.StateDone || s.State == schemas.StateFailed {
+		if s.State == schemas.StateDone || s.State == schemas.StateFailed || s.State == schemas.StateHeld || s.State == schemas.StateCancelled {
 			if bar != nil {
 				_ = bar.Finish()
 				fmt.Fprintln(stderr)
@@ -271,6 +340,12 @@ func printReport(w io.Writer, s schemas.UploadStatus) {
 	fmt.Fprintf(tw, "rejected\t%d\n", c.Rejected)
 	fmt.Fprintf(tw, "indexed\t%d\n", c.Indexed)
 	fmt.Fprintf(tw, "deleted\t%d\n", c.Deleted)
+	if h := s.Hold; h != nil {
+		fmt.Fprintf(tw, "held\t%s\n", holdClause(h))
+		if h.Decision != "" {
+			fmt.Fprintf(tw, "decision\t%s at %s\n", h.Decision, h.DecidedAt.Format(time.RFC3339))
+		}
+	}
 	_ = tw.Flush()
 	if len(s.Rejections) == 0 {
 		return

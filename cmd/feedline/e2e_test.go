@@ -423,8 +423,17 @@ func TestWorkersShareAStageOverOutsideNATS(t *testing.T) {
 	if err := decode.GenerateCSV(&half, 10_000, 3); err != nil {
 		t.Fatal(err)
 	}
+	// It deletes half the catalog, so it is held until confirmed; whichever
+	// worker normalised a batch staged it, whichever closes it applies all.
 	sub := ts.uploadOK("acme", key, half.Bytes(), "")
-	if sub.Counts.Accepted != 0 || sub.Counts.Deleted != c.Accepted-sub.Counts.Unchanged {
+	if sub.State != schemas.StateHeld || sub.Hold == nil || sub.Hold.WouldDelete != c.Accepted-sub.Counts.Unchanged {
+		t.Fatalf("shorter full upload: %s %+v, want held with %d to delete", sub.State, sub.Hold, c.Accepted-sub.Counts.Unchanged)
+	}
+	if got := ts.search(url.Values{"partner": {"acme"}, "limit": {"1"}}).Total; int64(got) != c.Accepted {
+		t.Errorf("index holds %d products while the shorter upload is held, want %d", got, c.Accepted)
+	}
+	sub = ts.decide(sub.ID, key, schemas.DecisionConfirm)
+	if sub.State != schemas.StateDone || sub.Counts.Accepted != 0 || sub.Counts.Deleted != c.Accepted-sub.Counts.Unchanged {
 		t.Errorf("shorter full upload: %+v, want %d deleted", sub.Counts, c.Accepted-sub.Counts.Unchanged)
 	}
 	if got := ts.search(url.Values{"partner": {"acme"}, "limit": {"1"}}).Total; int64(got) != sub.Counts.Unchanged {

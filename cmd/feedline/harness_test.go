@@ -188,7 +188,8 @@ func (ts *testSystem) waitUpload(id, key string) schemas.UploadStatus {
 	deadline := time.Now().Add(120 * time.Second)
 	for {
 		s := ts.status(id, key)
-		if s.State == schemas.StateDone || s.State == schemas.StateFailed {
+		switch s.State {
+		case schemas.StateDone, schemas.StateFailed, schemas.StateHeld, schemas.StateCancelled:
 			return s
 		}
 		if time.Now().After(deadline) {
@@ -196,6 +197,16 @@ func (ts *testSystem) waitUpload(id, key string) schemas.UploadStatus {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// decide confirms or cancels a held upload and waits for what follows.
+func (ts *testSystem) decide(id, key, decision string) schemas.UploadStatus {
+	ts.t.Helper()
+	r := ts.do("POST", "/v1/uploads/"+id+"/"+decision, key, nil, "")
+	if r.Status != http.StatusAccepted {
+		ts.t.Fatalf("%s upload %s: %d %s", decision, id, r.Status, r.Body)
+	}
+	return ts.waitUpload(id, key)
 }
 
 // search runs GET /v1/search with the given query parameters.

@@ -18,7 +18,8 @@ Usage:
   feedline worker  --stages LIST [--nats URL]                                 same as serve, for one stage set
   feedline partner add ID                                                     create a partner, print its key once
   feedline mapping set PARTNER FILE|-                                         set a partner's mapping (JSON)
-  feedline push FILE --partner P [--mode full|delta] [--format F]             upload a file and follow it to the end
+  feedline push FILE --partner P [--mode full|delta] [--format F] [--confirm] upload a file and follow it to the end
+  feedline upload confirm|cancel UPLOAD_ID                                    apply or drop a held full upload
   feedline bench   [--rows N]                                                 catalog benchmark end to end on the embedded default
   feedline bench feed [--redis URL] [--out FILE]                              news-feed benchmark: fan-out, freshness, reads (wrk)
   feedline dlq     [--stage S] [--limit N]                                    list dead-letter entries
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = mappingCmd(ctx, args[1:], stdout)
 	case "push":
 		err = pushCmd(ctx, args[1:], stdout, stderr)
+	case "upload":
+		err = uploadCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "dlq":

@@ -60,6 +60,7 @@ var settings = []setting{
 	{"celebrity-followers", "FEEDLINE_CELEBRITY_FOLLOWERS", "10000", "followers above which an author is not fanned out to but merged at read time"},
 	{"inactive-days", "FEEDLINE_INACTIVE_DAYS", "30", "days without a feed read after which fan-out skips a shopper (the feed is rebuilt on the next read)"},
 	{"price-drop-percent", "FEEDLINE_PRICE_DROP_PERCENT", "10", "smallest price drop, in percent, that becomes feed news"},
+	{"max-delete-percent", "FEEDLINE_MAX_DELETE_PERCENT", "30", "a full upload that would delete more than this share of a partner's live products is held until confirmed (1-100; 100 never holds); partners may set their own"},
 	{"upload-idle-timeout", "FEEDLINE_UPLOAD_IDLE_TIMEOUT", "30s", "a request body (an upload) fails when no byte of it arrives for this long; also bounds reading request headers"},
 	{"upload-min-rate", "FEEDLINE_UPLOAD_MIN_RATE", "1024", "bytes a second a request body must average once it has been arriving for the idle timeout"},
 }
@@ -81,7 +82,10 @@ type serveConfig struct {
 	TokenKey      string
 	Feed          fanout.Policy
 	Body          api.BodyLimits
-	Log           *slog.Logger
+	// MaxDeletePercent holds full uploads that would delete more of a
+	// partner's catalog; 0 means schemas.DefaultMaxDeletePercent.
+	MaxDeletePercent int
+	Log              *slog.Logger
 }
 
 func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
@@ -161,6 +165,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	cfg.Feed.InactiveAfter = time.Duration(inactiveDays) * 24 * time.Hour
 	if cfg.TokenKey != "" && len(cfg.TokenKey) < 16 {
 		return cfg, errors.New("FEEDLINE_TOKEN_KEY is shorter than 16 bytes; use a long random string")
+	}
+	if cfg.MaxDeletePercent, err = strconv.Atoi(get("FEEDLINE_MAX_DELETE_PERCENT")); err != nil || cfg.MaxDeletePercent < 1 || cfg.MaxDeletePercent > 100 {
+		return cfg, fmt.Errorf("FEEDLINE_MAX_DELETE_PERCENT %q: want a whole number from 1 to 100", get("FEEDLINE_MAX_DELETE_PERCENT"))
 	}
 	if cfg.Body.Idle, err = time.ParseDuration(get("FEEDLINE_UPLOAD_IDLE_TIMEOUT")); err != nil || cfg.Body.Idle < time.Second {
 		return cfg, fmt.Errorf("FEEDLINE_UPLOAD_IDLE_TIMEOUT %q: want a duration of at least 1s, such as 30s", get("FEEDLINE_UPLOAD_IDLE_TIMEOUT"))
@@ -377,6 +384,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			NewID:    func() string { return strings.ToLower(ulid.Make().String()) },
 			Now:      time.Now,
 			Body:     cfg.Body,
+
+			MaxDeletePercent: cfg.MaxDeletePercent,
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)

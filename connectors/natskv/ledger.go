@@ -17,8 +17,10 @@ import (
 // Ledger implements schemas.UploadLedger. Keys: "<id>" holds the upload,
 // "<id>.ingest" what ingest decoded, "<id>.n" and "<id>.i" the running totals
 // of normalise and index with the set of batches already counted (so a
-// redelivered batch never counts twice), "<id>.d" a full upload's deletions
-// and "<id>.x" the batches a stage gave up on. A status read is six gets.
+// redelivered batch never counts twice), "<id>.d" a full upload's deletions,
+// "<id>.x" the batches a stage gave up on, and for a full upload "<id>.s"
+// whether it is staged, "<id>.h" why it is held and "<id>.decision" what its
+// partner decided. A status read is six to eight gets.
 type Ledger struct {
 	KV jetstream.KeyValue
 }
@@ -211,6 +213,28 @@ func (l Ledger) RecordDeletes(ctx context.Context, upload string, r schemas.Dele
 	return createJSON(ctx, l.KV, upload+".d", r)
 }
 
+// RecordStaging stores whether a full upload is staged; the first answer stands.
+func (l Ledger) RecordStaging(ctx context.Context, upload string, staged bool) (bool, error) {
+	return createJSON(ctx, l.KV, upload+".s", staged)
+}
+
+// RecordHold stores the first hold record of a full upload.
+func (l Ledger) RecordHold(ctx context.Context, upload string, r schemas.HoldRecord) (schemas.HoldRecord, error) {
+	return createJSON(ctx, l.KV, upload+".h", r)
+}
+
+// Held reads an upload's hold record.
+func (l Ledger) Held(ctx context.Context, upload string) (schemas.HoldRecord, error) {
+	var r schemas.HoldRecord
+	err := getJSON(ctx, l.KV, upload+".h", &r)
+	return r, err
+}
+
+// Decide stores the first decision on a held upload and returns the one that stands.
+func (l Ledger) Decide(ctx context.Context, upload string, d schemas.DecisionRecord) (schemas.DecisionRecord, error) {
+	return createJSON(ctx, l.KV, upload+".decision", d)
+}
+
 // RecordIndex counts a product batch the index applied, once.
 func (l Ledger) RecordIndex(ctx context.Context, upload string, batch int, r schemas.IndexRecord) error {
 	_, err := update(ctx, l.KV, upload+".i", func(t *indexTally) bool {
@@ -272,6 +296,16 @@ func (l Ledger) Progress(ctx context.Context, id string) (schemas.UploadProgress
 	}
 	if f != nil {
 		p.Failures = *f
+	}
+	if p.Upload.Mode == schemas.ModeFull {
+		if p.Hold, err = optional[schemas.HoldRecord](ctx, l.KV, id+".h"); err != nil {
+			return p, err
+		}
+		if p.Hold != nil {
+			if p.Decision, err = optional[schemas.DecisionRecord](ctx, l.KV, id+".decision"); err != nil {
+				return p, err
+			}
+		}
 	}
 	return p, nil
 }

@@ -42,6 +42,21 @@ func (s Partners) Partner(ctx context.Context, id string) (schemas.Partner, erro
 	return p, err
 }
 
+// PutSettings stores a partner's settings beside its record.
+func (s Partners) PutSettings(ctx context.Context, partner string, st schemas.PartnerSettings) error {
+	return putJSON(ctx, s.KV, partner+".settings", st)
+}
+
+// Settings reads a partner's settings; zero when never set.
+func (s Partners) Settings(ctx context.Context, partner string) (schemas.PartnerSettings, error) {
+	var st schemas.PartnerSettings
+	err := getJSON(ctx, s.KV, partner+".settings", &st)
+	if errors.Is(err, schemas.ErrNotFound) {
+		return st, nil
+	}
+	return st, err
+}
+
 // Mappings implements schemas.MappingStore. "<partner>.<version>" holds each
 // version; "<partner>.current" the number of the newest.
 type Mappings struct {

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
+
 	"feedline/schemas"
 )
 
@@ -118,6 +120,37 @@ func (c *catalog) absent(partner string, seq uint64) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// live counts the partner's live products.
+func (c *catalog) live(partner string) int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var n int64
+	for _, e := range c.partners[partner] {
+		if !e.deleted {
+			n++
+		}
+	}
+	return n
+}
+
+// wouldDelete counts the partner's live products that a full upload with
+// sequence seq, listing the ids whose hashes are in listed, would delete,
+// and the live products there are.
+func (c *catalog) wouldDelete(partner string, seq uint64, listed map[uint64]struct{}) (would, live int64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for id, e := range c.partners[partner] {
+		if e.deleted {
+			continue
+		}
+		live++
+		if _, ok := listed[xxhash.Sum64String(id)]; !ok && e.seen < seq {
+			would++
+		}
+	}
+	return would, live
 }
 
 // size counts live products, for logs.

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 
 	"feedline/pipeline"
@@ -38,14 +40,16 @@ type Stage struct {
 	mu       sync.Mutex
 	mappings map[string]schemas.Mapping
 	bus      *pipeline.Bus
-	instance string        // marks what this worker publishes, so Follow skips it
-	applied  atomic.Uint64 // newest PRODUCTS sequence folded into cat
+	instance string                   // marks what this worker publishes, so Follow skips it
+	applied  atomic.Uint64            // newest PRODUCTS sequence folded into cat
+	staging  *lru.Cache[string, bool] // whether an upload is staged, as the ledger says
 }
 
 // New builds the stage; call Rebuild before running it.
 func New(ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipeline.Publisher, log *slog.Logger) *Stage {
+	staging, _ := lru.New[string, bool](1024) // fails only for a size below 1
 	return &Stage{Ledger: ledger, Mappings: mappings, Pub: pub, Log: log, Now: time.Now, cat: newCatalog(),
-		mappings: map[string]schemas.Mapping{}, instance: strconv.FormatUint(rand.Uint64(), 36)}
+		mappings: map[string]schemas.Mapping{}, instance: strconv.FormatUint(rand.Uint64(), 36), staging: staging}
 }
 
 // Config is the stage's place in the pipeline.
@@ -127,17 +131,56 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	if err != nil {
 		return err
 	}
+	staged, err := s.staged(ctx, &rb)
+	if err != nil {
+		return err
+	}
 	out, rec, pending := s.normalise(&rb, mp)
 	// The first record of a batch wins: a redelivery after a crash reports
 	// what the first attempt counted, whatever state it finds now.
 	if err := s.Ledger.RecordNormalise(ctx, rb.Upload, rb.Batch, rec); err != nil {
 		return err
 	}
-	if err := s.publish(ctx, out, schemas.MsgID("product", rb.Upload, rb.Batch)); err != nil {
+	if staged {
+		// The catalog learns these changes when the upload is applied.
+		return s.publish(ctx, out, stagedSubject(out), schemas.MsgID("staged", rb.Upload, rb.Batch))
+	}
+	if err := s.publish(ctx, out, productSubject(out), schemas.MsgID("product", rb.Upload, rb.Batch)); err != nil {
 		return err
 	}
 	s.cat.commit(rb.Partner, rb.UploadSeq, pending, out.Seen)
 	return nil
+}
+
+func productSubject(b *schemas.ProductBatch) string {
+	return schemas.Subject(schemas.SubjectProduct, b.Partner)
+}
+
+func stagedSubject(b *schemas.ProductBatch) string {
+	return schemas.Subject(schemas.Subject(schemas.SubjectStaged, b.Partner), b.Upload)
+}
+
+// staged decides, once per upload, whether a full upload's changes wait in
+// the staging stream until it closes, where it may be held: only when the
+// partner has live products it could delete, and may be held at all.
+func (s *Stage) staged(ctx context.Context, rb *schemas.RawBatch) (bool, error) {
+	if rb.Mode != schemas.ModeFull {
+		return false, nil
+	}
+	if v, ok := s.staging.Get(rb.Upload); ok {
+		return v, nil
+	}
+	up, err := s.Ledger.Upload(ctx, rb.Upload)
+	if err != nil {
+		return false, err
+	}
+	want := up.MaxDeletePercent < 100 && s.cat.live(rb.Partner) > 0
+	got, err := s.Ledger.RecordStaging(ctx, rb.Upload, want)
+	if err != nil {
+		return false, err
+	}
+	s.staging.Add(rb.Upload, got)
+	return got, nil
 }
 
 func (s *Stage) mapping(ctx context.Context, partner string, version int) (schemas.Mapping, error) {
@@ -199,6 +242,7 @@ func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.Pr
 		p, rej := rm.Map(row)
 		if rej != nil {
 			reject(*rej)
+			s.keepRejected(rb.Partner, rej.SourceID, out)
 			continue
 		}
 		p.Version = version
@@ -230,10 +274,26 @@ func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.Pr
 	return out, rec, pending
 }
 
-// close finishes an upload once every raw batch is normalised: a full
-// upload deletes the partner's products it did not list, then the upload's
-// run summary goes downstream.
+// keepRejected marks the product a rejected row names as listed, so a full
+// upload keeps its last accepted version instead of deleting it.
+func (s *Stage) keepRejected(partner, sku string, out *schemas.ProductBatch) {
+	if sku == "" || len(sku) > schemas.MaxSKUBytes {
+		return
+	}
+	id := schemas.ProductID(partner, sku)
+	if e, ok := s.cat.get(partner, id); ok && !e.deleted {
+		out.Seen = append(out.Seen, id)
+	}
+}
+
+// close finishes an upload once every raw batch is normalised: a staged
+// full upload that would delete too much is held; otherwise its changes are
+// applied, the partner's products it did not list are deleted, and the
+// upload's run summary goes downstream.
 func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
+	if rb.Decision == schemas.DecisionCancel {
+		return s.discardStaged(ctx, rb)
+	}
 	done, err := s.Ledger.NormalisedBatches(ctx, rb.Upload)
 	if err != nil {
 		return err
@@ -250,12 +310,39 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 	if err != nil {
 		return err
 	}
+	switch {
+	case status.State == schemas.StateCancelled:
+		return s.discardStaged(ctx, rb)
+	case status.State == schemas.StateHeld && rb.Decision != schemas.DecisionConfirm:
+		return nil // held before; the partner's confirmation closes it again
+	}
+	// A full upload with no valid row is a broken feed, not an empty shop:
+	// keep the catalog.
+	listed := status.Counts.Accepted+status.Counts.Unchanged > 0
+	staged := false
+	if rb.Mode == schemas.ModeFull {
+		if staged, err = s.staged(ctx, rb); err != nil {
+			return err
+		}
+	}
+	if staged {
+		confirmed := rb.Decision == schemas.DecisionConfirm || (status.Hold != nil && status.Hold.Decision == schemas.DecisionConfirm)
+		if listed && !confirmed {
+			held, err := s.hold(ctx, rb)
+			if err != nil || held {
+				return err
+			}
+		}
+		// Once the deletions are recorded, a redelivery finds the staged
+		// changes applied and already removed.
+		if err := s.applyStaged(ctx, rb, status.Counts.Read > 0 && !status.Normalised); err != nil {
+			return err
+		}
+	}
 	var deleted int64
 	if rb.Mode == schemas.ModeFull {
 		var ids []string
-		// A full upload with no valid row is a broken feed, not an empty
-		// shop: keep the catalog.
-		if status.Counts.Accepted+status.Counts.Unchanged > 0 {
+		if listed {
 			ids = s.cat.absent(rb.Partner, rb.UploadSeq)
 		}
 		chunks := (len(ids) + DeleteChunk - 1) / DeleteChunk
@@ -272,7 +359,7 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 			for _, id := range part {
 				b.Changes = append(b.Changes, schemas.ProductChange{Kind: schemas.ChangeDelete, ID: id, Version: rb.UploadSeq<<32 | deleteRow})
 			}
-			if err := s.publish(ctx, b, schemas.MsgID("product", rb.Upload, b.Batch)); err != nil {
+			if err := s.publish(ctx, b, productSubject(b), schemas.MsgID("product", rb.Upload, b.Batch)); err != nil {
 				return err
 			}
 			s.cat.apply(b)
@@ -287,24 +374,95 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 	}}
 	s.Log.Info("upload normalised", "upload", rb.Upload, "partner", rb.Partner, "read", counts.Read,
 		"accepted", counts.Accepted, "unchanged", counts.Unchanged, "rejected", counts.Rejected, "deleted", deleted)
-	return s.publish(ctx, end, schemas.MsgID("product", rb.Upload, "end"))
+	if err := s.publish(ctx, end, productSubject(end), schemas.MsgID("product", rb.Upload, "end")); err != nil {
+		return err
+	}
+	if staged {
+		return s.discardStaged(ctx, rb)
+	}
+	return nil
 }
 
-func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, id string) error {
+// hold counts what a staged full upload would delete and, past the share
+// its partner allows, records the hold instead of applying it.
+func (s *Stage) hold(ctx context.Context, rb *schemas.RawBatch) (bool, error) {
+	up, err := s.Ledger.Upload(ctx, rb.Upload)
+	if err != nil {
+		return false, err
+	}
+	listed := map[uint64]struct{}{}
+	if _, err := s.bus.Replay(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}), func(m *pipeline.Message) error {
+		var b schemas.ProductBatch
+		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
+			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
+		}
+		for i := range b.Changes {
+			listed[xxhash.Sum64String(b.Changes[i].ID)] = struct{}{}
+		}
+		for _, id := range b.Seen {
+			listed[xxhash.Sum64String(id)] = struct{}{}
+		}
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	would, live := s.cat.wouldDelete(rb.Partner, rb.UploadSeq, listed)
+	if !schemas.Exceeds(would, live, up.MaxDeletePercent) {
+		return false, nil
+	}
+	if _, err := s.Ledger.RecordHold(ctx, rb.Upload, schemas.HoldRecord{
+		WouldDelete: would, Live: live, MaxDeletePercent: up.MaxDeletePercent,
+		UploadSeq: rb.UploadSeq, End: *rb.End, At: s.Now().UTC(),
+	}); err != nil {
+		return false, err
+	}
+	s.Log.Warn("full upload held: it would delete more of the catalog than allowed", "upload", rb.Upload, "partner", rb.Partner,
+		"would_delete", would, "live", live, "max_delete_percent", up.MaxDeletePercent)
+	return true, nil
+}
+
+// applyStaged publishes a staged upload's changes to the product log, in
+// the order they were staged, and folds them into the catalog.
+func (s *Stage) applyStaged(ctx context.Context, rb *schemas.RawBatch, wantSome bool) error {
+	n, err := s.bus.Replay(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}), func(m *pipeline.Message) error {
+		var b schemas.ProductBatch
+		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
+			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
+		}
+		if err := s.publishData(ctx, &b, m.Data, productSubject(&b), schemas.MsgID("product", rb.Upload, b.Batch)); err != nil {
+			return err
+		}
+		s.cat.apply(&b)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 && wantSome {
+		return pipeline.Terminal(fmt.Errorf("the changes of upload %s are gone: it was held longer than they are kept (%s); upload the file again", rb.Upload, pipeline.StagedRetention))
+	}
+	return nil
+}
+
+// discardStaged removes what a full upload staged.
+func (s *Stage) discardStaged(ctx context.Context, rb *schemas.RawBatch) error {
+	return s.bus.Purge(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}))
+}
+
+func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, subject, id string) error {
 	data, err := schemas.MarshalProductBatch(b)
 	if err != nil {
 		return err
 	}
+	return s.publishData(ctx, b, data, subject, id)
+}
+
+func (s *Stage) publishData(ctx context.Context, b *schemas.ProductBatch, data []byte, subject, id string) error {
 	hdr := nats.Header{}
 	hdr.Set(schemas.HeaderPartner, b.Partner)
 	hdr.Set(schemas.HeaderUpload, b.Upload)
 	hdr.Set(schemas.HeaderBatch, strconv.Itoa(b.Batch))
 	hdr.Set(schemas.HeaderOrigin, s.instance)
-	_, err = s.Pub.Publish(ctx, pipeline.Outgoing{
-		Subject: schemas.Subject(schemas.SubjectProduct, b.Partner),
-		MsgID:   id,
-		Data:    data,
-		Header:  hdr,
-	})
+	_, err := s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: id, Data: data, Header: hdr})
 	return err
 }

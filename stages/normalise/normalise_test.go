@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"feedline/schemas"
 )
 
@@ -117,5 +119,29 @@ func TestRebuiltStateMatchesCommittedState(t *testing.T) {
 	}
 	if !reflect.DeepEqual(live.cat.partners, rebuilt.cat.partners) {
 		t.Errorf("state from the log differs from the live state:\nlive    %+v\nrebuilt %+v", live.cat.partners, rebuilt.cat.partners)
+	}
+}
+
+// A row that is present but rejected keeps its product: it counts as listed,
+// so a full upload does not delete it.
+func TestRejectedRowKeepsItsProduct(t *testing.T) {
+	s := newTestStage()
+	step(s, batch(1, 0, []string{"A", "Kettle", "1000"}, []string{"B", "Toaster", "2000"}, []string{"C", "Grinder", "3000"}))
+	out, rec := step(s, batch(2, 0, []string{"A", "Kettle", "1000"}, []string{"B", "Toaster", "abc"}, []string{"", "No id", "5"}))
+	if rec.Rejected != 2 || rec.Unchanged != 1 || len(out.Changes) != 0 {
+		t.Fatalf("second upload: %+v changes %+v", rec, out.Changes)
+	}
+	if !reflect.DeepEqual(out.Seen, []string{"acme:A", "acme:B"}) {
+		t.Errorf("seen %v, want the unchanged row and the rejected one", out.Seen)
+	}
+	if got := s.cat.absent("acme", 2); !reflect.DeepEqual(got, []string{"acme:C"}) {
+		t.Errorf("absent after the second upload: %v, want only the unlisted product", got)
+	}
+	listed := map[uint64]struct{}{}
+	for _, id := range out.Seen {
+		listed[xxhash.Sum64String(id)] = struct{}{}
+	}
+	if would, live := s.cat.wouldDelete("acme", 2, listed); would != 1 || live != 3 {
+		t.Errorf("would delete %d of %d, want 1 of 3", would, live)
 	}
 }
