@@ -29,6 +29,9 @@ type BusConfig struct {
 	// is on this machine, the credentials of DataDir's embedded server are
 	// used, so workers on the same data directory join without settings.
 	Auth ClientAuth
+	// InboxPrefix of reply subjects ("_INBOX" when empty). A NATS user per
+	// service gets its own, so it may subscribe to its replies only.
+	InboxPrefix string
 	// DataDir holds the embedded server's JetStream files and credentials.
 	DataDir string
 	// Listen is the embedded server's client address ("127.0.0.1:4222");
@@ -68,6 +71,18 @@ func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+		// A refused publish or subscription arrives here, not at the caller
+		// (whose request times out): say which, so a missing right is found.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Error("nats refused an operation", "err", err, "subject", sub.Subject)
+				return
+			}
+			log.Error("nats refused an operation", "err", err)
+		}),
+	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	url := cfg.URL
 	if url == "" {

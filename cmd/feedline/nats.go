@@ -30,6 +30,7 @@ func parseNATSAuth(cfg *serveConfig, get func(string) string, values map[string]
 		CertFile:  get("FEEDLINE_NATS_CERT"),
 		KeyFile:   get("FEEDLINE_NATS_KEY"),
 	}
+	cfg.NATSInbox = get("FEEDLINE_NATS_INBOX")
 	declare, err := strconv.ParseBool(get("FEEDLINE_NATS_DECLARE"))
 	if err != nil {
 		return fmt.Errorf("FEEDLINE_NATS_DECLARE %q: want true or false", get("FEEDLINE_NATS_DECLARE"))
@@ -48,7 +49,7 @@ func parseNATSAuth(cfg *serveConfig, get func(string) string, values map[string]
 // connectBus connects to url (empty embeds a server) as cfg says.
 func connectBus(ctx context.Context, cfg serveConfig, url string) (*pipeline.Bus, error) {
 	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{
-		URL: url, Auth: cfg.NATSAuth, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Replicas: cfg.NATSReplicas, Logger: cfg.Log,
+		URL: url, Auth: cfg.NATSAuth, InboxPrefix: cfg.NATSInbox, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Replicas: cfg.NATSReplicas, Logger: cfg.Log,
 	})
 	if errors.Is(err, nats.ErrAuthorization) {
 		return nil, fmt.Errorf("%w; sign in as a NATS user (FEEDLINE_NATS_USER and FEEDLINE_NATS_PASSWORD, FEEDLINE_NATS_TOKEN, --nats-nkey or --nats-creds), "+

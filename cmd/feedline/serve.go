@@ -57,6 +57,7 @@ var settings = []setting{
 	{"nats-ca", "FEEDLINE_NATS_CA", "", "PEM CA certificates the NATS servers' certificates are checked against; turns on TLS"},
 	{"nats-cert", "FEEDLINE_NATS_CERT", "", "PEM client certificate for NATS TLS; needs --nats-key"},
 	{"nats-key", "FEEDLINE_NATS_KEY", "", "PEM private key of --nats-cert"},
+	{"nats-inbox", "FEEDLINE_NATS_INBOX", "", "prefix of this process's NATS reply subjects (default _INBOX); give each NATS user its own so none can read another's replies"},
 	{"nats-declare", "FEEDLINE_NATS_DECLARE", "true", "create or update the streams and buckets at start; false only uses them (for NATS users without the rights: run feedline nats declare first)"},
 	{"stages", "FEEDLINE_STAGES", "all", "comma-separated stages to run: " + strings.Join(allStages, ",")},
 	{"", "FEEDLINE_ADMIN_KEY", "", "admin API key (partner management); empty disables admin routes"},
@@ -80,6 +81,7 @@ type serveConfig struct {
 	NATSListen    string // embedded server's client address
 	NATSReplicas  int
 	NATSAuth      pipeline.ClientAuth // signs in to the outside NATS
+	NATSInbox     string              // reply subject prefix; empty is _INBOX
 	NATSNoDeclare bool                // use the streams and buckets, never create them
 	AdminKey      string
 	Stages        []string
