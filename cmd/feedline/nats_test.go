@@ -67,10 +67,10 @@ func TestEmbeddedNATSPortRequiresCredentials(t *testing.T) {
 		t.Fatalf("the printed URL: %v", err)
 	}
 	nc.Close()
-	var context struct{ URL, User, Password string }
-	if err := json.Unmarshal([]byte(credentials("context")), &context); err != nil || context.URL != vars["NATS_URL"] ||
-		context.User != vars["NATS_USER"] || context.Password != vars["NATS_PASSWORD"] {
-		t.Errorf("nats CLI context %+v: %v", context, err)
+	var cliContext struct{ URL, User, Password string }
+	if err := json.Unmarshal([]byte(credentials("context")), &cliContext); err != nil || cliContext.URL != vars["NATS_URL"] ||
+		cliContext.User != vars["NATS_USER"] || cliContext.Password != vars["NATS_PASSWORD"] {
+		t.Errorf("nats CLI context %+v: %v", cliContext, err)
 	}
 
 	// A worker on the same data directory joins without settings.
