@@ -206,6 +206,15 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 			t.Errorf("%s: %v, want an authorization violation", name, err)
 		}
 	}
+	// A service started before nats-setup says what is missing and what to run.
+	early := d.localConfig(t, "ingest", natsURL, "")
+	early.Log = slog.New(slog.DiscardHandler)
+	if sys, err := startSystem(t.Context(), early); err == nil {
+		_ = sys.Stop(t.Context())
+		t.Error("ingest started on a server without streams")
+	} else if !strings.Contains(err.Error(), "feedline nats declare") {
+		t.Errorf("ingest before the streams are declared: %v", err)
+	}
 	d.declareAsSetup(t, natsURL)
 
 	api := d.connectAs(t, "api", natsURL)
