@@ -8,10 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -23,7 +25,14 @@ import (
 type BusConfig struct {
 	// URL of an outside NATS server; empty embeds one.
 	URL string
-	// DataDir holds the embedded server's JetStream files.
+	// Auth signs in to the outside server. When it is empty and every URL
+	// is on this machine, the credentials of DataDir's embedded server are
+	// used, so workers on the same data directory join without settings.
+	Auth ClientAuth
+	// InboxPrefix of reply subjects ("_INBOX" when empty). A NATS user per
+	// service gets its own, so it may subscribe to its replies only.
+	InboxPrefix string
+	// DataDir holds the embedded server's JetStream files and credentials.
 	DataDir string
 	// Listen is the embedded server's client address ("127.0.0.1:4222");
 	// empty picks a free loopback port. In-process clients never use it.
@@ -62,21 +71,47 @@ func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+		// A refused publish or subscription arrives here, not at the caller
+		// (whose request times out): say which, so a missing right is found.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Error("nats refused an operation", "err", err, "subject", sub.Subject)
+				return
+			}
+			log.Error("nats refused an operation", "err", err)
+		}),
+	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	url := cfg.URL
 	if url == "" {
-		ns, err := startEmbedded(cfg)
+		creds, err := embeddedCredentials(dataDir(cfg))
+		if err != nil {
+			return nil, err
+		}
+		ns, err := startEmbedded(cfg, creds)
 		if err != nil {
 			return nil, err
 		}
 		b.server = ns
-		opts = append(opts, nats.InProcessServer(ns))
+		opts = append(opts, nats.InProcessServer(ns), nats.UserInfo(creds.User, creds.Password))
 		url = ns.ClientURL()
+	} else {
+		auth, err := clientAuth(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		more, err := auth.options()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, more...)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		b.shutdownServer()
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats %s: %w", redact(url), err)
 	}
 	b.NC = nc
 	js, err := jetstream.New(nc)
@@ -88,11 +123,50 @@ func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
 	return b, nil
 }
 
-func startEmbedded(cfg BusConfig) (*server.Server, error) {
-	dir := cfg.DataDir
-	if dir == "" {
-		dir = "data"
+func dataDir(cfg BusConfig) string {
+	if cfg.DataDir == "" {
+		return "data"
 	}
+	return cfg.DataDir
+}
+
+// clientAuth is how to sign in to an outside server: as configured, else,
+// for a server on this machine, as the data directory's embedded server
+// says. Those credentials are never sent to another machine.
+func clientAuth(cfg BusConfig, log *slog.Logger) (ClientAuth, error) {
+	auth := cfg.Auth
+	if err := auth.Check(cfg.URL); err != nil {
+		return auth, err
+	}
+	if len(auth.identities()) > 0 || len(urlsWithUser(cfg.URL)) > 0 || cfg.DataDir == "" || !allLoopback(cfg.URL) {
+		return auth, nil
+	}
+	creds, err := ReadEmbeddedCredentials(cfg.DataDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return auth, nil
+	case err != nil:
+		return auth, err
+	}
+	log.Debug("signing in to nats with the embedded server's credentials", "file", EmbeddedCredentialsPath(cfg.DataDir))
+	auth.User, auth.Password = creds.User, creds.Password
+	return auth, nil
+}
+
+// redact hides passwords and tokens of URLs meant for logs and errors.
+func redact(urls string) string {
+	var out []string
+	for _, u := range splitURLs(urls) {
+		out = append(out, u.Redacted())
+	}
+	if len(out) == 0 {
+		return urls
+	}
+	return strings.Join(out, ",")
+}
+
+func startEmbedded(cfg BusConfig, creds EmbeddedCredentials) (*server.Server, error) {
+	dir := dataDir(cfg)
 	host, port := "127.0.0.1", -1
 	if cfg.Listen != "" {
 		h, p, err := net.SplitHostPort(cfg.Listen)
@@ -117,6 +191,9 @@ func startEmbedded(cfg BusConfig) (*server.Server, error) {
 		MaxPending: 64 << 20,
 		NoSigs:     true,
 		NoLog:      true,
+		// Any local process can reach the port; only holders of the data
+		// directory's credentials may use it.
+		Users: []*server.User{{Username: creds.User, Password: creds.Password}},
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -133,12 +210,13 @@ func startEmbedded(cfg BusConfig) (*server.Server, error) {
 // Embedded reports whether the bus runs its own server.
 func (b *Bus) Embedded() bool { return b.server != nil }
 
-// ClientURL is where other processes reach the embedded server.
+// ClientURL is where other processes reach the embedded server (or the
+// server connected to), without credentials: it is fit for logs.
 func (b *Bus) ClientURL() string {
 	if b.server != nil {
 		return b.server.ClientURL()
 	}
-	return b.NC.ConnectedUrl()
+	return b.NC.ConnectedUrlRedacted()
 }
 
 // Ready checks that JetStream answers.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -359,15 +360,16 @@ func printReport(w io.Writer, s schemas.UploadStatus) {
 	_ = tw.Flush()
 }
 
-func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
+func dlqCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dlq", flag.ContinueOnError)
 	stage := fs.String("stage", "", "only this stage's entries")
 	limit := fs.Int("limit", 50, "most entries to print")
-	natsURL := fs.String("nats", env("FEEDLINE_NATS", "nats://127.0.0.1:4222"), "NATS URL of a running feedline")
-	if err := fs.Parse(args); err != nil {
+	cfg, err := parseSettings(fs, args, stderr)
+	if err != nil {
 		return err
 	}
-	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{URL: *natsURL})
+	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	bus, err := connectTool(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,7 @@ type deployment struct {
 	image    dockerImage
 	roles    map[string][]string  // role → service names, sorted
 	feedline map[string]container // services built from this repository's Dockerfile
+	setenv   func(key, value string)
 }
 
 // container is one feedline service as its containers start it.
@@ -86,6 +87,8 @@ type container struct {
 	args []string
 	cfg  serveConfig
 	err  error // what parseServeConfig said about args and env
+	// oneShot runs once and exits (feedline nats declare) rather than serving.
+	oneShot bool
 }
 
 // dockerImage is what the Dockerfile's final stage sets.
@@ -186,6 +189,27 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 				repoint(p, n, "/etc/nats/nats.conf", conf)
 			}
 		}, (*deployment).checkNATS, "max_payload"},
+		{"two services as one NATS user", func(t *testing.T, p *types.Project) {
+			setServiceEnv(p, "index", "FEEDLINE_NATS_USER", "normalise")
+			setServiceEnv(p, "index", "FEEDLINE_NATS_PASSWORD", "normalise-dev")
+		}, (*deployment).checkNATS, "share NATS user normalise"},
+		{"a NATS password the servers do not have", func(t *testing.T, p *types.Project) {
+			setServiceEnv(p, "ingest", "FEEDLINE_NATS_PASSWORD", "wrong")
+		}, (*deployment).checkNATS, "FEEDLINE_NATS_PASSWORD"},
+		{"a service that declares streams", func(t *testing.T, p *types.Project) {
+			setServiceEnv(p, "fanout", "FEEDLINE_NATS_DECLARE", "true")
+		}, (*deployment).checkNATS, "service fanout declares"},
+		{"a NATS user who may read every reply", func(t *testing.T, p *types.Project) {
+			conf := editedCopy(t, filepath.Join(p.WorkingDir, "deploy/nats/nats.conf"), `["_INBOX_ingest.>"]`, `["_INBOX.>"]`)
+			for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
+				repoint(p, n, "/etc/nats/nats.conf", conf)
+			}
+		}, (*deployment).checkNATS, "NATS user ingest may subscribe"},
+		{"a stage that starts before the streams are declared", func(t *testing.T, p *types.Project) {
+			s := p.Services["index"]
+			delete(s.DependsOn, "nats-setup")
+			p.Services["index"] = s
+		}, (*deployment).checkDependsOn, "service index does not declare"},
 		{"a stage Prometheus does not scrape", func(t *testing.T, p *types.Project) {
 			conf := editedCopy(t, filepath.Join(p.WorkingDir, "deploy/prometheus/prometheus.yml"), "normalise, index,", "normalise,")
 			repoint(p, "prometheus", "/etc/prometheus/prometheus.yml", conf)
@@ -305,7 +329,7 @@ func loadDeployment(t *testing.T, mutate func(*types.Project)) *deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &deployment{p: p, root: root, image: image, roles: map[string][]string{}, feedline: map[string]container{}}
+	d := &deployment{p: p, root: root, image: image, roles: map[string][]string{}, feedline: map[string]container{}, setenv: t.Setenv}
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 		s := p.Services[name]
 		if role := roleOf(s.Image); role != "" {
@@ -324,7 +348,7 @@ func loadDeployment(t *testing.T, mutate func(*types.Project)) *deployment {
 		if len(args) == 0 {
 			args = image.cmd
 		}
-		pr := container{env: env, args: args}
+		pr := container{env: env, args: args, oneShot: slices.Equal(args, []string{"nats", "declare"})}
 		pr.cfg, pr.err = configFor(t, env, args)
 		d.feedline[name] = pr
 	}
@@ -336,8 +360,11 @@ func configFor(t *testing.T, env map[string]string, args []string) (serveConfig,
 	for _, st := range settings {
 		t.Setenv(st.Env, env[st.Env])
 	}
+	if len(args) >= 2 && args[0] == "nats" && args[1] == "declare" {
+		return parseServeConfig(args[2:], io.Discard)
+	}
 	if len(args) == 0 || (args[0] != "serve" && args[0] != "worker") {
-		return serveConfig{}, fmt.Errorf("command %q: want serve or worker", args)
+		return serveConfig{}, fmt.Errorf("command %q: want serve, worker or nats declare", args)
 	}
 	return parseServeConfig(args[1:], io.Discard)
 }
@@ -583,7 +610,7 @@ func (d *deployment) checkHTTP() error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(d.feedline)) {
 		pr := d.feedline[name]
-		if pr.err != nil {
+		if pr.err != nil || pr.oneShot {
 			continue
 		}
 		port, err := listenPort(pr)
@@ -644,12 +671,23 @@ func (d *deployment) checkDependsOn() error {
 				errs = append(errs, fmt.Errorf("service %s waits for %s to be healthy, but %s has no healthcheck", name, dep, dep))
 			}
 		}
-		if _, ok := d.feedline[name]; !ok {
+		pr, ok := d.feedline[name]
+		if !ok {
 			continue
 		}
 		for _, n := range d.roles["nats"] {
 			if s.DependsOn[n].Condition != types.ServiceConditionHealthy {
 				errs = append(errs, fmt.Errorf("service %s does not wait for NATS node %s to be healthy", name, n))
+			}
+		}
+		// A service that may not declare streams starts once they are.
+		if pr.err == nil && pr.cfg.NATSNoDeclare && !pr.oneShot {
+			declared := false
+			for setup, spr := range d.feedline {
+				declared = declared || (spr.oneShot && s.DependsOn[setup].Condition == types.ServiceConditionCompletedSuccessfully)
+			}
+			if !declared {
+				errs = append(errs, fmt.Errorf("service %s does not declare streams (FEEDLINE_NATS_DECLARE=false) and does not wait for a feedline nats declare service to complete", name))
 			}
 		}
 	}
@@ -769,15 +807,20 @@ func (d *deployment) checkNATS() error {
 		configs[path] = append(configs[path], n)
 	}
 	for _, path := range slices.Sorted(maps.Keys(configs)) {
-		opts, err := server.ProcessConfigFile(path)
+		opts, err := d.natsOptions(path, configs[path][0])
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			errs = append(errs, err)
 			continue
 		}
 		errs = append(errs, d.checkNATSConfig(path, opts, configs[path]))
+		errs = append(errs, d.checkNATSUsers(path, opts))
 		// nats-server's own validation, as each node starts it.
 		for _, n := range configs[path] {
-			opts, _ := server.ProcessConfigFile(path)
+			opts, err := d.natsOptions(path, n)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
 			opts.ServerName = serverNames[n]
 			s, err := server.NewServer(opts)
 			if err != nil {
@@ -788,6 +831,100 @@ func (d *deployment) checkNATS() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// natsOptions reads a NATS configuration file as node reads it, with the
+// node's environment (where the users' passwords come from).
+func (d *deployment) natsOptions(path, node string) (*server.Options, error) {
+	for k, v := range d.p.Services[node].Environment {
+		if v != nil {
+			d.setenv(k, *v)
+		}
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s, as node %s reads it: %w", path, node, err)
+	}
+	return opts, nil
+}
+
+// natsUser is a service's NATS user in opts, or an error saying why the
+// service would not get in.
+func natsUser(opts *server.Options, pr container) (*server.User, error) {
+	if pr.cfg.NATSAuth.User == "" {
+		return nil, errors.New("signs in to NATS without a user (FEEDLINE_NATS_USER)")
+	}
+	for _, u := range opts.Users {
+		if u.Username == pr.cfg.NATSAuth.User {
+			if u.Password != pr.cfg.NATSAuth.Password {
+				return nil, fmt.Errorf("NATS user %s: FEEDLINE_NATS_PASSWORD is not the password the servers give it", u.Username)
+			}
+			return u, nil
+		}
+	}
+	return nil, fmt.Errorf("NATS user %q is not a user of the servers", pr.cfg.NATSAuth.User)
+}
+
+// checkNATSUsers: the servers require sign-in, every feedline service signs
+// in as a user of its own that exists with its password, subscribes to its
+// own replies only, and only the one-off declaring service may manage streams.
+func (d *deployment) checkNATSUsers(path string, opts *server.Options) error {
+	var errs []error
+	fail := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{filepath.Base(path)}, a...)...))
+	}
+	if len(opts.Users) == 0 && len(opts.Nkeys) == 0 && opts.Authorization == "" {
+		fail("no authorization: any client may use every stream")
+	}
+	if opts.NoAuthUser != "" {
+		fail("no_auth_user %s lets clients in without credentials", opts.NoAuthUser)
+	}
+	owner := map[string]string{} // NATS user → service
+	for _, name := range slices.Sorted(maps.Keys(d.feedline)) {
+		pr := d.feedline[name]
+		if pr.err != nil {
+			continue
+		}
+		u, err := natsUser(opts, pr)
+		if err != nil {
+			fail("service %s %v", name, err)
+			continue
+		}
+		if other, dup := owner[u.Username]; dup {
+			fail("services %s and %s share NATS user %s: each service needs its own rights", other, name, u.Username)
+		}
+		owner[u.Username] = name
+		if u.Permissions == nil || u.Permissions.Publish == nil || u.Permissions.Subscribe == nil {
+			fail("NATS user %s of service %s has no publish and subscribe permissions: it may do anything", u.Username, name)
+			continue
+		}
+		inbox := cmp.Or(pr.cfg.NATSInbox, "_INBOX")
+		if sub := u.Permissions.Subscribe.Allow; !slices.Equal(sub, []string{inbox + ".>"}) || inbox == "_INBOX" {
+			fail("NATS user %s may subscribe to %v; want only its own replies under FEEDLINE_NATS_INBOX %q, a prefix no other user shares", u.Username, sub, inbox)
+		}
+		for _, subj := range u.Permissions.Publish.Allow {
+			manages := subj == ">" || subj == "$JS.>" || subj == "$JS.API.>" || subj == "$JS.API.STREAM.>" ||
+				strings.HasPrefix(subj, "$JS.API.STREAM.CREATE.") || strings.HasPrefix(subj, "$JS.API.STREAM.UPDATE.") ||
+				strings.HasPrefix(subj, "$JS.API.STREAM.DELETE.") || strings.HasPrefix(subj, "$JS.API.STREAM.PURGE.") && !purgesOwnSubjects(subj)
+			switch {
+			case manages && !pr.oneShot:
+				fail("NATS user %s of service %s may publish %s: only the declaring service manages streams", u.Username, name, subj)
+			case pr.oneShot && (subj == ">" || strings.HasPrefix(subj, "$JS.API.STREAM.DELETE.")):
+				fail("NATS user %s of service %s may publish %s: declaring needs create and update, not delete", u.Username, name, subj)
+			}
+		}
+		if !pr.oneShot && !pr.cfg.NATSNoDeclare {
+			fail("service %s declares streams at start (FEEDLINE_NATS_DECLARE is not false) as user %s, who may not", name, u.Username)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// purgesOwnSubjects: the API purges a cut upload's chunks and normalise a
+// closed upload's staged changes, subject by subject; no other purge is a
+// service's right.
+func purgesOwnSubjects(subj string) bool {
+	return subj == "$JS.API.STREAM.PURGE.OBJ_uploads" || subj == "$JS.API.STREAM.PURGE.STAGED"
 }
 
 func (d *deployment) checkNATSConfig(path string, opts *server.Options, readers []string) error {
@@ -943,6 +1080,7 @@ func (d *deployment) checkPrometheus() error {
 		port, err := listenPort(d.feedline[name])
 		got, ok := scraped[name]
 		switch {
+		case d.feedline[name].oneShot:
 		case err != nil:
 		case !ok:
 			errs = append(errs, fmt.Errorf("prometheus does not scrape service %s", name))

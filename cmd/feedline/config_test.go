@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -53,6 +54,40 @@ func TestServeConfigRejectsBadValues(t *testing.T) {
 	} {
 		if _, err := parseServeConfig(tc.args, io.Discard); err == nil {
 			t.Errorf("%v accepted", tc.args)
+		}
+	}
+}
+
+func TestServeConfigNATSSignIn(t *testing.T) {
+	for _, st := range settings {
+		t.Setenv(st.Env, "")
+	}
+	t.Setenv("FEEDLINE_NATS_PASSWORD", "pw")
+	cfg, err := parseServeConfig([]string{"--nats", "nats://nats-1:4222", "--nats-user", "ingest", "--nats-declare=false"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATSAuth.User != "ingest" || cfg.NATSAuth.Password != "pw" || !cfg.NATSNoDeclare {
+		t.Errorf("sign-in from flags and environment: %+v, no declare %v", cfg.NATSAuth, cfg.NATSNoDeclare)
+	}
+	if cfg, err := parseServeConfig(nil, io.Discard); err == nil || cfg.NATSNoDeclare {
+		t.Errorf("a password without --nats: %v; declaring by default: %v", err, !cfg.NATSNoDeclare)
+	}
+	t.Setenv("FEEDLINE_NATS_PASSWORD", "")
+	missing := filepath.Join(t.TempDir(), "missing.creds")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nats-user", "ingest"}, "outside server"},
+		{[]string{"--nats", "nats://nats-1:4222", "--nats-user", "ingest"}, "no password"},
+		{[]string{"--nats", "nats://nats-1:4222", "--nats-cert", "client.pem"}, "without its key"},
+		{[]string{"--nats", "nats://nats-1:4222", "--nats-creds", missing}, "missing.creds"},
+		{[]string{"--nats", "nats://nats-1:4222", "--nats-declare", "maybe"}, "FEEDLINE_NATS_DECLARE"},
+	} {
+		_, err := parseServeConfig(tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error mentioning %q", tc.args, err, tc.want)
 		}
 	}
 }

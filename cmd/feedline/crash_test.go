@@ -46,9 +46,21 @@ func freeAddr(t *testing.T) string {
 
 func startProcess(t *testing.T, bin, dir, httpAddr string) *process {
 	t.Helper()
+	return startFeedline(t, bin, httpAddr, "serve", "--data", dir, "--http", httpAddr, "--nats-listen", freeAddr(t))
+}
+
+// startFeedline runs the binary with args and waits until httpAddr is ready.
+func startFeedline(t *testing.T, bin, httpAddr string, args ...string) *process {
+	t.Helper()
+	return startFeedlineEnv(t, bin, httpAddr, os.Environ(), args...)
+}
+
+// startFeedlineEnv is startFeedline with the environment env.
+func startFeedlineEnv(t *testing.T, bin, httpAddr string, env []string, args ...string) *process {
+	t.Helper()
 	p := &process{logs: &bytes.Buffer{}}
-	p.cmd = exec.Command(bin, "serve", "--data", dir, "--http", httpAddr, "--nats-listen", freeAddr(t))
-	p.cmd.Env = append(os.Environ(), "FEEDLINE_ADMIN_KEY="+testAdminKey)
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(env, "FEEDLINE_ADMIN_KEY="+testAdminKey)
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

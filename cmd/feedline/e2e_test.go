@@ -365,14 +365,15 @@ func TestBadInputIsExplainedAndServiceKeepsServing(t *testing.T) {
 }
 
 // A second process-like system joins the first one's JetStream with --nats
-// and runs another normalise worker on the same durable consumer.
+// and the credentials `feedline nats credentials` prints, and runs another
+// normalise worker on the same durable consumer.
 func TestWorkersShareAStageOverOutsideNATS(t *testing.T) {
 	ts := startTestSystem(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	worker, err := startSystem(ctx, serveConfig{
 		DataDir: t.TempDir(),
-		NATS:    ts.sys.bus.ClientURL(),
+		NATS:    ts.natsURL(),
 		Stages:  []string{"normalise", "ingest"},
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -458,7 +459,7 @@ func TestCorruptFileFailsUploadAndIsDeadLettered(t *testing.T) {
 	for {
 		out.Reset()
 		errOut.Reset()
-		code := run(context.Background(), []string{"dlq", "--nats", ts.sys.bus.ClientURL(), "--stage", "ingest"}, &out, &errOut)
+		code := run(context.Background(), []string{"dlq", "--data", ts.dir, "--nats-listen", ts.natsListen(), "--stage", "ingest"}, &out, &errOut)
 		if code != 0 {
 			t.Fatalf("feedline dlq exited %d: %s", code, errOut.String())
 		}

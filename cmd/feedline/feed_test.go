@@ -537,7 +537,7 @@ func TestReplayFeedsRefillsRedisFromTheLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out, errOut strings.Builder
-		err = replayCmd(t.Context(), []string{"feeds", "--redis", cfg.RedisURL, "--nats", ts.sys.bus.ClientURL()}, &out, &errOut)
+		err = replayCmd(t.Context(), []string{"feeds", "--redis", cfg.RedisURL, "--data", ts.dir, "--nats", ts.sys.bus.ClientURL()}, &out, &errOut)
 		if err != nil {
 			t.Fatalf("replay: %v\n%s", err, errOut.String())
 		}

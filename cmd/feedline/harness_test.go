@@ -70,6 +70,23 @@ func (ts *testSystem) stop() {
 	ts.sys = nil
 }
 
+// natsListen is the client address of the test system's embedded NATS.
+func (ts *testSystem) natsListen() string {
+	return strings.TrimPrefix(ts.sys.bus.ClientURL(), "nats://")
+}
+
+// natsURL is the test system's embedded NATS with its credentials, as
+// `feedline nats credentials --format url` prints it for other processes.
+func (ts *testSystem) natsURL() string {
+	ts.t.Helper()
+	var out, errOut bytes.Buffer
+	args := []string{"nats", "credentials", "--data", ts.dir, "--nats-listen", ts.natsListen(), "--format", "url"}
+	if code := run(context.Background(), args, &out, &errOut); code != 0 {
+		ts.t.Fatalf("feedline nats credentials exited %d: %s", code, errOut.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
 // response is one HTTP answer.
 type response struct {
 	Status int

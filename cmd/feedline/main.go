@@ -22,10 +22,16 @@ Usage:
   feedline upload confirm|cancel UPLOAD_ID                                    apply or drop a held full upload
   feedline bench   [--rows N]                                                 catalog benchmark end to end on the embedded default
   feedline bench feed [--redis URL] [--out FILE]                              news-feed benchmark: fan-out, freshness, reads (wrk)
-  feedline dlq     [--stage S] [--limit N]                                    list dead-letter entries
+  feedline dlq     [--stage S] [--limit N] [--data DIR | --nats URL]          list dead-letter entries
   feedline token   --user U [--ttl 24h]                                       print a shopper token (FEEDLINE_TOKEN_KEY)
   feedline reindex --es-url URL [--nats URL]                                  rebuild the Elasticsearch index from the log, swap the alias
   feedline replay feeds --redis URL [--nats URL]                              rebuild the feed state in Redis from the log
+  feedline nats credentials [--data DIR] [--format env|url|context]          print how to sign in to the embedded NATS
+  feedline nats declare [--nats URL]                                          create or update every stream and bucket
+
+Commands that use NATS sign in to the embedded server of --data with the
+credentials it generated (DIR/nats/credentials.json), and to --nats with
+FEEDLINE_NATS_USER/_PASSWORD, _TOKEN, --nats-nkey or --nats-creds.
 
 Every serve flag has a FEEDLINE_* variable; "feedline serve -h" lists them.
 Clients read FEEDLINE_API (base URL) and FEEDLINE_API_KEY (partner key).
@@ -58,13 +64,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "dlq":
-		err = dlqCmd(ctx, args[1:], stdout)
+		err = dlqCmd(ctx, args[1:], stdout, stderr)
 	case "token":
 		err = tokenCmd(ctx, args[1:], stdout, stderr)
 	case "reindex":
 		err = reindexCmd(ctx, args[1:], stdout, stderr)
 	case "replay":
 		err = replayCmd(ctx, args[1:], stdout, stderr)
+	case "nats":
+		err = natsCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

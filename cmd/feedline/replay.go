@@ -17,8 +17,8 @@ import (
 )
 
 // toolSetup reads a one-off command's settings, refuses them unless need
-// says they are fine, and connects to the running system's JetStream: the
-// configured NATS URLs, else the embedded server's client address.
+// says they are fine, and connects to the running system's JetStream (see
+// connectTool).
 func toolSetup(ctx context.Context, args []string, stderr io.Writer, need func(serveConfig) error) (serveConfig, *pipeline.Bus, error) {
 	cfg, err := parseServeConfig(args, stderr)
 	if err != nil {
@@ -28,15 +28,11 @@ func toolSetup(ctx context.Context, args []string, stderr io.Writer, need func(s
 		return cfg, nil, err
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	url := cfg.NATS
-	if url == "" {
-		url = "nats://" + cfg.NATSListen
-	}
-	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{URL: url, Replicas: cfg.NATSReplicas, Logger: cfg.Log})
+	bus, err := connectTool(ctx, cfg)
 	if err != nil {
-		return cfg, nil, fmt.Errorf("connect to JetStream at %s (is feedline serve running?): %w", url, err)
+		return cfg, nil, err
 	}
-	if err := bus.Declare(ctx); err != nil {
+	if err := declare(ctx, cfg, bus); err != nil {
 		bus.Close()
 		return cfg, nil, err
 	}

@@ -47,6 +47,17 @@ var settings = []setting{
 	{"nats", "FEEDLINE_NATS", "", "outside NATS URLs, comma-separated; empty embeds a JetStream server"},
 	{"nats-listen", "FEEDLINE_NATS_LISTEN", "127.0.0.1:4222", "client address of the embedded NATS server, for workers in other processes"},
 	{"nats-replicas", "FEEDLINE_NATS_REPLICAS", "1", "replicas of every stream and bucket (3 on a NATS cluster)"},
+	// Signing in to outside NATS; the embedded server makes its own credentials.
+	{"nats-user", "FEEDLINE_NATS_USER", "", "NATS user for --nats; its password is FEEDLINE_NATS_PASSWORD (or put user:password@ in the URL)"},
+	{"", "FEEDLINE_NATS_PASSWORD", "", "password of FEEDLINE_NATS_USER"},
+	{"", "FEEDLINE_NATS_TOKEN", "", "NATS authentication token for --nats"},
+	{"nats-nkey", "FEEDLINE_NATS_NKEY", "", "file holding the user NKey seed (SU...) to sign in to --nats with"},
+	{"nats-creds", "FEEDLINE_NATS_CREDS", "", "NATS .creds file (user JWT and NKey seed) to sign in to --nats with"},
+	{"nats-ca", "FEEDLINE_NATS_CA", "", "PEM CA certificates the NATS servers' certificates are checked against; turns on TLS"},
+	{"nats-cert", "FEEDLINE_NATS_CERT", "", "PEM client certificate for NATS TLS; needs --nats-key"},
+	{"nats-key", "FEEDLINE_NATS_KEY", "", "PEM private key of --nats-cert"},
+	{"nats-inbox", "FEEDLINE_NATS_INBOX", "", "prefix of this process's NATS reply subjects (default _INBOX); give each NATS user its own so none can read another's replies"},
+	{"nats-declare", "FEEDLINE_NATS_DECLARE", "true", "create or update the streams and buckets at start; false only uses them (for NATS users without the rights: run feedline nats declare first)"},
 	{"stages", "FEEDLINE_STAGES", "all", "comma-separated stages to run: " + strings.Join(allStages, ",")},
 	{"", "FEEDLINE_ADMIN_KEY", "", "admin API key (partner management); empty disables admin routes"},
 	{"es-url", "FEEDLINE_ES_URL", "", "Elasticsearch addresses, comma-separated; empty uses the embedded index"},
@@ -71,6 +82,9 @@ type serveConfig struct {
 	NATS          string // outside NATS URLs; empty embeds a server
 	NATSListen    string // embedded server's client address
 	NATSReplicas  int
+	NATSAuth      pipeline.ClientAuth // signs in to the outside NATS
+	NATSInbox     string              // reply subject prefix; empty is _INBOX
+	NATSNoDeclare bool                // use the streams and buckets, never create them
 	AdminKey      string
 	Stages        []string
 	ESURLs        []string // empty: embedded search index
@@ -108,7 +122,12 @@ func parseStages(s string) ([]string, error) {
 // parseServeConfig reads the settings from flags, falling back to the
 // environment, then to the defaults.
 func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	return parseSettings(flag.NewFlagSet("serve", flag.ContinueOnError), args, stderr)
+}
+
+// parseSettings reads the settings as parseServeConfig does, from a flag
+// set that may carry a command's own flags too.
+func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConfig, error) {
 	fs.SetOutput(stderr)
 	values := map[string]*string{}
 	for _, st := range settings {
@@ -120,7 +139,11 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 		values[st.Env] = fs.String(st.Flag, env(st.Env, st.Default), st.Help+" ($"+st.Env+")")
 	}
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: feedline serve|worker [flags]")
+		name := fs.Name()
+		if name == "serve" {
+			name = "serve|worker"
+		}
+		fmt.Fprintf(fs.Output(), "Usage: feedline %s [flags]\n", name)
 		fs.PrintDefaults()
 		fmt.Fprintln(fs.Output(), "Environment only:")
 		for _, st := range settings {
@@ -181,6 +204,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	if cfg.NATSReplicas, err = strconv.Atoi(get("FEEDLINE_NATS_REPLICAS")); err != nil || cfg.NATSReplicas < 1 || cfg.NATSReplicas > 5 {
 		return cfg, fmt.Errorf("nats-replicas %q: want a number from 1 to 5", get("FEEDLINE_NATS_REPLICAS"))
 	}
+	if err := parseNATSAuth(&cfg, get, values); err != nil {
+		return cfg, err
+	}
 	for _, u := range strings.Split(get("FEEDLINE_ES_URL"), ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			cfg.ESURLs = append(cfg.ESURLs, u)
@@ -234,36 +260,38 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			s.closeStores()
 		}
 	}()
-	s.bus, err = pipeline.Connect(ctx, pipeline.BusConfig{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Replicas: cfg.NATSReplicas, Logger: log})
-	if err != nil {
+	if s.bus, err = connectBus(ctx, cfg, cfg.NATS); err != nil {
 		return nil, err
 	}
-	if err := s.bus.Declare(ctx); err != nil {
+	defer func() { err = undeclaredHint(cfg, err) }()
+	if err := declare(ctx, cfg, s.bus); err != nil {
 		return nil, err
 	}
 	kvUploads, err := s.bus.KV(ctx, pipeline.BucketUploads)
 	if err != nil {
 		return nil, err
 	}
-	kvPartners, err := s.bus.KV(ctx, pipeline.BucketPartners)
-	if err != nil {
-		return nil, err
-	}
-	kvMappings, err := s.bus.KV(ctx, pipeline.BucketMappings)
-	if err != nil {
-		return nil, err
-	}
-	objects, err := s.bus.Objects(ctx)
-	if err != nil {
-		return nil, err
-	}
-	objectsStream, err := s.bus.ObjectsStream(ctx)
-	if err != nil {
-		return nil, err
-	}
 	s.ledger = natskv.Ledger{KV: kvUploads}
-	files := natskv.Files{Store: objects, Stream: objectsStream}
-	mappings := natskv.Mappings{KV: kvMappings}
+	// Each bucket is opened only where a stage uses it: on a NATS with a
+	// user per service, the others may not touch it.
+	var files natskv.Files
+	if cfg.runs("api") || cfg.runs("ingest") {
+		if files.Store, err = s.bus.Objects(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// The API sweeps chunks of unfinished writes from the store's stream.
+	if cfg.runs("api") {
+		if files.Stream, err = s.bus.ObjectsStream(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var mappings natskv.Mappings
+	if cfg.runs("api") || cfg.runs("normalise") {
+		if mappings.KV, err = s.bus.KV(ctx, pipeline.BucketMappings); err != nil {
+			return nil, err
+		}
+	}
 	s.runner = pipeline.NewRunner(s.bus, s.metrics, log)
 	s.runner.DeadLettered = func(ctx context.Context, d schemas.DeadLetter) {
 		if d.Source.Upload == "" {
@@ -369,6 +397,11 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	metrics := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
 	switch {
 	case cfg.runs("api"):
+		kvPartners, err := s.bus.KV(ctx, pipeline.BucketPartners)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
 		apiCfg := api.Config{
 			AdminKey: cfg.AdminKey,
 			Partners: natskv.Partners{KV: kvPartners},
