@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"feedline/pipeline"
 	"feedline/schemas"
 )
 
@@ -211,5 +212,78 @@ func writeTestFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A process killed while it applies a confirmed upload finishes it after a
+// restart: every staged change and every deletion applied once, nothing
+// staged left behind.
+func TestKilledWhileApplyingAConfirmedUpload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a feedline process")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	p := startProcess(t, bin, dir, addr)
+	ts := &testSystem{t: t, base: "http://" + addr, dir: dir}
+	key := ts.addPartner("acme")
+	ts.setMapping("acme", key, simpleMapping)
+	if st := ts.uploadOK("acme", key, simpleFeed(1, 40_000, nil), "mode=full"); st.State != schemas.StateDone {
+		t.Fatalf("first upload: %s %+v", st.State, st.Counts)
+	}
+	changed := map[int]string{}
+	for i := 1; i <= 15_000; i++ {
+		changed[i] = fmt.Sprint(50_000 + i)
+	}
+	held := ts.uploadOK("acme", key, simpleFeed(1, 15_000, changed), "mode=full")
+	if held.State != schemas.StateHeld || held.Hold.WouldDelete != 25_000 {
+		t.Fatalf("second upload: %s %+v", held.State, held.Hold)
+	}
+	if r := ts.do("POST", "/v1/uploads/"+held.ID+"/confirm", key, nil, ""); r.Status != 202 {
+		t.Fatalf("confirm: %d %s", r.Status, r.Body)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s := ts.status(held.ID, key)
+		if s.State == schemas.StateDone {
+			t.Log("the confirmed upload was applied before the kill")
+			break
+		}
+		if s.Counts.Indexed > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.kill(t)
+
+	p = startProcess(t, bin, dir, addr)
+	st := ts.waitUpload(held.ID, key)
+	if st.State != schemas.StateDone || st.Counts.Deleted != 25_000 || st.Counts.Indexed != 15_000 {
+		t.Fatalf("after the restart the confirmed upload is %s %+v: %s\n%s", st.State, st.Counts, st.Error, p.logs)
+	}
+	got := ts.catalogIDs("acme")
+	if len(got) != 15_000 {
+		t.Errorf("catalog holds %d products, want 15000", len(got))
+	}
+	for i := 1; i <= 15_000; i++ {
+		if price := got[fmt.Sprintf("acme:Q%d", i)]; price != changed[i] {
+			t.Fatalf("Q%d costs %q, want %s", i, price, changed[i])
+		}
+	}
+	p.terminate(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	stg, err := bus.JS.Stream(ctx, pipeline.StreamStaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stg.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Errorf("staged batches left after the upload was applied: %+v %v", info.State, err)
 	}
 }
