@@ -42,10 +42,13 @@ type UploadStatus struct {
 	Rejections     []Rejection `json:"rejections"`
 }
 
-// IngestRecord is written by ingest when it finished (or failed) decoding a file.
+// IngestRecord is written by ingest when it finished (or failed) decoding a
+// file. Seq is the stream sequence of the upload event it decoded, the one
+// its raw batches carry: another event for the same upload is a replay.
 type IngestRecord struct {
 	Rows    int64  `json:"rows"`
 	Batches int    `json:"batches"`
+	Seq     uint64 `json:"seq,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
 
