@@ -93,6 +93,7 @@ func TestEndToEnd(t *testing.T) {
 	german := map[string]any{
 		"fields":   map[string]string{"id": "Artikelnummer", "title": "Bezeichnung", "price": "Preis", "currency": "Waehrung", "brand": "Marke", "category": "Kategorie", "url": "URL"},
 		"defaults": map[string]string{"currency": "EUR"},
+		"quoted":   false,
 	}
 	t.Run("mappings", func(t *testing.T) {
 		call(t, get(mappingPath, acmeKey), 404)
@@ -103,8 +104,12 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("first mapping %+v", m)
 		}
 		call(t, request(http.MethodPut, mappingPath, acmeKey, jsonBody(german)), 200).decode(t, &m)
-		if m.Version != 2 || m.Fields["id"][0] != "Artikelnummer" || m.Defaults["currency"] != "EUR" {
+		if m.Version != 2 || m.Fields["id"][0] != "Artikelnummer" || m.Defaults["currency"] != "EUR" || m.Quoted == nil || *m.Quoted {
 			t.Errorf("second mapping %+v", m)
+		}
+		notBool := map[string]any{"preset": "naver_ep", "quoted": "no"}
+		if p := call(t, request(http.MethodPut, mappingPath, acmeKey, jsonBody(notBool)), 400).problem(t); !strings.Contains(p.Detail, `"quoted"`) {
+			t.Errorf("a quoting setting that is not a boolean: %q does not name the field", p.Detail)
 		}
 
 		bad := map[string]any{"fields": map[string]string{"id": "sku", "colour": "Farbe"}}
@@ -115,9 +120,10 @@ func TestEndToEnd(t *testing.T) {
 		call(t, request(http.MethodPut, mappingPath, otherKey, jsonBody(german)), 403)
 		call(t, request(http.MethodPut, "/v1/partners/ghost/mapping", testAdminKey, jsonBody(german)), 404)
 
+		m = schemas.Mapping{}
 		call(t, get(mappingPath, acmeKey), 200).decode(t, &m)
-		if m.Version != 2 {
-			t.Errorf("current mapping version %d, want 2 (an invalid one is not stored)", m.Version)
+		if m.Version != 2 || m.Quoted == nil || *m.Quoted {
+			t.Errorf("current mapping %+v, want version 2 with quoting off (an invalid one is not stored)", m)
 		}
 		req := get(mappingPath, "")
 		req.Header.Set("X-API-Key", acmeKey)

@@ -7,7 +7,10 @@ import (
 
 // terminalError marks a failure that retrying cannot fix (bad data): the
 // runner dead-letters the message at once instead of retrying it.
-type terminalError struct{ err error }
+type terminalError struct {
+	err     error
+	refused bool // the message is not what its headers claim
+}
 
 func (e terminalError) Error() string { return e.err.Error() }
 func (e terminalError) Unwrap() error { return e.err }
@@ -17,13 +20,31 @@ func Terminal(err error) error {
 	if err == nil {
 		return nil
 	}
-	return terminalError{err}
+	return terminalError{err: err}
 }
 
-// IsTerminal reports whether err, or an error it wraps, was marked Terminal.
+// Refuse marks a message the stage will not act on because it is not what
+// it claims to be, such as a forged upload event. Like a Terminal error it
+// is dead-lettered at once, but without the source position its headers
+// claim, so nothing is noted against the upload they name. Refuse(nil) is nil.
+func Refuse(err error) error {
+	if err == nil {
+		return nil
+	}
+	return terminalError{err: err, refused: true}
+}
+
+// IsTerminal reports whether err, or an error it wraps, was marked Terminal
+// or Refuse.
 func IsTerminal(err error) bool {
 	var t terminalError
 	return errors.As(err, &t)
+}
+
+// isRefused reports whether err, or an error it wraps, was marked Refuse.
+func isRefused(err error) bool {
+	var t terminalError
+	return errors.As(err, &t) && t.refused
 }
 
 // laterError asks for redelivery after a delay because the message came too

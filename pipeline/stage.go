@@ -495,6 +495,9 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 		Stage: s.Name, Subject: m.Subject, Sequence: m.Sequence, Error: cause.Error(),
 		Attempts: m.Delivered, Source: m.Source(), Headers: hdr, Payload: m.Data, At: time.Now().UTC(),
 	}
+	if isRefused(cause) {
+		dl.Source = schemas.SourcePosition{} // the headers still show what it claimed
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := r.PublishDeadLetter(ctx, dl, schemas.MsgID("dlq", s.Name, m.Sequence))

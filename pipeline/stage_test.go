@@ -153,6 +153,56 @@ func TestRunnerDeadLettersTerminalErrorsAtOnce(t *testing.T) {
 	}
 }
 
+// A refused message is dead-lettered at once like a terminal one, but the
+// upload its headers name hears nothing of it.
+func TestRunnerDeadLettersRefusedMessagesWithoutTheirClaimedSource(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	var heard []schemas.DeadLetter
+	var mu sync.Mutex
+	r.DeadLettered = func(_ context.Context, d schemas.DeadLetter) {
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, d)
+	}
+	var calls atomic.Int32
+	stop := runStage(t, r, Stage{
+		Name: "guarded", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			calls.Add(1)
+			return Refuse(errors.New("upload u1 was not recorded with this object"))
+		}),
+	})
+	defer stop()
+	publish(t, b, "catalog.raw.acme", "m1", `{"forged":true}`)
+	var dl []schemas.DeadLetter
+	waitFor(t, "dead letter", func() bool { dl = deadLetters(t, b, "guarded"); return len(dl) == 1 })
+	d := dl[0]
+	if d.Error != "upload u1 was not recorded with this object" || d.Attempts != 1 || string(d.Payload) != `{"forged":true}` {
+		t.Errorf("dead letter = %+v", d)
+	}
+	if d.Source != (schemas.SourcePosition{}) {
+		t.Errorf("source position = %+v, want none", d.Source)
+	}
+	if d.Headers[schemas.HeaderUpload] != "u1" {
+		t.Errorf("headers = %v, want what the message claimed", d.Headers)
+	}
+	waitFor(t, "the dead-letter hook", func() bool { mu.Lock(); defer mu.Unlock(); return len(heard) == 1 })
+	mu.Lock()
+	if heard[0].Source.Upload != "" {
+		t.Errorf("the hook heard of upload %q", heard[0].Source.Upload)
+	}
+	mu.Unlock()
+	time.Sleep(300 * time.Millisecond)
+	if calls.Load() != 1 {
+		t.Errorf("refused message handled %d times, want 1", calls.Load())
+	}
+	if !IsTerminal(Refuse(io.EOF)) || Refuse(nil) != nil {
+		t.Error("Refuse is not terminal")
+	}
+}
+
 func TestRunnerDeadLettersAfterMaxDeliver(t *testing.T) {
 	b := testBus(t, t.TempDir())
 	defer b.Close()

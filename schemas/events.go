@@ -65,17 +65,21 @@ type RawRow struct {
 // RawBatch carries decoded rows of one upload from ingest to normalise. The
 // batch with End set closes the upload and carries no rows.
 type RawBatch struct {
-	Upload         string       `json:"upload"`
-	Partner        string       `json:"partner"`
-	Mode           string       `json:"mode"`
-	MappingVersion int          `json:"mapping_version"`
-	UploadSeq      uint64       `json:"upload_seq"` // orders uploads; the base of product versions
-	Batch          int          `json:"batch"`
-	ReceivedAt     time.Time    `json:"received_at"`
-	Columns        []string     `json:"columns,omitempty"`
-	Rows           []RawRow     `json:"rows,omitempty"`
-	Rejections     []Rejection  `json:"rejections,omitempty"` // rows the decoder could not read
-	End            *IngestTotal `json:"end,omitempty"`
+	Upload         string      `json:"upload"`
+	Partner        string      `json:"partner"`
+	Mode           string      `json:"mode"`
+	MappingVersion int         `json:"mapping_version"`
+	UploadSeq      uint64      `json:"upload_seq"` // orders uploads; the base of product versions
+	Batch          int         `json:"batch"`
+	ReceivedAt     time.Time   `json:"received_at"`
+	Columns        []string    `json:"columns,omitempty"`
+	Rows           []RawRow    `json:"rows,omitempty"`
+	Rejections     []Rejection `json:"rejections,omitempty"` // rows the decoder could not read
+	// RejectedRows are the decoder's best-effort values of rejected rows
+	// (those it could split at all), so normalise can still tell which
+	// product a rejected row was about; each Row equals its Rejection's Row.
+	RejectedRows []RawRow     `json:"rejected_rows,omitempty"`
+	End          *IngestTotal `json:"end,omitempty"`
 	// Decision, on a closing batch, confirms or cancels a held upload.
 	Decision string `json:"decision,omitempty"`
 }

@@ -50,12 +50,18 @@ func (f FieldSource) MarshalJSON() ([]byte, error) {
 // list_price is for feeds whose price column holds the selling price and
 // another the regular one (Naver's normal_price): when the list price is
 // higher it becomes Price, and the selling price SalePrice.
+//
+// Quoted says whether the partner's delimited files quote fields (a quote
+// at the start of a field opens a quoted field, RFC 4180); absent, CSV
+// does and TSV (tsv, google_merchant, naver_ep) does not, so an inch mark
+// in a TSV title is an ordinary character. Presets leave it to the format.
 type Mapping struct {
 	Version    int                    `json:"version,omitempty"`
 	Preset     string                 `json:"preset,omitempty"`
 	Fields     map[string]FieldSource `json:"fields,omitempty"`
 	Defaults   map[string]string      `json:"defaults,omitempty"`
 	Attributes map[string]string      `json:"attributes,omitempty"` // attribute name -> column
+	Quoted     *bool                  `json:"quoted,omitempty"`
 	UpdatedAt  time.Time              `json:"updated_at,omitempty"`
 }
 
@@ -262,6 +268,10 @@ func (m Mapping) Resolve() Mapping {
 		Fields:     map[string]FieldSource{},
 		Defaults:   map[string]string{},
 		Attributes: map[string]string{},
+	}
+	if m.Quoted != nil {
+		q := *m.Quoted
+		out.Quoted = &q
 	}
 	if m.Preset != "" {
 		// Presets returns fresh maps, so they can be taken over as they are.

@@ -101,6 +101,10 @@ func (rm *RowMapper) Deleted(row RawRow) (sku string, deleted bool) {
 	return "", false
 }
 
+// SourceID is the product id a row names, or "" when it names none. It
+// reads the id alone, so it works on a row too broken to map.
+func (rm *RowMapper) SourceID(row RawRow) string { return rm.value(row, fieldID) }
+
 // Map converts one row, or explains in the rejection why it cannot. It
 // leaves Version to the normalise stage.
 func (rm *RowMapper) Map(row RawRow) (Product, *Rejection) {

@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -43,6 +44,51 @@ func TestMappingJSON(t *testing.T) {
 	var bad Mapping
 	if err := json.Unmarshal([]byte(`{"fields": {"id": 7}}`), &bad); err == nil {
 		t.Error("a number as column accepted")
+	}
+}
+
+// TestMappingQuoted checks the quoting setting: absent leaves it to the
+// format, and false and true both survive a round trip and Resolve.
+func TestMappingQuoted(t *testing.T) {
+	for doc, want := range map[string]string{
+		`{"preset": "naver_ep"}`:                  "<nil>",
+		`{"preset": "naver_ep", "quoted": true}`:  "true",
+		`{"preset": "naver_ep", "quoted": false}`: "false",
+	} {
+		var m Mapping
+		if err := json.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Validate(); err != nil {
+			t.Errorf("%s: %v", doc, err)
+		}
+		show := func(q *bool) string {
+			if q == nil {
+				return "<nil>"
+			}
+			return fmt.Sprint(*q)
+		}
+		r := m.Resolve()
+		if got := show(m.Quoted); got != want {
+			t.Errorf("%s: quoted = %s, want %s", doc, got, want)
+		}
+		if got := show(r.Quoted); got != want {
+			t.Errorf("%s: resolved quoted = %s, want %s", doc, got, want)
+		}
+		if r.Quoted != nil && r.Quoted == m.Quoted {
+			t.Errorf("%s: Resolve shares the quoted setting with its input", doc)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "quoted") != (want != "<nil>") {
+			t.Errorf("%s: marshalled as %s", doc, b)
+		}
+	}
+	var bad Mapping
+	if err := json.Unmarshal([]byte(`{"quoted": "yes"}`), &bad); err == nil {
+		t.Error(`"quoted": "yes" accepted`)
 	}
 }
 

@@ -17,10 +17,13 @@ type RowDecoder interface {
 	Close() error
 }
 
-// RowError is one source row a decoder could not read.
+// RowError is one source row a decoder could not read. Values is a
+// best-effort split of it (nil when nothing usable was kept), so a later
+// stage can still tell which product the row was about.
 type RowError struct {
 	Row    int64
 	Reason string
+	Values []string
 }
 
 func (e *RowError) Error() string { return fmt.Sprintf("row %d: %s", e.Row, e.Reason) }
@@ -29,7 +32,10 @@ func (e *RowError) Error() string { return fmt.Sprintf("row %d: %s", e.Row, e.Re
 type DecoderOptions struct {
 	Format    string // "" = detect
 	Delimiter rune   // 0 = detect
-	TempDir   string // where a Parquet stream is spooled for random access
+	// Quoted says whether a quote at the start of a field opens a quoted
+	// field (RFC 4180); nil = the format's default: CSV quotes, TSV does not.
+	Quoted  *bool
+	TempDir string // where a Parquet stream is spooled for random access
 }
 
 // OpenDecoder opens a decoder over a stream.

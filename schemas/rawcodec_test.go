@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/binary"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,7 +19,14 @@ func TestRawBatchRoundTrip(t *testing.T) {
 			{Row: 4, Values: []string{}},
 			{Row: 5, Values: []string{"quote \" and\nnewline", strings.Repeat("x", 70000)}},
 		},
-		Rejections: []Rejection{{Row: 3, Reason: "row has 4 fields, the header has 3"}},
+		Rejections: []Rejection{
+			{Row: 3, Reason: "row has 4 fields, the header has 3"},
+			{Row: 6, Reason: "line 7: a quoted field starts here and is never closed"},
+		},
+		RejectedRows: []RawRow{
+			{Row: 3, Values: []string{"A3", "Kettle", "15000", "extra"}},
+			{Row: 6, Values: []string{"A6", `"27인치 모니터`, "\uFFFD", ""}},
+		},
 	}
 	data, err := MarshalRawBatch(in)
 	if err != nil {
@@ -31,12 +39,26 @@ func TestRawBatchRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(in, &out) {
 		t.Errorf("round trip changed the batch:\n in %+v\nout %+v", in, &out)
 	}
+	// Rejected rows travel in the JSON header, apart from the binary rows.
+	if header := rawHeader(t, data); !strings.Contains(header, `"rejected_rows":[{"r":3,`) {
+		t.Errorf("header does not carry the rejected rows: %s", header)
+	}
 	end := &RawBatch{Upload: "u1", End: &IngestTotal{Rows: 10, Batches: 1}}
 	data, _ = MarshalRawBatch(end)
 	out = RawBatch{}
 	if err := UnmarshalRawBatch(data, &out); err != nil || out.End == nil || out.End.Rows != 10 || len(out.Rows) != 0 {
 		t.Errorf("end marker: %+v %v", out, err)
 	}
+}
+
+// rawHeader returns the JSON header of an encoded raw batch.
+func rawHeader(t *testing.T, data []byte) string {
+	t.Helper()
+	n, k := binary.Uvarint(data[2:])
+	if k <= 0 || int(n) > len(data)-2-k {
+		t.Fatalf("no header length in %q", data[:min(len(data), 16)])
+	}
+	return string(data[2+k : 2+k+int(n)])
 }
 
 func TestRawBatchRejectsDamage(t *testing.T) {

@@ -91,10 +91,13 @@ func Exceeds(would, live int64, maxPercent int) bool {
 	return maxPercent < 100 && live > 0 && would*100 > int64(maxPercent)*live
 }
 
-// IngestRecord is written by ingest when it finished (or failed) decoding a file.
+// IngestRecord is written by ingest when it finished (or failed) decoding a
+// file. Seq is the stream sequence of the upload event it decoded, the one
+// its raw batches carry: another event for the same upload is a replay.
 type IngestRecord struct {
 	Rows    int64  `json:"rows"`
 	Batches int    `json:"batches"`
+	Seq     uint64 `json:"seq,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
 

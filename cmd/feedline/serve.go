@@ -322,7 +322,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		if err := os.MkdirAll(tmp, 0o755); err != nil {
 			return nil, err
 		}
-		st := &ingest.Stage{Files: files, Ledger: s.ledger, Open: openDecoder, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest")}
+		st := &ingest.Stage{Files: files, Ledger: s.ledger, Mappings: mappings, Open: decode.OpenRows, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest")}
 		configs = append(configs, st.Config())
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -556,24 +556,4 @@ func (s *system) closeStores() {
 	if s.bus != nil {
 		s.bus.Close()
 	}
-}
-
-// openDecoder adapts the decoders to the ingest stage's port.
-func openDecoder(r io.Reader, opt schemas.DecoderOptions) (schemas.RowDecoder, error) {
-	d, err := decode.Open(r, decode.Options{Format: opt.Format, Delimiter: opt.Delimiter, TempDir: opt.TempDir})
-	if err != nil {
-		return nil, err
-	}
-	return rowDecoder{d}, nil
-}
-
-type rowDecoder struct{ decode.Decoder }
-
-func (d rowDecoder) Next() (schemas.RawRow, error) {
-	row, err := d.Decoder.Next()
-	var re *decode.RowError
-	if errors.As(err, &re) {
-		return row, &schemas.RowError{Row: re.Row, Reason: re.Reason}
-	}
-	return row, err
 }

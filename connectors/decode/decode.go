@@ -44,8 +44,11 @@ const HeadSize = 64 << 10
 
 // Options selects and tunes a decoder.
 type Options struct {
-	Format      string // one of schemas.Formats; "" = detect
-	Delimiter   rune   // CSV/TSV only; 0 = detect (',', '\t', ';', '|')
+	Format    string // one of schemas.Formats; "" = detect
+	Delimiter rune   // CSV/TSV only; 0 = detect (',', '\t', ';', '|')
+	// Quoted says whether a quote at the start of a field opens a quoted
+	// field (CSV/TSV only); nil = the format's default (see quotesFields).
+	Quoted      *bool
 	MaxRowBytes int    // a row longer than this is rejected (RowError), decoding goes on; 0 = DefaultMaxRowBytes
 	TempDir     string // Parquet needs random access: the stream is spooled to a temp file here ("" = os.TempDir()), removed on Close
 }
@@ -72,9 +75,16 @@ type Decoder interface {
 
 // RowError rejects one source row. Row is the 1-based data row number: the
 // header is not counted and neither are blank lines.
+//
+// Values is a best-effort split of the row, so the caller can still tell
+// which product it was about: its fields when the record could be split,
+// else its first line cut at every delimiter with quotes as ordinary
+// characters; invalid UTF-8 is replaced. It is nil when nothing usable was
+// kept (a row over the size limit, an NDJSON line that is not an object).
 type RowError struct {
 	Row    int64
 	Reason string
+	Values []string
 }
 
 func (e *RowError) Error() string { return "row " + strconv.FormatInt(e.Row, 10) + ": " + e.Reason }
@@ -124,8 +134,38 @@ func Open(r io.Reader, opt Options) (Decoder, error) {
 				comma = '\t'
 			}
 		}
-		return newDelimited(br, format, comma, opt.MaxRowBytes)
+		quoted := quotesFields(format)
+		if opt.Quoted != nil {
+			quoted = *opt.Quoted
+		}
+		return newDelimited(br, format, comma, quoted, opt.MaxRowBytes)
 	}
+}
+
+// quotesFields reports whether a delimited format quotes fields unless the
+// partner says otherwise: CSV does (RFC 4180); in TSV and its merchant
+// layouts a quote is an ordinary character, such as an inch mark in a title.
+func quotesFields(format string) bool { return format == schemas.FormatCSV }
+
+// OpenRows opens a decoder for the ingest stage (a schemas.OpenDecoder).
+func OpenRows(r io.Reader, opt schemas.DecoderOptions) (schemas.RowDecoder, error) {
+	d, err := Open(r, Options{Format: opt.Format, Delimiter: opt.Delimiter, Quoted: opt.Quoted, TempDir: opt.TempDir})
+	if err != nil {
+		return nil, err
+	}
+	return rowDecoder{d}, nil
+}
+
+// rowDecoder reports a rejected row as the ingest stage's port spells it.
+type rowDecoder struct{ Decoder }
+
+func (d rowDecoder) Next() (schemas.RawRow, error) {
+	row, err := d.Decoder.Next()
+	var re *RowError
+	if errors.As(err, &re) {
+		return row, &schemas.RowError{Row: re.Row, Reason: re.Reason, Values: re.Values}
+	}
+	return row, err
 }
 
 // skipBOM drops a UTF-8 byte order mark at the start of br.

@@ -12,16 +12,17 @@ import (
 
 // decoded is everything a decoder yielded.
 type decoded struct {
-	cols    []string
-	rows    []schemas.RawRow
-	rejects map[int64]string // row -> reason
-	err     error            // the fatal error, nil at a clean io.EOF
+	cols           []string
+	rows           []schemas.RawRow
+	rejects        map[int64]string   // row -> reason
+	rejectedValues map[int64][]string // row -> the rejected row's best-effort values
+	err            error              // the fatal error, nil at a clean io.EOF
 }
 
 // decodeAll reads d to the end. It fails the test if d does not stop.
 func decodeAll(t testing.TB, d Decoder) decoded {
 	t.Helper()
-	out := decoded{rejects: map[int64]string{}}
+	out := decoded{rejects: map[int64]string{}, rejectedValues: map[int64][]string{}}
 	for range 1_000_000 {
 		row, err := d.Next()
 		var re *RowError
@@ -33,6 +34,9 @@ func decodeAll(t testing.TB, d Decoder) decoded {
 				t.Fatalf("row %d rejected twice", re.Row)
 			}
 			out.rejects[re.Row] = re.Reason
+			if re.Values != nil {
+				out.rejectedValues[re.Row] = re.Values
+			}
 		case err == io.EOF:
 			out.cols = d.Columns()
 			return out
@@ -240,3 +244,6 @@ func TestNextAfterClose(t *testing.T) {
 		}
 	}
 }
+
+// quoting is a quoting setting for Options.Quoted.
+func quoting(on bool) *bool { return &on }

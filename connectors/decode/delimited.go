@@ -13,16 +13,24 @@ import (
 	"feedline/schemas"
 )
 
-// delimited reads RFC 4180 text (CSV, TSV and the merchant feed layouts).
+// delimited reads delimited text: CSV, TSV and the merchant feed layouts.
 //
-// A record that fits in the bufio buffer and holds no quote is split in
-// place; anything else goes through a resumable state machine that keeps at
-// most MaxRowBytes of a record and reads past the rest.
+// With quoting on (RFC 4180, the CSV default) a quote at the start of a
+// field opens a quoted field that may hold delimiters, line breaks and
+// doubled quotes; with it off (the TSV default) a quote is an ordinary
+// character. A record that fits in the read buffer and needs no quote
+// handling is split in place; anything else goes through a resumable state
+// machine that keeps at most MaxRowBytes of a record and reads past the rest.
+//
+// A quoted field that runs past the end of its line and then cannot end well
+// was most likely opened by a stray quote (an inch mark): only the line it
+// started on is rejected, and the lines after it are read again as records.
 type delimited struct {
-	br       *bufio.Reader
+	src      lineSource
 	format   string
 	comma    byte
 	commaStr string
+	quoted   bool // a quote at the start of a field opens a quoted field
 	max      int
 	cols     []string
 	row      int64 // data rows returned so far, good or bad
@@ -30,14 +38,16 @@ type delimited struct {
 	start    int64 // line the current record starts on
 	err      error // sticky fatal error
 
-	rec  []byte // unquoted field bytes of the record being read
-	ends []int  // end offset in rec of each field
+	rec     []byte // unquoted field bytes of the record being read
+	ends    []int  // end offset in rec of each field
+	nfields int    // fields ended so far, also those not stored past the limit
+	first   []byte // raw first line of a record read in several pieces
 }
 
-func newDelimited(br *bufio.Reader, format string, comma byte, max int) (*delimited, error) {
+func newDelimited(br *bufio.Reader, format string, comma byte, quoted bool, max int) (*delimited, error) {
 	skipBOM(br)
-	d := &delimited{br: br, format: format, comma: comma, commaStr: string(rune(comma)), max: max}
-	header, reason, err := d.record()
+	d := &delimited{src: lineSource{br: br}, format: format, comma: comma, commaStr: string(rune(comma)), quoted: quoted, max: max}
+	header, reason, err := d.record(0)
 	switch {
 	case err == io.EOF:
 		return nil, fmt.Errorf("%w: upload a file with a header line and at least one row", ErrEmpty)
@@ -115,28 +125,25 @@ func (d *delimited) Next() (schemas.RawRow, error) {
 	if d.err != nil {
 		return schemas.RawRow{}, d.err
 	}
-	fields, reason, err := d.record()
+	fields, reason, err := d.record(len(d.cols))
 	if err != nil {
 		d.err = err
 		return schemas.RawRow{}, err
 	}
 	d.row++
 	if reason != "" {
-		return schemas.RawRow{}, &RowError{Row: d.row, Reason: reason}
-	}
-	if len(fields) != len(d.cols) {
-		return schemas.RawRow{}, &RowError{Row: d.row,
-			Reason: fmt.Sprintf("row has %d fields, the header has %d (line %d)", len(fields), len(d.cols), d.start)}
+		return schemas.RawRow{}, &RowError{Row: d.row, Reason: reason, Values: fields}
 	}
 	return schemas.RawRow{Row: d.row, Values: fields}, nil
 }
 
-// record reads the next non-blank record. It returns its fields, or a reason
-// when the record is unusable (its bytes are consumed either way), or io.EOF
-// at the end, or a read error.
-func (d *delimited) record() (fields []string, reason string, err error) {
+// record reads the next non-blank record; want is the header's field count
+// (0 while reading the header). It returns the record's fields; or a reason
+// the record is unusable, with a best-effort split of it (nil when none was
+// kept) in fields; or io.EOF at the end; or a read error.
+func (d *delimited) record(want int) (fields []string, reason string, err error) {
 	for {
-		line, err := d.br.ReadSlice('\n')
+		line, err := d.src.next()
 		d.start = d.line + 1
 		switch {
 		case err == nil:
@@ -146,12 +153,12 @@ func (d *delimited) record() (fields []string, reason string, err error) {
 				return nil, "", io.EOF
 			}
 		case errors.Is(err, bufio.ErrBufferFull):
-			return d.slowRecord(line, err)
+			return d.slowRecord(line, err, want)
 		default:
 			return nil, "", fmt.Errorf("reading line %d: %w", d.line+1, err)
 		}
-		if bytes.IndexByte(line, '"') >= 0 {
-			return d.slowRecord(line, err)
+		if d.quoted && bytes.IndexByte(line, '"') >= 0 {
+			return d.slowRecord(line, err, want)
 		}
 		n := len(line)
 		if n > 0 && line[n-1] == '\n' {
@@ -167,10 +174,13 @@ func (d *delimited) record() (fields []string, reason string, err error) {
 			return nil, tooLong(n, d.max), nil
 		}
 		if !utf8.Valid(line[:n]) {
-			return nil, notUTF8(d.start), nil
+			return d.naive(line[:n]), notUTF8(d.start), nil
 		}
-		line = line[:n]
-		return d.split(string(line)), "", nil
+		fields := d.split(string(line[:n]))
+		if want > 0 && len(fields) != want {
+			return fields, d.ragged(len(fields), want), nil
+		}
+		return fields, "", nil
 	}
 }
 
@@ -185,12 +195,32 @@ func (d *delimited) split(s string) []string {
 	return fields
 }
 
+// naive is the best-effort split of a rejected row: its raw line cut at
+// every delimiter, quotes and all, with invalid UTF-8 replaced.
+func (d *delimited) naive(line []byte) []string {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	return d.split(strings.ToValidUTF8(string(line), "\uFFFD"))
+}
+
+func (d *delimited) ragged(n, want int) string {
+	return fmt.Sprintf("row has %d fields, the header has %d (line %d)", n, want, d.start)
+}
+
 func tooLong(n, max int) string {
 	return fmt.Sprintf("row is %d bytes, the limit is %d", n, max)
 }
 
 func notUTF8(line int64) string {
 	return fmt.Sprintf("line %d is not valid UTF-8; save the file as UTF-8", line)
+}
+
+// strayQuote explains a quoted field that starts on line and cannot end
+// well, and how to fix the file.
+func strayQuote(line int64, what string) string {
+	return fmt.Sprintf(`line %d: a quoted field starts here and %s; look for a stray quote (") on line %d: `+
+		`inside a quoted field a quote is written twice (""), and if the file never quotes fields, set "quoted": false in the mapping`,
+		line, what, line)
 }
 
 // States of the record state machine.
@@ -204,28 +234,51 @@ const (
 )
 
 // slowRecord reads a record that holds quotes or does not fit in the buffer.
-// chunk is its first piece and err the error ReadSlice returned with it.
-func (d *delimited) slowRecord(chunk []byte, err error) ([]string, string, error) {
-	d.rec, d.ends = d.rec[:0], d.ends[:0]
-	firstLine := d.start
+// chunk is its first piece and err the error the line source returned with it.
+//
+// A record whose quoted field runs past its first line is read on only while
+// it can still end well: once it cannot (the field is never closed, its
+// closing quote is followed by something else than a delimiter or a line
+// end, it grows past the row limit, or the record's field count is not the
+// header's), the first line alone is rejected and the line source goes back
+// to the line after it.
+func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, string, error) {
+	d.rec, d.ends, d.nfields, d.first = d.rec[:0], d.ends[:0], 0, d.first[:0]
+	firstLine, firstChunk := d.start, chunk
 	var (
 		st      = stFieldStart
 		size    int    // raw bytes of the record, terminator included
 		keep    = true // whether field bytes are still stored
 		reason  string
 		lastTwo [2]byte // final raw bytes, to size the terminator
+		pieces  bool    // the first line came in several pieces, kept in d.first
+		lost    bool    // a piece of the first line was not kept: it held no quote yet, or was past the limit
+		quote   bool    // a quoted field was opened
+		onFirst = true  // the first line is not read to its end yet
+		mark    = -1    // where the second line starts in d.src, once the record spans lines
+		stray   string  // why a record spanning lines is undone
 	)
+	// firstValues is the best-effort split of the first line.
+	firstValues := func() []string {
+		switch {
+		case !pieces:
+			return d.naive(firstChunk)
+		case lost:
+			return nil
+		}
+		return d.naive(d.first)
+	}
 	for {
 		size += len(chunk)
 		if keep && size > d.max+2 {
 			keep = false // past the limit: read on, store nothing
 			d.rec = d.rec[:0]
 		}
-		for i := 0; i < len(chunk); {
+		for i := 0; i < len(chunk) && stray == ""; {
 			switch st {
 			case stFieldStart:
-				if chunk[i] == '"' {
-					st = stQuoted
+				if d.quoted && chunk[i] == '"' {
+					st, quote = stQuoted, true
 					i++
 				} else {
 					st = stUnquoted
@@ -279,7 +332,9 @@ func (d *delimited) slowRecord(chunk []byte, err error) ([]string, string, error
 				case '\r':
 					st = stQuoteCR
 				default:
-					if reason == "" {
+					if mark >= 0 {
+						stray = strayQuote(firstLine, fmt.Sprintf("ends on line %d, where its closing quote is followed by %q instead of a delimiter or the end of the line", d.lineOf(chunk), c))
+					} else if reason == "" {
 						reason = fmt.Sprintf("line %d: a quoted field is followed by %q; a quote inside a quoted field must be doubled (\"\")", d.lineOf(chunk), c)
 					}
 					st = stUnquoted
@@ -291,13 +346,15 @@ func (d *delimited) slowRecord(chunk []byte, err error) ([]string, string, error
 					st = stRecordEnd
 					i++
 				} else {
-					if reason == "" {
+					if mark >= 0 {
+						stray = strayQuote(firstLine, fmt.Sprintf("ends on line %d, where its closing quote is followed by a carriage return inside the line", d.lineOf(chunk)))
+					} else if reason == "" {
 						reason = fmt.Sprintf("line %d: a quoted field is followed by a carriage return inside the line", d.lineOf(chunk))
 					}
 					st = stUnquoted
 				}
 			case stRecordEnd:
-				panic("decode: record continues after its end") // ReadSlice ends every chunk at a newline
+				panic("decode: record continues after its end") // every chunk ends at a newline
 			}
 		}
 		if n := len(chunk); n >= 2 {
@@ -305,21 +362,60 @@ func (d *delimited) slowRecord(chunk []byte, err error) ([]string, string, error
 		} else if n == 1 {
 			lastTwo = [2]byte{lastTwo[1], chunk[0]}
 		}
-		if st == stRecordEnd {
+		if stray != "" || st == stRecordEnd {
 			break
 		}
 		if err == io.EOF {
-			switch st {
-			case stQuoted:
-				if reason == "" {
-					reason = fmt.Sprintf("a quoted field opened on line %d is never closed; look for a stray quote (\") there", firstLine)
-				}
-			default:
+			switch {
+			case st != stQuoted:
 				d.field(nil, keep)
+			case mark >= 0:
+				stray = strayQuote(firstLine, "is never closed")
+			case reason == "":
+				reason = strayQuote(firstLine, "is never closed")
 			}
 			break
 		}
-		chunk, err = d.br.ReadSlice('\n')
+		// The record goes on. The next read may overwrite chunk: keep what
+		// is still needed of the first line.
+		if onFirst {
+			// Only a line with quotes can need its values split naively;
+			// a long line without any is read past without a copy.
+			if !keep || (!pieces && !quote) {
+				lost = true
+			} else if !lost {
+				d.first = append(growBounded(d.first, len(chunk), d.max+2), chunk...)
+			}
+			pieces = true
+			if chunk[len(chunk)-1] == '\n' {
+				onFirst = false
+				// A quoted field runs past the first line. A line already
+				// rejected needs no look further.
+				switch {
+				case size-terminatorLen(lastTwo) > d.max:
+					return nil, tooLong(size-terminatorLen(lastTwo), d.max), nil
+				case reason != "":
+					return firstValues(), reason, nil
+				case want > 0 && d.nfields >= want:
+					return firstValues(), strayQuote(firstLine, fmt.Sprintf("is not closed on this line, which already has more than the header's %d fields", want)), nil
+				case want > 0 && !d.src.mayGoBack(d.max):
+					return firstValues(), strayQuote(firstLine, "is not closed on this line; the file has too many unbalanced quotes "+
+						"for a field spanning lines to be told from a stray quote"), nil
+				}
+				mark = d.src.mark()
+			}
+		} else if mark >= 0 {
+			switch {
+			case size > d.max+2:
+				stray = strayQuote(firstLine, fmt.Sprintf("is still open on line %d, past the row limit of %d bytes", d.lineOf(chunk), d.max))
+			case want > 0 && d.nfields >= want:
+				stray = strayQuote(firstLine, fmt.Sprintf("runs on to line %d, making a row of more than the header's %d fields", d.lineOf(chunk), want))
+			}
+			if stray != "" {
+				break
+			}
+		}
+		chunk, err = d.src.next()
 		switch {
 		case err == nil:
 			d.line++
@@ -328,20 +424,31 @@ func (d *delimited) slowRecord(chunk []byte, err error) ([]string, string, error
 			return nil, "", fmt.Errorf("reading line %d: %w", d.line+1, err)
 		}
 	}
-	if lastTwo[1] == '\n' {
-		size--
-		if lastTwo[0] == '\r' {
-			size--
+	size -= terminatorLen(lastTwo)
+	if mark >= 0 && stray == "" {
+		switch {
+		case size > d.max:
+			stray = strayQuote(firstLine, fmt.Sprintf("runs on to line %d, past the row limit of %d bytes", d.lineOf(chunk), d.max))
+		case want > 0 && d.nfields != want:
+			stray = strayQuote(firstLine, fmt.Sprintf("runs on to line %d, making a row of %d fields where the header has %d", d.lineOf(chunk), d.nfields, want))
 		}
+	}
+	if stray != "" {
+		d.src.rewind(mark)
+		d.line = firstLine
+		return firstValues(), stray, nil
+	}
+	if mark >= 0 {
+		d.src.release()
 	}
 	if size > d.max {
 		return nil, tooLong(size, d.max), nil
 	}
 	if reason != "" {
-		return nil, reason, nil
-	}
-	if !utf8.Valid(d.rec) {
-		return nil, notUTF8(firstLine), nil
+		if pieces && !lost {
+			d.first = append(d.first, chunk...) // the last piece of a first line that ended the record
+		}
+		return firstValues(), reason, nil
 	}
 	s := string(d.rec)
 	fields := make([]string, len(d.ends))
@@ -350,11 +457,31 @@ func (d *delimited) slowRecord(chunk []byte, err error) ([]string, string, error
 		fields[i] = s[start:end]
 		start = end
 	}
+	if !utf8.ValidString(s) {
+		for i, f := range fields {
+			fields[i] = strings.ToValidUTF8(f, "\uFFFD")
+		}
+		return fields, notUTF8(firstLine), nil
+	}
+	if want > 0 && len(fields) != want {
+		return fields, d.ragged(len(fields), want), nil
+	}
 	return fields, "", nil
 }
 
-// lineOf is the line number of chunk, the piece ReadSlice returned last:
-// d.line already counts it when it ends with a newline.
+// terminatorLen is how many of a record's final bytes end its line.
+func terminatorLen(lastTwo [2]byte) int {
+	switch {
+	case lastTwo[1] != '\n':
+		return 0
+	case lastTwo[0] == '\r':
+		return 2
+	}
+	return 1
+}
+
+// lineOf is the line number of chunk, the piece the line source returned
+// last: d.line already counts it when it ends with a newline.
 func (d *delimited) lineOf(chunk []byte) int64 {
 	if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
 		return d.line
@@ -370,6 +497,7 @@ func (d *delimited) appendRec(b []byte, keep bool) {
 
 // field ends the current field after appending b.
 func (d *delimited) field(b []byte, keep bool) {
+	d.nfields++
 	if keep {
 		d.appendRec(b, keep)
 		d.ends = append(d.ends, len(d.rec))
@@ -395,4 +523,82 @@ func (d *delimited) fieldStart() int {
 		return 0
 	}
 	return d.ends[len(d.ends)-1]
+}
+
+// lineSource hands out a file line by line as bufio.Reader.ReadSlice does:
+// a line longer than the buffer comes in pieces that end in
+// bufio.ErrBufferFull. After mark it keeps what it hands out, so that
+// rewind can hand it out again: that is how a record spanning lines that
+// turns out to be a stray quote is undone. Only what one record reads past
+// its first line is kept (the decoder stops such a record at MaxRowBytes),
+// so going back needs no second reader and at most that much memory.
+type lineSource struct {
+	br      *bufio.Reader
+	kept    []byte
+	pos     int  // kept[pos:] is handed out again before anything new
+	keeping bool // since mark
+	eof     bool // br returned io.EOF
+
+	fresh, again int64 // bytes handed out from br, and again from kept
+}
+
+func (s *lineSource) next() ([]byte, error) {
+	if s.pos < len(s.kept) {
+		rest := s.kept[s.pos:]
+		var err error
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			rest = rest[:i+1]
+		} else if s.eof {
+			err = io.EOF
+		} else {
+			err = bufio.ErrBufferFull // the line goes on in br
+		}
+		s.pos += len(rest)
+		s.again += int64(len(rest))
+		return rest, err
+	}
+	if !s.keeping {
+		s.kept, s.pos = s.kept[:0], 0
+	}
+	chunk, err := s.br.ReadSlice('\n')
+	if err == io.EOF {
+		s.eof = true
+	}
+	s.fresh += int64(len(chunk))
+	if s.keeping && len(chunk) > 0 {
+		s.kept = append(s.kept, chunk...)
+		s.pos = len(s.kept)
+		chunk = s.kept[len(s.kept)-len(chunk):]
+	}
+	return chunk, err
+}
+
+// mark starts keeping what is handed out from now on and returns where that
+// is, for rewind. It invalidates pieces handed out before.
+func (s *lineSource) mark() int {
+	switch {
+	case s.pos == len(s.kept):
+		s.kept, s.pos = s.kept[:0], 0
+	case s.pos > len(s.kept)/2:
+		// Moving the bytes still to hand out costs less than those handed
+		// out since the last move, so going back stays linear overall.
+		n := copy(s.kept, s.kept[s.pos:])
+		s.kept, s.pos = s.kept[:n], 0
+	}
+	s.keeping = true
+	return s.pos
+}
+
+// rewind hands out again what was handed out since mark.
+func (s *lineSource) rewind(mark int) { s.pos, s.keeping = mark, false }
+
+// release ends keeping without going back.
+func (s *lineSource) release() { s.keeping = false }
+
+// mayGoBack reports whether reading a record on past its first line, which
+// may be read again, keeps the total work within a few times the file: a
+// file built so that every line starts a long quoted field is read in
+// linear time, its lines rejected one by one instead.
+func (s *lineSource) mayGoBack(max int) bool {
+	return s.again <= 4*s.fresh+4*int64(max)
 }

@@ -103,20 +103,42 @@ func TestDelimited(t *testing.T) {
 			wantRejects: map[int64]string{1: `line 2: a quoted field is followed by 's'`},
 		},
 		{
-			name:        "a quote never closed swallows the rest",
+			name:        "a quote never closed rejects only its line",
 			input:       "id,title\n1,Shoe\n2,\"Bag\n3,Hat\n",
 			wantCols:    []string{"id", "title"},
+			wantRows:    [][]string{{"1", "Shoe"}, {"3", "Hat"}},
+			wantNumbers: []int64{1, 3},
+			wantRejects: map[int64]string{2: "line 3: a quoted field starts here and is never closed"},
+		},
+		{
+			name:        "a quote never closed on the last line",
+			input:       "id,title\n1,Shoe\n2,\"Bag",
+			wantCols:    []string{"id", "title"},
 			wantRows:    [][]string{{"1", "Shoe"}},
-			wantRejects: map[int64]string{2: "opened on line 3 is never closed"},
+			wantRejects: map[int64]string{2: "line 3: a quoted field starts here and is never closed"},
 		},
 		{
 			name:        "rows over the limit are rejected, decoding goes on",
 			opt:         Options{MaxRowBytes: 16},
-			input:       "id,title\n1,0123456789abcd\n2,0123456789abcde\n3,\"0123456789\nabcdefghij\"\r\n4,ok\n",
+			input:       "id,title\n1,0123456789abcd\n2,0123456789abcde\n3,\"0123456789,abcdefghij\"\r\n4,ok\n",
 			wantCols:    []string{"id", "title"},
 			wantRows:    [][]string{{"1", "0123456789abcd"}, {"4", "ok"}},
 			wantNumbers: []int64{1, 4},
 			wantRejects: map[int64]string{2: "row is 17 bytes, the limit is 16", 3: "row is 25 bytes, the limit is 16"},
+		},
+		{
+			// Past the limit a field spanning lines is taken for a stray
+			// quote: its first line is rejected, the next read again.
+			name:        "a field spanning lines past the limit rejects its first line",
+			opt:         Options{MaxRowBytes: 16},
+			input:       "id,title\n1,ok\n2,\"0123456789\nabcdefghij\"\r\n3,ok\n",
+			wantCols:    []string{"id", "title"},
+			wantRows:    [][]string{{"1", "ok"}, {"3", "ok"}},
+			wantNumbers: []int64{1, 4},
+			wantRejects: map[int64]string{
+				2: "line 3: a quoted field starts here and runs on to line 4, past the row limit of 16 bytes",
+				3: "row has 1 fields, the header has 2 (line 4)",
+			},
 		},
 		{
 			name:     "fields longer than the read buffer",
@@ -144,10 +166,24 @@ func TestDelimited(t *testing.T) {
 			wantRows: [][]string{{"1,y", "Shoe"}},
 		},
 		{
-			name:     "tabs with commas in values",
+			name:     "tabs with commas in values, quotes are ordinary",
+			input:    "id\ttitle\tprice\n1\tShoe, red\t12900\n2\t\"27\" monitor\t1\n3\t\"Bag\"\t2\n",
+			wantCols: []string{"id", "title", "price"},
+			wantRows: [][]string{{"1", "Shoe, red", "12900"}, {"2", `"27" monitor`, "1"}, {"3", `"Bag"`, "2"}},
+		},
+		{
+			name:     "tabs with quoting on",
+			opt:      Options{Quoted: quoting(true)},
 			input:    "id\ttitle\tprice\n1\tShoe, red\t12900\n2\t\"Bag\tbig\"\t1\n",
 			wantCols: []string{"id", "title", "price"},
 			wantRows: [][]string{{"1", "Shoe, red", "12900"}, {"2", "Bag\tbig", "1"}},
+		},
+		{
+			name:     "csv with quoting off",
+			opt:      Options{Quoted: quoting(false)},
+			input:    "id,title\n1,\"Shoe\n2,\"\"\n",
+			wantCols: []string{"id", "title"},
+			wantRows: [][]string{{"1", `"Shoe`}, {"2", `""`}},
 		},
 		{
 			name:     "header only",

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,14 +25,17 @@ const (
 	BatchBytes = 512 << 10
 )
 
-// Stage decodes uploads.
+// Stage decodes uploads. It trusts only what the API recorded: an upload
+// event must match its upload in the ledger, and the file is decoded with
+// the recorded settings and the mapping version the upload was made with.
 type Stage struct {
-	Files   schemas.FileStore
-	Ledger  schemas.UploadLedger
-	Open    schemas.OpenDecoder
-	Pub     pipeline.JetStreamPublisher
-	TempDir string
-	Log     *slog.Logger
+	Files    schemas.FileStore
+	Ledger   schemas.UploadLedger
+	Mappings schemas.MappingStore
+	Open     schemas.OpenDecoder
+	Pub      pipeline.JetStreamPublisher
+	TempDir  string
+	Log      *slog.Logger
 }
 
 // Config is the stage's place in the pipeline.
@@ -48,23 +52,39 @@ func (s *Stage) Config() pipeline.Stage {
 }
 
 // Handle decodes one uploaded file. A file that cannot be read at all fails
-// the upload (terminal); unreadable rows become rejections and decoding goes on.
+// the upload (terminal); unreadable rows become rejections and decoding goes
+// on. An event that does not match the upload the API recorded is refused
+// and touches nothing of that upload.
 func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
-	var up schemas.UploadEvent
-	if err := json.Unmarshal(m.Data, &up); err != nil {
-		return pipeline.Terminal(fmt.Errorf("upload event is not JSON: %w", err))
+	var ev schemas.UploadEvent
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return s.refuse(m, ev, fmt.Errorf("upload event is not JSON: %w", err))
+	}
+	up, err := s.recorded(ctx, m, ev)
+	if err != nil {
+		if errors.Is(err, errForged) {
+			return s.refuse(m, ev, err)
+		}
+		return err
 	}
 	log := s.Log.With("upload", up.ID, "partner", up.Partner)
 	// Decoded before a crash: only the closing marker may be missing.
-	if rec, err := s.Ledger.Ingested(ctx, up.ID); err == nil && rec.Error == "" {
-		return s.publishEnd(ctx, up, m.Sequence, rec)
-	} else if err != nil && !errors.Is(err, schemas.ErrNotFound) {
+	if rec, err := s.Ledger.Ingested(ctx, up.ID); err == nil {
+		if rec.Seq != 0 && rec.Seq != m.Sequence {
+			return s.refuse(m, ev, fmt.Errorf("%w: upload %s was decoded from the upload event at sequence %d; this is another event for it (sequence %d), a replay",
+				errForged, up.ID, rec.Seq, m.Sequence))
+		}
+		if rec.Error == "" {
+			return s.publishEnd(ctx, up, m.Sequence, rec)
+		}
+	} else if !errors.Is(err, schemas.ErrNotFound) {
 		return err
 	}
 	rec, err := s.decode(ctx, up, m, log)
+	rec.Seq = m.Sequence
 	if err != nil {
 		if errors.Is(err, errFile) {
-			if lerr := s.Ledger.RecordIngest(ctx, up.ID, schemas.IngestRecord{Rows: rec.Rows, Batches: rec.Batches, Error: err.Error()}); lerr != nil {
+			if lerr := s.Ledger.RecordIngest(ctx, up.ID, schemas.IngestRecord{Rows: rec.Rows, Batches: rec.Batches, Seq: rec.Seq, Error: err.Error()}); lerr != nil {
 				return lerr
 			}
 			log.Warn("upload failed", "err", err)
@@ -79,10 +99,59 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	return s.publishEnd(ctx, up, m.Sequence, rec)
 }
 
+// errForged marks an upload event feedline's API did not publish.
+var errForged = errors.New("upload event refused")
+
+// recorded checks an upload event against the upload the API recorded and
+// returns the record, the only thing trusted from here on. An event that
+// names an unknown upload, or another partner, object, mode, format,
+// mapping version or delimiter than the record, was not published by the API.
+func (s *Stage) recorded(ctx context.Context, m *pipeline.Message, ev schemas.UploadEvent) (schemas.UploadEvent, error) {
+	rec, err := s.Ledger.Upload(ctx, ev.ID)
+	if errors.Is(err, schemas.ErrNotFound) {
+		return rec, fmt.Errorf("%w: upload %q is not in the ledger, so feedline's API never accepted it", errForged, ev.ID)
+	}
+	if err != nil {
+		return rec, err
+	}
+	var diff []string
+	differs := func(what string, got, want any) {
+		if got != want {
+			diff = append(diff, fmt.Sprintf("%s %q where the upload has %q", what, fmt.Sprint(got), fmt.Sprint(want)))
+		}
+	}
+	differs("partner", ev.Partner, rec.Partner)
+	differs("object", ev.Object, rec.Object)
+	differs("mode", ev.Mode, rec.Mode)
+	differs("format", ev.Format, rec.Format)
+	differs("mapping version", ev.MappingVersion, rec.MappingVersion)
+	differs("delimiter", ev.Delimiter, rec.Delimiter)
+	differs("subject", m.Subject, schemas.Subject(schemas.SubjectUploaded, rec.Partner))
+	if len(diff) > 0 {
+		return rec, fmt.Errorf("%w: it does not match upload %s as the API recorded it: %s", errForged, ev.ID, strings.Join(diff, ", "))
+	}
+	return rec, nil
+}
+
+// refuse logs and dead-letters an upload event that is not what it claims;
+// the upload it names, if any, is left as it is.
+func (s *Stage) refuse(m *pipeline.Message, ev schemas.UploadEvent, err error) error {
+	s.Log.Error("upload event refused; find out who publishes on "+m.Subject+" besides feedline's API",
+		"subject", m.Subject, "seq", m.Sequence, "upload", ev.ID, "claimed_partner", ev.Partner, "claimed_object", ev.Object, "err", err)
+	return pipeline.Refuse(err)
+}
+
 var errFile = errors.New("file cannot be read")
 
 func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.Message, log *slog.Logger) (schemas.IngestRecord, error) {
 	var rec schemas.IngestRecord
+	mapping, err := s.Mappings.Mapping(ctx, up.Partner, up.MappingVersion)
+	if errors.Is(err, schemas.ErrNotFound) {
+		return rec, fmt.Errorf("%w: mapping version %d, which the upload was made with, is gone; upload the file again", errFile, up.MappingVersion)
+	}
+	if err != nil {
+		return rec, err
+	}
 	rc, err := s.Files.Open(ctx, up.Object)
 	if err != nil {
 		if errors.Is(err, schemas.ErrNotFound) {
@@ -95,7 +164,7 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 	if up.Delimiter != "" {
 		delim = []rune(up.Delimiter)[0]
 	}
-	dec, err := s.Open(rc, schemas.DecoderOptions{Format: up.Format, Delimiter: delim, TempDir: s.TempDir})
+	dec, err := s.Open(rc, schemas.DecoderOptions{Format: up.Format, Delimiter: delim, Quoted: mapping.Quoted, TempDir: s.TempDir})
 	if err != nil {
 		return rec, fmt.Errorf("%w: %w", errFile, err)
 	}
@@ -128,6 +197,12 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 			rec.Rows++
 			batch.Rejections = append(batch.Rejections, schemas.Rejection{Row: rowErr.Row, Reason: rowErr.Reason})
 			size += len(rowErr.Reason)
+			if rowErr.Values != nil {
+				batch.RejectedRows = append(batch.RejectedRows, schemas.RawRow{Row: rowErr.Row, Values: rowErr.Values})
+				for _, v := range rowErr.Values {
+					size += len(v) + 3
+				}
+			}
 		case err != nil:
 			if werr := flight.Wait(ctx); werr != nil {
 				return rec, werr

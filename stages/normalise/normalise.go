@@ -214,10 +214,22 @@ func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.Pr
 			rec.Rejections = append(rec.Rejections, r)
 		}
 	}
-	for _, r := range rb.Rejections {
-		reject(r)
-	}
 	rm := schemas.NewRowMapper(mp, rb.Partner, rb.Columns, rb.ReceivedAt)
+	// A row the decoder could not read whole may still name its product:
+	// that product is listed, and the issue carries its id.
+	named := make(map[int64]string, len(rb.RejectedRows))
+	for _, row := range rb.RejectedRows {
+		if sku := rm.SourceID(row); sku != "" {
+			named[row.Row] = sku
+		}
+	}
+	for _, r := range rb.Rejections {
+		if r.SourceID == "" {
+			r.SourceID = named[r.Row]
+		}
+		reject(r)
+		s.keepRejected(rb.Partner, r.SourceID, out)
+	}
 	// Rows of this batch not yet in the state: a product listed twice in
 	// one batch is compared against its earlier row.
 	pending := map[string]entry{}
