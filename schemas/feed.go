@@ -119,8 +119,10 @@ type FeedStore interface {
 	RemoveAuthorFromFeed(ctx context.Context, reader, author string) error
 	// Feed is up to limit entries of reader's feed with ids below before.
 	Feed(ctx context.Context, reader, before string, limit int) ([]FeedEntry, error)
-	// ReplaceFeed sets reader's whole feed (a rebuild), newest max kept.
-	ReplaceFeed(ctx context.Context, reader string, entries []FeedEntry, max int) error
+	// FillFeed adds entries to reader's feed (a rebuild) and trims it to
+	// its newest max. What the feed holds is kept, so an entry fanned out
+	// while a rebuild read the timelines survives it.
+	FillFeed(ctx context.Context, reader string, entries []FeedEntry, max int) error
 
 	// AddToTimeline records e as one of author's own entries, newest max kept.
 	AddToTimeline(ctx context.Context, author string, e FeedEntry, max int) error

@@ -29,7 +29,7 @@ func BenchFanout(b *testing.B, s schemas.FeedStore, readers, feedLen int) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < len(names); i += 8 {
-				if err := s.ReplaceFeed(ctx, names[i], prefill, feedLen); err != nil {
+				if err := s.FillFeed(ctx, names[i], prefill, feedLen); err != nil {
 					errs <- err
 					return
 				}
@@ -64,8 +64,8 @@ func BenchFeedPage(b *testing.B, s schemas.FeedStore, feedLen int) {
 	ctx := b.Context()
 	g := newIDs()
 	entries := g.entries(feedLen, "user:a", "shop:b", "user:c")
-	if err := s.ReplaceFeed(ctx, "bench-page-reader", entries, feedLen); err != nil {
-		b.Fatalf("ReplaceFeed: %v", err)
+	if err := s.FillFeed(ctx, "bench-page-reader", entries, feedLen); err != nil {
+		b.Fatalf("FillFeed: %v", err)
 	}
 	for _, c := range []struct{ name, before string }{
 		{"newest", ""},

@@ -189,7 +189,7 @@ func (r *Reader) Rebuild(ctx context.Context, reader string) error {
 		}
 		lists = append(lists, tls...)
 	}
-	return r.Store.ReplaceFeed(ctx, reader, merge(pol.FeedCap, lists...), pol.FeedCap)
+	return r.Store.FillFeed(ctx, reader, merge(pol.FeedCap, lists...), pol.FeedCap)
 }
 
 // followedCelebrities lists the celebrities reader follows.
