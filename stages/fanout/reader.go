@@ -48,10 +48,6 @@ const (
 // celebrityTTL bounds how stale the reader's copy of the celebrity list is.
 const celebrityTTL = 10 * time.Second
 
-// rebuildPerAuthor is how many recent entries of each followee a rebuilt
-// feed starts from.
-const rebuildPerAuthor = 50
-
 // markReadEvery spares a write per read: activity only needs day precision.
 const markReadEvery = time.Hour
 
@@ -157,39 +153,15 @@ func (r *Reader) keepFresh(ctx context.Context, reader string) error {
 	return r.Store.MarkRead(ctx, reader, now)
 }
 
-// Rebuild sets reader's feed from the recent entries of everyone they
-// follow (and their own posts); celebrities stay merged at read time.
+// Rebuild fills reader's feed to its cap from their own timeline and
+// everyone they follow, as fan-out would have; celebrities stay merged at
+// read time.
 func (r *Reader) Rebuild(ctx context.Context, reader string) error {
-	pol := r.Policy.WithDefaults()
-	authors := []string{schemas.Author(schemas.FolloweeUser, reader)}
-	before := ""
-	for {
-		edges, err := r.Store.Following(ctx, reader, before, 1000)
-		if err != nil {
-			return err
-		}
-		for _, e := range edges {
-			authors = append(authors, e.Author)
-		}
-		if len(edges) < 1000 {
-			break
-		}
-		before = edges[len(edges)-1].ID
-	}
 	celebs, err := r.celebrityList(ctx)
 	if err != nil {
 		return err
 	}
-	authors = slices.DeleteFunc(authors, func(a string) bool { return slices.Contains(celebs, a) })
-	var lists [][]schemas.FeedEntry
-	for chunk := range slices.Chunk(authors, 500) {
-		tls, err := r.Store.Timelines(ctx, chunk, "", rebuildPerAuthor)
-		if err != nil {
-			return err
-		}
-		lists = append(lists, tls...)
-	}
-	return r.Store.FillFeed(ctx, reader, merge(pol.FeedCap, lists...), pol.FeedCap)
+	return rebuildFeed(ctx, r.Store, reader, celebs, r.Policy.WithDefaults().FeedCap)
 }
 
 // followedCelebrities lists the celebrities reader follows.
