@@ -164,6 +164,17 @@ type FeedStore interface {
 	Close() error
 }
 
+// ReadLog is the durable record of when each reader last read their
+// feed. Fan-out skips readers who have not read for a while, so a replay
+// of the log must know who was active before it fans out; the embedded
+// feed store forgets that at a restart, and Redis can lose it.
+type ReadLog interface {
+	// Record notes that reader read their feed at at.
+	Record(ctx context.Context, reader string, at time.Time) error
+	// Each calls fn with every reader's last recorded read.
+	Each(ctx context.Context, fn func(reader string, at time.Time) error) error
+}
+
 // PostStore is the durable home of post content, readable by every
 // instance (a NATS KV bucket).
 type PostStore interface {

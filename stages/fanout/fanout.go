@@ -59,8 +59,11 @@ func (p Policy) WithDefaults() Policy {
 
 // Stage applies social events and catalog news to the feed store.
 type Stage struct {
-	Store  schemas.FeedStore
-	Posts  schemas.PostStore
+	Store schemas.FeedStore
+	Posts schemas.PostStore
+	// Reads is where Replay finds who was active; nil replays with the
+	// activity the store holds.
+	Reads  schemas.ReadLog
 	Policy Policy
 	Now    func() time.Time
 	Log    *slog.Logger

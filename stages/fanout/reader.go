@@ -29,8 +29,11 @@ type Reader struct {
 	Store    schemas.FeedStore
 	Posts    schemas.PostStore
 	Products schemas.ProductLookup // nil: catalog items are left out
-	Policy   Policy
-	Now      func() time.Time
+	// Reads keeps every noted read in the log, for the replay after a
+	// restart; nil notes reads in the store only.
+	Reads  schemas.ReadLog
+	Policy Policy
+	Now    func() time.Time
 
 	mu          sync.Mutex
 	celebrities []string
@@ -50,6 +53,10 @@ const celebrityTTL = 10 * time.Second
 
 // markReadEvery spares a write per read: activity only needs day precision.
 const markReadEvery = time.Hour
+
+// rebuildGrace is how long fan-out counts a reader as active while their
+// feed is rebuilt: longer than any rebuild the API waits for (10 s).
+const rebuildGrace = time.Minute
 
 func (r *Reader) now() time.Time {
 	if r.Now != nil {
@@ -143,12 +150,27 @@ func (r *Reader) keepFresh(ctx context.Context, reader string) error {
 		return err
 	}
 	now := r.now()
-	if last[0].IsZero() || now.Sub(last[0]) > r.Policy.WithDefaults().InactiveAfter {
+	inactive := r.Policy.WithDefaults().InactiveAfter
+	grace := min(rebuildGrace, inactive/2)
+	switch {
+	case last[0].IsZero() || now.Sub(last[0]) >= inactive-grace:
+		// Fan-out must reach the reader from before the rebuild reads the
+		// timelines, or a post handled meanwhile lands in neither. The mark
+		// is just recent enough for fan-out, for grace, and still old
+		// enough to rebuild on the next read should this rebuild fail.
+		if err := r.Store.MarkRead(ctx, reader, now.Add(grace-inactive)); err != nil {
+			return err
+		}
 		if err := r.Rebuild(ctx, reader); err != nil {
 			return err
 		}
-	} else if now.Sub(last[0]) < markReadEvery {
+	case now.Sub(last[0]) < markReadEvery:
 		return nil
+	}
+	if r.Reads != nil {
+		if err := r.Reads.Record(ctx, reader, now); err != nil {
+			return err
+		}
 	}
 	return r.Store.MarkRead(ctx, reader, now)
 }
