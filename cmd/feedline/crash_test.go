@@ -44,11 +44,13 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startProcess(t *testing.T, bin, dir, httpAddr string) *process {
+// startProcess starts feedline serve with env ("NAME=value") added to
+// the test's environment, and waits until it is ready.
+func startProcess(t *testing.T, bin, dir, httpAddr string, env ...string) *process {
 	t.Helper()
 	p := &process{logs: &bytes.Buffer{}}
 	p.cmd = exec.Command(bin, "serve", "--data", dir, "--http", httpAddr, "--nats-listen", freeAddr(t))
-	p.cmd.Env = append(os.Environ(), "FEEDLINE_ADMIN_KEY="+testAdminKey)
+	p.cmd.Env = append(append(os.Environ(), "FEEDLINE_ADMIN_KEY="+testAdminKey), env...)
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -135,7 +135,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "feeds replayed: %d readers' last reads, %d shopper writes, %d product batches (%d skipped) in %s\n",
+	fmt.Fprintf(stdout, "feeds replayed: the last reads of %d readers, %d shopper writes, %d product batches (%d skipped) in %s\n",
 		r.Readers, r.Social, r.Catalog, r.Skipped, time.Since(start).Round(time.Millisecond))
 	return nil
 }
