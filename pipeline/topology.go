@@ -33,6 +33,7 @@ const (
 	ObjectUploads  = "uploads"  // object store: the uploaded files
 	BucketPosts    = "posts"    // key-value: post content, the durable home every instance reads
 	BucketRequests = "requests" // key-value: first answers to writes sent with an Idempotency-Key
+	BucketReaders  = "readers"  // key-value: each shopper's last feed read, restored before feeds are replayed
 )
 
 // IdempotencyWindow is how long a write's Idempotency-Key is remembered.
@@ -87,6 +88,7 @@ func (b *Bus) Declare(ctx context.Context) error {
 		{Bucket: BucketMappings, Description: "every version of every partner mapping", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
 		{Bucket: BucketPosts, Description: "post content by post id", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
 		{Bucket: BucketRequests, Description: "first answers to idempotent writes", History: 1, TTL: IdempotencyWindow, Storage: jetstream.FileStorage, Replicas: b.replicas},
+		{Bucket: BucketReaders, Description: "last feed read by shopper", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
 	} {
 		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("declare bucket %s: %w", kv.Bucket, err)

@@ -119,8 +119,10 @@ type FeedStore interface {
 	RemoveAuthorFromFeed(ctx context.Context, reader, author string) error
 	// Feed is up to limit entries of reader's feed with ids below before.
 	Feed(ctx context.Context, reader, before string, limit int) ([]FeedEntry, error)
-	// ReplaceFeed sets reader's whole feed (a rebuild), newest max kept.
-	ReplaceFeed(ctx context.Context, reader string, entries []FeedEntry, max int) error
+	// FillFeed adds entries to reader's feed (a rebuild) and trims it to
+	// its newest max. What the feed holds is kept, so an entry fanned out
+	// while a rebuild read the timelines survives it.
+	FillFeed(ctx context.Context, reader string, entries []FeedEntry, max int) error
 
 	// AddToTimeline records e as one of author's own entries, newest max kept.
 	AddToTimeline(ctx context.Context, author string, e FeedEntry, max int) error
@@ -160,6 +162,17 @@ type FeedStore interface {
 	Claim(ctx context.Context, key, value string, ttl time.Duration) (string, error)
 
 	Close() error
+}
+
+// ReadLog is the durable record of when each reader last read their
+// feed. Fan-out skips readers who have not read for a while, so a replay
+// of the log must know who was active before it fans out; the embedded
+// feed store forgets that at a restart, and Redis can lose it.
+type ReadLog interface {
+	// Record notes that reader read their feed at at.
+	Record(ctx context.Context, reader string, at time.Time) error
+	// Each calls fn with every reader's last recorded read.
+	Each(ctx context.Context, fn func(reader string, at time.Time) error) error
 }
 
 // PostStore is the durable home of post content, readable by every

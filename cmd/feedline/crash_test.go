@@ -44,9 +44,11 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startProcess(t *testing.T, bin, dir, httpAddr string) *process {
+// startProcess starts feedline serve with env ("NAME=value") added to
+// the test's environment, and waits until it is ready.
+func startProcess(t *testing.T, bin, dir, httpAddr string, env ...string) *process {
 	t.Helper()
-	return startFeedline(t, bin, httpAddr, "serve", "--data", dir, "--http", httpAddr, "--nats-listen", freeAddr(t))
+	return startFeedlineEnv(t, bin, httpAddr, append(os.Environ(), env...), "serve", "--data", dir, "--http", httpAddr, "--nats-listen", freeAddr(t))
 }
 
 // startFeedline runs the binary with args and waits until httpAddr is ready.

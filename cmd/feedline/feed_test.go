@@ -541,8 +541,13 @@ func TestReplayFeedsRefillsRedisFromTheLog(t *testing.T) {
 		if err != nil {
 			t.Fatalf("replay: %v\n%s", err, errOut.String())
 		}
-		if !strings.Contains(out.String(), "2 shopper writes") {
+		if !strings.Contains(out.String(), "the last reads of 1 readers, 2 shopper writes") {
 			t.Errorf("replay said %q", out.String())
+		}
+		// Bob's read came back from the log first, so the replay wrote
+		// the post to his feed as live delivery had.
+		if raw, err := ts.sys.feeds.Feed(t.Context(), "bob", "", 10); err != nil || len(raw) != 1 || raw[0].ID != post {
+			t.Errorf("after replay and before a read bob's stored feed holds %+v (%v)", raw, err)
 		}
 		if got := bob.feedIDs(); !slices.Equal(got, []string{post}) {
 			t.Errorf("after replay bob's feed is %v", got)

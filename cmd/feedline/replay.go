@@ -121,13 +121,17 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st := &fanout.Stage{Store: store, Posts: natskv.Posts{KV: kv, JS: bus.JS}, Policy: cfg.Feed, Log: cfg.Log}
+	kvReaders, err := bus.KV(ctx, pipeline.BucketReaders)
+	if err != nil {
+		return err
+	}
+	st := &fanout.Stage{Store: store, Posts: natskv.Posts{KV: kv, JS: bus.JS}, Reads: natskv.ReadLog{KV: kvReaders}, Policy: cfg.Feed, Log: cfg.Log}
 	start := time.Now()
 	r, err := st.Replay(ctx, bus)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "feeds replayed: %d shopper writes, %d product batches (%d skipped) in %s\n",
-		r.Social, r.Catalog, r.Skipped, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "feeds replayed: the last reads of %d readers, %d shopper writes, %d product batches (%d skipped) in %s\n",
+		r.Readers, r.Social, r.Catalog, r.Skipped, time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -287,7 +287,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 	}
 	var mappings natskv.Mappings
-	if cfg.runs("api") || cfg.runs("normalise") {
+	if cfg.runs("api") || cfg.runs("ingest") || cfg.runs("normalise") {
 		if mappings.KV, err = s.bus.KV(ctx, pipeline.BucketMappings); err != nil {
 			return nil, err
 		}
@@ -356,11 +356,17 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			return nil, err
 		}
 		posts = natskv.Posts{KV: kvPosts, JS: s.bus.JS}
+		kvReaders, err := s.bus.KV(ctx, pipeline.BucketReaders)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		reads := natskv.ReadLog{KV: kvReaders}
 		if s.feeds, err = openFeedStore(ctx, cfg); err != nil {
 			cancel()
 			return nil, err
 		}
-		fan := &fanout.Stage{Store: s.feeds, Posts: posts, Policy: cfg.Feed, Log: log.With("stage", "fanout")}
+		fan := &fanout.Stage{Store: s.feeds, Posts: posts, Reads: reads, Policy: cfg.Feed, Log: log.With("stage", "fanout")}
 		if cfg.RedisURL == "" {
 			start := time.Now()
 			r, err := fan.Replay(ctx, s.bus)
@@ -368,12 +374,12 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 				cancel()
 				return nil, fmt.Errorf("rebuild feeds from the log: %w", err)
 			}
-			log.Info("feeds rebuilt from the log", "social_events", r.Social, "product_batches", r.Catalog, "took", time.Since(start))
+			log.Info("feeds rebuilt from the log", "readers", r.Readers, "social_events", r.Social, "product_batches", r.Catalog, "took", time.Since(start))
 		}
 		if cfg.runs("fanout") {
 			configs = append(configs, fan.Configs()...)
 		}
-		reader = &fanout.Reader{Store: s.feeds, Posts: posts, Policy: cfg.Feed}
+		reader = &fanout.Reader{Store: s.feeds, Posts: posts, Reads: reads, Policy: cfg.Feed}
 		if lookup, ok := s.index.(schemas.ProductLookup); ok {
 			reader.Products = lookup
 		}

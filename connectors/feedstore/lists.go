@@ -112,6 +112,33 @@ func newEntryList(entries []schemas.FeedEntry, max int) (*entryList, error) {
 	return l, nil
 }
 
+// union answers a list of the entries of l and o, newest max kept.
+func (l *entryList) union(o *entryList, max int) *entryList {
+	a, b := l.items, o.items
+	out := make([]*schemas.FeedEntry, 0, min(max, len(a)+len(b)))
+	// Merge from the newest end, so only the kept entries are visited.
+	for len(out) < max && (len(a) > 0 || len(b) > 0) {
+		var next *schemas.FeedEntry
+		switch {
+		case len(b) == 0:
+			next, a = a[len(a)-1], a[:len(a)-1]
+		case len(a) == 0:
+			next, b = b[len(b)-1], b[:len(b)-1]
+		default:
+			c := compareEntries(a[len(a)-1], b[len(b)-1])
+			if c >= 0 {
+				next, a = a[len(a)-1], a[:len(a)-1]
+			}
+			if c <= 0 {
+				next, b = b[len(b)-1], b[:len(b)-1]
+			}
+		}
+		out = append(out, next)
+	}
+	slices.Reverse(out)
+	return &entryList{items: out}
+}
+
 // edgeItem is one follow edge seen from one side; key is "<id>|<other>",
 // other being the author on the user's side and the user on the author's.
 type edgeItem struct {

@@ -286,8 +286,8 @@ func (s *Store) read(ctx context.Context, key, before string, limit int, list fu
 	return list(sh).page(before, limit), nil
 }
 
-// ReplaceFeed sets reader's whole feed, newest max kept.
-func (s *Store) ReplaceFeed(ctx context.Context, reader string, entries []schemas.FeedEntry, max int) error {
+// FillFeed adds entries to reader's feed, newest max kept.
+func (s *Store) FillFeed(ctx context.Context, reader string, entries []schemas.FeedEntry, max int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -303,9 +303,10 @@ func (s *Store) ReplaceFeed(ctx context.Context, reader string, entries []schema
 		return err
 	}
 	defer sh.mu.Unlock()
-	if len(l.items) == 0 {
-		delete(sh.feeds, reader)
-	} else {
+	if cur := sh.feeds[reader]; cur != nil {
+		l = cur.union(l, max)
+	}
+	if len(l.items) > 0 {
 		sh.feeds[reader] = l
 	}
 	return nil

@@ -1,9 +1,11 @@
 package feedstoretest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ func BenchFanout(b *testing.B, s schemas.FeedStore, readers, feedLen int) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < len(names); i += 8 {
-				if err := s.ReplaceFeed(ctx, names[i], prefill, feedLen); err != nil {
+				if err := s.FillFeed(ctx, names[i], prefill, feedLen); err != nil {
 					errs <- err
 					return
 				}
@@ -62,8 +64,8 @@ func BenchFeedPage(b *testing.B, s schemas.FeedStore, feedLen int) {
 	ctx := b.Context()
 	g := newIDs()
 	entries := g.entries(feedLen, "user:a", "shop:b", "user:c")
-	if err := s.ReplaceFeed(ctx, "bench-page-reader", entries, feedLen); err != nil {
-		b.Fatalf("ReplaceFeed: %v", err)
+	if err := s.FillFeed(ctx, "bench-page-reader", entries, feedLen); err != nil {
+		b.Fatalf("FillFeed: %v", err)
 	}
 	for _, c := range []struct{ name, before string }{
 		{"newest", ""},
@@ -95,4 +97,82 @@ func reportPercentiles(b *testing.B, took []time.Duration) {
 	}
 	b.ReportMetric(at(0.50), "p50-ms")
 	b.ReportMetric(at(0.99), "p99-ms")
+}
+
+// BenchRebuild measures rebuild, which must set reader's feed to the
+// newest feedCap entries across the timelines of the reader's followees
+// (followees authors of perAuthor entries each, their times interleaved).
+// It reports how many timeline entries one rebuild read, and checks the
+// rebuilt feed against the newest feedCap entries worked out here.
+func BenchRebuild(b *testing.B, s schemas.FeedStore, rebuild func(ctx context.Context, s schemas.FeedStore, reader string) error, followees, perAuthor, feedCap int) {
+	ctx := b.Context()
+	g := newIDs()
+	g.last = g.last.Add(-time.Duration(followees*perAuthor*2) * time.Millisecond)
+	const reader = "bench-rebuild-reader"
+	authors := make([]string, followees)
+	for i := range authors {
+		authors[i] = schemas.Author(schemas.FolloweeUser, fmt.Sprintf("bench-author-%04d", i))
+		if _, _, err := s.Follow(ctx, schemas.FollowEdge{ID: g.next(), User: reader, Author: authors[i]}); err != nil {
+			b.Fatalf("Follow: %v", err)
+		}
+	}
+	// Each round every author posts once, in a new order.
+	byAuthor := make(map[string][]schemas.FeedEntry, followees)
+	var all []schemas.FeedEntry
+	for range perAuthor {
+		for _, a := range shuffled(authors) {
+			e := g.entry(a)
+			byAuthor[a] = append(byAuthor[a], e)
+			all = append(all, e)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < len(authors); i += 8 {
+				for _, e := range byAuthor[authors[i]] {
+					if err := s.AddToTimeline(ctx, authors[i], e, perAuthor); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatalf("fill timelines: %v", err)
+	}
+
+	counted := &countingStore{FeedStore: s}
+	for b.Loop() {
+		if err := rebuild(ctx, counted, reader); err != nil {
+			b.Fatalf("rebuild: %v", err)
+		}
+	}
+	b.ReportMetric(float64(counted.read.Load())/float64(b.N), "entries-read/op")
+	want := newestFirst(all)[:min(len(all), feedCap)]
+	got, err := s.Feed(ctx, reader, "", feedCap+1)
+	if err != nil {
+		b.Fatalf("Feed: %v", err)
+	}
+	if !slices.Equal(got, want) {
+		b.Fatalf("the rebuilt feed holds %d entries, not the newest %d of the followees' timelines", len(got), len(want))
+	}
+}
+
+// countingStore counts the timeline entries read through it.
+type countingStore struct {
+	schemas.FeedStore
+	read atomic.Int64
+}
+
+func (s *countingStore) Timelines(ctx context.Context, authors []string, before string, limit int) ([][]schemas.FeedEntry, error) {
+	out, err := s.FeedStore.Timelines(ctx, authors, before, limit)
+	for _, l := range out {
+		s.read.Add(int64(len(l)))
+	}
+	return out, err
 }

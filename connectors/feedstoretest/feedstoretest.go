@@ -48,7 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"CapTrimsOldest", testCapTrimsOldest},
 		{"RemoveFromFeeds", testRemoveFromFeeds},
 		{"RemoveAuthorFromFeed", testRemoveAuthorFromFeed},
-		{"ReplaceFeed", testReplaceFeed},
+		{"FillFeed", testFillFeed},
 		{"Timelines", testTimelines},
 		{"Follow", testFollow},
 		{"FollowPaging", testFollowPaging},
@@ -295,7 +295,7 @@ func testRemoveAuthorFromFeed(t *testing.T, s schemas.FeedStore) {
 	}
 }
 
-func testReplaceFeed(t *testing.T, s schemas.FeedStore) {
+func testFillFeed(t *testing.T, s schemas.FeedStore) {
 	g := newIDs()
 	old := g.entries(5)
 	for _, e := range old {
@@ -303,19 +303,29 @@ func testReplaceFeed(t *testing.T, s schemas.FeedStore) {
 	}
 	fresh := g.entries(12, "shop:acme", "user:bob")
 	given := append(shuffled(fresh), fresh[7]) // one twice
-	if err := s.ReplaceFeed(t.Context(), "r", given, 10); err != nil {
-		t.Fatalf("ReplaceFeed: %v", err)
+	if err := s.FillFeed(t.Context(), "r", given, 10); err != nil {
+		t.Fatalf("FillFeed: %v", err)
 	}
 	checkFeed(t, s, "r", newestFirst(fresh[2:]))
 	checkFeed(t, s, "other", newestFirst(old))
-	// The replaced feed goes on like any other.
+	// The filled feed goes on like any other.
 	newer := g.entry("user:carol")
 	add(t, s, []string{"r"}, newer, 10)
 	checkFeed(t, s, "r", append([]schemas.FeedEntry{newer}, newestFirst(fresh[3:])...))
-	if err := s.ReplaceFeed(t.Context(), "r", nil, 10); err != nil {
-		t.Fatalf("ReplaceFeed empty: %v", err)
+	// What the feed holds stays: older entries fill in below it.
+	if err := s.FillFeed(t.Context(), "r", old, 13); err != nil {
+		t.Fatalf("FillFeed older: %v", err)
 	}
-	checkFeed(t, s, "r", []schemas.FeedEntry{})
+	want := append(append([]schemas.FeedEntry{newer}, newestFirst(fresh[3:])...), newestFirst(old[2:])...)
+	checkFeed(t, s, "r", want)
+	if err := s.FillFeed(t.Context(), "r", nil, 13); err != nil {
+		t.Fatalf("FillFeed empty: %v", err)
+	}
+	checkFeed(t, s, "r", want)
+	if err := s.FillFeed(t.Context(), "new", old, 2); err != nil {
+		t.Fatalf("FillFeed of a reader without a feed: %v", err)
+	}
+	checkFeed(t, s, "new", newestFirst(old[3:]))
 }
 
 func timelines(t *testing.T, s schemas.FeedStore, authors []string, before string, limit int) [][]schemas.FeedEntry {
@@ -717,8 +727,8 @@ func testInvalidInput(t *testing.T, s schemas.FeedStore) {
 	if err := s.AddToTimeline(ctx, "user:alice", ok, 0); err == nil {
 		t.Error("AddToTimeline with max 0: no error")
 	}
-	if err := s.ReplaceFeed(ctx, "r", []schemas.FeedEntry{ok}, 0); err == nil {
-		t.Error("ReplaceFeed with max 0: no error")
+	if err := s.FillFeed(ctx, "r", []schemas.FeedEntry{ok}, 0); err == nil {
+		t.Error("FillFeed with max 0: no error")
 	}
 	bad := map[string]schemas.FeedEntry{
 		"empty id":      {Kind: schemas.FeedKindPost, Author: "user:alice", Ref: "p"},
@@ -734,8 +744,8 @@ func testInvalidInput(t *testing.T, s schemas.FeedStore) {
 		if err := s.AddToTimeline(ctx, "user:alice", e, bigMax); err == nil {
 			t.Errorf("AddToTimeline of an entry with %s: no error", name)
 		}
-		if err := s.ReplaceFeed(ctx, "r", []schemas.FeedEntry{ok, e}, bigMax); err == nil {
-			t.Errorf("ReplaceFeed with an entry with %s: no error", name)
+		if err := s.FillFeed(ctx, "r", []schemas.FeedEntry{ok, e}, bigMax); err == nil {
+			t.Errorf("FillFeed with an entry with %s: no error", name)
 		}
 	}
 	checkFeed(t, s, "r", []schemas.FeedEntry{})

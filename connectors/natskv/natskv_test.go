@@ -194,3 +194,42 @@ func TestPartnersAreCreatedOnce(t *testing.T) {
 		t.Errorf("unknown partner: %v", err)
 	}
 }
+
+func TestReadLogKeepsEachReadersLastRead(t *testing.T) {
+	ctx := context.Background()
+	b := testBus(t)
+	kv, err := b.KV(ctx, pipeline.BucketReaders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ReadLog{KV: kv}
+	seen := func() map[string]time.Time {
+		t.Helper()
+		out := map[string]time.Time{}
+		if err := l.Each(ctx, func(r string, at time.Time) error { out[r] = at; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := seen(); len(got) != 0 {
+		t.Fatalf("an empty log answered %v", got)
+	}
+	at := time.Date(2026, 11, 20, 9, 0, 0, 123_456_789, time.UTC)
+	for i, r := range []string{"alice", "bob", "alice"} {
+		if err := l.Record(ctx, r, at.Add(time.Duration(i)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]time.Time{"alice": at.Add(2 * time.Hour).Truncate(time.Millisecond), "bob": at.Add(time.Hour).Truncate(time.Millisecond)}
+	got := seen()
+	if len(got) != len(want) || !got["alice"].Equal(want["alice"]) || !got["bob"].Equal(want["bob"]) {
+		t.Errorf("reads %v, want %v", got, want)
+	}
+	if err := l.Record(ctx, "not a key", at); err == nil || !strings.Contains(err.Error(), "not a valid key") {
+		t.Errorf("a reader that is no valid key: %v", err)
+	}
+	stop := errors.New("stop")
+	if err := l.Each(ctx, func(string, time.Time) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("Each passes fn's error on: %v", err)
+	}
+}

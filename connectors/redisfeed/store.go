@@ -274,9 +274,9 @@ func newestMembers(entries []schemas.FeedEntry, max int) ([]any, error) {
 	return out, nil
 }
 
-// ReplaceFeed sets reader's whole feed in one transaction, so a reader
-// sees the old feed or the new one.
-func (s *Store) ReplaceFeed(ctx context.Context, reader string, entries []schemas.FeedEntry, max int) error {
+// FillFeed adds entries to reader's feed and trims it in one transaction,
+// so a reader sees the feed before or after, never one over its cap.
+func (s *Store) FillFeed(ctx context.Context, reader string, entries []schemas.FeedEntry, max int) error {
 	if err := checkMax(max); err != nil {
 		return err
 	}
@@ -284,16 +284,17 @@ func (s *Store) ReplaceFeed(ctx context.Context, reader string, entries []schema
 	if err != nil {
 		return err
 	}
+	if len(args) == 0 {
+		return nil
+	}
 	key := s.feedKey(reader)
 	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.Del(ctx, key)
-		if len(args) > 0 {
-			pipe.Do(ctx, append([]any{"zadd", key}, args...)...)
-		}
+		pipe.Do(ctx, append([]any{"zadd", key}, args...)...)
+		pipe.ZRemRangeByRank(ctx, key, 0, int64(-max-1))
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("redisfeed: replace the feed of %s: %w", reader, classify(ctx, err))
+		return fmt.Errorf("redisfeed: fill the feed of %s: %w", reader, classify(ctx, err))
 	}
 	return nil
 }

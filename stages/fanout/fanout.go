@@ -59,8 +59,11 @@ func (p Policy) WithDefaults() Policy {
 
 // Stage applies social events and catalog news to the feed store.
 type Stage struct {
-	Store  schemas.FeedStore
-	Posts  schemas.PostStore
+	Store schemas.FeedStore
+	Posts schemas.PostStore
+	// Reads is where Replay finds who was active; nil replays with the
+	// activity the store holds.
+	Reads  schemas.ReadLog
 	Policy Policy
 	Now    func() time.Time
 	Log    *slog.Logger
@@ -303,19 +306,31 @@ func (s *Stage) follow(ctx context.Context, ev schemas.SocialEvent) error {
 	if err != nil {
 		return err
 	}
-	for _, e := range tl[0] {
-		if err := s.Store.AddToFeeds(ctx, []string{ev.User}, e, pol.FeedCap); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.Store.FillFeed(ctx, ev.User, tl[0], pol.FeedCap)
 }
 
+// unfollow takes the author's entries out of the reader's feed. An active
+// reader's feed is then filled to its cap again from everyone else they
+// follow, as a rebuild would fill it: a feed is the newest entries of the
+// reader's followees however it came about, so a restart, which replays
+// the log with the readers' current activity, gives back the same feed.
 func (s *Stage) unfollow(ctx context.Context, ev schemas.SocialEvent) error {
 	if _, err := s.Store.Unfollow(ctx, ev.User, ev.Target); err != nil {
 		return err
 	}
-	return s.Store.RemoveAuthorFromFeed(ctx, ev.User, ev.Target)
+	if err := s.Store.RemoveAuthorFromFeed(ctx, ev.User, ev.Target); err != nil {
+		return err
+	}
+	pol := s.policy()
+	active, err := s.activeReaders(ctx, []string{ev.User}, s.now().Add(-pol.InactiveAfter))
+	if err != nil || len(active) == 0 {
+		return err
+	}
+	celebs, err := s.Store.Celebrities(ctx)
+	if err != nil {
+		return err
+	}
+	return rebuildFeed(ctx, s.Store, ev.User, celebs, pol.FeedCap)
 }
 
 // HandleCatalog turns a product batch into shop news: new products (a few

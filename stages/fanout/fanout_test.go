@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,6 @@ import (
 
 	"feedline/connectors/feedstore"
 	"feedline/connectors/natskv"
-	"feedline/connectors/redisfeed"
 	"feedline/pipeline"
 	"feedline/schemas"
 )
@@ -63,21 +61,7 @@ func newID() string { return strings.ToLower(ulid.Make().String()) }
 // redelivered event finishes the job: every follower holds the post once.
 func TestRedeliveryAfterACrashMidChunkLeavesNoDuplicateOrGap(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) { testRedelivery(t, feedstore.New()) })
-	t.Run("redis", func(t *testing.T) {
-		url := os.Getenv("FEEDLINE_TEST_REDIS")
-		if url == "" {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("FEEDLINE_TEST_REDIS is not set; .ci/run starts a Redis for this test")
-			}
-			t.Skip("FEEDLINE_TEST_REDIS is not set")
-		}
-		st, err := redisfeed.Open(t.Context(), url, redisfeed.WithPrefix("fanouttest:"+newID()+":"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		testRedelivery(t, st)
-	})
+	t.Run("redis", func(t *testing.T) { testRedelivery(t, redisStore(t)) })
 }
 
 func testRedelivery(t *testing.T, backend schemas.FeedStore) {

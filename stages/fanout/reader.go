@@ -29,8 +29,11 @@ type Reader struct {
 	Store    schemas.FeedStore
 	Posts    schemas.PostStore
 	Products schemas.ProductLookup // nil: catalog items are left out
-	Policy   Policy
-	Now      func() time.Time
+	// Reads keeps every noted read in the log, for the replay after a
+	// restart; nil notes reads in the store only.
+	Reads  schemas.ReadLog
+	Policy Policy
+	Now    func() time.Time
 
 	mu          sync.Mutex
 	celebrities []string
@@ -48,12 +51,12 @@ const (
 // celebrityTTL bounds how stale the reader's copy of the celebrity list is.
 const celebrityTTL = 10 * time.Second
 
-// rebuildPerAuthor is how many recent entries of each followee a rebuilt
-// feed starts from.
-const rebuildPerAuthor = 50
-
 // markReadEvery spares a write per read: activity only needs day precision.
 const markReadEvery = time.Hour
+
+// rebuildGrace is how long fan-out counts a reader as active while their
+// feed is rebuilt: longer than any rebuild the API waits for (10 s).
+const rebuildGrace = time.Minute
 
 func (r *Reader) now() time.Time {
 	if r.Now != nil {
@@ -147,49 +150,40 @@ func (r *Reader) keepFresh(ctx context.Context, reader string) error {
 		return err
 	}
 	now := r.now()
-	if last[0].IsZero() || now.Sub(last[0]) > r.Policy.WithDefaults().InactiveAfter {
+	inactive := r.Policy.WithDefaults().InactiveAfter
+	grace := min(rebuildGrace, inactive/2)
+	switch {
+	case last[0].IsZero() || now.Sub(last[0]) >= inactive-grace:
+		// Fan-out must reach the reader from before the rebuild reads the
+		// timelines, or a post handled meanwhile lands in neither. The mark
+		// is just recent enough for fan-out, for grace, and still old
+		// enough to rebuild on the next read should this rebuild fail.
+		if err := r.Store.MarkRead(ctx, reader, now.Add(grace-inactive)); err != nil {
+			return err
+		}
 		if err := r.Rebuild(ctx, reader); err != nil {
 			return err
 		}
-	} else if now.Sub(last[0]) < markReadEvery {
+	case now.Sub(last[0]) < markReadEvery:
 		return nil
+	}
+	if r.Reads != nil {
+		if err := r.Reads.Record(ctx, reader, now); err != nil {
+			return err
+		}
 	}
 	return r.Store.MarkRead(ctx, reader, now)
 }
 
-// Rebuild sets reader's feed from the recent entries of everyone they
-// follow (and their own posts); celebrities stay merged at read time.
+// Rebuild fills reader's feed to its cap from their own timeline and
+// everyone they follow, as fan-out would have; celebrities stay merged at
+// read time.
 func (r *Reader) Rebuild(ctx context.Context, reader string) error {
-	pol := r.Policy.WithDefaults()
-	authors := []string{schemas.Author(schemas.FolloweeUser, reader)}
-	before := ""
-	for {
-		edges, err := r.Store.Following(ctx, reader, before, 1000)
-		if err != nil {
-			return err
-		}
-		for _, e := range edges {
-			authors = append(authors, e.Author)
-		}
-		if len(edges) < 1000 {
-			break
-		}
-		before = edges[len(edges)-1].ID
-	}
 	celebs, err := r.celebrityList(ctx)
 	if err != nil {
 		return err
 	}
-	authors = slices.DeleteFunc(authors, func(a string) bool { return slices.Contains(celebs, a) })
-	var lists [][]schemas.FeedEntry
-	for chunk := range slices.Chunk(authors, 500) {
-		tls, err := r.Store.Timelines(ctx, chunk, "", rebuildPerAuthor)
-		if err != nil {
-			return err
-		}
-		lists = append(lists, tls...)
-	}
-	return r.Store.ReplaceFeed(ctx, reader, merge(pol.FeedCap, lists...), pol.FeedCap)
+	return rebuildFeed(ctx, r.Store, reader, celebs, r.Policy.WithDefaults().FeedCap)
 }
 
 // followedCelebrities lists the celebrities reader follows.
