@@ -197,15 +197,7 @@ func (ts *testSystem) stagedMsgs() uint64 {
 	ts.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := ts.sys.bus.JS.Stream(ctx, "STAGED")
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	return info.State.Msgs
+	return streamMsgs(ctx, ts.t, ts.sys.bus, pipeline.StreamStaged)
 }
 
 func writeTestFile(t *testing.T, path string, data []byte) {
@@ -279,11 +271,7 @@ func TestKilledWhileApplyingAConfirmedUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
-	stg, err := bus.JS.Stream(ctx, pipeline.StreamStaged)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info, err := stg.Info(ctx); err != nil || info.State.Msgs != 0 {
-		t.Errorf("staged batches left after the upload was applied: %+v %v", info.State, err)
+	if n := streamMsgs(ctx, t, bus, pipeline.StreamStaged); n != 0 {
+		t.Errorf("%d staged batches left after the upload was applied", n)
 	}
 }

@@ -37,14 +37,6 @@ func (ts *testSystem) stored() storedState {
 
 func storedOf(ctx context.Context, t *testing.T, bus *pipeline.Bus) storedState {
 	t.Helper()
-	st, err := bus.ObjectsStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	kv, err := bus.KV(ctx, pipeline.BucketUploads)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +51,21 @@ func storedOf(ctx context.Context, t *testing.T, bus *pipeline.Bus) storedState 
 			records++
 		}
 	}
-	return storedState{records: records, objMsgs: info.State.Msgs}
+	return storedState{records: records, objMsgs: streamMsgs(ctx, t, bus, "OBJ_"+pipeline.ObjectUploads)}
+}
+
+// streamMsgs counts the messages a stream holds.
+func streamMsgs(ctx context.Context, t *testing.T, bus *pipeline.Bus, stream string) uint64 {
+	t.Helper()
+	st, err := bus.JS.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
 }
 
 // rawRequest sends head, then body in pieces of step bytes with pause
