@@ -4,7 +4,7 @@ FEEDLINE_ADMIN_KEY ?= dev-admin-key
 FEEDLINE_TOKEN_KEY ?= dev-token-key-not-secret
 export FEEDLINE_ADMIN_KEY FEEDLINE_TOKEN_KEY
 
-.PHONY: run test build vet bench bench-go bench-e2e clean
+.PHONY: run test build vet bench bench-go bench-e2e clean services services-down
 
 run:
 	$(GO) run ./cmd/feedline serve
@@ -27,6 +27,15 @@ bench-go:
 
 bench-e2e: build
 	./bin/feedline bench --rows 1000000
+
+# The real servers the tests use, on loopback, in the background; writes
+# services.env (". ./services.env" before "make test"). Ports and engines:
+# README, "Tests against real servers".
+services:
+	deploy/services/services.sh up
+
+services-down:
+	deploy/services/services.sh down
 
 clean:
 	rm -rf bin data
