@@ -3,7 +3,8 @@
 # in the background, with data in temporary directories. `up` writes
 # services.env at the top of the tree: shell `export` lines with the
 # FEEDLINE_TEST_* variables the tests read. Each engine is one file in
-# engines/, run in name order; `down` stops them in reverse order.
+# engines/, run in name order; `down` stops them in reverse order. Naming
+# engines (services.sh up nats-cluster) starts or stops only those.
 #
 #   make services        # or deploy/services/services.sh up
 #   . ./services.env
@@ -13,7 +14,15 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 state="${FEEDLINE_SERVICES_DIR:-$root/.services}"
 envfile="$root/services.env"
-engines=("$root"/deploy/services/engines/*.sh)
+all=("$root"/deploy/services/engines/*.sh)
+action=${1:-}
+shift || true
+engines=()
+for e in "${all[@]}"; do
+	name=$(basename "$e" .sh)
+	name=${name#*-}
+	if [ $# -eq 0 ] || [[ " $* " == *" $name "* ]]; then engines+=("$e"); fi
+done
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
@@ -55,22 +64,30 @@ stop_pids() {
 	rm -rf "$dir"
 }
 
-# export_var NAME VALUE: record a variable for services.env.
-export_var() { printf 'export %s=%q\n' "$1" "$2" >>"$envfile.tmp"; }
+# export_var NAME VALUE: record a variable of the engine being started.
+export_var() { printf 'export %s=%q\n' "$1" "$2" >>"$engine_env"; }
 
-case "${1:-}" in
+# write_env: services.env holds the variables of every engine that is up.
+write_env() {
+	cat "$state"/*/env >"$envfile.tmp" 2>/dev/null || :
+	mv "$envfile.tmp" "$envfile"
+}
+
+case "$action" in
 up)
 	mkdir -p "$state"
-	: >"$envfile.tmp"
 	for e in "${engines[@]}"; do
 		name=$(basename "$e" .sh)
 		name=${name#*-}
 		log "starting $name"
+		mkdir -p "$state/$name"
+		engine_env="$state/$name/env"
+		: >"$engine_env"
 		# shellcheck source=/dev/null
 		. "$e"
 		"up_${name//-/_}" "$state/$name"
 	done
-	mv "$envfile.tmp" "$envfile"
+	write_env
 	log "ready; variables in $envfile"
 	;;
 down)
@@ -81,11 +98,13 @@ down)
 		# shellcheck source=/dev/null
 		. "$e"
 		"down_${name//-/_}" "$state/$name" || true
+		rm -rf "${state:?}/$name"
 	done
-	rm -rf "$state" "$envfile"
+	write_env
+	if [ -z "$(ls -A "$state" 2>/dev/null)" ]; then rm -rf "$state" "$envfile"; fi
 	;;
 *)
-	echo "usage: $0 up|down" >&2
+	echo "usage: $0 up|down [engine...]" >&2
 	exit 2
 	;;
 esac
