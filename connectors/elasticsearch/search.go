@@ -21,6 +21,25 @@ const (
 	facetCategory = "category"
 )
 
+// textFields are the fields the query text searches, with their boosts.
+var textFields = []struct {
+	name  string
+	boost int
+}{
+	{schemas.ESFieldTitle, schemas.ESBoostTitle},
+	{schemas.ESFieldBrand, schemas.ESBoostBrand},
+	{schemas.ESFieldDescription, schemas.ESBoostDescription},
+}
+
+// boostedTextFields names textFields with their boosts ("title^3").
+func boostedTextFields() []string {
+	out := make([]string, len(textFields))
+	for i, f := range textFields {
+		out[i] = fmt.Sprintf("%s^%d", f.name, f.boost)
+	}
+	return out
+}
+
 // textMatch is how many analysed query terms must match, in any of the
 // text fields: all of up to three, three quarters of more, as in the
 // embedded index (a spaced Korean phrase still finds its run-together form,
@@ -205,15 +224,28 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 	}
 	boolQuery := obj{"filter": filter}
 	if text != "" {
-		boolQuery["must"] = []any{obj{"combined_fields": obj{
-			"query": text,
-			"fields": []string{
-				fmt.Sprintf("%s^%d", schemas.ESFieldTitle, schemas.ESBoostTitle),
-				fmt.Sprintf("%s^%d", schemas.ESFieldBrand, schemas.ESBoostBrand),
-				fmt.Sprintf("%s^%d", schemas.ESFieldDescription, schemas.ESBoostDescription),
-			},
+		// cross_fields analyses the query once and needs each term in any
+		// of the fields (they share one analyzer), weighing every field by
+		// the IDF the term has where it is most common, as the embedded
+		// index does (combined_fields would too, but OpenSearch 2 lacks it).
+		// Its tie-break lowers that IDF a little in the fields where the
+		// term is rarer, which in a small catalog can outweigh the title's
+		// boost; a bonus of each field's boost when the field holds any
+		// query term keeps a title match ahead of a description match.
+		boolQuery["must"] = []any{obj{"multi_match": obj{
+			"type":                 "cross_fields",
+			"query":                text,
+			"fields":               boostedTextFields(),
 			"minimum_should_match": textMatch,
 		}}}
+		bonus := make([]any, len(textFields))
+		for i, f := range textFields {
+			bonus[i] = obj{"constant_score": obj{
+				"filter": obj{"match": obj{f.name: obj{"query": text}}},
+				"boost":  f.boost,
+			}}
+		}
+		boolQuery["should"] = bonus
 	}
 	p.query = obj{"bool": boolQuery}
 
