@@ -37,18 +37,6 @@ func searchNodeURL(t *testing.T) string {
 	return u
 }
 
-// productHeader adds the X-Elastic-Product header go-elasticsearch requires
-// and OpenSearch does not send.
-type productHeader struct{ base http.RoundTripper }
-
-func (p productHeader) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, err := p.base.RoundTrip(req)
-	if err == nil && res.Header.Get("X-Elastic-Product") == "" {
-		res.Header.Set("X-Elastic-Product", "Elasticsearch")
-	}
-	return res, err
-}
-
 // onSearchNode points a test system at addr under a fresh alias, whose
 // indexes and template are deleted after the test.
 func onSearchNode(t *testing.T, addr string) func(*serveConfig) {
