@@ -219,7 +219,7 @@ func (ix *Index) setUp(ctx context.Context) error {
 	ix.log.Info("elasticsearch connected", "cluster", info.ClusterName,
 		"distribution", info.distribution(), "version", info.Version.Number)
 
-	tmpl, err := json.Marshal(schemas.ESNewIndexTemplate(ix.alias, ix.cfg.Shards, ix.cfg.Replicas))
+	tmpl, err := json.Marshal(NewIndexTemplate(ix.alias, ix.cfg.Shards, ix.cfg.Replicas))
 	if err != nil {
 		return fmt.Errorf("elasticsearch: encode template: %w", err)
 	}

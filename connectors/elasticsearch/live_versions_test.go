@@ -254,7 +254,7 @@ func TestLiveOpenSearchRefusedTemplateIsAnOpenError(t *testing.T) {
 	cfg := liveConfig(liveURL(t))
 	admin := openLive(t, liveConfig(liveURL(t))) // a connection for the setup
 	squatter := "squatter-" + cfg.Alias
-	body := fmt.Sprintf(`{"index_patterns":[%q],"priority":200,"template":{"settings":{"number_of_shards":1}}}`, schemas.ESIndexPattern(cfg.Alias))
+	body := fmt.Sprintf(`{"index_patterns":[%q],"priority":200,"template":{"settings":{"number_of_shards":1}}}`, IndexPattern(cfg.Alias))
 	if err := admin.conn.call(t.Context(), esapi.IndicesPutIndexTemplateRequest{Name: squatter, Body: strings.NewReader(body)}, nil); err != nil {
 		t.Fatalf("put the other template: %v", err)
 	}

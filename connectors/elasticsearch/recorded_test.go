@@ -46,7 +46,7 @@ func TestRecordedOpenCreatesTemplateAndFirstIndex(t *testing.T) {
 	// The template is the one schemas defines, shaped like the recorded
 	// put-template request.
 	tmpl := jsonOf(t, got[1].Body).(map[string]any)
-	wantTmpl, _ := stdjson.Marshal(schemas.ESNewIndexTemplate("products", 3, 1))
+	wantTmpl, _ := stdjson.Marshal(NewIndexTemplate("products", 3, 1))
 	if canonJSON(t, tmpl) != canonJSON(t, jsonOf(t, wantTmpl)) {
 		t.Errorf("template body\n got %s\nwant %s", got[1].Body, wantTmpl)
 	}
@@ -62,7 +62,7 @@ func TestRecordedOpenCreatesTemplateAndFirstIndex(t *testing.T) {
 	if got := tmpl["index_patterns"]; !reflect.DeepEqual(got, []any{"products-v*"}) {
 		t.Errorf("index_patterns %v", got)
 	}
-	analyzer := settings["analysis"].(map[string]any)["analyzer"].(map[string]any)[schemas.ESTextAnalyzer].(map[string]any)
+	analyzer := settings["analysis"].(map[string]any)["analyzer"].(map[string]any)[TextAnalyzer].(map[string]any)
 	if f := analyzer["filter"]; !reflect.DeepEqual(f, []any{"cjk_width", "lowercase", "cjk_bigram", "english_plural"}) || analyzer["tokenizer"] != "standard" {
 		t.Errorf("text analyzer %v", analyzer)
 	}
@@ -791,7 +791,7 @@ func TestRecordedOpenWarnsOnOtherMappingVersion(t *testing.T) {
 	for _, c := range []struct {
 		version int
 		warn    bool
-	}{{schemas.ESMappingVersion, false}, {schemas.ESMappingVersion + 7, true}} {
+	}{{MappingVersion, false}, {MappingVersion + 7, true}} {
 		n := newNode(t)
 		n.on("GET", "/products-v1/_mapping", func(seen) reply {
 			return reply{200, map[string]any{"products-v1": map[string]any{"mappings": map[string]any{

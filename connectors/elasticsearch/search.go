@@ -26,9 +26,9 @@ var textFields = []struct {
 	name  string
 	boost int
 }{
-	{schemas.ESFieldTitle, schemas.ESBoostTitle},
-	{schemas.ESFieldBrand, schemas.ESBoostBrand},
-	{schemas.ESFieldDescription, schemas.ESBoostDescription},
+	{FieldTitle, BoostTitle},
+	{FieldBrand, BoostBrand},
+	{FieldDescription, BoostDescription},
 }
 
 // boostedTextFields names textFields with their boosts ("title^3").
@@ -186,32 +186,32 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 	c := r.Canonical()
 	text, sort := c.Text, c.Sort
 	var p searchPlan
-	tieBreak := obj{schemas.ESFieldID: obj{"order": "asc"}}
+	tieBreak := obj{FieldID: obj{"order": "asc"}}
 	switch sort {
 	case schemas.SortRelevance:
 		p.sort = []any{obj{"_score": obj{"order": "desc"}}, tieBreak}
 	case schemas.SortPriceAsc:
-		p.sort = []any{obj{schemas.ESFieldEffective: obj{"order": "asc"}}, tieBreak}
+		p.sort = []any{obj{FieldEffective: obj{"order": "asc"}}, tieBreak}
 	case schemas.SortPriceDesc:
-		p.sort = []any{obj{schemas.ESFieldEffective: obj{"order": "desc"}}, tieBreak}
+		p.sort = []any{obj{FieldEffective: obj{"order": "desc"}}, tieBreak}
 	case schemas.SortNewest:
-		p.sort = []any{obj{schemas.ESFieldUpdatedAt: obj{"order": "desc"}}, tieBreak}
+		p.sort = []any{obj{FieldUpdatedAt: obj{"order": "desc"}}, tieBreak}
 	default:
 		return p, fmt.Errorf("elasticsearch: unknown sort %q", r.Sort)
 	}
 	p.limit = r.PageLimit()
 	brands, categories, partners, avail := c.Brands, c.Categories, c.Partners, c.Availability
 
-	filter := []any{obj{"term": obj{schemas.ESFieldDeleted: false}}}
+	filter := []any{obj{"term": obj{FieldDeleted: false}}}
 	anyOf := func(field string, values []string) {
 		if len(values) > 0 {
 			filter = append(filter, obj{"terms": obj{field: values}})
 		}
 	}
-	anyOf(schemas.ESFieldBrandKeyword, brands)
-	anyOf(schemas.ESFieldCategoryPaths, categories)
-	anyOf(schemas.ESFieldPartner, partners)
-	anyOf(schemas.ESFieldAvailability, avail)
+	anyOf(FieldBrandKeyword, brands)
+	anyOf(FieldCategoryPaths, categories)
+	anyOf(FieldPartner, partners)
+	anyOf(FieldAvailability, avail)
 	if r.MinPrice != nil || r.MaxPrice != nil {
 		bounds := obj{}
 		if r.MinPrice != nil {
@@ -220,7 +220,7 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 		if r.MaxPrice != nil {
 			bounds["lte"] = *r.MaxPrice
 		}
-		filter = append(filter, obj{"range": obj{schemas.ESFieldEffective: bounds}})
+		filter = append(filter, obj{"range": obj{FieldEffective: bounds}})
 	}
 	boolQuery := obj{"filter": filter}
 	if text != "" {
@@ -267,10 +267,10 @@ func (p searchPlan) body(after []json.RawMessage) ([]byte, error) {
 		"sort":             p.sort,
 		"size":             p.limit + 1, // one past the page tells whether another follows
 		"track_total_hits": true,
-		"_source":          obj{"excludes": []string{schemas.ESFieldCategoryPaths, schemas.ESFieldEffective, schemas.ESFieldDeleted}},
+		"_source":          obj{"excludes": []string{FieldCategoryPaths, FieldEffective, FieldDeleted}},
 		"aggs": obj{
-			facetBrand:    facet(schemas.ESFieldBrandKeyword),
-			facetCategory: facet(schemas.ESFieldCategoryPaths),
+			facetBrand:    facet(FieldBrandKeyword),
+			facetCategory: facet(FieldCategoryPaths),
 		},
 	}
 	if after != nil {
