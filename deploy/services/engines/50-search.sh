@@ -17,7 +17,7 @@ build_search_node() {
 		return 0
 	fi
 	log "building the search node launcher (Maven)"
-	(cd "$src" && { mvn -q -B -o package 2>/dev/null || mvn -q -B package; }) </dev/null
+	(cd "$src" && { mvn -q -B -o package >/dev/null 2>&1 || mvn -q -B package; }) </dev/null
 }
 
 search_classpath() { echo "$(search_src)/target/classes:$(search_src)/target/lib/*"; }
