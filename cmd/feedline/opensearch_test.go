@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -275,4 +276,138 @@ func TestOpenSearchReadyzSaysWhenTheIndexIsDown(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// roundCatalog is n products whose every fourth price carries the round,
+// so each full upload of a new round changes a quarter of the catalog.
+func roundCatalog(n, round int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintln(&b, "sku,name,brand,category,price,currency,stock,url")
+	for i := range n {
+		fmt.Fprintf(&b, "R%05d,Kettle %d,Acme,Home > Kitchen,%d,KRW,in stock,https://shop.example/R%05d\n", i, i, roundPrice(i, round), i)
+	}
+	return b.Bytes()
+}
+
+func roundPrice(i, round int) int64 {
+	p := int64(1000 + i)
+	if i%4 == 0 {
+		p += int64(round) * 100_000
+	}
+	return p
+}
+
+// TestOpenSearchReindexWhileUploading: feedline reindex (its work after
+// reading the flags) builds the next index version from the log of the
+// running system and swaps the alias while full uploads keep changing a
+// quarter of the catalog through the index stage. Searches through the API
+// never fail or find fewer products, and afterwards every product has the
+// price of the last upload: nothing written during the reindex is lost.
+func TestOpenSearchReindexWhileUploading(t *testing.T) {
+	node := searchNodeURL(t)
+	var cfg serveConfig
+	tune := onSearchNode(t, node)
+	ts := startTestSystemWith(t, t.TempDir(), func(c *serveConfig) { tune(c); cfg = *c })
+	const n = 6000
+	key := ts.addPartner("acme")
+	ts.setMapping("acme", key, customMapping)
+	if st := ts.uploadOK("acme", key, roundCatalog(n, 0), "mode=full"); st.Counts.Indexed != n {
+		t.Fatalf("first upload: %+v", st.Counts)
+	}
+
+	// Searches all along, straight over HTTP (not ts.search: another goroutine).
+	stop := make(chan struct{})
+	searched := make(chan error, 1)
+	var searches, fewest int
+	go func() {
+		fewest = n
+		for {
+			select {
+			case <-stop:
+				searched <- nil
+				return
+			case <-time.After(30 * time.Millisecond):
+			}
+			res, err := http.Get(ts.base + "/v1/search?partner=acme&limit=1")
+			if err != nil {
+				searched <- err
+				return
+			}
+			var sr schemas.SearchResult
+			err = json.NewDecoder(res.Body).Decode(&sr)
+			res.Body.Close()
+			if err != nil || res.StatusCode != http.StatusOK {
+				searched <- fmt.Errorf("search answered %d: %v", res.StatusCode, err)
+				return
+			}
+			searches++
+			fewest = min(fewest, int(sr.Total))
+		}
+	}()
+
+	tool := serveConfig{NATS: ts.natsURL(), ESURLs: cfg.ESURLs, ESAlias: cfg.ESAlias, ESTransport: cfg.ESTransport,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	bus, err := connectTool(t.Context(), tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	var out, progress bytes.Buffer
+	reindexed := make(chan error, 1)
+	go func() { reindexed <- reindex(t.Context(), tool, bus, &out, &progress) }()
+
+	// Uploads go on until the reindex is over, and once more after it.
+	round, done := 0, false
+	for !done && round < 8 {
+		select {
+		case err := <-reindexed:
+			if err != nil {
+				t.Fatalf("reindex: %v", err)
+			}
+			done = true
+		default:
+		}
+		round++
+		if st := ts.uploadOK("acme", key, roundCatalog(n, round), "mode=full"); st.State != schemas.StateDone || st.Counts.Indexed != n/4 {
+			t.Fatalf("upload of round %d: %s %+v, want %d indexed", round, st.State, st.Counts, n/4)
+		}
+	}
+	if !done {
+		if err := <-reindexed; err != nil {
+			t.Fatalf("reindex: %v", err)
+		}
+	}
+	close(stop)
+	if err := <-searched; err != nil {
+		t.Fatalf("a search during the reindex failed: %v", err)
+	}
+	if searches < 10 || fewest < n {
+		t.Errorf("%d searches during the reindex, the fewest products found %d, want %d", searches, fewest, n)
+	}
+	alias := cfg.ESAlias
+	if want := fmt.Sprintf("alias %s: %s-v1 → %s-v2;", alias, alias, alias); !strings.HasPrefix(out.String(), want) {
+		t.Errorf("reindex said %q, want it to start %q", out.String(), want)
+	}
+	var aliases map[string]any
+	if nodeCall(t, "GET", node+"/_alias/"+alias, "", &aliases) != http.StatusOK || len(aliases) != 1 || aliases[alias+"-v2"] == nil {
+		t.Errorf("alias %s is on %v, want %s-v2 alone", alias, aliases, alias)
+	}
+
+	got := ts.allProducts("acme")
+	if len(got) != n {
+		t.Fatalf("%d products searchable after the reindex, want %d", len(got), n)
+	}
+	wrong := 0
+	for i := range n {
+		id := fmt.Sprintf("acme:R%05d", i)
+		if p := got[id]; p.Price != roundPrice(i, round) {
+			if wrong++; wrong <= 5 {
+				t.Errorf("%s at price %d, want %d of the last upload (round %d)", id, p.Price, roundPrice(i, round), round)
+			}
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("%d of %d products lost a change written during the reindex", wrong, n)
+	}
+	t.Logf("%d upload rounds, %d searches; %s", round, searches, strings.TrimSpace(out.String()))
 }
