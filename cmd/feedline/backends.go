@@ -25,7 +25,7 @@ func openIndex(ctx context.Context, cfg serveConfig) (schemas.ProductIndex, erro
 	}
 	ix, err := elasticsearch.Open(ctx, elasticsearch.Config{
 		Addresses: cfg.ESURLs, Username: cfg.ESUsername, Password: cfg.ESPassword, Alias: cfg.ESAlias,
-		Logger: cfg.Log.With("component", "elasticsearch"),
+		Transport: cfg.ESTransport, Logger: cfg.Log.With("component", "elasticsearch"),
 	})
 	if err != nil {
 		return nil, err

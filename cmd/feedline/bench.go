@@ -24,7 +24,8 @@ import (
 
 // benchCmd measures the catalog path end to end on the embedded default:
 // raw decode (the baseline), decode + normalise, upload to searchable, and
-// a re-upload with a share of rows changed. "bench feed" measures the news
+// a re-upload with a share of rows changed; with --es-url, upload to
+// searchable again with that node as the index. "bench feed" measures the news
 // feed instead.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "feed" {
@@ -39,6 +40,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the heap was largest, to this file")
 	maxDelete := fs.Int("max-delete-percent", 0, "the service's --max-delete-percent (0: its default); 100 never holds, so full re-uploads are not staged")
+	esURL := fs.String("es-url", "", "also run the full pipeline with this Elasticsearch (or OpenSearch) node as the index, beside the embedded one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,6 +66,18 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *memProfile != "" {
 		stop := watchHeap(*memProfile)
 		defer stop()
+	}
+	var node *benchSearchNode
+	if *esURL != "" {
+		var err error
+		if node, err = probeSearchNode(ctx, *esURL); err != nil {
+			return err
+		}
+		defer func() {
+			if err := node.drop(context.WithoutCancel(ctx)); err != nil {
+				fmt.Fprintf(stderr, "removing the bench index %s-v* from %s: %v\n", node.alias, node.urls[0], err)
+			}
+		}()
 	}
 	skipped := func(step string) bool { return strings.Contains(","+*skip+",", ","+step+",") }
 	log := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
@@ -94,11 +108,15 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	report.add("decode only (CSV, baseline)", d, *rows)
 	log("decode only: %s", d)
 
-	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int) ([]time.Duration, error) {
-		sys, err := startSystem(ctx, serveConfig{
+	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int, es *benchSearchNode) ([]time.Duration, error) {
+		cfg := serveConfig{
 			DataDir: dataDir, HTTP: "127.0.0.1:0", AdminKey: "bench-admin", Stages: stages, MaxDeletePercent: *maxDelete,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
+		}
+		if es != nil {
+			es.use(&cfg)
+		}
+		sys, err := startSystem(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -132,7 +150,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if skipped("reupload") {
 			uploads = 1
 		}
-		ds, err := run("decode+normalise CSV", []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-normalise"), uploads)
+		ds, err := run("decode+normalise CSV", []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-normalise"), uploads, nil)
 		if err != nil {
 			return err
 		}
@@ -142,7 +160,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if !skipped("parquet") {
-		ds, err := run("decode+normalise Parquet", []string{"api", "ingest", "normalise"}, parquetPath, false, filepath.Join(work, "data-parquet"), 1)
+		ds, err := run("decode+normalise Parquet", []string{"api", "ingest", "normalise"}, parquetPath, false, filepath.Join(work, "data-parquet"), 1, nil)
 		if err != nil {
 			return err
 		}
@@ -153,13 +171,28 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if skipped("reupload") {
 			uploads = 1
 		}
-		ds, err := run("full pipeline", allStages, csvPath, true, filepath.Join(work, "data-full"), uploads)
+		ds, err := run("full pipeline", allStages, csvPath, true, filepath.Join(work, "data-full"), uploads, nil)
 		if err != nil {
 			return err
 		}
 		report.add("upload to searchable (all stages)", ds[0], *rows)
 		if len(ds) > 1 {
 			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied", *changed*100), ds[1], *rows)
+		}
+	}
+	if node != nil {
+		uploads := 2
+		if skipped("reupload") {
+			uploads = 1
+		}
+		log("full pipeline on %s at %s, alias %s", node.name, node.urls[0], node.alias)
+		ds, err := run("full pipeline, "+node.name, allStages, csvPath, true, filepath.Join(work, "data-es"), uploads, node)
+		if err != nil {
+			return err
+		}
+		report.add("upload to searchable (all stages, "+node.name+" index)", ds[0], *rows)
+		if len(ds) > 1 {
+			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied (%s)", *changed*100, node.name), ds[1], *rows)
 		}
 	}
 	report.peakRSS = peakRSS()

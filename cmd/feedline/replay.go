@@ -52,6 +52,12 @@ func reindexCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer bus.Close()
+	return reindex(ctx, cfg, bus, stdout, stderr)
+}
+
+// reindex is feedline reindex once its settings are read and JetStream is
+// reached: the running system's index stage keeps writing meanwhile.
+func reindex(ctx context.Context, cfg serveConfig, bus *pipeline.Bus, stdout, stderr io.Writer) error {
 	ix, err := openIndex(ctx, cfg)
 	if err != nil {
 		return err
@@ -64,6 +70,11 @@ func reindexCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	start := time.Now()
 	v := esVersions{ix: es}
+	defer func() {
+		if v.next != nil {
+			_ = v.next.Close()
+		}
+	}()
 	r, err := index.Reindex(ctx, bus, &v, func(p index.Rebuilt) {
 		fmt.Fprintf(stderr, "\r%d changes from %d batches", p.Changes, p.Batches)
 	})
@@ -80,11 +91,17 @@ func reindexCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // esVersions adapts the Elasticsearch index to index.Versions.
 type esVersions struct {
 	ix       *elasticsearch.Index
+	next     *elasticsearch.Index // the version being built, closed after
 	promoted string
 }
 
 func (v *esVersions) NewVersion(ctx context.Context) (schemas.ProductIndex, error) {
-	return v.ix.NewVersion(ctx)
+	next, err := v.ix.NewVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.next = next
+	return next, nil
 }
 
 func (v *esVersions) Promote(ctx context.Context, next schemas.ProductIndex) error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,6 +92,10 @@ type serveConfig struct {
 	ESUsername    string
 	ESPassword    string
 	ESAlias       string
+	// ESTransport carries the Elasticsearch client's requests; nil is the
+	// default HTTP transport. Not a setting: tests run the system on an
+	// OpenSearch node through one that adds the product header.
+	ESTransport   http.RoundTripper
 	ClickHouseURL string // empty: Parquet files
 	RedisURL      string // empty: feed state in the process
 	TokenKey      string
@@ -509,10 +514,17 @@ func (s *system) sweepFilesEvery(ctx context.Context, files natskv.Files, every 
 	}
 }
 
-// ready is true when JetStream answers and every configured stage has its consumer bound.
+// ready is true when JetStream answers, the search index takes requests
+// (Elasticsearch's cluster health) and every configured stage has its
+// consumer bound.
 func (s *system) ready(ctx context.Context) error {
 	if err := s.bus.Ready(ctx); err != nil {
 		return err
+	}
+	if h, ok := s.index.(schemas.HealthChecker); ok {
+		if err := h.Healthy(ctx); err != nil {
+			return fmt.Errorf("search index not ready: %w", err)
+		}
 	}
 	bound := s.runner.Bound()
 	for _, st := range s.cfg.Stages {

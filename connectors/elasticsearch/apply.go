@@ -333,11 +333,11 @@ func (e *docEncoder) reset() {
 func (e *docEncoder) document(c *schemas.ProductChange) error {
 	if c.Kind == schemas.ChangeDelete {
 		b := e.scratch[:0]
-		b = append(b, `{"`+schemas.ESFieldID+`":`...)
+		b = append(b, `{"`+FieldID+`":`...)
 		b = appendJSONString(b, c.ID)
-		b = append(b, `,"`+schemas.ESFieldVersion+`":`...)
+		b = append(b, `,"`+FieldVersion+`":`...)
 		b = strconv.AppendUint(b, c.Version, 10)
-		b = append(b, `,"`+schemas.ESFieldDeleted+`":true}`...)
+		b = append(b, `,"`+FieldDeleted+`":true}`...)
 		e.buf.Write(b)
 		e.scratch = b
 		return nil
@@ -361,7 +361,7 @@ func (e *docEncoder) document(c *schemas.ProductChange) error {
 	// Encode ends the object with "}\n": reopen it for the derived fields.
 	e.buf.Truncate(e.buf.Len() - 2)
 	b := e.scratch[:0]
-	b = append(b, `,"`+schemas.ESFieldCategoryPaths+`":[`...)
+	b = append(b, `,"`+FieldCategoryPaths+`":[`...)
 	for i := range p.Category {
 		if i > 0 {
 			b = append(b, ',')
@@ -375,9 +375,9 @@ func (e *docEncoder) document(c *schemas.ProductChange) error {
 		}
 		b = append(b, '"')
 	}
-	b = append(b, `],"`+schemas.ESFieldEffective+`":`...)
+	b = append(b, `],"`+FieldEffective+`":`...)
 	b = strconv.AppendInt(b, p.EffectivePrice(), 10)
-	b = append(b, `,"`+schemas.ESFieldDeleted+`":false}`...)
+	b = append(b, `,"`+FieldDeleted+`":false}`...)
 	e.buf.Write(b)
 	e.scratch = b
 	return nil

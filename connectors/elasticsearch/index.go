@@ -1,7 +1,8 @@
 // Package elasticsearch is the distributed product search backend: a
 // schemas.ProductIndex on an Elasticsearch 8 cluster that gives the same
 // answers as the embedded index (connectors/embedsearch) under the
-// connectors/searchtest contract.
+// connectors/searchtest contract. It sends only what OpenSearch 2 answers
+// too, and its live tests run on an OpenSearch 2.19.6 node.
 //
 // Reads and writes go through an alias ("products" by default) over
 // versioned concrete indexes ("products-v1", "products-v2", …) created from
@@ -208,22 +209,17 @@ func newIndex(c *conn, cfg Config, target string) (*Index, error) {
 
 // setUp checks the node, puts the template and makes sure the alias exists.
 func (ix *Index) setUp(ctx context.Context) error {
-	var info struct {
-		ClusterName string `json:"cluster_name"`
-		Version     struct {
-			Number string `json:"number"`
-		} `json:"version"`
-	}
+	var info nodeInfo
 	if err := ix.conn.call(ctx, esapi.InfoRequest{}, &info); err != nil {
 		return fmt.Errorf("elasticsearch: node info: %w", err)
 	}
-	major, _, _ := strings.Cut(info.Version.Number, ".")
-	if n, err := strconv.Atoi(major); err != nil || n < 8 {
-		return fmt.Errorf("elasticsearch: cluster %s runs %s; version 8 or later is needed", info.ClusterName, info.Version.Number)
+	if err := info.supported(); err != nil {
+		return fmt.Errorf("elasticsearch: %w", err)
 	}
-	ix.log.Info("elasticsearch connected", "cluster", info.ClusterName, "version", info.Version.Number)
+	ix.log.Info("elasticsearch connected", "cluster", info.ClusterName,
+		"distribution", info.distribution(), "version", info.Version.Number)
 
-	tmpl, err := json.Marshal(schemas.ESNewIndexTemplate(ix.alias, ix.cfg.Shards, ix.cfg.Replicas))
+	tmpl, err := json.Marshal(NewIndexTemplate(ix.alias, ix.cfg.Shards, ix.cfg.Replicas))
 	if err != nil {
 		return fmt.Errorf("elasticsearch: encode template: %w", err)
 	}
@@ -232,6 +228,39 @@ func (ix *Index) setUp(ctx context.Context) error {
 		return fmt.Errorf("elasticsearch: put index template: %w", err)
 	}
 	return ix.ensureAlias(ctx)
+}
+
+// nodeInfo is the part of the root endpoint's answer setUp reads.
+type nodeInfo struct {
+	ClusterName string `json:"cluster_name"`
+	Version     struct {
+		Number       string `json:"number"`
+		Distribution string `json:"distribution"` // "opensearch" there; Elasticsearch leaves it out
+	} `json:"version"`
+}
+
+func (n nodeInfo) distribution() string {
+	if n.Version.Distribution == "" {
+		return "elasticsearch"
+	}
+	return n.Version.Distribution
+}
+
+// supported accepts Elasticsearch 8 or later and OpenSearch 2 or later:
+// OpenSearch answers the Elasticsearch 7.10 API, which holds every request
+// the adapter sends (composable templates, external versions, cross_fields,
+// search_after).
+func (n nodeInfo) supported() error {
+	want := 8
+	if n.distribution() == "opensearch" {
+		want = 2
+	}
+	major, _, _ := strings.Cut(n.Version.Number, ".")
+	if v, err := strconv.Atoi(major); err != nil || v < want {
+		return fmt.Errorf("cluster %s runs %s %s; Elasticsearch 8 or later (or OpenSearch 2 or later) is needed",
+			n.ClusterName, n.distribution(), n.Version.Number)
+	}
+	return nil
 }
 
 func templateName(alias string) string { return "feedline-" + alias }
@@ -445,6 +474,13 @@ func (e *apiError) Unwrap() error {
 	return nil
 }
 
+// errorDetail is the "error" object of an error answer.
+type errorDetail struct {
+	Type     string       `json:"type"`
+	Reason   string       `json:"reason"`
+	CausedBy *errorDetail `json:"caused_by"`
+}
+
 func readError(res *esapi.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 	e := &apiError{Status: res.StatusCode}
@@ -452,12 +488,18 @@ func readError(res *esapi.Response) error {
 		Error json.RawMessage `json:"error"`
 	}
 	if json.Unmarshal(body, &parsed) == nil && len(parsed.Error) > 0 {
-		var detail struct {
-			Type   string `json:"type"`
-			Reason string `json:"reason"`
-		}
+		var detail errorDetail
 		if json.Unmarshal(parsed.Error, &detail) == nil && detail.Type != "" {
 			e.Type, e.Reason = detail.Type, detail.Reason
+			// The innermost cause says what to fix ("unknown filter type
+			// [cjk_bigram]" under "failed to build analyzer").
+			cause := detail.CausedBy
+			for cause != nil && cause.CausedBy != nil {
+				cause = cause.CausedBy
+			}
+			if cause != nil && cause.Type != "" {
+				e.Reason += " (caused by " + cause.Type + ": " + cause.Reason + ")"
+			}
 		} else {
 			var s string
 			_ = json.Unmarshal(parsed.Error, &s)

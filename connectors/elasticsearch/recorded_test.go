@@ -19,7 +19,7 @@ import (
 // The TestRecorded… tests run the adapter against an httptest node that
 // answers with the recorded examples in testdata (see its README): they
 // check the requests the adapter sends and how it reads real answers, not a
-// cluster's behaviour, which TestLiveContract covers when a node is set.
+// cluster's behaviour, which the TestLiveOpenSearch… tests cover on a real node.
 
 func TestRecordedOpenCreatesTemplateAndFirstIndex(t *testing.T) {
 	n := newNode(t)
@@ -46,7 +46,7 @@ func TestRecordedOpenCreatesTemplateAndFirstIndex(t *testing.T) {
 	// The template is the one schemas defines, shaped like the recorded
 	// put-template request.
 	tmpl := jsonOf(t, got[1].Body).(map[string]any)
-	wantTmpl, _ := stdjson.Marshal(schemas.ESNewIndexTemplate("products", 3, 1))
+	wantTmpl, _ := stdjson.Marshal(NewIndexTemplate("products", 3, 1))
 	if canonJSON(t, tmpl) != canonJSON(t, jsonOf(t, wantTmpl)) {
 		t.Errorf("template body\n got %s\nwant %s", got[1].Body, wantTmpl)
 	}
@@ -62,7 +62,7 @@ func TestRecordedOpenCreatesTemplateAndFirstIndex(t *testing.T) {
 	if got := tmpl["index_patterns"]; !reflect.DeepEqual(got, []any{"products-v*"}) {
 		t.Errorf("index_patterns %v", got)
 	}
-	analyzer := settings["analysis"].(map[string]any)["analyzer"].(map[string]any)[schemas.ESTextAnalyzer].(map[string]any)
+	analyzer := settings["analysis"].(map[string]any)["analyzer"].(map[string]any)[TextAnalyzer].(map[string]any)
 	if f := analyzer["filter"]; !reflect.DeepEqual(f, []any{"cjk_width", "lowercase", "cjk_bigram", "english_plural"}) || analyzer["tokenizer"] != "standard" {
 		t.Errorf("text analyzer %v", analyzer)
 	}
@@ -117,14 +117,36 @@ func TestRecordedOpenLosesCreationRace(t *testing.T) {
 }
 
 func TestRecordedOpenRefusesOldCluster(t *testing.T) {
-	n := newNode(t)
-	n.on("GET", "/", func(seen) reply {
-		info := recordedJSON(t, exInfo)
-		info["version"].(map[string]any)["number"] = "7.17.0" // adapted: an older cluster
-		return reply{200, info}
-	})
-	if _, err := Open(t.Context(), testConfig(n)); err == nil || !strings.Contains(err.Error(), "7.17.0") {
-		t.Errorf("Open on 7.17: err %v, want a version error", err)
+	cases := []struct {
+		distribution, number string
+		ok                   bool
+	}{
+		{"", "7.17.0", false},
+		{"opensearch", "1.3.19", false},
+		{"opensearch", "2.19.6", true}, // it answers the 7.10 API the adapter uses
+		{"", "8.19.7", true},
+	}
+	for _, c := range cases {
+		n := newNode(t)
+		n.on("GET", "/", func(seen) reply {
+			info := recordedJSON(t, exInfo)
+			v := info["version"].(map[string]any) // adapted: another version
+			v["number"] = c.number
+			if c.distribution != "" {
+				v["distribution"] = c.distribution
+			}
+			return reply{200, info}
+		})
+		ix, err := Open(t.Context(), testConfig(n))
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("Open on %s %s: %v", c.distribution, c.number, err)
+		case !c.ok && (err == nil || !strings.Contains(err.Error(), c.number)):
+			t.Errorf("Open on %s %s: err %v, want a version error", c.distribution, c.number, err)
+		}
+		if err == nil {
+			_ = ix.Close()
+		}
 	}
 }
 
@@ -769,7 +791,7 @@ func TestRecordedOpenWarnsOnOtherMappingVersion(t *testing.T) {
 	for _, c := range []struct {
 		version int
 		warn    bool
-	}{{schemas.ESMappingVersion, false}, {schemas.ESMappingVersion + 7, true}} {
+	}{{MappingVersion, false}, {MappingVersion + 7, true}} {
 		n := newNode(t)
 		n.on("GET", "/products-v1/_mapping", func(seen) reply {
 			return reply{200, map[string]any{"products-v1": map[string]any{"mappings": map[string]any{

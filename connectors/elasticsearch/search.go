@@ -21,6 +21,25 @@ const (
 	facetCategory = "category"
 )
 
+// textFields are the fields the query text searches, with their boosts.
+var textFields = []struct {
+	name  string
+	boost int
+}{
+	{FieldTitle, BoostTitle},
+	{FieldBrand, BoostBrand},
+	{FieldDescription, BoostDescription},
+}
+
+// boostedTextFields names textFields with their boosts ("title^3").
+func boostedTextFields() []string {
+	out := make([]string, len(textFields))
+	for i, f := range textFields {
+		out[i] = fmt.Sprintf("%s^%d", f.name, f.boost)
+	}
+	return out
+}
+
 // textMatch is how many analysed query terms must match, in any of the
 // text fields: all of up to three, three quarters of more, as in the
 // embedded index (a spaced Korean phrase still finds its run-together form,
@@ -167,32 +186,32 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 	c := r.Canonical()
 	text, sort := c.Text, c.Sort
 	var p searchPlan
-	tieBreak := obj{schemas.ESFieldID: obj{"order": "asc"}}
+	tieBreak := obj{FieldID: obj{"order": "asc"}}
 	switch sort {
 	case schemas.SortRelevance:
 		p.sort = []any{obj{"_score": obj{"order": "desc"}}, tieBreak}
 	case schemas.SortPriceAsc:
-		p.sort = []any{obj{schemas.ESFieldEffective: obj{"order": "asc"}}, tieBreak}
+		p.sort = []any{obj{FieldEffective: obj{"order": "asc"}}, tieBreak}
 	case schemas.SortPriceDesc:
-		p.sort = []any{obj{schemas.ESFieldEffective: obj{"order": "desc"}}, tieBreak}
+		p.sort = []any{obj{FieldEffective: obj{"order": "desc"}}, tieBreak}
 	case schemas.SortNewest:
-		p.sort = []any{obj{schemas.ESFieldUpdatedAt: obj{"order": "desc"}}, tieBreak}
+		p.sort = []any{obj{FieldUpdatedAt: obj{"order": "desc"}}, tieBreak}
 	default:
 		return p, fmt.Errorf("elasticsearch: unknown sort %q", r.Sort)
 	}
 	p.limit = r.PageLimit()
 	brands, categories, partners, avail := c.Brands, c.Categories, c.Partners, c.Availability
 
-	filter := []any{obj{"term": obj{schemas.ESFieldDeleted: false}}}
+	filter := []any{obj{"term": obj{FieldDeleted: false}}}
 	anyOf := func(field string, values []string) {
 		if len(values) > 0 {
 			filter = append(filter, obj{"terms": obj{field: values}})
 		}
 	}
-	anyOf(schemas.ESFieldBrandKeyword, brands)
-	anyOf(schemas.ESFieldCategoryPaths, categories)
-	anyOf(schemas.ESFieldPartner, partners)
-	anyOf(schemas.ESFieldAvailability, avail)
+	anyOf(FieldBrandKeyword, brands)
+	anyOf(FieldCategoryPaths, categories)
+	anyOf(FieldPartner, partners)
+	anyOf(FieldAvailability, avail)
 	if r.MinPrice != nil || r.MaxPrice != nil {
 		bounds := obj{}
 		if r.MinPrice != nil {
@@ -201,19 +220,32 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 		if r.MaxPrice != nil {
 			bounds["lte"] = *r.MaxPrice
 		}
-		filter = append(filter, obj{"range": obj{schemas.ESFieldEffective: bounds}})
+		filter = append(filter, obj{"range": obj{FieldEffective: bounds}})
 	}
 	boolQuery := obj{"filter": filter}
 	if text != "" {
-		boolQuery["must"] = []any{obj{"combined_fields": obj{
-			"query": text,
-			"fields": []string{
-				fmt.Sprintf("%s^%d", schemas.ESFieldTitle, schemas.ESBoostTitle),
-				fmt.Sprintf("%s^%d", schemas.ESFieldBrand, schemas.ESBoostBrand),
-				fmt.Sprintf("%s^%d", schemas.ESFieldDescription, schemas.ESBoostDescription),
-			},
+		// cross_fields analyses the query once and needs each term in any
+		// of the fields (they share one analyzer), weighing every field by
+		// the IDF the term has where it is most common, as the embedded
+		// index does (combined_fields would too, but OpenSearch 2 lacks it).
+		// Its tie-break lowers that IDF a little in the fields where the
+		// term is rarer, which in a small catalog can outweigh the title's
+		// boost; a bonus of each field's boost when the field holds any
+		// query term keeps a title match ahead of a description match.
+		boolQuery["must"] = []any{obj{"multi_match": obj{
+			"type":                 "cross_fields",
+			"query":                text,
+			"fields":               boostedTextFields(),
 			"minimum_should_match": textMatch,
 		}}}
+		bonus := make([]any, len(textFields))
+		for i, f := range textFields {
+			bonus[i] = obj{"constant_score": obj{
+				"filter": obj{"match": obj{f.name: obj{"query": text}}},
+				"boost":  f.boost,
+			}}
+		}
+		boolQuery["should"] = bonus
 	}
 	p.query = obj{"bool": boolQuery}
 
@@ -235,10 +267,10 @@ func (p searchPlan) body(after []json.RawMessage) ([]byte, error) {
 		"sort":             p.sort,
 		"size":             p.limit + 1, // one past the page tells whether another follows
 		"track_total_hits": true,
-		"_source":          obj{"excludes": []string{schemas.ESFieldCategoryPaths, schemas.ESFieldEffective, schemas.ESFieldDeleted}},
+		"_source":          obj{"excludes": []string{FieldCategoryPaths, FieldEffective, FieldDeleted}},
 		"aggs": obj{
-			facetBrand:    facet(schemas.ESFieldBrandKeyword),
-			facetCategory: facet(schemas.ESFieldCategoryPaths),
+			facetBrand:    facet(FieldBrandKeyword),
+			facetCategory: facet(FieldCategoryPaths),
 		},
 	}
 	if after != nil {

@@ -69,7 +69,11 @@ func TestRecordedSearchDSL(t *testing.T) {
 			"size": 21,` + commonBody + `}`},
 		{"text: relevance across title, brand, description", schemas.SearchRequest{Text: "  삼성 무선이어폰 "}, `{
 			"query": {"bool": {
-				"must": [{"combined_fields": {"query": "삼성 무선이어폰", "fields": ["title^3", "brand^2", "description^1"], "minimum_should_match": "3<75%"}}],
+				"must": [{"multi_match": {"type": "cross_fields", "query": "삼성 무선이어폰", "fields": ["title^3", "brand^2", "description^1"], "minimum_should_match": "3<75%"}}],
+				"should": [
+					{"constant_score": {"filter": {"match": {"title": {"query": "삼성 무선이어폰"}}}, "boost": 3}},
+					{"constant_score": {"filter": {"match": {"brand": {"query": "삼성 무선이어폰"}}}, "boost": 2}},
+					{"constant_score": {"filter": {"match": {"description": {"query": "삼성 무선이어폰"}}}, "boost": 1}}],
 				"filter": [{"term": {"deleted": false}}]}},
 			"sort": [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}],
 			"size": 21,` + commonBody + `}`},
@@ -93,7 +97,11 @@ func TestRecordedSearchDSL(t *testing.T) {
 			"size": 101,` + commonBody + `}`},
 		{"text sorted by newest", schemas.SearchRequest{Text: "wireless", Sort: schemas.SortNewest, MaxPrice: int64p(9)}, `{
 			"query": {"bool": {
-				"must": [{"combined_fields": {"query": "wireless", "fields": ["title^3", "brand^2", "description^1"], "minimum_should_match": "3<75%"}}],
+				"must": [{"multi_match": {"type": "cross_fields", "query": "wireless", "fields": ["title^3", "brand^2", "description^1"], "minimum_should_match": "3<75%"}}],
+				"should": [
+					{"constant_score": {"filter": {"match": {"title": {"query": "wireless"}}}, "boost": 3}},
+					{"constant_score": {"filter": {"match": {"brand": {"query": "wireless"}}}, "boost": 2}},
+					{"constant_score": {"filter": {"match": {"description": {"query": "wireless"}}}, "boost": 1}}],
 				"filter": [{"term": {"deleted": false}}, {"range": {"effective_price": {"lte": 9}}}]}},
 			"sort": [{"updated_at": {"order": "desc"}}, {"id": {"order": "asc"}}],
 			"size": 21,` + commonBody + `}`},

@@ -58,9 +58,9 @@ func (ix *Index) Current(ctx context.Context) (string, error) {
 // Versions lists the concrete indexes of the alias, oldest first.
 func (ix *Index) Versions(ctx context.Context) ([]string, error) {
 	var indexes map[string]json.RawMessage
-	req := esapi.IndicesGetAliasRequest{Index: []string{schemas.ESIndexPattern(ix.alias)}}
+	req := esapi.IndicesGetAliasRequest{Index: []string{IndexPattern(ix.alias)}}
 	if err := ix.conn.call(ctx, req, &indexes); err != nil {
-		return nil, fmt.Errorf("elasticsearch: list %s: %w", schemas.ESIndexPattern(ix.alias), err)
+		return nil, fmt.Errorf("elasticsearch: list %s: %w", IndexPattern(ix.alias), err)
 	}
 	var names []string
 	for name := range indexes {
@@ -212,9 +212,9 @@ func (ix *Index) checkMappingVersion(ctx context.Context, index string) {
 		ix.log.Warn("elasticsearch mapping not readable", "index", index, "err", err)
 		return
 	}
-	v := mappings[index].Mappings.Meta[schemas.ESMetaMappingVersion]
-	if n, ok := v.(float64); !ok || int(n) != schemas.ESMappingVersion {
+	v := mappings[index].Mappings.Meta[MetaMappingVersion]
+	if n, ok := v.(float64); !ok || int(n) != MappingVersion {
 		ix.log.Warn("elasticsearch index has another mapping version; run feedline reindex",
-			"index", index, "has", v, "want", schemas.ESMappingVersion)
+			"index", index, "has", v, "want", MappingVersion)
 	}
 }

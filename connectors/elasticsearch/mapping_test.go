@@ -1,4 +1,4 @@
-package schemas
+package elasticsearch
 
 import (
 	"encoding/json"
@@ -6,46 +6,48 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"feedline/schemas"
 )
 
 // With dynamic mapping off, a Product field missing from the mappings would
 // be stored but never indexed; every one must be mapped on purpose.
-func TestESMappingsCoverProduct(t *testing.T) {
-	props := ESNewMappings().Properties
-	pt := reflect.TypeFor[Product]()
+func TestMappingsCoverProduct(t *testing.T) {
+	props := NewMappings().Properties
+	pt := reflect.TypeFor[schemas.Product]()
 	for i := range pt.NumField() {
 		name, _, _ := strings.Cut(pt.Field(i).Tag.Get("json"), ",")
 		if _, ok := props[name]; !ok {
 			t.Errorf("Product field %q has no mapping", name)
 		}
 	}
-	for _, f := range []string{ESFieldCategoryPaths, ESFieldEffective, ESFieldDeleted} {
+	for _, f := range []string{FieldCategoryPaths, FieldEffective, FieldDeleted} {
 		if _, ok := props[f]; !ok {
 			t.Errorf("derived field %q has no mapping", f)
 		}
 	}
-	for _, f := range []string{ESFieldTitle, ESFieldBrand, ESFieldDescription} {
-		if p := props[f]; p.Type != "text" || p.Analyzer != ESTextAnalyzer {
-			t.Errorf("%s: %+v, want text analysed by %s", f, p, ESTextAnalyzer)
+	for _, f := range []string{FieldTitle, FieldBrand, FieldDescription} {
+		if p := props[f]; p.Type != "text" || p.Analyzer != TextAnalyzer {
+			t.Errorf("%s: %+v, want text analysed by %s", f, p, TextAnalyzer)
 		}
 	}
-	for _, f := range []string{ESFieldID, ESFieldPartner, ESFieldAvailability, ESFieldCategoryPaths} {
+	for _, f := range []string{FieldID, FieldPartner, FieldAvailability, FieldCategoryPaths} {
 		if p := props[f]; p.Type != "keyword" || p.Index != nil || p.DocValues != nil {
 			t.Errorf("%s: %+v, want an indexed keyword with doc values", f, p)
 		}
 	}
-	if kw := props[ESFieldBrand].Fields["keyword"]; kw.Type != "keyword" || ESFieldBrandKeyword != ESFieldBrand+".keyword" {
+	if kw := props[FieldBrand].Fields["keyword"]; kw.Type != "keyword" || FieldBrandKeyword != FieldBrand+".keyword" {
 		t.Errorf("brand keyword sub-field %+v", kw)
 	}
-	for _, f := range []string{"price", "sale_price", ESFieldEffective, ESFieldVersion} {
+	for _, f := range []string{"price", "sale_price", FieldEffective, FieldVersion} {
 		if props[f].Type != "long" {
 			t.Errorf("%s is %q, want long (minor units, no floats)", f, props[f].Type)
 		}
 	}
 }
 
-func TestESIndexTemplateJSON(t *testing.T) {
-	b, err := json.Marshal(ESNewIndexTemplate("catalog", 0, -2))
+func TestIndexTemplateJSON(t *testing.T) {
+	b, err := json.Marshal(NewIndexTemplate("catalog", 0, -2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +71,11 @@ func TestESIndexTemplateJSON(t *testing.T) {
 	if v.Template.Settings["number_of_shards"] != 1.0 || v.Template.Settings["number_of_replicas"] != 0.0 {
 		t.Errorf("settings %v, want the floor of 1 shard and 0 replicas", v.Template.Settings)
 	}
-	if v.Template.Mappings.Dynamic != "false" || v.Meta[ESMetaMappingVersion] != float64(ESMappingVersion) {
+	if v.Template.Mappings.Dynamic != "false" || v.Meta[MetaMappingVersion] != float64(MappingVersion) {
 		t.Errorf("dynamic %q, meta %v", v.Template.Mappings.Dynamic, v.Meta)
 	}
 	// Unset options are left out rather than sent as false.
-	if title := v.Template.Mappings.Properties[ESFieldTitle]; len(title) != 2 {
+	if title := v.Template.Mappings.Properties[FieldTitle]; len(title) != 2 {
 		t.Errorf("title mapping %v, want only type and analyzer", title)
 	}
 	if url := v.Template.Mappings.Properties["url"]; url["index"] != false || url["doc_values"] != false {

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// benchSearchNode is the Elasticsearch-API node `feedline bench --es-url`
+// measures the index stage against, under an alias of its own.
+type benchSearchNode struct {
+	urls      []string
+	name      string // "Elasticsearch 8.19.7", "OpenSearch 2.19.6"
+	alias     string
+	transport http.RoundTripper
+}
+
+// productHeader adds the X-Elastic-Product header go-elasticsearch requires
+// to every answer without it: OpenSearch does not send it. Only bench and
+// tests use it; serve talks to Elasticsearch.
+type productHeader struct{ base http.RoundTripper }
+
+func (p productHeader) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := p.base.RoundTrip(req)
+	if err == nil && res.Header.Get("X-Elastic-Product") == "" {
+		res.Header.Set("X-Elastic-Product", "Elasticsearch")
+	}
+	return res, err
+}
+
+// probeSearchNode asks the node what it runs; an OpenSearch node gets the
+// product header added.
+func probeSearchNode(ctx context.Context, list string) (*benchSearchNode, error) {
+	n := &benchSearchNode{alias: fmt.Sprintf("feedline-bench-%08x", rand.Uint32())}
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			n.urls = append(n.urls, strings.TrimRight(u, "/"))
+		}
+	}
+	if len(n.urls) == 0 {
+		return nil, fmt.Errorf("--es-url %q names no node", list)
+	}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	n.transport = base
+	var info struct {
+		Version struct {
+			Number       string `json:"number"`
+			Distribution string `json:"distribution"`
+		} `json:"version"`
+	}
+	if _, err := n.call(ctx, "GET", "/", &info); err != nil {
+		return nil, fmt.Errorf("search node %s: %w", n.urls[0], err)
+	}
+	n.name = "Elasticsearch " + info.Version.Number
+	if info.Version.Distribution == "opensearch" {
+		n.name = "OpenSearch " + info.Version.Number
+		n.transport = productHeader{base}
+	}
+	return n, nil
+}
+
+func (n *benchSearchNode) call(ctx context.Context, method, path string, out any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, n.urls[0]+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := (&http.Client{Transport: n.transport}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 300 {
+		return res.StatusCode, fmt.Errorf("%s %s: status %d", method, path, res.StatusCode)
+	}
+	if out != nil {
+		return res.StatusCode, json.NewDecoder(res.Body).Decode(out)
+	}
+	return res.StatusCode, nil
+}
+
+// use points a run's configuration at the node under its alias.
+func (n *benchSearchNode) use(c *serveConfig) {
+	c.ESURLs, c.ESAlias, c.ESTransport = n.urls, n.alias, n.transport
+}
+
+// drop deletes the indexes and the template the runs made.
+func (n *benchSearchNode) drop(ctx context.Context) error {
+	var indexes map[string]json.RawMessage
+	if _, err := n.call(ctx, "GET", "/"+n.alias+"-v*", &indexes); err != nil {
+		return err
+	}
+	for name := range indexes {
+		if _, err := n.call(ctx, "DELETE", "/"+name, nil); err != nil {
+			return err
+		}
+	}
+	_, err := n.call(ctx, "DELETE", "/_index_template/feedline-"+n.alias, nil)
+	return err
+}
