@@ -232,7 +232,7 @@ func (s *server) getUpload(c *fiber.Ctx) error {
 		return unavailable("read the upload status", err)
 	}
 	if st.Rejections == nil {
-		st.Rejections = []schemas.Rejection{}
+		st.Rejections = []schemas.Issue{}
 	}
 	return c.JSON(st)
 }

@@ -68,3 +68,12 @@ type fileError struct{ kind, err error }
 
 func (e fileError) Error() string   { return e.err.Error() }
 func (e fileError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// IssueLog reads the complete issue lists of uploads.
+type IssueLog interface {
+	// Stored reports whether any issue of the upload is kept.
+	Stored(ctx context.Context, partner, upload string) (bool, error)
+	// Each calls fn with every issue of the upload, streaming, until fn
+	// returns an error, which it returns.
+	Each(ctx context.Context, partner, upload string, fn func(Issue) error) error
+}

@@ -195,7 +195,7 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 		switch {
 		case errors.As(err, &rowErr):
 			rec.Rows++
-			batch.Rejections = append(batch.Rejections, schemas.Rejection{Row: rowErr.Row, Reason: rowErr.Reason})
+			batch.Rejections = append(batch.Rejections, schemas.Issue{Row: rowErr.Row, Reason: rowErr.Reason})
 			size += len(rowErr.Reason)
 			if rowErr.Values != nil {
 				batch.RejectedRows = append(batch.RejectedRows, schemas.RawRow{Row: rowErr.Row, Values: rowErr.Values})

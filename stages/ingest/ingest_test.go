@@ -197,7 +197,7 @@ func (s *system) raw() []schemas.RawBatch {
 type rawOf struct {
 	batches  []schemas.RawBatch
 	rows     []schemas.RawRow
-	rejected []schemas.Rejection
+	rejected []schemas.Issue
 	values   []schemas.RawRow
 	ends     []schemas.RawBatch
 }
