@@ -123,4 +123,3 @@ func (l Issues) Each(ctx context.Context, partner, upload string, fn func(schema
 		}
 	}
 }
-
