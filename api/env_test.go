@@ -67,6 +67,9 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 	if err := bus.Declare(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := natskv.DeclareIssues(ctx, bus.JS, 1); err != nil {
+		t.Fatal(err)
+	}
 	kv := func(bucket string) jetstream.KeyValue {
 		b, err := bus.KV(ctx, bucket)
 		if err != nil {
@@ -88,16 +91,18 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 	e.ledger = natskv.Ledger{KV: kv(pipeline.BucketUploads)}
 	e.files = natskv.Files{Store: objects}
 	e.cfg = Config{
-		AdminKey: testAdminKey,
-		Partners: natskv.Partners{KV: kv(pipeline.BucketPartners)},
-		Mappings: natskv.Mappings{KV: kv(pipeline.BucketMappings)},
-		Ledger:   e.ledger,
-		Files:    e.files,
-		Index:    index,
-		Detect:   detect,
-		Pub:      pipeline.JetStreamPublisher{JS: bus.JS},
-		Ready:    bus.Ready,
-		Log:      slog.New(slog.NewJSONHandler(e.logs, nil)),
+		IssueRetention: natskv.IssueRetention,
+		AdminKey:       testAdminKey,
+		Partners:       natskv.Partners{KV: kv(pipeline.BucketPartners)},
+		Mappings:       natskv.Mappings{KV: kv(pipeline.BucketMappings)},
+		Ledger:         e.ledger,
+		Files:          e.files,
+		Index:          index,
+		Detect:         detect,
+		Issues:         natskv.Issues{JS: bus.JS},
+		Pub:            pipeline.JetStreamPublisher{JS: bus.JS},
+		Ready:          bus.Ready,
+		Log:            slog.New(slog.NewJSONHandler(e.logs, nil)),
 	}
 	for _, f := range change {
 		f(&e.cfg)

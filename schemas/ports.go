@@ -22,6 +22,7 @@ type RowDecoder interface {
 // stage can still tell which product the row was about.
 type RowError struct {
 	Row    int64
+	Code   string // the issue code, CodeRowUnreadable when empty
 	Reason string
 	Values []string
 }
@@ -34,8 +35,17 @@ type DecoderOptions struct {
 	Delimiter rune   // 0 = detect
 	// Quoted says whether a quote at the start of a field opens a quoted
 	// field (RFC 4180); nil = the format's default: CSV quotes, TSV does not.
-	Quoted  *bool
-	TempDir string // where a Parquet stream is spooled for random access
+	Quoted *bool
+	// Charset is the text encoding the partner declared (see Charsets);
+	// "" detects it.
+	Charset string
+	TempDir string // where a Parquet or zip stream is spooled for random access
+}
+
+// ColumnsGrow reports whether a format's columns appear as rows are read
+// (NDJSON keys, XML elements) rather than all in a header.
+func ColumnsGrow(format string) bool {
+	return format == FormatNDJSON || format == FormatGoogleMerchantXML
 }
 
 // OpenDecoder opens a decoder over a stream.

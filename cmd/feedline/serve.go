@@ -272,6 +272,13 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		return nil, err
 	}
 	s.ledger = natskv.Ledger{KV: kvUploads}
+	// Normalise writes upload issue lists and the API reads them: say now,
+	// not at the first upload, when the stream is missing.
+	if cfg.runs("api") || cfg.runs("normalise") {
+		if _, err := s.bus.JS.Stream(ctx, natskv.StreamIssues); err != nil {
+			return nil, fmt.Errorf("open stream %s: %w", natskv.StreamIssues, err)
+		}
+	}
 	// Each bucket is opened only where a stage uses it: on a NATS with a
 	// user per service, the others may not touch it.
 	var files natskv.Files
@@ -416,6 +423,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Files:    files,
 			Index:    s.index,
 			Detect:   detectFormat,
+			Issues:   natskv.Issues{JS: s.bus.JS},
 			Pub:      pub,
 			Ready:    s.ready,
 			Metrics:  metrics,
@@ -425,6 +433,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Body:     cfg.Body,
 
 			MaxDeletePercent: cfg.MaxDeletePercent,
+			IssueRetention:   natskv.IssueRetention,
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)

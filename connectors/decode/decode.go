@@ -83,6 +83,7 @@ type Decoder interface {
 // kept (a row over the size limit, an NDJSON line that is not an object).
 type RowError struct {
 	Row    int64
+	Code   string // the issue code (schemas.Code…)
 	Reason string
 	Values []string
 }
@@ -163,7 +164,7 @@ func (d rowDecoder) Next() (schemas.RawRow, error) {
 	row, err := d.Decoder.Next()
 	var re *RowError
 	if errors.As(err, &re) {
-		return row, &schemas.RowError{Row: re.Row, Reason: re.Reason, Values: re.Values}
+		return row, &schemas.RowError{Row: re.Row, Code: re.Code, Reason: re.Reason, Values: re.Values}
 	}
 	return row, err
 }
