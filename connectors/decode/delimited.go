@@ -250,7 +250,7 @@ func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, str
 		size    int    // raw bytes of the record, terminator included
 		keep    = true // whether field bytes are still stored
 		reason  string
-		code    string // reason's issue code
+		code    string  // reason's issue code
 		lastTwo [2]byte // final raw bytes, to size the terminator
 		pieces  bool    // the first line came in several pieces, kept in d.first
 		lost    bool    // a piece of the first line was not kept: it held no quote yet, or was past the limit
