@@ -46,6 +46,8 @@ type Config struct {
 	NewID          func() string // time-ordered unique ids; default lower-case ULID
 	Now            func() time.Time
 	Body           BodyLimits // how slowly a request body may arrive
+	// MaxFileBytes refuses an upload larger than this (413); 0 accepts any size.
+	MaxFileBytes int64
 	// MaxDeletePercent holds a full upload that would delete more than this
 	// share of its partner's live products, unless the partner set its own;
 	// 0 means schemas.DefaultMaxDeletePercent, 100 never holds.

@@ -112,15 +112,15 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 }
 
 // detect adapts the decoder's detection to schemas.DetectFormat.
-func detect(head []byte, format string) (string, rune, error) {
-	got, delim, err := decode.Detect(head)
+func detect(head []byte, format, charset string) (schemas.FileKind, error) {
+	d, err := decode.DetectFile(head, charset)
 	if err != nil {
-		return "", 0, err
+		return schemas.FileKind{}, err
 	}
-	if format != "" && format != got {
-		return "", 0, fmt.Errorf("the format given is %s but the file looks like %s", format, got)
+	if format != "" && format != d.Format {
+		return schemas.FileKind{}, fmt.Errorf("the format given is %s but the file looks like %s", format, d.Format)
 	}
-	return got, delim, nil
+	return schemas.FileKind{Format: d.Format, Delimiter: d.Delimiter, Compression: d.Compression, Charset: d.Charset}, nil
 }
 
 // response is an answer read whole.

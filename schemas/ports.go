@@ -40,6 +40,10 @@ type DecoderOptions struct {
 	// "" detects it.
 	Charset string
 	TempDir string // where a Parquet or zip stream is spooled for random access
+	// MaxBytes bounds what a file may unpack to (and be spooled as);
+	// MaxExpansion its unpacked bytes per packed byte. 0 = the decoder's default.
+	MaxBytes     int64
+	MaxExpansion int
 }
 
 // ColumnsGrow reports whether a format's columns appear as rows are read
@@ -54,7 +58,16 @@ type OpenDecoder func(r io.Reader, opt DecoderOptions) (RowDecoder, error)
 // DetectFormat inspects the head of a file (and the format the partner
 // named, if any) and answers the format and delimiter to decode it with, or
 // an error a partner can act on (empty, binary, mismatching format).
-type DetectFormat func(head []byte, format string) (string, rune, error)
+// A charset the partner's mapping declares decides how text is read.
+type DetectFormat func(head []byte, format, charset string) (FileKind, error)
+
+// FileKind is what the head of an uploaded file says it is.
+type FileKind struct {
+	Format      string
+	Delimiter   rune   // delimited text only
+	Compression string // gzip, zip or bzip2 when the file is packed; Format is then its content's
+	Charset     string // the text encoding, when the head tells it
+}
 
 // FileStore keeps uploaded files as streams; nothing is held in memory.
 type FileStore interface {

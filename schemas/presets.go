@@ -29,7 +29,7 @@ func googleMerchant() Mapping {
 		Fields: map[string]FieldSource{
 			"id":           {"id"},
 			"title":        {"title"},
-			"description":  {"description"},
+			"description":  {"description", "summary"}, // Atom entries may carry a summary instead
 			"brand":        {"brand"},
 			"category":     {"product_type"},
 			"price":        {"price"},

@@ -105,6 +105,9 @@ func (p UploadProgress) Status() UploadStatus {
 	if p.Ingest == nil {
 		return s
 	}
+	if p.Ingest.Charset != "" {
+		s.Charset = p.Ingest.Charset
+	}
 	if p.Ingest.Error != "" {
 		s.State, s.Error = StateFailed, p.Ingest.Error
 		return s

@@ -107,6 +107,9 @@ type IngestRecord struct {
 	Batches int    `json:"batches"`
 	Seq     uint64 `json:"seq,omitempty"`
 	Error   string `json:"error,omitempty"`
+	// Charset is the text encoding the whole file was read in, which text
+	// past the head the API saw may decide.
+	Charset string `json:"charset,omitempty"`
 }
 
 // NormaliseRecord is what normalise counted in one raw batch; the first

@@ -66,9 +66,12 @@ func openParquet(r io.Reader, opt Options) (_ *parquetFile, err error) {
 			_ = os.Remove(spool.Name())
 		}
 	}()
-	size, err := io.Copy(spool, r)
+	size, err := io.Copy(spool, io.LimitReader(r, opt.MaxBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("spooling the Parquet file: %w", err)
+	}
+	if size > opt.MaxBytes {
+		return nil, fmt.Errorf("%w: the Parquet file is larger than %s, the most feedline reads; split the feed into smaller files", ErrTooLarge, sizeText(opt.MaxBytes))
 	}
 	p := &parquetFile{spool: spool, max: opt.MaxRowBytes}
 	if err := guard(func() error { return p.open(size) }); err != nil {

@@ -37,6 +37,10 @@ type Stage struct {
 	Pub      pipeline.JetStreamPublisher
 	TempDir  string
 	Log      *slog.Logger
+	// MaxBytes bounds what a file may unpack to, MaxExpansion its unpacked
+	// bytes per packed byte; 0 takes the decoder's defaults.
+	MaxBytes     int64
+	MaxExpansion int
 }
 
 // Config is the stage's place in the pipeline.
@@ -125,6 +129,7 @@ func (s *Stage) recorded(ctx context.Context, m *pipeline.Message, ev schemas.Up
 	differs("object", ev.Object, rec.Object)
 	differs("mode", ev.Mode, rec.Mode)
 	differs("format", ev.Format, rec.Format)
+	differs("compression", ev.Compression, rec.Compression)
 	differs("mapping version", ev.MappingVersion, rec.MappingVersion)
 	differs("delimiter", ev.Delimiter, rec.Delimiter)
 	differs("subject", m.Subject, schemas.Subject(schemas.SubjectUploaded, rec.Partner))
@@ -157,7 +162,8 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 	if up.Delimiter != "" {
 		delim = []rune(up.Delimiter)[0]
 	}
-	opts := schemas.DecoderOptions{Format: up.Format, Delimiter: delim, Quoted: mapping.Quoted, Charset: mapping.Resolve().Charset, TempDir: s.TempDir}
+	opts := schemas.DecoderOptions{Format: up.Format, Delimiter: delim, Quoted: mapping.Quoted, Charset: mapping.Resolve().Charset, TempDir: s.TempDir,
+		MaxBytes: s.MaxBytes, MaxExpansion: s.MaxExpansion}
 	// A first read checks the columns against the mapping and finds the
 	// rows a later row of the same product replaces, before anything is
 	// published: a file that cannot be mapped fails once, with the reason,
@@ -241,6 +247,9 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 	}
 	if err := flush(); err != nil {
 		return rec, err
+	}
+	if c, ok := dec.(interface{ Charset() string }); ok {
+		rec.Charset = c.Charset()
 	}
 	return rec, flight.Wait(ctx)
 }
