@@ -92,7 +92,7 @@ func TestMerchantRSS(t *testing.T) {
 		"id": "TENT-2P", "title": "Trail Tent 2P – light", "description": "Two-person, <b>1.9 kg</b>.",
 		"link": "https://outdoor.example/tent-2p", "image_link": "https://cdn.outdoor.example/tent-2p.jpg",
 		"additional_image_link": "https://cdn.outdoor.example/tent-2p-b.jpg\nhttps://cdn.outdoor.example/tent-2p-c.jpg",
-		"availability": "in stock", "price": "249.00 USD", "sale_price": "199.00 USD", "brand": "TrailCo\u00a0Gear",
+		"availability":          "in stock", "price": "249.00 USD", "sale_price": "199.00 USD", "brand": "TrailCo\u00a0Gear",
 		"gtin": "00036000291452", "product_type": "Camping > Tents\nHiking > Shelter",
 		"shipping.country": "US\nCA", "shipping.service": "Standard", "shipping.price": "4.95 USD\n9.95 USD",
 	}
