@@ -54,6 +54,9 @@ func (s *server) createUpload(c *fiber.Ctx) error {
 		filename = params.filename
 	}
 	if limit := s.cfg.MaxFileBytes; limit > 0 && int64(c.Request().Header.ContentLength()) > limit {
+		// Answer at once and close, without waiting for a body that will
+		// not be read.
+		bodyOf(c).err = errFileTooLarge
 		return fileTooLarge(limit)
 	}
 	src := &trackedReader{r: &sizeLimit{r: file, left: s.cfg.MaxFileBytes}}
