@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -230,23 +229,33 @@ func decodeHead(head []byte, declared string, truncated bool) ([]byte, string, e
 // textReader reads a file as UTF-8. A charset the head decides is applied
 // from the first byte; an open one is decided by the file's first text that
 // is not ASCII, however far in it comes: ASCII passes through unchanged
-// until then (it is the same in every charset read here).
+// until then (it is the same in every charset read here). Only the window
+// that decides is held back; UTF-8 is read straight from the source.
 type textReader struct {
-	br      *bufio.Reader
+	src     io.Reader
 	out     io.Reader // once decided
 	charset string
 }
 
-func newTextReader(br *bufio.Reader, d decoding) *textReader {
-	t := &textReader{br: br, charset: d.charset}
-	switch {
-	case d.charset == "":
-	case d.enc == nil:
-		t.out = br
-	default:
-		t.out = transform.NewReader(br, d.enc.NewDecoder())
+func newTextReader(src io.Reader, d decoding) *textReader {
+	t := &textReader{src: src}
+	if d.charset != "" {
+		t.decide(d, nil)
 	}
 	return t
+}
+
+// decide reads on in d, after the bytes held back.
+func (t *textReader) decide(d decoding, held []byte) {
+	t.charset = d.charset
+	r := t.src
+	if len(held) > 0 {
+		r = io.MultiReader(bytes.NewReader(held), t.src)
+	}
+	t.out = r
+	if d.enc != nil {
+		t.out = transform.NewReader(r, d.enc.NewDecoder())
+	}
 }
 
 // Charset is the encoding decided so far ("" while the text is ASCII).
@@ -256,28 +265,29 @@ func (t *textReader) Read(p []byte) (int, error) {
 	if t.out != nil {
 		return t.out.Read(p)
 	}
-	if _, err := t.br.Peek(1); err != nil {
-		return 0, err
+	n, err := t.src.Read(p)
+	i := firstNonASCII(p[:n])
+	if i < 0 {
+		return n, err
 	}
-	chunk, _ := t.br.Peek(t.br.Buffered())
-	i := firstNonASCII(chunk)
-	if i != 0 {
-		if i > 0 {
-			chunk = chunk[:i]
-		}
-		n := copy(p, chunk)
-		_, _ = t.br.Discard(n)
-		return n, nil
+	// The window that decides starts here: hold it back until decided.
+	window := make([]byte, n-i, charsetWindow)
+	copy(window, p[i:n])
+	for err == nil && len(window) < charsetWindow {
+		var m int
+		m, err = t.src.Read(window[len(window):charsetWindow])
+		window = window[:len(window)+m]
 	}
-	window, err := t.br.Peek(charsetWindow)
-	d, derr := encodingOf(decideCharset(window, err != io.EOF))
+	if err != nil && err != io.EOF {
+		return i, err
+	}
+	d, derr := encodingOf(decideCharset(window, err == nil))
 	if derr != nil {
-		return 0, derr
+		return i, derr
 	}
-	t.charset = d.charset
-	t.out = t.br
-	if d.enc != nil {
-		t.out = transform.NewReader(t.br, d.enc.NewDecoder())
+	t.decide(d, window)
+	if i > 0 {
+		return i, nil
 	}
 	return t.out.Read(p)
 }

@@ -137,7 +137,7 @@ func Open(r io.Reader, opt Options) (Decoder, error) {
 
 // openPlain opens a file that is not (or no longer) packed.
 func openPlain(r io.Reader, opt Options, compression string) (*fileDecoder, error) {
-	raw := bufio.NewReaderSize(r, 2*charsetWindow)
+	raw := bufio.NewReaderSize(r, HeadSize)
 	head, err := raw.Peek(HeadSize)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 		return nil, fmt.Errorf("reading the file: %w", err)
