@@ -29,6 +29,11 @@ type merchantXML struct {
 	row   int64
 	err   error
 
+	// merchant holds the prefixes bound to the Google Merchant namespace:
+	// tokens are read raw (no namespace translation, which allocates per
+	// token), so the decoder tracks the xmlns declarations it meets.
+	merchant map[string]bool
+
 	values []string
 	fromG  []bool // whether the value came from a g: element
 	set    []bool
@@ -48,9 +53,9 @@ func newMerchantXML(r io.Reader, max int) (*merchantXML, error) {
 	d.Entity = xml.HTMLEntity
 	// The text is UTF-8 already, whatever the declaration says.
 	d.CharsetReader = func(_ string, in io.Reader) (io.Reader, error) { return in, nil }
-	m := &merchantXML{dec: d, max: max, index: map[string]int{}}
+	m := &merchantXML{dec: d, max: max, index: map[string]int{}, merchant: map[string]bool{}}
 	for {
-		tok, err := d.Token()
+		tok, err := m.token()
 		if err != nil {
 			return nil, m.fatal(err, "before its root element")
 		}
@@ -66,6 +71,22 @@ func newMerchantXML(r io.Reader, max int) (*merchantXML, error) {
 			return m, nil
 		}
 	}
+}
+
+// token reads the next raw token, noting the prefixes a start element
+// binds to the Google Merchant namespace.
+func (m *merchantXML) token() (xml.Token, error) {
+	tok, err := m.dec.RawToken()
+	if se, ok := tok.(xml.StartElement); ok {
+		for _, a := range se.Attr {
+			if a.Name.Space == "xmlns" {
+				m.merchant[a.Name.Local] = a.Value == merchantNS
+			} else if a.Name.Space == "" && a.Name.Local == "xmlns" {
+				m.merchant[""] = a.Value == merchantNS
+			}
+		}
+	}
+	return tok, err
 }
 
 // fatal turns a token error into the error that ends the file.
@@ -96,7 +117,7 @@ func (m *merchantXML) Next() (schemas.RawRow, error) {
 	}
 	// Find the next item; the channel's own elements are skipped.
 	for {
-		tok, err := m.dec.Token()
+		tok, err := m.token()
 		if err == io.EOF {
 			m.err = io.EOF
 			return schemas.RawRow{}, io.EOF
@@ -134,7 +155,7 @@ func (m *merchantXML) readItem() error {
 	m.path, m.leaf, m.size = m.path[:0], m.leaf[:0], 0
 	m.text.Reset()
 	for {
-		tok, err := m.dec.Token()
+		tok, err := m.token()
 		if err != nil {
 			return err
 		}
@@ -168,7 +189,7 @@ func (m *merchantXML) readItem() error {
 					v = strings.TrimSpace(m.href)
 				}
 				if v != "" {
-					m.put(strings.Join(m.path, "."), v, t.Name.Space == merchantNS)
+					m.put(strings.Join(m.path, "."), v, m.merchant[t.Name.Space])
 				}
 			}
 			m.path, m.leaf = m.path[:len(m.path)-1], m.leaf[:len(m.leaf)-1]
