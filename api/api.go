@@ -35,13 +35,19 @@ type Config struct {
 	Files    schemas.FileStore
 	Index    schemas.ProductIndex // nil when this process serves no search
 	Detect   schemas.DetectFormat
-	Pub      pipeline.Publisher // waits for the JetStream acknowledgement
-	Ready    func(ctx context.Context) error
-	Metrics  http.Handler // default: the Prometheus default registry
-	Log      *slog.Logger
-	NewID    func() string // time-ordered unique ids; default lower-case ULID
-	Now      func() time.Time
-	Body     BodyLimits // how slowly a request body may arrive
+	Issues   schemas.IssueLog // every issue of every upload
+	// IssueRetention is how long the issue log keeps a list, for the
+	// answer that one is gone.
+	IssueRetention time.Duration
+	Pub            pipeline.Publisher // waits for the JetStream acknowledgement
+	Ready          func(ctx context.Context) error
+	Metrics        http.Handler // default: the Prometheus default registry
+	Log            *slog.Logger
+	NewID          func() string // time-ordered unique ids; default lower-case ULID
+	Now            func() time.Time
+	Body           BodyLimits // how slowly a request body may arrive
+	// MaxFileBytes refuses an upload larger than this (413); 0 accepts any size.
+	MaxFileBytes int64
 	// MaxDeletePercent holds a full upload that would delete more than this
 	// share of its partner's live products, unless the partner set its own;
 	// 0 means schemas.DefaultMaxDeletePercent, 100 never holds.
@@ -154,6 +160,7 @@ func New(cfg Config) *App {
 	app.Get("/v1/partners/:partner/settings", s.requirePartner, s.getSettings)
 	app.Put("/v1/partners/:partner/settings", s.requirePartner, s.putSettings)
 	app.Get("/v1/uploads/:id", s.requireKey, s.getUpload)
+	app.Get("/v1/uploads/:id/issues", s.requireKey, s.uploadIssues)
 	app.Post("/v1/uploads/:id/confirm", s.requireKey, s.decideUpload(schemas.DecisionConfirm))
 	app.Post("/v1/uploads/:id/cancel", s.requireKey, s.decideUpload(schemas.DecisionCancel))
 

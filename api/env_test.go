@@ -67,6 +67,9 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 	if err := bus.Declare(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := natskv.DeclareIssues(ctx, bus.JS, 1); err != nil {
+		t.Fatal(err)
+	}
 	kv := func(bucket string) jetstream.KeyValue {
 		b, err := bus.KV(ctx, bucket)
 		if err != nil {
@@ -88,16 +91,18 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 	e.ledger = natskv.Ledger{KV: kv(pipeline.BucketUploads)}
 	e.files = natskv.Files{Store: objects}
 	e.cfg = Config{
-		AdminKey: testAdminKey,
-		Partners: natskv.Partners{KV: kv(pipeline.BucketPartners)},
-		Mappings: natskv.Mappings{KV: kv(pipeline.BucketMappings)},
-		Ledger:   e.ledger,
-		Files:    e.files,
-		Index:    index,
-		Detect:   detect,
-		Pub:      pipeline.JetStreamPublisher{JS: bus.JS},
-		Ready:    bus.Ready,
-		Log:      slog.New(slog.NewJSONHandler(e.logs, nil)),
+		IssueRetention: natskv.IssueRetention,
+		AdminKey:       testAdminKey,
+		Partners:       natskv.Partners{KV: kv(pipeline.BucketPartners)},
+		Mappings:       natskv.Mappings{KV: kv(pipeline.BucketMappings)},
+		Ledger:         e.ledger,
+		Files:          e.files,
+		Index:          index,
+		Detect:         detect,
+		Issues:         natskv.Issues{JS: bus.JS},
+		Pub:            pipeline.JetStreamPublisher{JS: bus.JS},
+		Ready:          bus.Ready,
+		Log:            slog.New(slog.NewJSONHandler(e.logs, nil)),
 	}
 	for _, f := range change {
 		f(&e.cfg)
@@ -107,15 +112,15 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 }
 
 // detect adapts the decoder's detection to schemas.DetectFormat.
-func detect(head []byte, format string) (string, rune, error) {
-	got, delim, err := decode.Detect(head)
+func detect(head []byte, format, charset string) (schemas.FileKind, error) {
+	d, err := decode.DetectFile(head, charset)
 	if err != nil {
-		return "", 0, err
+		return schemas.FileKind{}, err
 	}
-	if format != "" && format != got {
-		return "", 0, fmt.Errorf("the format given is %s but the file looks like %s", format, got)
+	if format != "" && format != d.Format {
+		return schemas.FileKind{}, fmt.Errorf("the format given is %s but the file looks like %s", format, d.Format)
 	}
-	return got, delim, nil
+	return schemas.FileKind{Format: d.Format, Delimiter: d.Delimiter, Compression: d.Compression, Charset: d.Charset}, nil
 }
 
 // response is an answer read whole.

@@ -23,6 +23,7 @@ type conformance struct {
 
 func newConformance(t *testing.T) *conformance {
 	t.Helper()
+	decodeNDJSON()
 	doc, err := openapi3.NewLoader().LoadFromData(openAPIDocument)
 	if err != nil {
 		t.Fatalf("load openapi.json: %v", err)

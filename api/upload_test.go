@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -252,5 +253,46 @@ func TestRejectedUploadKeepsConnectionSound(t *testing.T) {
 				t.Fatalf("after a rejected %d byte upload, /healthz answered %d %s", size, resp.StatusCode, b)
 			}
 		}
+	}
+}
+
+// A packed upload is recorded with its packing and charset, and the format
+// of the file inside; one over the size limit is refused with 413 as the
+// document says.
+func TestPackedUploadIsRecordedAndOversizedRefused(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxFileBytes = 1 << 20 })
+	v := newConformance(t)
+	key := e.createPartner(t, "acme")
+	e.putMapping(t, "acme", key, map[string]any{"fields": map[string]string{"id": "id", "title": "title", "price": "price"}, "defaults": map[string]string{"currency": "EUR"}})
+	var packed bytes.Buffer
+	zw := gzip.NewWriter(&packed)
+	_, _ = zw.Write([]byte("id;title;price\n1;Crème brûlée;4,50\n"))
+	_ = zw.Close()
+	req := request(http.MethodPost, "/v1/partners/acme/uploads", key, bytes.NewReader(packed.Bytes()))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	r := e.send(t, req)
+	v.check(t, req, r)
+	if r.StatusCode != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", r.StatusCode, r.body)
+	}
+	var acc uploadAccepted
+	r.decode(t, &acc)
+	up, err := e.ledger.Upload(context.Background(), acc.UploadID)
+	if err != nil || up.Format != schemas.FormatCSV || up.Delimiter != ";" || up.Compression != schemas.CompressionGzip || up.Charset != schemas.CharsetUTF8 {
+		t.Errorf("recorded %+v (%v)", up, err)
+	}
+	req = request(http.MethodGet, "/v1/uploads/"+acc.UploadID, key, nil)
+	r = e.send(t, req)
+	v.check(t, req, r)
+	if !strings.Contains(string(r.body), `"compression":"gzip"`) {
+		t.Errorf("status %s", r.body)
+	}
+
+	req = request(http.MethodPost, "/v1/partners/acme/uploads", key, bytes.NewReader(bytes.Repeat([]byte("1;x;1\n"), 200_000)))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	r = e.send(t, req)
+	v.check(t, req, r)
+	if r.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(r.problem(t).Detail, "1048576 bytes") {
+		t.Errorf("oversized upload: %d %s", r.StatusCode, r.body)
 	}
 }

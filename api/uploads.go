@@ -53,22 +53,35 @@ func (s *server) createUpload(c *fiber.Ctx) error {
 	if filename == "" {
 		filename = params.filename
 	}
-	src := &trackedReader{r: file}
+	if limit := s.cfg.MaxFileBytes; limit > 0 && int64(c.Request().Header.ContentLength()) > limit {
+		// Answer at once and close, without waiting for a body that will
+		// not be read.
+		bodyOf(c).err = errFileTooLarge
+		return fileTooLarge(limit)
+	}
+	src := &trackedReader{r: &sizeLimit{r: file, left: s.cfg.MaxFileBytes}}
 	br := bufio.NewReaderSize(src, headSize)
 	head, _ := br.Peek(headSize) // short at the end of the file
+	if errors.Is(src.err, errFileTooLarge) {
+		return fileTooLarge(s.cfg.MaxFileBytes)
+	}
 	if src.err != nil {
 		return interrupted(src.err)
 	}
-	format, delim, err := s.cfg.Detect(head, params.format)
+	kind, err := s.cfg.Detect(head, params.format, mapping.Resolve().Charset)
 	if err != nil {
 		return rejectedFile(head, err)
 	}
+	delim := kind.Delimiter
 	if params.delimiter != 0 {
 		delim = params.delimiter
 	}
 
 	id := s.cfg.NewID()
 	size, err := s.cfg.Files.Put(c.UserContext(), id, fullReads{br})
+	if errors.Is(src.err, errFileTooLarge) {
+		return fileTooLarge(s.cfg.MaxFileBytes)
+	}
 	if src.err != nil {
 		return interrupted(src.err)
 	}
@@ -76,7 +89,7 @@ func (s *server) createUpload(c *fiber.Ctx) error {
 		return unavailable("store the file", err)
 	}
 	ev := schemas.UploadEvent{
-		ID: id, Partner: partner, Mode: params.mode, Format: format,
+		ID: id, Partner: partner, Mode: params.mode, Format: kind.Format, Compression: kind.Compression, Charset: kind.Charset,
 		MappingVersion: mapping.Version, Object: id, Size: size, Filename: filename,
 		ReceivedAt: s.cfg.Now().UTC(), MaxDeletePercent: maxDelete,
 	}
@@ -203,6 +216,30 @@ func (f *wholeForm) rest() error {
 	}
 }
 
+// errFileTooLarge ends an upload body past the file size limit.
+var errFileTooLarge = errors.New("the file is larger than the limit")
+
+// sizeLimit fails a body once more than left bytes arrived (left 0: no limit).
+type sizeLimit struct {
+	r    io.Reader
+	left int64
+	seen int64
+}
+
+func (l *sizeLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.seen += int64(n)
+	if l.left > 0 && l.seen > l.left {
+		return n, errFileTooLarge
+	}
+	return n, err
+}
+
+func fileTooLarge(limit int64) error {
+	return problem(fiber.StatusRequestEntityTooLarge, "file-too-large", "File too large",
+		"The file is larger than %d bytes, the most feedline accepts (packed or not); split the feed into smaller files.", limit)
+}
+
 func interrupted(err error) error {
 	return badRequest("The upload could not be read to its end (%s); send the file again.", clause(err))
 }
@@ -232,7 +269,7 @@ func (s *server) getUpload(c *fiber.Ctx) error {
 		return unavailable("read the upload status", err)
 	}
 	if st.Rejections == nil {
-		st.Rejections = []schemas.Rejection{}
+		st.Rejections = []schemas.Issue{}
 	}
 	return c.JSON(st)
 }

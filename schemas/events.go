@@ -32,11 +32,20 @@ const (
 	FormatNDJSON         = "ndjson"
 	FormatParquet        = "parquet"
 	FormatGoogleMerchant = "google_merchant"
-	FormatNaverEP        = "naver_ep"
+	// FormatGoogleMerchantXML is a Google Merchant RSS 2.0 or Atom 1.0 feed.
+	FormatGoogleMerchantXML = "google_merchant_xml"
+	FormatNaverEP           = "naver_ep"
 )
 
 // Formats lists every accepted upload format.
-var Formats = []string{FormatCSV, FormatTSV, FormatNDJSON, FormatParquet, FormatGoogleMerchant, FormatNaverEP}
+var Formats = []string{FormatCSV, FormatTSV, FormatNDJSON, FormatParquet, FormatGoogleMerchant, FormatGoogleMerchantXML, FormatNaverEP}
+
+// Compressions of uploaded files, detected by content.
+const (
+	CompressionGzip  = "gzip"
+	CompressionZip   = "zip"
+	CompressionBzip2 = "bzip2"
+)
 
 // UploadEvent announces a stored file to the ingest stage.
 type UploadEvent struct {
@@ -45,6 +54,8 @@ type UploadEvent struct {
 	Mode           string    `json:"mode"`
 	Format         string    `json:"format"`
 	Delimiter      string    `json:"delimiter,omitempty"`
+	Compression    string    `json:"compression,omitempty"` // gzip, zip or bzip2: what the file was unpacked from
+	Charset        string    `json:"charset,omitempty"`     // the text encoding found (or declared) in the file's head
 	MappingVersion int       `json:"mapping_version"`
 	Object         string    `json:"object"` // name in the "uploads" object store
 	Size           int64     `json:"size"`
@@ -65,37 +76,39 @@ type RawRow struct {
 // RawBatch carries decoded rows of one upload from ingest to normalise. The
 // batch with End set closes the upload and carries no rows.
 type RawBatch struct {
-	Upload         string      `json:"upload"`
-	Partner        string      `json:"partner"`
-	Mode           string      `json:"mode"`
-	MappingVersion int         `json:"mapping_version"`
-	UploadSeq      uint64      `json:"upload_seq"` // orders uploads; the base of product versions
-	Batch          int         `json:"batch"`
-	ReceivedAt     time.Time   `json:"received_at"`
-	Columns        []string    `json:"columns,omitempty"`
-	Rows           []RawRow    `json:"rows,omitempty"`
-	Rejections     []Rejection `json:"rejections,omitempty"` // rows the decoder could not read
+	Upload         string    `json:"upload"`
+	Partner        string    `json:"partner"`
+	Mode           string    `json:"mode"`
+	MappingVersion int       `json:"mapping_version"`
+	UploadSeq      uint64    `json:"upload_seq"` // orders uploads; the base of product versions
+	Batch          int       `json:"batch"`
+	ReceivedAt     time.Time `json:"received_at"`
+	Columns        []string  `json:"columns,omitempty"`
+	Rows           []RawRow  `json:"rows,omitempty"`
+	Rejections     []Issue   `json:"rejections,omitempty"` // rows the decoder could not read (errors)
 	// RejectedRows are the decoder's best-effort values of rejected rows
 	// (those it could split at all), so normalise can still tell which
-	// product a rejected row was about; each Row equals its Rejection's Row.
-	RejectedRows []RawRow     `json:"rejected_rows,omitempty"`
-	End          *IngestTotal `json:"end,omitempty"`
+	// product a rejected row was about; each Row equals its rejection's Row.
+	RejectedRows []RawRow `json:"rejected_rows,omitempty"`
+	// Superseded are rows of this batch that a later row of the same
+	// product replaces: the last row of a product wins, the earlier ones
+	// change nothing. Ingest finds them before it publishes anything.
+	Superseded []Supersession `json:"superseded,omitempty"`
+	End        *IngestTotal   `json:"end,omitempty"`
 	// Decision, on a closing batch, confirms or cancels a held upload.
 	Decision string `json:"decision,omitempty"`
+}
+
+// Supersession says row Row is replaced by the later row By of the same product.
+type Supersession struct {
+	Row int64 `json:"r"`
+	By  int64 `json:"by"`
 }
 
 // IngestTotal is what ingest knows once the whole file is decoded.
 type IngestTotal struct {
 	Rows    int64 `json:"rows"`
 	Batches int   `json:"batches"`
-}
-
-// Rejection explains why one source row did not become a product.
-type Rejection struct {
-	Row      int64  `json:"row"`
-	SourceID string `json:"source_id"`
-	Field    string `json:"field"`
-	Reason   string `json:"reason"`
 }
 
 // ChangeKind says what a ProductChange does to the catalog.
@@ -228,4 +241,13 @@ func ValidateChanges(changes []ProductChange) error {
 		}
 	}
 	return nil
+}
+
+// SubjectIssues carries every issue of an upload, one IssueBatch per raw
+// batch (or part of one): catalog.issues.<partner>.<upload>.
+const SubjectIssues = "catalog.issues"
+
+// IssuesSubject is the subject of one upload's issues.
+func IssuesSubject(partner, upload string) string {
+	return Subject(Subject(SubjectIssues, partner), upload)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -55,6 +56,10 @@ func (f FieldSource) MarshalJSON() ([]byte, error) {
 // at the start of a field opens a quoted field, RFC 4180); absent, CSV
 // does and TSV (tsv, google_merchant, naver_ep) does not, so an inch mark
 // in a TSV title is an ordinary character. Presets leave it to the format.
+//
+// Charset names the text encoding of the partner's files (see Charsets);
+// absent, it is detected. Timezone is the zone of update times that name
+// none (an IANA name or an offset such as "+09:00"); absent, UTC.
 type Mapping struct {
 	Version    int                    `json:"version,omitempty"`
 	Preset     string                 `json:"preset,omitempty"`
@@ -62,7 +67,37 @@ type Mapping struct {
 	Defaults   map[string]string      `json:"defaults,omitempty"`
 	Attributes map[string]string      `json:"attributes,omitempty"` // attribute name -> column
 	Quoted     *bool                  `json:"quoted,omitempty"`
+	Charset    string                 `json:"charset,omitempty"`
+	Timezone   string                 `json:"timezone,omitempty"`
 	UpdatedAt  time.Time              `json:"updated_at,omitempty"`
+}
+
+// Charsets are the text encodings a mapping may declare, by the names
+// partners use; each maps to the canonical name decoders know.
+func Charsets() map[string]string {
+	return map[string]string{
+		"utf-8": CharsetUTF8, "utf8": CharsetUTF8,
+		"euc-kr": CharsetEUCKR, "cp949": CharsetEUCKR, "ks_c_5601-1987": CharsetEUCKR, "uhc": CharsetEUCKR, "windows-949": CharsetEUCKR,
+		"windows-1252": CharsetWindows1252, "cp1252": CharsetWindows1252, "iso-8859-1": CharsetWindows1252, "latin1": CharsetWindows1252,
+		"utf-16": CharsetUTF16, "utf-16le": CharsetUTF16LE, "utf-16be": CharsetUTF16BE,
+	}
+}
+
+// Canonical charset names.
+const (
+	CharsetUTF8        = "utf-8"
+	CharsetEUCKR       = "euc-kr" // CP949, the superset Korean Windows writes
+	CharsetWindows1252 = "windows-1252"
+	CharsetUTF16       = "utf-16" // the byte order mark decides, little-endian without one
+	CharsetUTF16LE     = "utf-16le"
+	CharsetUTF16BE     = "utf-16be"
+)
+
+// CanonicalCharset resolves a charset name as partners write it; ok is
+// false for one feedline does not read.
+func CanonicalCharset(name string) (string, bool) {
+	c, ok := Charsets()[strings.ToLower(strings.TrimSpace(name))]
+	return c, ok
 }
 
 // field enumerates the canonical fields so a RowMapper can index plans by
@@ -84,7 +119,8 @@ const (
 	fieldImageURLs
 	fieldGTIN
 	fieldUpdatedAt
-	fieldDeleted // in a delta upload, a truthy value deletes the product
+	fieldDeleted   // a truthy value deletes the product
+	fieldOperation // I, U or D (Naver EP's class): insert, update only the fields carried, delete
 	numFields
 )
 
@@ -120,6 +156,8 @@ func (f field) String() string {
 		return "updated_at"
 	case fieldDeleted:
 		return "deleted"
+	case fieldOperation:
+		return "operation"
 	}
 	return fmt.Sprintf("field(%d)", uint8(f))
 }
@@ -239,6 +277,15 @@ func (m Mapping) Validate() error {
 		}
 	}
 
+	if m.Charset != "" {
+		if _, ok := CanonicalCharset(m.Charset); !ok {
+			add("charset %q is not one feedline reads; use utf-8, euc-kr (cp949), windows-1252 or utf-16 (utf-16le, utf-16be)", m.Charset)
+		}
+	}
+	if _, err := parseTimezone(m.Timezone); err != nil {
+		add("%v", err)
+	}
+
 	r := m.Resolve()
 	if len(r.Fields["id"]) == 0 {
 		add("required field \"id\" is not mapped")
@@ -276,8 +323,14 @@ func (m Mapping) Resolve() Mapping {
 	if m.Preset != "" {
 		// Presets returns fresh maps, so they can be taken over as they are.
 		if p, ok := Presets()[m.Preset]; ok {
-			out.Fields, out.Defaults, out.Attributes = p.Fields, p.Defaults, p.Attributes
+			out.Fields, out.Defaults, out.Attributes, out.Timezone, out.Charset = p.Fields, p.Defaults, p.Attributes, p.Timezone, p.Charset
 		}
+	}
+	if m.Timezone != "" {
+		out.Timezone = m.Timezone
+	}
+	if m.Charset != "" {
+		out.Charset = m.Charset
 	}
 	for _, name := range sortedKeys(m.Fields) {
 		src := m.Fields[name]
@@ -318,4 +371,55 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// ErrColumnsMismatch says a file's columns cannot feed its mapping.
+var ErrColumnsMismatch = errorString("the file's columns do not match the mapping")
+
+// CheckColumns tells whether rows of a file with these columns can become
+// products: every required field (id; title and price unless they have a
+// default) needs one of its columns in the file. A file that carries a
+// mapped operation or deleted column may hold updates and deletions, which
+// need the id alone. The error wraps ErrColumnsMismatch and names what is
+// missing, and the columns the file has.
+func (m Mapping) CheckColumns(columns []string) error {
+	r := m.Resolve()
+	ix := newColumnIndex(columns)
+	present := func(name string) bool {
+		for _, c := range r.Fields[name] {
+			if ix.position(c) >= 0 {
+				return true
+			}
+		}
+		return false
+	}
+	required := []string{"id"}
+	if !present("operation") && !present("deleted") {
+		required = append(required, "title", "price")
+	}
+	var problems []string
+	for _, name := range required {
+		if len(r.Fields[name]) == 0 || present(name) || strings.TrimSpace(r.Defaults[name]) != "" {
+			continue // an unmapped required field is the mapping's problem, told when it was stored
+		}
+		cols := r.Fields[name]
+		if len(cols) == 1 {
+			problems = append(problems, fmt.Sprintf("%s is mapped to column %q", name, cols[0]))
+		} else {
+			problems = append(problems, fmt.Sprintf("%s is mapped to columns %s", name, quoteAll(cols)))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	have := make([]string, 0, min(len(columns), 20))
+	for _, c := range columns[:min(len(columns), 20)] {
+		have = append(have, strconv.Quote(shorten(clean(c), 40)))
+	}
+	more := ""
+	if len(columns) > 20 {
+		more = fmt.Sprintf(" and %d more", len(columns)-20)
+	}
+	return fmt.Errorf("%w: %s, which the file does not have; its columns are %s%s. Change the mapping (PUT /v1/partners/{partner}/mapping) or export the file with those columns",
+		ErrColumnsMismatch, strings.Join(problems, "; "), strings.Join(have, ", "), more)
 }

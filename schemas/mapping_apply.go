@@ -2,9 +2,12 @@ package schemas
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // mapping time zones such as Asia/Seoul resolve on hosts without a zone database
 	"unicode"
 	"unicode/utf8"
 )
@@ -21,6 +24,7 @@ const (
 type RowMapper struct {
 	partner   string
 	updatedAt time.Time
+	location  *time.Location // the zone of update times that name none
 	fields    [numFields]fieldPlan
 	attrs     []attributePlan
 	currency  currencyUnit // the default currency, when it is a valid one
@@ -41,22 +45,14 @@ type attributePlan struct {
 
 // NewRowMapper prepares m (resolving its preset) for a batch with the given
 // columns. updatedAt stamps rows that carry no parseable updated_at of their
-// own. Column names match exactly after trimming, or else case-insensitively.
+// own. Column names match as ColumnIndex says.
 func NewRowMapper(m Mapping, partner string, columns []string, updatedAt time.Time) *RowMapper {
 	r := m.Resolve()
-	header := make([]string, len(columns))
-	for i, c := range columns {
-		header[i] = clean(c)
+	header := newColumnIndex(columns)
+	rm := &RowMapper{partner: partner, updatedAt: updatedAt, location: time.UTC}
+	if loc, err := parseTimezone(r.Timezone); err == nil && loc != nil {
+		rm.location = loc
 	}
-	position := func(column string) int {
-		column = clean(column)
-		if i := slices.Index(header, column); i >= 0 {
-			return i
-		}
-		return slices.IndexFunc(header, func(h string) bool { return strings.EqualFold(h, column) })
-	}
-
-	rm := &RowMapper{partner: partner, updatedAt: updatedAt}
 	for name, src := range r.Fields {
 		f, ok := parseField(name)
 		if !ok || len(src) == 0 {
@@ -66,7 +62,7 @@ func NewRowMapper(m Mapping, partner string, columns []string, updatedAt time.Ti
 		p.mapped = true
 		p.columns = src
 		for _, c := range src {
-			if i := position(c); i >= 0 {
+			if i := header.position(c); i >= 0 {
 				p.indexes = append(p.indexes, i)
 			}
 		}
@@ -80,146 +76,233 @@ func NewRowMapper(m Mapping, partner string, columns []string, updatedAt time.Ti
 		rm.currency = u
 	}
 	for _, name := range sortedKeys(r.Attributes) {
-		if i := position(r.Attributes[name]); i >= 0 {
+		if i := header.position(r.Attributes[name]); i >= 0 {
 			rm.attrs = append(rm.attrs, attributePlan{name: name, index: i})
 		}
 	}
 	return rm
 }
 
-// Deleted reports whether the row asks to delete its product (the mapped
-// "deleted" column holds 1, true, yes, y, d, delete or deleted), and its SKU.
+// columnIndex finds a mapping's column names in a file's header: exactly
+// after trimming, else ignoring case, else as Merchant Center reads
+// headers (a "g:" namespace, spaces, hyphens and underscores alike).
+type columnIndex struct {
+	header []string
+	keys   []string
+}
+
+func newColumnIndex(columns []string) columnIndex {
+	ix := columnIndex{header: make([]string, len(columns)), keys: make([]string, len(columns))}
+	for i, c := range columns {
+		ix.header[i] = clean(c)
+		ix.keys[i] = ColumnKey(c)
+	}
+	return ix
+}
+
+func (ix columnIndex) position(column string) int {
+	column = clean(column)
+	if i := slices.Index(ix.header, column); i >= 0 {
+		return i
+	}
+	if i := slices.IndexFunc(ix.header, func(h string) bool { return strings.EqualFold(h, column) }); i >= 0 {
+		return i
+	}
+	return slices.Index(ix.keys, ColumnKey(column))
+}
+
+// ColumnKey is the loosest form a column name is matched in: lower case,
+// without a "g:" namespace, with spaces and hyphens as underscores, so
+// "g:price", "Image Link" and "image_link" are the columns "price" and
+// "image_link".
+func ColumnKey(name string) string {
+	k := strings.ToLower(clean(name))
+	k = strings.TrimPrefix(k, "g:")
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return '_'
+		}
+		return r
+	}, strings.TrimSpace(k))
+}
+
+// Operation is what a row asks for: the whole product as given (the
+// default), a change of only the fields it carries, or a deletion.
+type Operation uint8
+
+const (
+	OpUpsert Operation = iota
+	OpUpdate
+	OpDelete
+	opUnknown
+)
+
+// Operation reads the row's operation from its mapped operation column (I,
+// U, D as Naver EP's class says, or insert, update, delete) or its deleted
+// column (1, true, yes, y, d, delete or deleted deletes).
+func (rm *RowMapper) Operation(row RawRow) Operation {
+	if rm.fields[fieldDeleted].mapped {
+		switch strings.ToLower(rm.value(row, fieldDeleted)) {
+		case "1", "true", "yes", "y", "d", "delete", "deleted":
+			return OpDelete
+		}
+	}
+	if !rm.fields[fieldOperation].mapped {
+		return OpUpsert
+	}
+	switch strings.ToLower(rm.value(row, fieldOperation)) {
+	case "", "i", "insert", "upsert", "n", "new":
+		return OpUpsert
+	case "u", "update":
+		return OpUpdate
+	case "d", "delete", "deleted":
+		return OpDelete
+	}
+	return opUnknown
+}
+
+// Deleted reports whether the row asks to delete its product, and its SKU.
 func (rm *RowMapper) Deleted(row RawRow) (sku string, deleted bool) {
-	if !rm.fields[fieldDeleted].mapped {
+	if rm.Operation(row) != OpDelete {
 		return "", false
 	}
-	switch strings.ToLower(rm.value(row, fieldDeleted)) {
-	case "1", "true", "yes", "y", "d", "delete", "deleted":
-		sku = rm.value(row, fieldID)
-		return sku, sku != ""
-	}
-	return "", false
+	sku = rm.value(row, fieldID)
+	return sku, sku != ""
 }
 
 // SourceID is the product id a row names, or "" when it names none. It
 // reads the id alone, so it works on a row too broken to map.
 func (rm *RowMapper) SourceID(row RawRow) string { return rm.value(row, fieldID) }
 
-// Map converts one row, or explains in the rejection why it cannot. It
-// leaves Version to the normalise stage.
-func (rm *RowMapper) Map(row RawRow) (Product, *Rejection) {
+// Map converts one row. It reports every issue of the row; the product is
+// valid unless one of them is an error (HasError). Warnings name fields
+// that were dropped or repaired. It leaves Version to the normalise stage.
+func (rm *RowMapper) Map(row RawRow) (Product, []Issue) { return rm.mapRow(row, nil) }
+
+// MapUpdate applies a row that changes only the fields it carries (a
+// non-empty value in a mapped column) to prev, the product's current
+// version; the rest stay as prev has them, and defaults do not apply.
+func (rm *RowMapper) MapUpdate(row RawRow, prev Product) (Product, []Issue) {
+	return rm.mapRow(row, &prev)
+}
+
+// rowIssues collects the issues of one row.
+type rowIssues struct {
+	row    int64
+	sku    string
+	issues []Issue
+}
+
+func (ri *rowIssues) add(f field, code, severity, reason string) {
+	ri.issues = append(ri.issues, Issue{Row: ri.row, SourceID: shorten(ri.sku, MaxSKUBytes), Field: f.String(), Code: code, Severity: severity, Reason: reason})
+}
+
+func (ri *rowIssues) fail(f field, code, reason string) { ri.add(f, code, SeverityError, reason) }
+func (ri *rowIssues) warn(f field, code, reason string) { ri.add(f, code, SeverityWarning, reason) }
+
+// quoted repeats a partner's value in a reason, shortened.
+func quoted(v string) string { return strconv.Quote(shorten(v, maxQuotedValue)) }
+
+func (rm *RowMapper) mapRow(row RawRow, prev *Product) (Product, []Issue) {
+	partial := prev != nil
+	// get reads a field: in an update only what the row carries.
+	get := func(f field) string {
+		if partial {
+			v, fromColumn := rm.column(row, f)
+			if !fromColumn {
+				return ""
+			}
+			return v
+		}
+		return rm.value(row, f)
+	}
 	sku := rm.value(row, fieldID)
+	ri := &rowIssues{row: row.Row, sku: sku}
 	if sku == "" {
-		return Product{}, rm.missing(row, "", fieldID)
+		ri.issues = append(ri.issues, *rm.missing(row, "", fieldID))
+	} else if len(sku) > MaxSKUBytes {
+		ri.fail(fieldID, CodeIDTooLong, fmt.Sprintf("id is %d bytes long; at most %d are allowed", len(sku), MaxSKUBytes))
 	}
-	if len(sku) > MaxSKUBytes {
-		return Product{}, rm.reject(row, sku, fieldID, fmt.Sprintf("id is %d bytes long; at most %d are allowed", len(sku), MaxSKUBytes))
-	}
-
-	title := rm.value(row, fieldTitle)
-	if title == "" {
-		return Product{}, rm.missing(row, sku, fieldTitle)
-	}
-	title = collapseSpace(title)
-	if n := utf8.RuneCountInString(title); n > MaxTitleRunes {
-		return Product{}, rm.reject(row, sku, fieldTitle, fmt.Sprintf("title has %d characters; at most %d are allowed", n, MaxTitleRunes))
+	if rm.Operation(row) == opUnknown {
+		ri.fail(fieldOperation, CodeOperationUnknown, fmt.Sprintf("operation %s is not I (insert), U (update) or D (delete)", quoted(rm.value(row, fieldOperation))))
 	}
 
-	// A currency column is authoritative; a default yields to a currency
-	// the price itself names.
-	currencyText, fromColumn := rm.column(row, fieldCurrency)
-	unit := rm.currency
-	if (fromColumn && currencyText != rm.currency.code) || (!fromColumn && currencyText != "" && unit.code == "") {
-		u, ok := currencyFromText(currencyText)
-		if !ok {
-			return Product{}, rm.reject(row, sku, fieldCurrency, fmt.Sprintf("currency %q is not an ISO 4217 code", currencyText))
+	var p Product
+	if partial {
+		p = *prev
+		p.Category = slices.Clone(prev.Category)
+		p.ImageURLs = slices.Clone(prev.ImageURLs)
+		p.Attributes = maps.Clone(prev.Attributes)
+		if prev.SalePrice != nil {
+			s := *prev.SalePrice
+			p.SalePrice = &s
 		}
-		unit = u
 	}
-	columnCurrency := unit.code
+	p.ID, p.Partner, p.SKU = ProductID(rm.partner, sku), rm.partner, sku
 
-	priceText := rm.value(row, fieldPrice)
-	if priceText == "" {
-		return Product{}, rm.missing(row, sku, fieldPrice)
-	}
-	price, unit, named, err := parseMoney(priceText, unit)
-	if err != nil {
-		return Product{}, rm.reject(row, sku, fieldPrice, "price "+err.Error())
-	}
-	if named && fromColumn && unit.code != columnCurrency {
-		return Product{}, rm.reject(row, sku, fieldPrice, fmt.Sprintf("price %q is in %s but the currency column says %s", priceText, unit.code, columnCurrency))
-	}
-	if price == 0 {
-		return Product{}, rm.reject(row, sku, fieldPrice, fmt.Sprintf("price %q is zero", priceText))
+	if title := get(fieldTitle); title != "" {
+		title = collapseSpace(title)
+		if n := utf8.RuneCountInString(title); n > MaxTitleRunes {
+			ri.fail(fieldTitle, CodeTitleTooLong, fmt.Sprintf("title has %d characters; at most %d are allowed", n, MaxTitleRunes))
+		}
+		p.Title = title
+	} else if !partial {
+		ri.issues = append(ri.issues, *rm.missing(row, sku, fieldTitle))
 	}
 
-	var sale *int64
-	if text := rm.value(row, fieldSalePrice); text != "" {
-		v, rej := rm.relatedPrice(row, sku, fieldSalePrice, text, unit)
-		if rej != nil {
-			return Product{}, rej
-		}
-		if v > price {
-			return Product{}, rm.reject(row, sku, fieldSalePrice, fmt.Sprintf("sale price %s is higher than price %s", formatMinor(v, unit.scale), formatMinor(price, unit.scale)))
-		}
-		// Zero is how many feeds say "no sale"; a sale at full price is no sale.
-		if v > 0 && v < price {
-			sale = &v
+	rm.prices(row, &p, prev, get, ri)
+
+	if text := get(fieldAvailability); text != "" {
+		if a, ok := ParseAvailability(text); ok {
+			p.Availability = a
+		} else {
+			ri.warn(fieldAvailability, CodeAvailabilityUnknown, fmt.Sprintf("availability %s is not one of %s; it is ignored", quoted(text), availabilityChoices))
 		}
 	}
-	if text := rm.value(row, fieldListPrice); text != "" {
-		v, rej := rm.relatedPrice(row, sku, fieldListPrice, text, unit)
-		if rej != nil {
-			return Product{}, rej
-		}
-		if v > price {
-			selling := price
-			price, sale = v, &selling
+	if p.Availability == "" {
+		// Feeds often omit availability when everything listed is for sale.
+		p.Availability = InStock
+		if a, ok := ParseAvailability(rm.fields[fieldAvailability].fallback); ok {
+			p.Availability = a
 		}
 	}
 
-	// Empty with no default means in stock: feeds often omit availability when everything listed is for sale.
-	availability := InStock
-	if text := rm.value(row, fieldAvailability); text != "" {
-		a, ok := ParseAvailability(text)
-		if !ok {
-			return Product{}, rm.reject(row, sku, fieldAvailability, fmt.Sprintf("availability %q is not one of %s", text, availabilityChoices))
-		}
-		availability = a
-	}
-
-	url := rm.value(row, fieldURL)
-	if url != "" && !isHTTPURL(url) {
-		return Product{}, rm.reject(row, sku, fieldURL, fmt.Sprintf("url %q is not an http(s) URL", url))
-	}
-
-	gtin := rm.value(row, fieldGTIN)
-	if gtin != "" {
-		if err := checkGTIN(gtin); err != nil {
-			return Product{}, rm.reject(row, sku, fieldGTIN, "gtin "+err.Error())
+	if url := get(fieldURL); url != "" {
+		if isHTTPURL(url) {
+			p.URL = url
+		} else {
+			ri.warn(fieldURL, CodeURLInvalid, fmt.Sprintf("url %s is not an http(s) URL; it is dropped", quoted(url)))
 		}
 	}
-
-	p := Product{
-		ID:           ProductID(rm.partner, sku),
-		Partner:      rm.partner,
-		SKU:          sku,
-		Title:        title,
-		Description:  rm.value(row, fieldDescription),
-		Brand:        rm.value(row, fieldBrand),
-		Category:     rm.category(row),
-		Price:        price,
-		SalePrice:    sale,
-		Currency:     unit.code,
-		Availability: availability,
-		URL:          url,
-		ImageURLs:    rm.imageURLs(row),
-		GTIN:         gtin,
-		UpdatedAt:    rm.updatedAt,
+	if gtin := get(fieldGTIN); gtin != "" {
+		if code, err := checkGTIN(gtin); err != nil {
+			ri.warn(fieldGTIN, code, "gtin "+err.Error()+"; it is dropped")
+		} else {
+			p.GTIN = gtin
+		}
 	}
-	if text := rm.value(row, fieldUpdatedAt); text != "" {
-		if t, ok := parseUpdatedAt(text); ok {
+	images, bad := rm.imageURLs(row, partial)
+	if images != nil || !partial {
+		p.ImageURLs = images
+	}
+	if len(bad) > 0 {
+		ri.warn(fieldImageURLs, CodeImageURLInvalid, fmt.Sprintf("%d image link(s) not an http(s) URL and dropped: %s", len(bad), strings.Join(bad, ", ")))
+	}
+	if v := get(fieldDescription); v != "" || !partial {
+		p.Description = v
+	}
+	if v := get(fieldBrand); v != "" || !partial {
+		p.Brand = v
+	}
+	if c := rm.category(row, partial); c != nil || !partial {
+		p.Category = c
+	}
+	p.UpdatedAt = rm.updatedAt
+	if text := get(fieldUpdatedAt); text != "" {
+		if t, ok := parseUpdatedAt(text, rm.location); ok {
 			p.UpdatedAt = t
+		} else {
+			ri.warn(fieldUpdatedAt, CodeUpdatedAtUnparseable, fmt.Sprintf("updated_at %s is not a date and time; the upload's time is used", quoted(text)))
 		}
 	}
 	for _, a := range rm.attrs {
@@ -230,20 +313,127 @@ func (rm *RowMapper) Map(row RawRow) (Product, *Rejection) {
 			p.Attributes[a.name] = v
 		}
 	}
-	return p, nil
+	p.Version = 0
+	if HasError(ri.issues) {
+		return Product{}, ri.issues
+	}
+	return p, ri.issues
 }
 
-// relatedPrice parses a sale or list price, which must be in the price's currency.
-func (rm *RowMapper) relatedPrice(row RawRow, sku string, f field, text string, unit currencyUnit) (int64, *Rejection) {
-	v, u, named, err := parseMoney(text, unit)
-	if err != nil {
-		return 0, rm.reject(row, sku, f, f.String()+" "+err.Error())
+// prices sets Price, SalePrice and Currency. In an update, a price the row
+// does not carry stays as prev has it: with a list price mapped the price
+// column is the selling price, else the regular one.
+func (rm *RowMapper) prices(row RawRow, p *Product, prev *Product, get func(field) string, ri *rowIssues) {
+	partial := prev != nil
+	// A currency column is authoritative; a default yields to a currency
+	// the price itself names.
+	currencyText, fromColumn := rm.column(row, fieldCurrency)
+	unit := rm.currency
+	if partial {
+		unit, _ = lookupCurrency(prev.Currency)
+		if !fromColumn {
+			currencyText = ""
+		}
 	}
-	if named && u.code != unit.code {
-		return 0, rm.reject(row, sku, f, fmt.Sprintf("%s %q is in %s but price is in %s", f, text, u.code, unit.code))
+	if (fromColumn && currencyText != unit.code) || (!fromColumn && currencyText != "" && unit.code == "") {
+		u, ok := currencyFromText(currencyText)
+		if !ok {
+			ri.fail(fieldCurrency, CodeCurrencyUnknown, fmt.Sprintf("currency %s is not an ISO 4217 code", quoted(currencyText)))
+			return
+		}
+		unit = u
 	}
-	return v, nil
+	columnCurrency := unit.code
+
+	priceText := get(fieldPrice)
+	var price int64
+	switch {
+	case priceText != "":
+		v, u, named, err := parseMoney(priceText, unit)
+		switch {
+		case err != nil:
+			ri.fail(fieldPrice, CodePriceUnparseable, "price "+shortenErr(err))
+			return
+		case named && fromColumn && u.code != columnCurrency:
+			ri.fail(fieldPrice, CodePriceCurrencyMismatch, fmt.Sprintf("price %s is in %s but the currency column says %s", quoted(priceText), u.code, columnCurrency))
+			return
+		case v == 0:
+			ri.fail(fieldPrice, CodePriceZero, fmt.Sprintf("price %s is zero", quoted(priceText)))
+			return
+		}
+		price, unit = v, u
+	case partial:
+	default:
+		ri.issues = append(ri.issues, *rm.missing(row, rm.value(row, fieldID), fieldPrice))
+		return
+	}
+	p.Currency = unit.code
+
+	related := func(f field, unparseable, mismatch string) (int64, bool) {
+		text := get(f)
+		if text == "" {
+			return 0, false
+		}
+		v, u, named, err := parseMoney(text, unit)
+		if err != nil {
+			ri.warn(f, unparseable, f.String()+" "+shortenErr(err)+"; it is dropped")
+			return 0, false
+		}
+		if named && u.code != unit.code {
+			ri.warn(f, mismatch, fmt.Sprintf("%s %s is in %s but price is in %s; it is dropped", f, quoted(text), u.code, unit.code))
+			return 0, false
+		}
+		return v, true
+	}
+
+	if rm.fields[fieldListPrice].mapped {
+		// The price column is what the shopper pays, the list price the regular one.
+		selling, regular := price, int64(0)
+		if priceText == "" { // an update that leaves the selling price
+			selling = prev.EffectivePrice()
+		}
+		if v, ok := related(fieldListPrice, CodeListPriceUnparseable, CodeListPriceCurrency); ok {
+			regular = v
+		} else if partial && get(fieldListPrice) == "" && prev.SalePrice != nil {
+			regular = prev.Price
+		}
+		if partial && priceText == "" && get(fieldListPrice) == "" {
+			return // neither price is carried: prev's stand
+		}
+		p.Price, p.SalePrice = selling, nil
+		if regular > selling {
+			s := selling
+			p.Price, p.SalePrice = regular, &s
+		}
+		return
+	}
+
+	if priceText != "" {
+		p.Price = price
+		if p.SalePrice != nil && *p.SalePrice >= price {
+			p.SalePrice = nil // a kept sale price must stay below a new price
+		}
+	}
+	text := get(fieldSalePrice)
+	if text == "" {
+		return
+	}
+	v, ok := related(fieldSalePrice, CodeSalePriceUnparseable, CodeSalePriceCurrency)
+	switch {
+	case !ok:
+	case v > p.Price:
+		ri.warn(fieldSalePrice, CodeSalePriceAbovePrice, fmt.Sprintf("sale price %s is higher than price %s; it is dropped", formatMinor(v, unit.scale), formatMinor(p.Price, unit.scale)))
+	case v > 0 && v < p.Price:
+		// Zero is how many feeds say "no sale"; a sale at full price is no sale.
+		p.SalePrice = &v
+	default:
+		p.SalePrice = nil
+	}
 }
+
+// shortenErr is an error's text with partner values already quoted in it
+// kept short.
+func shortenErr(err error) string { return shorten(err.Error(), 2*maxQuotedValue) }
 
 // column returns the first non-empty value of f's columns, and whether it
 // came from a column rather than the mapping's default.
@@ -264,7 +454,8 @@ func (rm *RowMapper) value(row RawRow, f field) string {
 }
 
 // category reads levels from several columns, or splits one column's path.
-func (rm *RowMapper) category(row RawRow) []string {
+// In an update it is nil unless the row carries a category.
+func (rm *RowMapper) category(row RawRow, partial bool) []string {
 	p := &rm.fields[fieldCategory]
 	if len(p.columns) > 1 {
 		var levels []string
@@ -276,33 +467,34 @@ func (rm *RowMapper) category(row RawRow) []string {
 				levels = append(levels, v)
 			}
 		}
-		if levels != nil || p.fallback == "" {
+		if levels != nil || p.fallback == "" || partial {
 			return levels
 		}
 		return splitCategory(p.fallback)
 	}
-	return splitCategory(rm.value(row, fieldCategory))
+	v, fromColumn := rm.column(row, fieldCategory)
+	if partial && !fromColumn {
+		return nil
+	}
+	return splitCategory(v)
 }
 
-// imageURLs joins the lists of every image column, or the default's.
-func (rm *RowMapper) imageURLs(row RawRow) []string {
+// imageURLs joins the lists of every image column, or the default's, and
+// returns the values that are not http(s) URLs, quoted. In an update it is
+// nil unless the row carries an image column.
+func (rm *RowMapper) imageURLs(row RawRow, partial bool) (urls, bad []string) {
 	p := &rm.fields[fieldImageURLs]
-	var urls []string
 	for _, i := range p.indexes {
-		urls = appendImageURLs(urls, cell(row, i))
+		urls, bad = appendImageURLs(urls, bad, cell(row, i))
 	}
-	if urls == nil && p.fallback != "" {
-		urls = appendImageURLs(urls, p.fallback)
+	if urls == nil && p.fallback != "" && !partial {
+		urls, bad = appendImageURLs(urls, bad, p.fallback)
 	}
-	return urls
-}
-
-func (rm *RowMapper) reject(row RawRow, sku string, f field, reason string) *Rejection {
-	return &Rejection{Row: row.Row, SourceID: sku, Field: f.String(), Reason: reason}
+	return urls, bad
 }
 
 // missing explains why a required field has no value.
-func (rm *RowMapper) missing(row RawRow, sku string, f field) *Rejection {
+func (rm *RowMapper) missing(row RawRow, sku string, f field) *Issue {
 	p := &rm.fields[f]
 	var reason string
 	switch {
@@ -317,7 +509,14 @@ func (rm *RowMapper) missing(row RawRow, sku string, f field) *Rejection {
 	default:
 		reason = fmt.Sprintf("%s is empty (columns %s)", f, quoteAll(p.columns))
 	}
-	return rm.reject(row, sku, f, reason)
+	code := CodeMissingPrice
+	switch f {
+	case fieldID:
+		code = CodeMissingID
+	case fieldTitle:
+		code = CodeMissingTitle
+	}
+	return &Issue{Row: row.Row, SourceID: shorten(sku, MaxSKUBytes), Field: f.String(), Code: code, Severity: SeverityError, Reason: reason}
 }
 
 func quoteAll(columns []string) string {
@@ -411,10 +610,13 @@ func ParseAvailability(s string) (Availability, bool) {
 	return "", false
 }
 
-// splitCategory splits a category path on '>', else '|', else " / " (a bare
+// splitCategory splits a category path (the first line of s) on '>', else '|', else " / " (a bare
 // '/' belongs to names like "T-Shirts/Tops"). Levels are trimmed, empty ones dropped.
 func splitCategory(s string) []string {
-	if s == "" {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] // several product types: the first is the product's category
+	}
+	if s = strings.TrimSpace(s); s == "" {
 		return nil
 	}
 	var sep string
@@ -446,8 +648,9 @@ func splitCategory(s string) []string {
 }
 
 // appendImageURLs appends the http(s) URLs of a list separated by new lines,
-// '|', ',' or white space, skipping ones already present.
-func appendImageURLs(urls []string, s string) []string {
+// '|', ',' or white space, skipping ones already present; the other values
+// go to bad, quoted.
+func appendImageURLs(urls, bad []string, s string) ([]string, []string) {
 	for len(s) > 0 {
 		i := 0
 		for i < len(s) && isListSeparator(s[i]) {
@@ -459,7 +662,13 @@ func appendImageURLs(urls []string, s string) []string {
 			j++
 		}
 		// Splitting on every control byte leaves only the scheme and host to check.
-		if u := s[:j]; hasHTTPHost(u) && !slices.Contains(urls, u) {
+		switch u := s[:j]; {
+		case u == "":
+		case !hasHTTPHost(u):
+			if len(bad) < 3 {
+				bad = append(bad, quoted(u))
+			}
+		case !slices.Contains(urls, u):
 			if urls == nil {
 				urls = make([]string, 0, 4) // most feeds list a handful
 			}
@@ -467,7 +676,7 @@ func appendImageURLs(urls []string, s string) []string {
 		}
 		s = s[j:]
 	}
-	return urls
+	return urls, bad
 }
 
 func isListSeparator(c byte) bool { return c <= ' ' || c == '|' || c == ',' || c == 0x7f }
@@ -502,15 +711,15 @@ func hasHTTPHost(s string) bool {
 }
 
 // checkGTIN accepts GTIN-8, -12 (UPC-A), -13 (EAN) and -14 with a correct
-// check digit.
-func checkGTIN(s string) error {
+// check digit; otherwise it returns the issue code and why.
+func checkGTIN(s string) (string, error) {
 	switch len(s) {
 	case 8, 12, 13, 14:
 	default:
-		return fmt.Errorf("%q must have 8, 12, 13 or 14 digits", s)
+		return CodeGTINLength, fmt.Errorf("%s must have 8, 12, 13 or 14 digits", quoted(s))
 	}
 	if !allDigits(s) {
-		return fmt.Errorf("%q must have 8, 12, 13 or 14 digits", s)
+		return CodeGTINLength, fmt.Errorf("%s must have 8, 12, 13 or 14 digits", quoted(s))
 	}
 	// Weights alternate 3, 1, ... leftwards from the digit before the check digit.
 	sum, weight := 0, 3
@@ -520,26 +729,54 @@ func checkGTIN(s string) error {
 	}
 	want := byte((10-sum%10)%10) + '0'
 	if s[len(s)-1] != want {
-		return fmt.Errorf("%q has check digit %c but its digits give %c", s, s[len(s)-1], want)
+		return CodeGTINCheckDigit, fmt.Errorf("%q has check digit %c but its digits give %c", s, s[len(s)-1], want)
 	}
-	return nil
+	return "", nil
 }
 
-// parseUpdatedAt reads RFC 3339, "2006-01-02 15:04:05" or "2006-01-02";
-// values without a zone are UTC.
-func parseUpdatedAt(s string) (time.Time, bool) {
-	layout := time.RFC3339
+// updatedAtLayouts are the update-time spellings read besides RFC 3339.
+var updatedAtLayouts = []string{
+	time.DateTime, time.DateOnly, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02T15:04Z07:00",
+	"2006-01-02T15:04:05Z0700", "2006-01-02T15:04Z0700", "2006/01/02 15:04:05", "2006.01.02 15:04:05", "20060102150405", "20060102",
+}
+
+// parseUpdatedAt reads RFC 3339 and the common feed spellings; values
+// without a zone are in loc (the mapping's time zone, UTC by default).
+func parseUpdatedAt(s string, loc *time.Location) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), true
+	}
+	for _, layout := range updatedAtLayouts {
+		if len(layout) != len(s) && !strings.Contains(layout, "Z07") {
+			continue
+		}
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// parseTimezone reads a mapping's time zone: an IANA name ("Asia/Seoul"), a
+// UTC offset ("+09:00") or "UTC"; "" is UTC.
+func parseTimezone(name string) (*time.Location, error) {
+	name = strings.TrimSpace(name)
 	switch {
-	case len(s) == len(time.DateOnly):
-		layout = time.DateOnly
-	case len(s) == len(time.DateTime) && s[10] == ' ':
-		layout = time.DateTime
-	case len(s) == len(time.DateTime) && s[10] == 'T':
-		layout = "2006-01-02T15:04:05"
+	case name == "" || strings.EqualFold(name, "utc") || name == "Z":
+		return time.UTC, nil
+	case name[0] == '+' || name[0] == '-':
+		t, err := time.Parse("-07:00", name)
+		if err != nil {
+			if t, err = time.Parse("-0700", name); err != nil {
+				return nil, fmt.Errorf("time zone %q is not an offset such as +09:00", name)
+			}
+		}
+		_, offset := t.Zone()
+		return time.FixedZone(name, offset), nil
 	}
-	t, err := time.Parse(layout, s)
+	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return time.Time{}, false
+		return nil, fmt.Errorf("time zone %q is not an IANA name such as Asia/Seoul or an offset such as +09:00", name)
 	}
-	return t.UTC(), true
+	return loc, nil
 }

@@ -25,7 +25,7 @@ var germanColumns = []string{"Artikelnummer", "Bezeichnung", "Preis", "Waehrung"
 
 func TestRowMapperGermanMapping(t *testing.T) {
 	rm := NewRowMapper(germanMapping(t), "shop-de", germanColumns, batchTime)
-	got, rej := rm.Map(RawRow{Row: 7, Values: []string{
+	got, rej := firstError(rm, RawRow{Row: 7, Values: []string{
 		"A-1001", "  Kaffeemaschine   Deluxe\t 2000 ", "1.299,00", "", "Brühwerk", "Haushalt > Küche > Kaffee", "https://shop.example.de/a-1001",
 	}})
 	if rej != nil {
@@ -49,7 +49,7 @@ func TestRowMapperGermanMapping(t *testing.T) {
 	}
 
 	// The currency column, when filled, beats the default.
-	got, rej = rm.Map(RawRow{Row: 8, Values: []string{"A-1002", "Tasse", "12,50", "CHF", "", "", ""}})
+	got, rej = firstError(rm, RawRow{Row: 8, Values: []string{"A-1002", "Tasse", "12,50", "CHF", "", "", ""}})
 	if rej != nil {
 		t.Fatalf("rejected: %+v", rej)
 	}
@@ -58,71 +58,115 @@ func TestRowMapperGermanMapping(t *testing.T) {
 	}
 }
 
-func TestRowMapperRejections(t *testing.T) {
+func TestRowMapperIssues(t *testing.T) {
 	m := Mapping{
 		Fields: map[string]FieldSource{
 			"id": {"sku"}, "title": {"name"}, "price": {"price"}, "sale_price": {"sale"}, "currency": {"cur"},
-			"availability": {"stock"}, "url": {"link"}, "gtin": {"ean"},
+			"availability": {"stock"}, "url": {"link"}, "gtin": {"ean"}, "image_urls": {"img"}, "updated_at": {"at"},
 		},
 		Defaults: map[string]string{"currency": "EUR"},
 	}
-	columns := []string{"sku", "name", "price", "sale", "cur", "stock", "link", "ean"}
-	ok := []string{"S1", "Mug", "15.00", "", "", "", "", ""}
+	columns := []string{"sku", "name", "price", "sale", "cur", "stock", "link", "ean", "img", "at"}
+	ok := []string{"S1", "Mug", "15.00", "", "", "", "", "", "", ""}
 	with := func(i int, v string) []string {
 		row := append([]string(nil), ok...)
 		row[i] = v
 		return row
 	}
+	long := strings.Repeat("x", 257)
+	e, w := SeverityError, SeverityWarning
 	tests := []struct {
 		name     string
 		values   []string
 		field    string
 		sourceID string
+		code     string
+		severity string
 		reason   string
 	}{
-		{"empty id", with(0, " "), "id", "", `id is empty (column "sku")`},
-		{"long id", with(0, strings.Repeat("x", 257)), "id", strings.Repeat("x", 257), "id is 257 bytes long; at most 256 are allowed"},
-		{"empty title", with(1, ""), "title", "S1", `title is empty (column "name")`},
-		{"long title", with(1, strings.Repeat("가", 501)), "title", "S1", "title has 501 characters; at most 500 are allowed"},
-		{"price not a number", with(2, "abc"), "price", "S1", `price "abc" is not a number`},
-		{"price empty", with(2, ""), "price", "S1", `price is empty (column "price")`},
-		{"price negative", with(2, "-3"), "price", "S1", `price "-3" is negative`},
-		{"price zero", with(2, "0,00"), "price", "S1", `price "0,00" is zero`},
-		{"price too precise", with(2, "1.2345"), "price", "S1", `price "1.2345" has 4 decimal places but EUR has 2`},
-		{"price in another currency", with(4, "USD"), "price", "S1", ""}, // see next case: plain "15.00" takes USD
-		{"price and currency column disagree", []string{"S1", "Mug", "15.00 GBP", "", "USD", "", "", ""}, "price", "S1", `price "15.00 GBP" is in GBP but the currency column says USD`},
-		{"unknown currency", with(4, "XYZ"), "currency", "S1", `currency "XYZ" is not an ISO 4217 code`},
-		{"sale above price", with(3, "20.00"), "sale_price", "S1", "sale price 20.00 is higher than price 15.00"},
-		{"sale not a number", with(3, "n/a"), "sale_price", "S1", `sale_price "n/a" is not a number`},
-		{"sale in another currency", with(3, "$10"), "sale_price", "S1", `sale_price "$10" is in USD but price is in EUR`},
-		{"availability", with(5, "maybe"), "availability", "S1", `availability "maybe" is not one of in stock / out of stock / preorder / backorder`},
-		{"url scheme", with(6, "ftp://x"), "url", "S1", `url "ftp://x" is not an http(s) URL`},
-		{"url relative", with(6, "/p/1"), "url", "S1", `url "/p/1" is not an http(s) URL`},
-		{"gtin length", with(7, "123"), "gtin", "S1", `gtin "123" must have 8, 12, 13 or 14 digits`},
-		{"gtin letters", with(7, "40063813339X1"), "gtin", "S1", `gtin "40063813339X1" must have 8, 12, 13 or 14 digits`},
-		{"gtin check digit", with(7, "4006381333932"), "gtin", "S1", `gtin "4006381333932" has check digit 2 but its digits give 1`},
+		{"empty id", with(0, " "), "id", "", CodeMissingID, e, `id is empty (column "sku")`},
+		{"long id", with(0, long), "id", long[:MaxSKUBytes] + "…", CodeIDTooLong, e, "id is 257 bytes long; at most 256 are allowed"},
+		{"empty title", with(1, ""), "title", "S1", CodeMissingTitle, e, `title is empty (column "name")`},
+		{"long title", with(1, strings.Repeat("가", 501)), "title", "S1", CodeTitleTooLong, e, "title has 501 characters; at most 500 are allowed"},
+		{"price not a number", with(2, "abc"), "price", "S1", CodePriceUnparseable, e, `price "abc" is not a number`},
+		{"price empty", with(2, ""), "price", "S1", CodeMissingPrice, e, `price is empty (column "price")`},
+		{"price negative", with(2, "-3"), "price", "S1", CodePriceUnparseable, e, `price "-3" is negative`},
+		{"price zero", with(2, "0,00"), "price", "S1", CodePriceZero, e, `price "0,00" is zero`},
+		{"price too precise", with(2, "1.2345"), "price", "S1", CodePriceUnparseable, e, `price "1.2345" has 4 decimal places but EUR has 2`},
+		{"price in another currency", with(4, "USD"), "", "", "", "", ""}, // plain "15.00" takes the column's USD
+		{"price and currency column disagree", []string{"S1", "Mug", "15.00 GBP", "", "USD", "", "", "", "", ""}, "price", "S1", CodePriceCurrencyMismatch, e, `price "15.00 GBP" is in GBP but the currency column says USD`},
+		{"unknown currency", with(4, "XYZ"), "currency", "S1", CodeCurrencyUnknown, e, `currency "XYZ" is not an ISO 4217 code`},
+		{"sale above price", with(3, "20.00"), "sale_price", "S1", CodeSalePriceAbovePrice, w, "sale price 20.00 is higher than price 15.00; it is dropped"},
+		{"sale not a number", with(3, "n/a"), "sale_price", "S1", CodeSalePriceUnparseable, w, `sale_price "n/a" is not a number; it is dropped`},
+		{"sale in another currency", with(3, "$10"), "sale_price", "S1", CodeSalePriceCurrency, w, `sale_price "$10" is in USD but price is in EUR; it is dropped`},
+		{"availability", with(5, "maybe"), "availability", "S1", CodeAvailabilityUnknown, w, `availability "maybe" is not one of in stock / out of stock / preorder / backorder; it is ignored`},
+		{"url scheme", with(6, "ftp://x"), "url", "S1", CodeURLInvalid, w, `url "ftp://x" is not an http(s) URL; it is dropped`},
+		{"url relative", with(6, "/p/1"), "url", "S1", CodeURLInvalid, w, `url "/p/1" is not an http(s) URL; it is dropped`},
+		{"gtin length", with(7, "123"), "gtin", "S1", CodeGTINLength, w, `gtin "123" must have 8, 12, 13 or 14 digits; it is dropped`},
+		{"gtin letters", with(7, "40063813339X1"), "gtin", "S1", CodeGTINLength, w, `gtin "40063813339X1" must have 8, 12, 13 or 14 digits; it is dropped`},
+		{"gtin check digit", with(7, "4006381333932"), "gtin", "S1", CodeGTINCheckDigit, w, `gtin "4006381333932" has check digit 2 but its digits give 1; it is dropped`},
+		{"image link", with(8, "https://img.example/1.jpg, /2.jpg"), "image_urls", "S1", CodeImageURLInvalid, w, `1 image link(s) not an http(s) URL and dropped: "/2.jpg"`},
+		{"update time", with(9, "yesterday"), "updated_at", "S1", CodeUpdatedAtUnparseable, w, `updated_at "yesterday" is not a date and time; the upload's time is used`},
 	}
 	rm := NewRowMapper(m, "p", columns, batchTime)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, rej := rm.Map(RawRow{Row: 42, Values: tt.values})
-			if tt.reason == "" {
-				if rej != nil {
-					t.Fatalf("rejected: %+v", rej)
+			p, issues := rm.Map(RawRow{Row: 42, Values: tt.values})
+			if tt.code == "" {
+				if len(issues) > 0 {
+					t.Fatalf("issues: %+v", issues)
 				}
 				if p.Currency != "USD" || p.Price != 1500 {
 					t.Errorf("Map = %d %s, want 1500 USD", p.Price, p.Currency)
 				}
 				return
 			}
-			if rej == nil {
-				t.Fatalf("accepted %+v, want rejection %q", p, tt.reason)
+			want := Issue{Row: 42, SourceID: tt.sourceID, Field: tt.field, Code: tt.code, Severity: tt.severity, Reason: tt.reason}
+			if len(issues) != 1 || issues[0] != want {
+				t.Fatalf("issues =\n%+v\nwant\n%+v", issues, want)
 			}
-			want := Rejection{Row: 42, SourceID: tt.sourceID, Field: tt.field, Reason: tt.reason}
-			if *rej != want {
-				t.Errorf("rejection =\n%+v\nwant\n%+v", *rej, want)
+			if tt.severity == SeverityError {
+				if p.ID != "" {
+					t.Errorf("a row with an error became %+v", p)
+				}
+				return
+			}
+			// A warning keeps the row with the field dropped.
+			if p.ID != "p:S1" || p.Price != 1500 || p.SalePrice != nil || p.GTIN != "" || p.URL != "" || p.Availability != InStock || !p.UpdatedAt.Equal(batchTime) {
+				t.Errorf("warned row = %+v", p)
+			}
+			if tt.field == "image_urls" && !reflect.DeepEqual(p.ImageURLs, []string{"https://img.example/1.jpg"}) {
+				t.Errorf("image links = %q, want the valid one kept", p.ImageURLs)
 			}
 		})
+	}
+
+	// Every independent problem of a row is told at once, errors and warnings.
+	_, issues := rm.Map(RawRow{Row: 7, Values: []string{"S2", "", "abc", "", "", "maybe", "", "123", "", ""}})
+	var codes []string
+	for _, i := range issues {
+		codes = append(codes, i.Code)
+	}
+	if want := []string{CodeMissingTitle, CodePriceUnparseable, CodeAvailabilityUnknown, CodeGTINLength}; !reflect.DeepEqual(codes, want) {
+		t.Errorf("codes of a row with four problems = %v, want %v", codes, want)
+	}
+	// A price of a megabyte does not make a reason of a megabyte.
+	_, issues = rm.Map(RawRow{Row: 8, Values: with(2, strings.Repeat("9x", 1<<19))})
+	if len(issues) != 1 || len(issues[0].Reason) > 300 {
+		t.Errorf("reason for a huge price is %d bytes", len(issues[0].Reason))
+	}
+}
+
+func TestIssueCodesAreDocumentedOnce(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range IssueCodes() {
+		if seen[c.Code] || c.Meaning == "" || (c.Severity != SeverityError && c.Severity != SeverityWarning) {
+			t.Errorf("code %+v is repeated or incomplete", c)
+		}
+		seen[c.Code] = true
+	}
+	if len(seen) < 30 {
+		t.Errorf("only %d codes documented", len(seen))
 	}
 }
 
@@ -130,29 +174,29 @@ func TestRowMapperMissingColumns(t *testing.T) {
 	m := germanMapping(t)
 	// A file without the price column: every row says which column is missing.
 	rm := NewRowMapper(m, "shop-de", []string{"Artikelnummer", "Bezeichnung"}, batchTime)
-	_, rej := rm.Map(RawRow{Row: 1, Values: []string{"A-1", "Tasse"}})
+	_, rej := firstError(rm, RawRow{Row: 1, Values: []string{"A-1", "Tasse"}})
 	if rej == nil || rej.Field != "price" || rej.Reason != `column "Preis" (mapped to price) is not in the file` || rej.SourceID != "A-1" {
 		t.Errorf("rejection = %+v", rej)
 	}
 	// Optional columns may be absent: brand, category, url simply stay empty.
 	rm = NewRowMapper(m, "shop-de", []string{"Artikelnummer", "Bezeichnung", "Preis"}, batchTime)
-	p, rej := rm.Map(RawRow{Row: 1, Values: []string{"A-1", "Tasse", "4,50"}})
+	p, rej := firstError(rm, RawRow{Row: 1, Values: []string{"A-1", "Tasse", "4,50"}})
 	if rej != nil || p.Price != 450 || p.Currency != "EUR" {
 		t.Errorf("Map = %+v, %+v", p, rej)
 	}
 	// A short row (missing trailing values) reads as empty values.
-	_, rej = rm.Map(RawRow{Row: 2, Values: []string{"A-2"}})
+	_, rej = firstError(rm, RawRow{Row: 2, Values: []string{"A-2"}})
 	if rej == nil || rej.Reason != `title is empty (column "Bezeichnung")` {
 		t.Errorf("rejection = %+v", rej)
 	}
 	// Several fallback columns, none in the file.
 	rm = NewRowMapper(Mapping{Fields: map[string]FieldSource{"id": {"sku", "id"}}}, "p", []string{"x"}, batchTime)
-	if _, rej = rm.Map(RawRow{Values: []string{"1"}}); rej == nil || rej.Reason != `columns "sku", "id" (mapped to id) are not in the file` {
+	if _, rej = firstError(rm, RawRow{Values: []string{"1"}}); rej == nil || rej.Reason != `columns "sku", "id" (mapped to id) are not in the file` {
 		t.Errorf("rejection = %+v", rej)
 	}
 	// An unmapped required field (an unvalidated mapping).
 	rm = NewRowMapper(Mapping{Fields: map[string]FieldSource{"id": {"sku"}}}, "p", []string{"sku"}, batchTime)
-	if _, rej = rm.Map(RawRow{Values: []string{"1"}}); rej == nil || rej.Field != "title" || rej.Reason != "title is not mapped to a column" {
+	if _, rej = firstError(rm, RawRow{Values: []string{"1"}}); rej == nil || rej.Field != "title" || rej.Reason != "title is not mapped to a column" {
 		t.Errorf("rejection = %+v", rej)
 	}
 }
@@ -161,7 +205,7 @@ func TestRowMapperHeaderMatching(t *testing.T) {
 	m := Mapping{Fields: map[string]FieldSource{"id": {"id"}, "title": {"Title"}, "price": {"price"}}, Defaults: map[string]string{"currency": "USD"}}
 	// A BOM before the first header, stray spaces, and a different letter case.
 	rm := NewRowMapper(m, "p", []string{"\ufeffid", " TITLE ", "Price"}, batchTime)
-	p, rej := rm.Map(RawRow{Values: []string{"\ufeff7", "Lamp", "$9.50"}})
+	p, rej := firstError(rm, RawRow{Values: []string{"\ufeff7", "Lamp", "$9.50"}})
 	if rej != nil {
 		t.Fatalf("rejected: %+v", rej)
 	}
@@ -189,7 +233,7 @@ func TestRowMapperPrices(t *testing.T) {
 		{"$20.00", "15", 2000, 1500, "USD"}, // the sale price follows the price's currency
 	}
 	for _, tt := range tests {
-		p, rej := rm.Map(RawRow{Values: []string{"1", "x", tt.price, tt.sale}})
+		p, rej := firstError(rm, RawRow{Values: []string{"1", "x", tt.price, tt.sale}})
 		if rej != nil {
 			t.Errorf("%q/%q rejected: %+v", tt.price, tt.sale, rej)
 			continue
@@ -202,9 +246,9 @@ func TestRowMapperPrices(t *testing.T) {
 			t.Errorf("%q/%q: price %d sale %d %s, want %d %d %s", tt.price, tt.sale, p.Price, sale, p.Currency, tt.wantPrice, tt.wantSale, tt.currency)
 		}
 	}
-	_, rej := rm.Map(RawRow{Values: []string{"1", "x", "15000", "20000"}})
-	if rej == nil || rej.Reason != "sale price 20000 is higher than price 15000" {
-		t.Errorf("rejection = %+v", rej)
+	p, issues := rm.Map(RawRow{Values: []string{"1", "x", "15000", "20000"}})
+	if len(issues) != 1 || issues[0].Reason != "sale price 20000 is higher than price 15000; it is dropped" || p.Price != 15000 || p.SalePrice != nil {
+		t.Errorf("sale above the price: %+v, issues %+v", p, issues)
 	}
 }
 
@@ -225,7 +269,7 @@ func TestRowMapperListPrice(t *testing.T) {
 		{"12900", "", 12900, 0},
 	}
 	for _, tt := range tests {
-		p, rej := rm.Map(RawRow{Values: []string{"1", "x", tt.price, tt.list}})
+		p, rej := firstError(rm, RawRow{Values: []string{"1", "x", tt.price, tt.list}})
 		if rej != nil {
 			t.Fatalf("rejected: %+v", rej)
 		}
@@ -258,7 +302,7 @@ func TestRowMapperUpdatedAtAndAttributes(t *testing.T) {
 		{"", batchTime},
 	}
 	for _, tt := range tests {
-		p, rej := rm.Map(RawRow{Values: []string{"1", "x", "1", tt.in, "rot", ""}})
+		p, rej := firstError(rm, RawRow{Values: []string{"1", "x", "1", tt.in, "rot", ""}})
 		if rej != nil {
 			t.Fatalf("rejected: %+v", rej)
 		}
@@ -269,7 +313,7 @@ func TestRowMapperUpdatedAtAndAttributes(t *testing.T) {
 			t.Errorf("attributes = %v, want %v", p.Attributes, want)
 		}
 	}
-	p, _ := rm.Map(RawRow{Values: []string{"1", "x", "1"}})
+	p, _ := firstError(rm, RawRow{Values: []string{"1", "x", "1"}})
 	if p.Attributes != nil {
 		t.Errorf("attributes = %v, want nil when every attribute column is empty", p.Attributes)
 	}
@@ -284,7 +328,7 @@ func TestRowMapperDefaults(t *testing.T) {
 		},
 	}
 	rm := NewRowMapper(m, "p", []string{"id", "t", "p", "a", "c", "i"}, batchTime)
-	p, rej := rm.Map(RawRow{Values: []string{"1", "x", "500", "", "", ""}})
+	p, rej := firstError(rm, RawRow{Values: []string{"1", "x", "500", "", "", ""}})
 	if rej != nil {
 		t.Fatalf("rejected: %+v", rej)
 	}
@@ -293,7 +337,7 @@ func TestRowMapperDefaults(t *testing.T) {
 		!reflect.DeepEqual(p.ImageURLs, []string{"https://cdn.example.jp/placeholder.png"}) {
 		t.Errorf("Map = %+v", p)
 	}
-	p, _ = rm.Map(RawRow{Values: []string{"1", "x", "500", "sold out", "Manga", "https://cdn.example.jp/1.png"}})
+	p, _ = firstError(rm, RawRow{Values: []string{"1", "x", "500", "sold out", "Manga", "https://cdn.example.jp/1.png"}})
 	if p.Availability != OutOfStock || !reflect.DeepEqual(p.Category, []string{"Manga"}) ||
 		!reflect.DeepEqual(p.ImageURLs, []string{"https://cdn.example.jp/1.png"}) {
 		t.Errorf("Map = %+v", p)
@@ -301,11 +345,11 @@ func TestRowMapperDefaults(t *testing.T) {
 
 	// Without an availability default an empty value means in stock.
 	rm = NewRowMapper(Mapping{Fields: map[string]FieldSource{"id": {"id"}, "title": {"t"}, "price": {"p"}}}, "p", []string{"id", "t", "p"}, batchTime)
-	if p, rej = rm.Map(RawRow{Values: []string{"1", "x", "15 USD"}}); rej != nil || p.Availability != InStock {
+	if p, rej = firstError(rm, RawRow{Values: []string{"1", "x", "15 USD"}}); rej != nil || p.Availability != InStock {
 		t.Errorf("Map = %+v, %+v", p, rej)
 	}
 	// Without a currency anywhere the price cannot be read.
-	if _, rej = rm.Map(RawRow{Values: []string{"1", "x", "15"}}); rej == nil || rej.Field != "price" || !strings.Contains(rej.Reason, "no default currency") {
+	if _, rej = firstError(rm, RawRow{Values: []string{"1", "x", "15"}}); rej == nil || rej.Field != "price" || !strings.Contains(rej.Reason, "no default currency") {
 		t.Errorf("rejection = %+v", rej)
 	}
 }
@@ -363,7 +407,7 @@ func TestCategoryFromSeveralColumns(t *testing.T) {
 	}
 	// c4 is not in this file; that is fine for levels.
 	rm := NewRowMapper(m, "p", []string{"id", "t", "p", "c1", "c2", "c3"}, batchTime)
-	p, rej := rm.Map(RawRow{Values: []string{"1", "x", "1000", " 패션의류 ", "", "여성의류"}})
+	p, rej := firstError(rm, RawRow{Values: []string{"1", "x", "1000", " 패션의류 ", "", "여성의류"}})
 	if rej != nil {
 		t.Fatal(rej)
 	}
@@ -371,7 +415,7 @@ func TestCategoryFromSeveralColumns(t *testing.T) {
 		t.Errorf("category = %q, want %q", p.Category, want)
 	}
 	// A level holding '>' stays one level: each column is one level.
-	p, _ = rm.Map(RawRow{Values: []string{"1", "x", "1000", "A > B", "C"}})
+	p, _ = firstError(rm, RawRow{Values: []string{"1", "x", "1000", "A > B", "C"}})
 	if want := []string{"A > B", "C"}; !reflect.DeepEqual(p.Category, want) {
 		t.Errorf("category = %q, want %q", p.Category, want)
 	}
@@ -393,7 +437,7 @@ func TestAppendImageURLs(t *testing.T) {
 	for _, tt := range tests {
 		var got []string
 		for _, s := range tt.in {
-			got = appendImageURLs(got, s)
+			got, _ = appendImageURLs(got, nil, s)
 		}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("appendImageURLs(%q) = %q, want %q", tt.in, got, tt.want)
@@ -410,13 +454,13 @@ func TestCheckGTIN(t *testing.T) {
 		"9780306406157",  // ISBN-13
 	}
 	for _, s := range valid {
-		if err := checkGTIN(s); err != nil {
+		if _, err := checkGTIN(s); err != nil {
 			t.Errorf("checkGTIN(%q): %v", s, err)
 		}
 	}
 	invalid := []string{"4006381333932", "036000291453", "73513536", "123", "1234567", "123456789", "4006381333931 ", "400638133393A"}
 	for _, s := range invalid {
-		if err := checkGTIN(s); err == nil {
+		if _, err := checkGTIN(s); err == nil {
 			t.Errorf("checkGTIN(%q) accepted", s)
 		}
 	}
@@ -459,14 +503,14 @@ func TestIsHTTPURL(t *testing.T) {
 func TestRowMapperSKUWithColon(t *testing.T) {
 	m := Mapping{Fields: map[string]FieldSource{"id": {"id"}, "title": {"t"}, "price": {"p"}}, Defaults: map[string]string{"currency": "EUR"}}
 	rm := NewRowMapper(m, "shop", []string{"id", "t", "p"}, batchTime)
-	p, rej := rm.Map(RawRow{Values: []string{"A:1/ß", "x", "1"}})
+	p, rej := firstError(rm, RawRow{Values: []string{"A:1/ß", "x", "1"}})
 	if rej != nil {
 		t.Fatal(rej)
 	}
 	if partner, sku := SplitProductID(p.ID); p.ID != "shop:A:1/ß" || p.SKU != "A:1/ß" || partner != "shop" || sku != p.SKU {
 		t.Errorf("id %q sku %q split into %q and %q", p.ID, p.SKU, partner, sku)
 	}
-	if _, rej := rm.Map(RawRow{Values: []string{strings.Repeat("x", MaxSKUBytes), "x", "1"}}); rej != nil {
+	if _, rej := firstError(rm, RawRow{Values: []string{strings.Repeat("x", MaxSKUBytes), "x", "1"}}); rej != nil {
 		t.Errorf("a SKU of exactly %d bytes rejected: %v", MaxSKUBytes, rej.Reason)
 	}
 }
@@ -490,4 +534,15 @@ func TestRowMapperDeleted(t *testing.T) {
 	if _, got := plain.Deleted(RawRow{Row: 1, Values: []string{"S1", "x", "1", "1"}}); got {
 		t.Error("a mapping without a deleted column deletes nothing")
 	}
+}
+
+// firstError maps a row and returns its first error, nil when it is valid.
+func firstError(rm *RowMapper, row RawRow) (Product, *Issue) {
+	p, issues := rm.Map(row)
+	for i := range issues {
+		if issues[i].IsError() {
+			return p, &issues[i]
+		}
+	}
+	return p, nil
 }

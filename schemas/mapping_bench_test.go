@@ -16,12 +16,12 @@ func BenchmarkRowMapper(b *testing.B) {
 		"https://cdn.outdoor.example/tent-2p-b.jpg,https://cdn.outdoor.example/tent-2p-c.jpg", "00036000291452",
 	}}
 	rm := NewRowMapper(Mapping{Preset: PresetGoogleMerchant}, "outdoorco", columns, time.Now())
-	if _, rej := rm.Map(row); rej != nil {
+	if _, rej := firstError(rm, row); rej != nil {
 		b.Fatalf("rejected: %+v", rej)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, rej := rm.Map(row); rej != nil {
+		if _, rej := firstError(rm, row); rej != nil {
 			b.Fatal(rej.Reason)
 		}
 	}

@@ -110,7 +110,7 @@ func TestMappingValidate(t *testing.T) {
 		{"unknown preset", func(m *Mapping) { m.Preset = "amazon" },
 			[]string{`unknown preset "amazon"; known presets: google_merchant, naver_ep`}},
 		{"unknown field", func(m *Mapping) { m.Fields["preis"] = FieldSource{"Preis"} },
-			[]string{`unknown field "preis"; valid fields: availability, brand, category, currency, deleted, description, gtin, id, image_urls, list_price, price, sale_price, title, updated_at, url`}},
+			[]string{`unknown field "preis"; valid fields: availability, brand, category, currency, deleted, description, gtin, id, image_urls, list_price, operation, price, sale_price, title, updated_at, url`}},
 		{"missing id", func(m *Mapping) { delete(m.Fields, "id") }, []string{`required field "id" is not mapped`}},
 		{"missing title and price", func(m *Mapping) { delete(m.Fields, "title"); delete(m.Fields, "price") },
 			[]string{`required field "title" is not mapped`, `required field "price" is not mapped`}},

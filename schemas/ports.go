@@ -22,6 +22,7 @@ type RowDecoder interface {
 // stage can still tell which product the row was about.
 type RowError struct {
 	Row    int64
+	Code   string // the issue code, CodeRowUnreadable when empty
 	Reason string
 	Values []string
 }
@@ -34,8 +35,21 @@ type DecoderOptions struct {
 	Delimiter rune   // 0 = detect
 	// Quoted says whether a quote at the start of a field opens a quoted
 	// field (RFC 4180); nil = the format's default: CSV quotes, TSV does not.
-	Quoted  *bool
-	TempDir string // where a Parquet stream is spooled for random access
+	Quoted *bool
+	// Charset is the text encoding the partner declared (see Charsets);
+	// "" detects it.
+	Charset string
+	TempDir string // where a Parquet or zip stream is spooled for random access
+	// MaxBytes bounds what a file may unpack to (and be spooled as);
+	// MaxExpansion its unpacked bytes per packed byte. 0 = the decoder's default.
+	MaxBytes     int64
+	MaxExpansion int
+}
+
+// ColumnsGrow reports whether a format's columns appear as rows are read
+// (NDJSON keys, XML elements) rather than all in a header.
+func ColumnsGrow(format string) bool {
+	return format == FormatNDJSON || format == FormatGoogleMerchantXML
 }
 
 // OpenDecoder opens a decoder over a stream.
@@ -44,7 +58,16 @@ type OpenDecoder func(r io.Reader, opt DecoderOptions) (RowDecoder, error)
 // DetectFormat inspects the head of a file (and the format the partner
 // named, if any) and answers the format and delimiter to decode it with, or
 // an error a partner can act on (empty, binary, mismatching format).
-type DetectFormat func(head []byte, format string) (string, rune, error)
+// A charset the partner's mapping declares decides how text is read.
+type DetectFormat func(head []byte, format, charset string) (FileKind, error)
+
+// FileKind is what the head of an uploaded file says it is.
+type FileKind struct {
+	Format      string
+	Delimiter   rune   // delimited text only
+	Compression string // gzip, zip or bzip2 when the file is packed; Format is then its content's
+	Charset     string // the text encoding, when the head tells it
+}
 
 // FileStore keeps uploaded files as streams; nothing is held in memory.
 type FileStore interface {
@@ -68,3 +91,12 @@ type fileError struct{ kind, err error }
 
 func (e fileError) Error() string   { return e.err.Error() }
 func (e fileError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// IssueLog reads the complete issue lists of uploads.
+type IssueLog interface {
+	// Stored reports whether any issue of the upload is kept.
+	Stored(ctx context.Context, partner, upload string) (bool, error)
+	// Each calls fn with every issue of the upload, streaming, until fn
+	// returns an error, which it returns.
+	Each(ctx context.Context, partner, upload string, fn func(Issue) error) error
+}

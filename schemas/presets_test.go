@@ -10,7 +10,7 @@ func TestGoogleMerchantPreset(t *testing.T) {
 	columns := []string{"id", "title", "description", "link", "image_link", "additional_image_link", "availability",
 		"price", "sale_price", "google_product_category", "product_type", "brand", "gtin", "mpn", "condition"}
 	rm := NewRowMapper(Mapping{Preset: PresetGoogleMerchant}, "outdoorco", columns, batchTime)
-	p, rej := rm.Map(RawRow{Row: 3, Values: []string{
+	p, rej := firstError(rm, RawRow{Row: 3, Values: []string{
 		"TENT-2P", "Trail Tent 2P", "Two-person, 1.9 kg.", "https://outdoor.example/tent-2p",
 		"https://cdn.outdoor.example/tent-2p.jpg", "https://cdn.outdoor.example/tent-2p-b.jpg,https://cdn.outdoor.example/tent-2p-c.jpg",
 		"in stock", "249.00 USD", "199.00 USD", "Sporting Goods > Outdoor Recreation > Camping & Hiking > Tents",
@@ -40,6 +40,7 @@ func TestGoogleMerchantPreset(t *testing.T) {
 			"google_product_category": "Sporting Goods > Outdoor Recreation > Camping & Hiking > Tents",
 			"mpn":                     "TT2P-2026",
 			"condition":               "new",
+			"product_type":            "Camping > Tents",
 		},
 		UpdatedAt: batchTime,
 	}
@@ -53,7 +54,7 @@ func TestNaverEPPreset(t *testing.T) {
 		"category_name1", "category_name2", "category_name3", "category_name4", "naver_category", "brand", "maker", "origin",
 		"update_time", "class"}
 	rm := NewRowMapper(Mapping{Preset: PresetNaverEP}, "hanshop", columns, batchTime)
-	p, rej := rm.Map(RawRow{Row: 2, Values: []string{
+	p, rej := firstError(rm, RawRow{Row: 2, Values: []string{
 		"100234", "[무료배송] 여성 니트 가디건", "12900", "12900", "15900", "https://hanshop.example/goods/100234",
 		"https://img.hanshop.example/100234.jpg", "https://img.hanshop.example/100234_1.jpg|https://img.hanshop.example/100234_2.jpg",
 		"패션의류", "여성의류", "카디건", "", "50000805", "", "한샵", "국산", "2026-02-27 09:15:00", "U",
@@ -76,15 +77,16 @@ func TestNaverEPPreset(t *testing.T) {
 		URL:          "https://hanshop.example/goods/100234",
 		ImageURLs: []string{"https://img.hanshop.example/100234.jpg", "https://img.hanshop.example/100234_1.jpg",
 			"https://img.hanshop.example/100234_2.jpg"},
-		Attributes: map[string]string{"naver_category": "50000805", "maker": "한샵", "origin": "국산"},
-		UpdatedAt:  time.Date(2026, 2, 27, 9, 15, 0, 0, time.UTC),
+		Attributes: map[string]string{"naver_category": "50000805", "maker": "한샵", "origin": "국산", "price_mobile": "12900"},
+		UpdatedAt:  time.Date(2026, 2, 27, 0, 15, 0, 0, time.UTC), // 09:15 Korea time
+
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("Map =\n%+v\nwant\n%+v", p, want)
 	}
 
 	// Without a discount normal_price equals price_pc (or is left empty).
-	p, rej = rm.Map(RawRow{Row: 3, Values: []string{"100235", "양말", "3,000원", "", ""}})
+	p, rej = firstError(rm, RawRow{Row: 3, Values: []string{"100235", "양말", "3,000원", "", ""}})
 	if rej != nil {
 		t.Fatalf("rejected: %+v", rej)
 	}

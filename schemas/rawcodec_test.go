@@ -19,7 +19,7 @@ func TestRawBatchRoundTrip(t *testing.T) {
 			{Row: 4, Values: []string{}},
 			{Row: 5, Values: []string{"quote \" and\nnewline", strings.Repeat("x", 70000)}},
 		},
-		Rejections: []Rejection{
+		Rejections: []Issue{
 			{Row: 3, Reason: "row has 4 fields, the header has 3"},
 			{Row: 6, Reason: "line 7: a quoted field starts here and is never closed"},
 		},

@@ -2,17 +2,20 @@ package schemas
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
 // NormaliseTotals sums the normalised batches of an upload, each counted once.
 type NormaliseTotals struct {
-	Batches    int         `json:"batches"`
-	Read       int64       `json:"read"`
-	Accepted   int64       `json:"accepted"`
-	Unchanged  int64       `json:"unchanged"`
-	Rejected   int64       `json:"rejected"`
-	Rejections []Rejection `json:"rejections,omitempty"` // the lowest rows, at most MaxReportedRejections
+	Batches    int          `json:"batches"`
+	Read       int64        `json:"read"`
+	Accepted   int64        `json:"accepted"`
+	Unchanged  int64        `json:"unchanged"`
+	Rejected   int64        `json:"rejected"`
+	Warnings   int64        `json:"warnings,omitempty"`
+	Rejections []Issue      `json:"rejections,omitempty"` // the lowest rows, at most MaxReportedRejections
+	Issues     IssueSummary `json:"issues,omitempty"`     // every issue, counted
 }
 
 // Add counts one batch's record.
@@ -22,16 +25,18 @@ func (t *NormaliseTotals) Add(r NormaliseRecord) {
 	t.Accepted += r.Accepted
 	t.Unchanged += r.Unchanged
 	t.Rejected += r.Rejected
+	t.Warnings += r.Warnings
 	t.Rejections = mergeRejections(t.Rejections, r.Rejections)
+	t.Issues.Merge(r.Issues)
 }
 
 // IndexTotals sums the product batches the index applied, each counted once.
 type IndexTotals struct {
-	Batches    int         `json:"batches"`
-	Indexed    int64       `json:"indexed"`
-	Deleted    int64       `json:"deleted"`
-	Rejected   int64       `json:"rejected,omitempty"`
-	Rejections []Rejection `json:"rejections,omitempty"` // the lowest rows, at most MaxReportedRejections
+	Batches    int     `json:"batches"`
+	Indexed    int64   `json:"indexed"`
+	Deleted    int64   `json:"deleted"`
+	Rejected   int64   `json:"rejected,omitempty"`
+	Rejections []Issue `json:"rejections,omitempty"` // the lowest rows, at most MaxReportedRejections
 }
 
 // Add counts one batch's record.
@@ -45,7 +50,7 @@ func (t *IndexTotals) Add(r IndexRecord) {
 
 // mergeRejections keeps the lowest rows of both lists, at most
 // MaxReportedRejections.
-func mergeRejections(have, add []Rejection) []Rejection {
+func mergeRejections(have, add []Issue) []Issue {
 	if len(add) == 0 {
 		return have
 	}
@@ -81,15 +86,27 @@ func (p UploadProgress) Status() UploadStatus {
 		// accepted, so read = accepted + unchanged + rejected still holds.
 		Counts: Counts{
 			Read: n.Read, Accepted: n.Accepted - p.Index.Rejected, Unchanged: n.Unchanged, Rejected: n.Rejected + p.Index.Rejected,
-			Indexed: p.Index.Indexed, Deleted: p.Index.Deleted,
+			Warnings: n.Warnings, Indexed: p.Index.Indexed, Deleted: p.Index.Deleted,
 		},
-		Rejections: mergeRejections(append([]Rejection{}, n.Rejections...), p.Index.Rejections),
+		Compression: u.Compression, Charset: u.Charset,
+		Rejections: mergeRejections(append([]Issue{}, n.Rejections...), p.Index.Rejections),
+	}
+	summary := slices.Clone(n.Issues)
+	for _, r := range p.Index.Rejections {
+		summary.Add(r)
+	}
+	s.IssueSummary = summary.Sorted()
+	if s.IssueSummary == nil {
+		s.IssueSummary = IssueSummary{}
 	}
 	if p.Ingest != nil || n.Batches > 0 {
 		s.State = StateProcessing
 	}
 	if p.Ingest == nil {
 		return s
+	}
+	if p.Ingest.Charset != "" {
+		s.Charset = p.Ingest.Charset
 	}
 	if p.Ingest.Error != "" {
 		s.State, s.Error = StateFailed, p.Ingest.Error

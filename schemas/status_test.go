@@ -10,7 +10,7 @@ func TestNormaliseTotalsKeepTheLowestRejections(t *testing.T) {
 	for b := 3; b >= 0; b-- {
 		var r NormaliseRecord
 		for i := 0; i < 60; i++ {
-			r.Rejections = append(r.Rejections, Rejection{Row: int64(b*1000 + i)})
+			r.Rejections = append(r.Rejections, Issue{Row: int64(b*1000 + i)})
 		}
 		r.Rejected = 60
 		n.Add(r)
@@ -30,8 +30,8 @@ func TestUploadProgressStatus(t *testing.T) {
 	if s := p.Status(); s.State != StateReceived || s.Rejections == nil {
 		t.Errorf("nothing recorded: %s, rejections %v", s.State, s.Rejections)
 	}
-	p.Normalise.Add(NormaliseRecord{Read: 3, Accepted: 2, Rejected: 1, Rejections: []Rejection{{Row: 1003, Field: "price"}}})
-	p.Normalise.Add(NormaliseRecord{Read: 2, Unchanged: 1, Rejected: 1, Rejections: []Rejection{{Row: 2, Field: "title"}}})
+	p.Normalise.Add(NormaliseRecord{Read: 3, Accepted: 2, Rejected: 1, Rejections: []Issue{{Row: 1003, Field: "price"}}})
+	p.Normalise.Add(NormaliseRecord{Read: 2, Unchanged: 1, Rejected: 1, Rejections: []Issue{{Row: 2, Field: "title"}}})
 	s := p.Status()
 	if s.State != StateProcessing || s.Counts.Read != 5 || s.Counts.Accepted != 2 || s.Counts.Unchanged != 1 || s.Counts.Rejected != 2 {
 		t.Errorf("two batches: %s %+v", s.State, s.Counts)
@@ -76,8 +76,8 @@ func TestUploadProgressStatus(t *testing.T) {
 func TestIndexRejectionsMoveRowsFromAcceptedToRejected(t *testing.T) {
 	p := UploadProgress{Upload: UploadEvent{ID: "u1", Partner: "acme", Mode: ModeDelta}}
 	p.Ingest = &IngestRecord{Batches: 1}
-	p.Normalise.Add(NormaliseRecord{Read: 4, Accepted: 3, Rejected: 1, Rejections: []Rejection{{Row: 9, Field: "price"}}})
-	p.Index.Add(IndexRecord{Indexed: 2, Rejections: []Rejection{{Row: 4, SourceID: "sku-4", Field: "index", Reason: "mapper_parsing_exception: failed to parse field [price]"}}})
+	p.Normalise.Add(NormaliseRecord{Read: 4, Accepted: 3, Rejected: 1, Rejections: []Issue{{Row: 9, Field: "price"}}})
+	p.Index.Add(IndexRecord{Indexed: 2, Rejections: []Issue{{Row: 4, SourceID: "sku-4", Field: "index", Reason: "mapper_parsing_exception: failed to parse field [price]"}}})
 	s := p.Status()
 	c := s.Counts
 	if c.Read != 4 || c.Accepted != 2 || c.Rejected != 2 || c.Indexed != 2 || c.Read != c.Accepted+c.Unchanged+c.Rejected {

@@ -28,34 +28,42 @@ const (
 // upload may delete before it is held.
 const DefaultMaxDeletePercent = 30
 
-// Counts add up: Read = Accepted + Unchanged + Rejected.
+// Counts add up: Read = Accepted + Unchanged + Rejected. Warnings counts
+// the rows with a warning and no error: each is accepted or unchanged.
 type Counts struct {
 	Read      int64 `json:"read"`
 	Accepted  int64 `json:"accepted"`
 	Unchanged int64 `json:"unchanged"`
 	Rejected  int64 `json:"rejected"`
+	Warnings  int64 `json:"warnings"`
 	Indexed   int64 `json:"indexed"`
 	Deleted   int64 `json:"deleted"`
 }
 
-// MaxReportedRejections caps the rejections an upload status lists.
+// MaxReportedRejections caps the rejected rows an upload status lists; the
+// issue summary counts every issue and the issue list holds them all.
 const MaxReportedRejections = 100
 
 // UploadStatus is what GET /v1/uploads/{id} answers.
 type UploadStatus struct {
-	ID             string      `json:"id"`
-	Partner        string      `json:"partner"`
-	Mode           string      `json:"mode"`
-	Format         string      `json:"format"`
-	MappingVersion int         `json:"mapping_version"`
-	State          string      `json:"state"`
-	Normalised     bool        `json:"normalised"` // every row is mapped; indexing may still run
-	Error          string      `json:"error,omitempty"`
-	ReceivedAt     time.Time   `json:"received_at"`
-	Size           int64       `json:"size"`
-	Counts         Counts      `json:"counts"`
-	Hold           *Hold       `json:"hold,omitempty"`
-	Rejections     []Rejection `json:"rejections"`
+	ID             string    `json:"id"`
+	Partner        string    `json:"partner"`
+	Mode           string    `json:"mode"`
+	Format         string    `json:"format"`
+	Compression    string    `json:"compression,omitempty"`
+	Charset        string    `json:"charset,omitempty"`
+	MappingVersion int       `json:"mapping_version"`
+	State          string    `json:"state"`
+	Normalised     bool      `json:"normalised"` // every row is mapped; indexing may still run
+	Error          string    `json:"error,omitempty"`
+	ReceivedAt     time.Time `json:"received_at"`
+	Size           int64     `json:"size"`
+	Counts         Counts    `json:"counts"`
+	Hold           *Hold     `json:"hold,omitempty"`
+	// IssueSummary counts every issue of the upload by code, field and
+	// severity; GET /v1/uploads/{id}/issues lists each one.
+	IssueSummary IssueSummary `json:"issue_summary"`
+	Rejections   []Issue      `json:"rejections"` // the first rejected rows, at most MaxReportedRejections
 }
 
 // Hold is why a full upload waits: the deletions it would make.
@@ -99,16 +107,21 @@ type IngestRecord struct {
 	Batches int    `json:"batches"`
 	Seq     uint64 `json:"seq,omitempty"`
 	Error   string `json:"error,omitempty"`
+	// Charset is the text encoding the whole file was read in, which text
+	// past the head the API saw may decide.
+	Charset string `json:"charset,omitempty"`
 }
 
 // NormaliseRecord is what normalise counted in one raw batch; the first
 // record of a batch counts, so a redelivered batch never counts twice.
 type NormaliseRecord struct {
-	Read       int64       `json:"read"`
-	Accepted   int64       `json:"accepted"`
-	Unchanged  int64       `json:"unchanged"`
-	Rejected   int64       `json:"rejected"`
-	Rejections []Rejection `json:"rejections,omitempty"`
+	Read       int64        `json:"read"`
+	Accepted   int64        `json:"accepted"`
+	Unchanged  int64        `json:"unchanged"`
+	Rejected   int64        `json:"rejected"`
+	Warnings   int64        `json:"warnings,omitempty"` // rows kept with a warning
+	Rejections []Issue      `json:"rejections,omitempty"`
+	Issues     IssueSummary `json:"issues,omitempty"` // every issue of the batch, counted
 }
 
 // DeleteRecord is written when a full upload's absent products were deleted.
@@ -123,7 +136,7 @@ type IndexRecord struct {
 	Deleted int64 `json:"deleted"`
 	// Rejections are changes the search backend refused for good; each is
 	// also a dead-letter entry.
-	Rejections []Rejection `json:"rejections,omitempty"`
+	Rejections []Issue `json:"rejections,omitempty"`
 }
 
 // UploadLedger keeps each upload's metadata and per-batch progress. Every

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -159,6 +160,7 @@ func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	wait := fs.Duration("wait", 30*time.Minute, "how long to follow processing")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	confirm := fs.Bool("confirm", false, "confirm the upload if it is held because it would delete more of the catalog than allowed")
+	issuesFile := fs.String("issues", "", "write every issue of the upload to this file (CSV when it ends in .csv, else NDJSON)")
 	// Flags may follow the file name.
 	var file string
 	rest := args
@@ -175,7 +177,7 @@ func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		file, rest = fs.Arg(0), fs.Args()[1:]
 	}
 	if file == "" || *partner == "" {
-		return errors.New("usage: feedline push FILE --partner P [--mode full|delta] [--format F] [--confirm]")
+		return errors.New("usage: feedline push FILE --partner P [--mode full|delta] [--format F] [--confirm] [--issues FILE]")
 	}
 	if *key == "" {
 		*key = os.Getenv("FEEDLINE_ADMIN_KEY")
@@ -226,6 +228,13 @@ func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	printReport(stdout, status)
+	if *issuesFile != "" {
+		n, err := saveIssues(ctx, c, status.ID, *issuesFile)
+		if err != nil {
+			return fmt.Errorf("write the issues of upload %s: %w", status.ID, err)
+		}
+		fmt.Fprintf(stderr, "%d issues written to %s\n", n, *issuesFile)
+	}
 	switch status.State {
 	case schemas.StateFailed:
 		return fmt.Errorf("upload %s failed: %s", status.ID, status.Error)
@@ -306,8 +315,8 @@ func follow(ctx context.Context, c *apiClient, id string, wait time.Duration, qu
 			return s, err
 		}
 		if bar != nil {
-			bar.Describe(fmt.Sprintf("%s: read %d, accepted %d, unchanged %d, rejected %d, indexed %d, deleted %d",
-				s.State, s.Counts.Read, s.Counts.Accepted, s.Counts.Unchanged, s.Counts.Rejected, s.Counts.Indexed, s.Counts.Deleted))
+			bar.Describe(fmt.Sprintf("%s: read %d, accepted %d, unchanged %d, rejected %d, warnings %d, indexed %d, deleted %d",
+				s.State, s.Counts.Read, s.Counts.Accepted, s.Counts.Unchanged, s.Counts.Rejected, s.Counts.Warnings, s.Counts.Indexed, s.Counts.Deleted))
 			_ = bar.Add(1)
 		}
 		if s.State == schemas.StateDone || s.State == schemas.StateFailed || s.State == schemas.StateHeld || s.State == schemas.StateCancelled {
@@ -339,6 +348,7 @@ func printReport(w io.Writer, s schemas.UploadStatus) {
 	fmt.Fprintf(tw, "accepted\t%d\n", c.Accepted)
 	fmt.Fprintf(tw, "unchanged\t%d\n", c.Unchanged)
 	fmt.Fprintf(tw, "rejected\t%d\n", c.Rejected)
+	fmt.Fprintf(tw, "warnings\t%d\n", c.Warnings)
 	fmt.Fprintf(tw, "indexed\t%d\n", c.Indexed)
 	fmt.Fprintf(tw, "deleted\t%d\n", c.Deleted)
 	if h := s.Hold; h != nil {
@@ -348,16 +358,82 @@ func printReport(w io.Writer, s schemas.UploadStatus) {
 		}
 	}
 	_ = tw.Flush()
+	if len(s.IssueSummary) > 0 {
+		fmt.Fprintf(w, "\nissues (%d in all; every one with --issues FILE or GET /v1/uploads/%s/issues):\n", s.IssueSummary.Total(), s.ID)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEVERITY\tCODE\tFIELD\tCOUNT\tFIRST ROWS")
+		for _, e := range s.IssueSummary {
+			rows := make([]string, len(e.Rows))
+			for i, r := range e.Rows {
+				rows[i] = strconv.FormatInt(r, 10)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Severity, e.Code, e.Field, e.Count, strings.Join(rows, ", "))
+		}
+		_ = tw.Flush()
+	}
 	if len(s.Rejections) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "\nrejected rows (first %d):\n", len(s.Rejections))
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROW\tSOURCE ID\tFIELD\tREASON")
+	fmt.Fprintln(tw, "ROW\tSOURCE ID\tCODE\tREASON")
 	for _, r := range s.Rejections {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Row, r.SourceID, r.Field, r.Reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Row, r.SourceID, r.Code, r.Reason)
 	}
 	_ = tw.Flush()
+}
+
+// saveIssues streams the upload's issue list into path: CSV when the name
+// ends in .csv, else NDJSON. It returns how many issues it wrote.
+func saveIssues(ctx context.Context, c *apiClient, id, path string) (int64, error) {
+	q := ""
+	if strings.EqualFold(filepath.Ext(path), ".csv") {
+		q = "?format=csv"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/uploads/"+url.PathEscape(id)+"/issues"+q, nil)
+	if err != nil {
+		return 0, err
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		p := &problem{Status: res.StatusCode, Title: res.Status}
+		data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		_ = json.Unmarshal(data, p)
+		return 0, p
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	lines := &lineCounter{w: f}
+	_, err = io.Copy(lines, res.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	n := lines.n
+	if q != "" && n > 0 {
+		n-- // the header line
+	}
+	return n, err
+}
+
+// lineCounter counts the lines written through it.
+type lineCounter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	l.n += int64(bytes.Count(p[:n], []byte("\n")))
+	return n, err
 }
 
 func dlqCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

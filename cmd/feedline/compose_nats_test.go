@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"feedline/connectors/decode"
+	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/schemas"
 )
@@ -284,6 +286,29 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 			err = fmt.Errorf("read %s", m.Subject())
 		}
 		return err
+	})
+	normalise.allowed("read a product's current version", func(ctx context.Context) error {
+		st, err := normalise.js.Stream(ctx, pipeline.StreamProducts)
+		if err != nil {
+			return err
+		}
+		_, err = st.GetMsg(ctx, 1)
+		return err
+	})
+	normalise.allowed("publish an upload's issues", func(ctx context.Context) error {
+		data, _ := json.Marshal(schemas.IssueBatch{Upload: "u1", Partner: "alpha", Issues: []schemas.Issue{{Row: 1, Code: schemas.CodeMissingTitle}}})
+		_, err := normalise.js.Publish(ctx, schemas.IssuesSubject("alpha", "u1"), data)
+		return err
+	})
+	api.allowed("read an upload's issues", func(ctx context.Context) error {
+		n := 0
+		if err := (natskv.Issues{JS: api.js}).Each(ctx, "alpha", "u1", func(schemas.Issue) error { n++; return nil }); err != nil {
+			return err
+		}
+		if ok, err := (natskv.Issues{JS: api.js}).Stored(ctx, "alpha", "u1"); err != nil || !ok || n != 1 {
+			return fmt.Errorf("read %d issues, stored %v (%v)", n, ok, err)
+		}
+		return nil
 	})
 	if lines := logged.take(); len(lines) > 0 {
 		t.Errorf("the server refused what a stage needs:\n%s", strings.Join(lines, "\n"))

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"feedline/schemas"
 )
 
 func TestServeConfigFromFlagsEnvironmentAndDefaults(t *testing.T) {
@@ -121,6 +124,33 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 	for _, stage := range allStages {
 		if !strings.Contains(readme, stage) {
 			t.Errorf("README does not mention stage %s", stage)
+		}
+	}
+}
+
+// TestReadmeDocumentsEveryIssueCode keeps the README's table of issue codes
+// in step with the codes the stages report.
+func TestReadmeDocumentsEveryIssueCode(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range schemas.IssueCodes() {
+		if row := fmt.Sprintf("| `%s` | %s | %s |", c.Code, c.Severity, c.Meaning); !strings.Contains(string(data), row) {
+			t.Errorf("README lacks the row %s", row)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"20GiB": 20 << 30, "512 MiB": 512 << 20, "1000": 1000, "4kb": 4 << 10, "7B": 7} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "lots", "-1GiB", "1.5GiB", "99999999999TiB"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"feedline/connectors/natskv"
 	"feedline/pipeline"
 )
 
@@ -78,7 +79,16 @@ func declare(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
 	if cfg.NATSNoDeclare {
 		return nil
 	}
-	return bus.Declare(ctx)
+	return declareAll(ctx, cfg, bus)
+}
+
+// declareAll creates or updates the pipeline's streams and buckets and the
+// ISSUES stream of upload issue lists.
+func declareAll(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
+	if err := bus.Declare(ctx); err != nil {
+		return err
+	}
+	return natskv.DeclareIssues(ctx, bus.JS, cfg.NATSReplicas)
 }
 
 // undeclaredHint says what to do when a stream or bucket a process without
@@ -169,13 +179,14 @@ func natsDeclareCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer bus.Close()
-	if err := bus.Declare(ctx); err != nil {
+	if err := declareAll(ctx, cfg, bus); err != nil {
 		return err
 	}
 	var names []string
 	for _, sc := range bus.StreamConfigs() {
 		names = append(names, sc.Name)
 	}
+	names = append(names, natskv.StreamIssues)
 	fmt.Fprintf(stdout, "declared on %s: streams %v, their buckets and the uploads object store (%d replicas)\n", bus.ClientURL(), names, cfg.NATSReplicas)
 	return nil
 }

@@ -75,6 +75,9 @@ var settings = []setting{
 	{"max-delete-percent", "FEEDLINE_MAX_DELETE_PERCENT", "30", "a full upload that would delete more than this share of a partner's live products is held until confirmed (1-100; 100 never holds); partners may set their own"},
 	{"upload-idle-timeout", "FEEDLINE_UPLOAD_IDLE_TIMEOUT", "30s", "a request body (an upload) fails when no byte of it arrives for this long; also bounds reading request headers"},
 	{"upload-min-rate", "FEEDLINE_UPLOAD_MIN_RATE", "1024", "bytes a second a request body must average once it has been arriving for the idle timeout"},
+	// Partner files: how large an upload, and what it unpacks to, may be.
+	{"max-file-size", "FEEDLINE_MAX_FILE_SIZE", "20GiB", "largest upload accepted, and most a gzip, bzip2 or zip file may unpack to (bytes, or with KiB, MiB, GiB)"},
+	{"max-expansion", "FEEDLINE_MAX_EXPANSION", "200", "most bytes a packed upload may unpack to per packed byte, past its first 64 MiB: more is a zip bomb"},
 }
 
 type serveConfig struct {
@@ -104,7 +107,11 @@ type serveConfig struct {
 	// MaxDeletePercent holds full uploads that would delete more of a
 	// partner's catalog; 0 means schemas.DefaultMaxDeletePercent.
 	MaxDeletePercent int
-	Log              *slog.Logger
+	// MaxFileBytes bounds an upload and what it unpacks to; MaxExpansion
+	// its unpacked bytes per packed byte. 0 takes the decoder's defaults.
+	MaxFileBytes int64
+	MaxExpansion int
+	Log          *slog.Logger
 }
 
 func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
@@ -203,6 +210,12 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 	if cfg.Body.MinRate, err = strconv.ParseInt(get("FEEDLINE_UPLOAD_MIN_RATE"), 10, 64); err != nil || cfg.Body.MinRate < 1 {
 		return cfg, fmt.Errorf("FEEDLINE_UPLOAD_MIN_RATE %q: want a whole number of bytes a second above 0", get("FEEDLINE_UPLOAD_MIN_RATE"))
 	}
+	if cfg.MaxFileBytes, err = parseSize(get("FEEDLINE_MAX_FILE_SIZE")); err != nil || cfg.MaxFileBytes < 1<<20 {
+		return cfg, fmt.Errorf("FEEDLINE_MAX_FILE_SIZE %q: want a size of at least 1MiB, such as 20GiB", get("FEEDLINE_MAX_FILE_SIZE"))
+	}
+	if cfg.MaxExpansion, err = strconv.Atoi(get("FEEDLINE_MAX_EXPANSION")); err != nil || cfg.MaxExpansion < 2 {
+		return cfg, fmt.Errorf("FEEDLINE_MAX_EXPANSION %q: want a whole number of at least 2", get("FEEDLINE_MAX_EXPANSION"))
+	}
 	if cfg.Stages, err = parseStages(get("FEEDLINE_STAGES")); err != nil {
 		return cfg, err
 	}
@@ -277,6 +290,13 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		return nil, err
 	}
 	s.ledger = natskv.Ledger{KV: kvUploads}
+	// Normalise writes upload issue lists and the API reads them: say now,
+	// not at the first upload, when the stream is missing.
+	if cfg.runs("api") || cfg.runs("normalise") {
+		if _, err := s.bus.JS.Stream(ctx, natskv.StreamIssues); err != nil {
+			return nil, fmt.Errorf("open stream %s: %w", natskv.StreamIssues, err)
+		}
+	}
 	// Each bucket is opened only where a stage uses it: on a NATS with a
 	// user per service, the others may not touch it.
 	var files natskv.Files
@@ -327,7 +347,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		if err := os.MkdirAll(tmp, 0o755); err != nil {
 			return nil, err
 		}
-		st := &ingest.Stage{Files: files, Ledger: s.ledger, Mappings: mappings, Open: decode.OpenRows, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest")}
+		st := &ingest.Stage{Files: files, Ledger: s.ledger, Mappings: mappings, Open: decode.OpenRows, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest"),
+			MaxBytes: cfg.MaxFileBytes, MaxExpansion: cfg.MaxExpansion}
 		configs = append(configs, st.Config())
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -421,6 +442,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Files:    files,
 			Index:    s.index,
 			Detect:   detectFormat,
+			Issues:   natskv.Issues{JS: s.bus.JS},
 			Pub:      pub,
 			Ready:    s.ready,
 			Metrics:  metrics,
@@ -430,6 +452,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Body:     cfg.Body,
 
 			MaxDeletePercent: cfg.MaxDeletePercent,
+			IssueRetention:   natskv.IssueRetention,
+			MaxFileBytes:     cfg.MaxFileBytes,
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)
@@ -574,4 +598,25 @@ func (s *system) closeStores() {
 	if s.bus != nil {
 		s.bus.Close()
 	}
+}
+
+// parseSize reads a byte count: a whole number, or one with a unit (KiB,
+// MiB, GiB, TiB; KB, MB, GB, TB are read as the same powers of two).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"kib", 10}, {"mib", 20}, {"gib", 30}, {"tib", 40}, {"kb", 10}, {"mb", 20}, {"gb", 30}, {"tb", 40}, {"b", 0}} {
+		if strings.HasSuffix(strings.ToLower(s), u.suffix) {
+			s, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), 1<<u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a whole number of bytes, KiB, MiB, GiB or TiB", s)
+	}
+	return n * mult, nil
 }

@@ -1,7 +1,9 @@
 // Package decode turns an uploaded partner file into rows of strings, one row
 // at a time, without holding the file in memory. It reads CSV and TSV (and the
-// Google Merchant and Naver Shopping EP layouts of TSV), NDJSON and Parquet,
-// and can tell them apart from the first bytes of a file.
+// Google Merchant and Naver Shopping EP layouts of TSV), Google Merchant RSS
+// and Atom XML, NDJSON and Parquet; unpacks gzip, bzip2 and zip; reads text in
+// UTF-8, UTF-16, EUC-KR (CP949) and Windows-1252; and can tell all of them
+// apart from the first bytes of a file.
 //
 // Errors come in two kinds. A *RowError rejects one row and decoding goes on;
 // any other error ends the file. The sentinel errors below classify the fatal
@@ -10,11 +12,8 @@ package decode
 
 import (
 	"bufio"
-
 	"errors"
 	"fmt"
-	"golang.org/x/text/encoding/korean"
-	"golang.org/x/text/transform"
 	"io"
 	"slices"
 	"strconv"
@@ -34,6 +33,7 @@ var (
 	ErrNoHeader       = errors.New("the file has no header line")
 	ErrBadHeader      = errors.New("the header line is not usable")
 	ErrCorrupt        = errors.New("the file is damaged or truncated")
+	ErrTooLarge       = errors.New("the file is too large")
 )
 
 // DefaultMaxRowBytes is the row size limit when Options.MaxRowBytes is 0.
@@ -50,7 +50,13 @@ type Options struct {
 	// field (CSV/TSV only); nil = the format's default (see quotesFields).
 	Quoted      *bool
 	MaxRowBytes int    // a row longer than this is rejected (RowError), decoding goes on; 0 = DefaultMaxRowBytes
-	TempDir     string // Parquet needs random access: the stream is spooled to a temp file here ("" = os.TempDir()), removed on Close
+	TempDir     string // Parquet and zip need random access: the stream is spooled to a temp file here ("" = os.TempDir()), removed on Close
+	// Charset is the text encoding the partner declared ("" detects it).
+	Charset string
+	// MaxBytes bounds what a file may unpack to, and what is spooled; 0 = DefaultMaxBytes.
+	MaxBytes int64
+	// MaxExpansion bounds unpacked bytes per packed byte (past 64 MiB); 0 = DefaultMaxExpansion.
+	MaxExpansion int
 }
 
 // Decoder yields the rows of one file.
@@ -83,6 +89,7 @@ type Decoder interface {
 // kept (a row over the size limit, an NDJSON line that is not an object).
 type RowError struct {
 	Row    int64
+	Code   string // the issue code (schemas.Code…)
 	Reason string
 	Values []string
 }
@@ -90,43 +97,94 @@ type RowError struct {
 func (e *RowError) Error() string { return "row " + strconv.FormatInt(e.Row, 10) + ": " + e.Reason }
 
 // Open detects or validates the format of r and returns a decoder positioned
-// at the first row. It reads at most HeadSize bytes before returning, except
-// for Parquet, which is first copied whole to a temporary file.
+// at the first row. A gzip, bzip2 or zip file (told by its first bytes) is
+// unpacked and the file inside decoded; text is read as UTF-8 whatever its
+// charset. It reads at most a few head buffers before returning, except for
+// Parquet and zip, which are first copied whole to a temporary file.
 func Open(r io.Reader, opt Options) (Decoder, error) {
 	if opt.MaxRowBytes <= 0 {
 		opt.MaxRowBytes = DefaultMaxRowBytes
+	}
+	if opt.MaxBytes <= 0 {
+		opt.MaxBytes = DefaultMaxBytes
+	}
+	if opt.MaxExpansion <= 0 {
+		opt.MaxExpansion = DefaultMaxExpansion
 	}
 	if opt.Format != "" && !slices.Contains(schemas.Formats, opt.Format) {
 		return nil, fmt.Errorf("%w: unknown format %q; use one of %s, or leave the format out to detect it",
 			ErrUnsupported, opt.Format, strings.Join(schemas.Formats, ", "))
 	}
-	var comma byte
 	if opt.Delimiter != 0 {
 		if opt.Delimiter < 0 || opt.Delimiter >= 0x80 || opt.Delimiter == '"' || opt.Delimiter == '\n' || opt.Delimiter == '\r' {
 			return nil, fmt.Errorf("%w: delimiter %q cannot separate fields; use a single ASCII character such as ',', '\\t', ';' or '|'",
 				ErrUnsupported, opt.Delimiter)
 		}
-		comma = byte(opt.Delimiter)
 	}
-
 	br := bufio.NewReaderSize(r, HeadSize)
 	head, err := br.Peek(HeadSize)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 		return nil, fmt.Errorf("reading the file: %w", err)
 	}
-	s := sniff(head)
+	switch c := compressionOf(head); c {
+	case schemas.CompressionGzip, schemas.CompressionBzip2:
+		return openCompressed(br, opt, c)
+	case schemas.CompressionZip:
+		return openZip(br, opt)
+	}
+	return openPlain(br, opt, "")
+}
+
+// openPlain opens a file that is not (or no longer) packed.
+func openPlain(r io.Reader, opt Options, compression string) (*fileDecoder, error) {
+	raw := bufio.NewReaderSize(r, HeadSize)
+	head, err := raw.Peek(HeadSize)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, fmt.Errorf("reading the file: %w", err)
+	}
+	if c := compressionOf(head); c != "" && compression != "" {
+		return nil, fmt.Errorf("%w: the %s file holds a %s file; compress the feed once", ErrUnsupported, compression, c)
+	}
+	if len(head) >= 4 && string(head[:4]) == "PAR1" {
+		if _, err := chooseFormat(sniffed{format: schemas.FormatParquet, looks: "Parquet"}, opt.Format, 0); err != nil {
+			return nil, err
+		}
+		p, err := openParquet(raw, opt)
+		if err != nil {
+			return nil, err
+		}
+		return &fileDecoder{Decoder: p, compression: compression, charset: func() string { return "" }}, nil
+	}
+	if err := refuseBinary(head); err != nil {
+		return nil, err
+	}
+	d, err := chooseDecoding(head, opt.Charset)
+	if err != nil {
+		return nil, err
+	}
+	text := newTextReader(raw, d)
+	br := bufio.NewReaderSize(text, HeadSize)
+	th, err := br.Peek(HeadSize)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, fmt.Errorf("reading the file: %w", err)
+	}
+	s := sniffText(th, len(th) >= HeadSize)
+	var comma byte
+	if opt.Delimiter != 0 {
+		comma = byte(opt.Delimiter)
+	}
 	format, err := chooseFormat(s, opt.Format, comma)
 	if err != nil {
 		return nil, err
 	}
-	if s.eucKR {
-		br = bufio.NewReaderSize(transform.NewReader(br, korean.EUCKR.NewDecoder()), HeadSize)
-	}
+	var dec Decoder
 	switch format {
 	case schemas.FormatParquet:
-		return openParquet(br, opt)
+		return nil, fmt.Errorf("%w: the file is not Parquet", ErrFormatMismatch)
 	case schemas.FormatNDJSON:
-		return newNDJSON(br, opt.MaxRowBytes), nil
+		dec = newNDJSON(br, opt.MaxRowBytes)
+	case schemas.FormatGoogleMerchantXML:
+		dec, err = newMerchantXML(br, opt.MaxRowBytes)
 	default:
 		if comma == 0 {
 			comma = s.comma
@@ -138,8 +196,38 @@ func Open(r io.Reader, opt Options) (Decoder, error) {
 		if opt.Quoted != nil {
 			quoted = *opt.Quoted
 		}
-		return newDelimited(br, format, comma, quoted, opt.MaxRowBytes)
+		dec, err = newDelimited(br, format, comma, quoted, opt.MaxRowBytes)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return &fileDecoder{Decoder: dec, compression: compression, charset: text.Charset}, nil
+}
+
+// fileDecoder is a decoder with what it took to read its file: the
+// compression unpacked, the charset decided so far, and what to close.
+type fileDecoder struct {
+	Decoder
+	compression string
+	charset     func() string
+	closers     []io.Closer
+}
+
+// Compression is what the file was unpacked from, or "".
+func (f *fileDecoder) Compression() string { return f.compression }
+
+// Charset is the text encoding decided so far: "" while all text was
+// ASCII, and for Parquet.
+func (f *fileDecoder) Charset() string { return f.charset() }
+
+func (f *fileDecoder) Close() error {
+	err := f.Decoder.Close()
+	for _, c := range f.closers {
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }
 
 // quotesFields reports whether a delimited format quotes fields unless the
@@ -149,7 +237,8 @@ func quotesFields(format string) bool { return format == schemas.FormatCSV }
 
 // OpenRows opens a decoder for the ingest stage (a schemas.OpenDecoder).
 func OpenRows(r io.Reader, opt schemas.DecoderOptions) (schemas.RowDecoder, error) {
-	d, err := Open(r, Options{Format: opt.Format, Delimiter: opt.Delimiter, Quoted: opt.Quoted, TempDir: opt.TempDir})
+	d, err := Open(r, Options{Format: opt.Format, Delimiter: opt.Delimiter, Quoted: opt.Quoted, TempDir: opt.TempDir,
+		Charset: opt.Charset, MaxBytes: opt.MaxBytes, MaxExpansion: opt.MaxExpansion})
 	if err != nil {
 		return nil, err
 	}
@@ -159,11 +248,19 @@ func OpenRows(r io.Reader, opt schemas.DecoderOptions) (schemas.RowDecoder, erro
 // rowDecoder reports a rejected row as the ingest stage's port spells it.
 type rowDecoder struct{ Decoder }
 
+// Charset is the text encoding decided so far.
+func (d rowDecoder) Charset() string {
+	if c, ok := d.Decoder.(interface{ Charset() string }); ok {
+		return c.Charset()
+	}
+	return ""
+}
+
 func (d rowDecoder) Next() (schemas.RawRow, error) {
 	row, err := d.Decoder.Next()
 	var re *RowError
 	if errors.As(err, &re) {
-		return row, &schemas.RowError{Row: re.Row, Reason: re.Reason, Values: re.Values}
+		return row, &schemas.RowError{Row: re.Row, Code: re.Code, Reason: re.Reason, Values: re.Values}
 	}
 	return row, err
 }
@@ -200,8 +297,20 @@ func chooseFormat(s sniffed, named string, comma byte) (string, error) {
 		if s.format != schemas.FormatNDJSON {
 			return "", mismatch()
 		}
-	default:
+	case schemas.FormatGoogleMerchantXML:
+		if s.format != schemas.FormatGoogleMerchantXML {
+			return "", mismatch()
+		}
+	case schemas.FormatGoogleMerchant:
+		// A Google Merchant feed is TSV or XML: the file tells which.
+		if s.format == schemas.FormatGoogleMerchantXML {
+			return s.format, nil
+		}
 		if s.format == schemas.FormatParquet || s.format == schemas.FormatNDJSON {
+			return "", mismatch()
+		}
+	default:
+		if s.format == schemas.FormatParquet || s.format == schemas.FormatNDJSON || s.format == schemas.FormatGoogleMerchantXML {
 			return "", mismatch()
 		}
 		// A TSV must have tabs; a file that plainly uses another delimiter

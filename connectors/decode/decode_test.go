@@ -125,8 +125,8 @@ func TestOpenFormat(t *testing.T) {
 
 		{name: "parquet given, csv sent", input: csvFile, opt: Options{Format: schemas.FormatParquet},
 			wantErr: ErrFormatMismatch, wantMsg: "comma-separated"},
-		{name: "parquet given, gzip sent", input: "\x1f\x8b\x08\x00rest", opt: Options{Format: schemas.FormatParquet},
-			wantErr: ErrFormatMismatch, wantMsg: "gzip"},
+		{name: "parquet given, gzipped csv sent", input: string(gzipped(csvFile)), opt: Options{Format: schemas.FormatParquet},
+			wantErr: ErrFormatMismatch, wantMsg: "comma-separated"},
 		{name: "ndjson given, csv sent", input: csvFile, opt: Options{Format: schemas.FormatNDJSON},
 			wantErr: ErrFormatMismatch, wantMsg: "comma-separated"},
 		{name: "ndjson given, parquet sent", input: parquetFile.String(), opt: Options{Format: schemas.FormatNDJSON},

@@ -47,7 +47,7 @@ type delimited struct {
 func newDelimited(br *bufio.Reader, format string, comma byte, quoted bool, max int) (*delimited, error) {
 	skipBOM(br)
 	d := &delimited{src: lineSource{br: br}, format: format, comma: comma, commaStr: string(rune(comma)), quoted: quoted, max: max}
-	header, reason, err := d.record(0)
+	header, _, reason, err := d.record(0)
 	switch {
 	case err == io.EOF:
 		return nil, fmt.Errorf("%w: upload a file with a header line and at least one row", ErrEmpty)
@@ -125,23 +125,23 @@ func (d *delimited) Next() (schemas.RawRow, error) {
 	if d.err != nil {
 		return schemas.RawRow{}, d.err
 	}
-	fields, reason, err := d.record(len(d.cols))
+	fields, code, reason, err := d.record(len(d.cols))
 	if err != nil {
 		d.err = err
 		return schemas.RawRow{}, err
 	}
 	d.row++
 	if reason != "" {
-		return schemas.RawRow{}, &RowError{Row: d.row, Reason: reason, Values: fields}
+		return schemas.RawRow{}, &RowError{Row: d.row, Code: code, Reason: reason, Values: fields}
 	}
 	return schemas.RawRow{Row: d.row, Values: fields}, nil
 }
 
 // record reads the next non-blank record; want is the header's field count
-// (0 while reading the header). It returns the record's fields; or a reason
-// the record is unusable, with a best-effort split of it (nil when none was
-// kept) in fields; or io.EOF at the end; or a read error.
-func (d *delimited) record(want int) (fields []string, reason string, err error) {
+// (0 while reading the header). It returns the record's fields; or the issue
+// code and reason the record is unusable, with a best-effort split of it
+// (nil when none was kept) in fields; or io.EOF at the end; or a read error.
+func (d *delimited) record(want int) (fields []string, code, reason string, err error) {
 	for {
 		line, err := d.src.next()
 		d.start = d.line + 1
@@ -150,12 +150,12 @@ func (d *delimited) record(want int) (fields []string, reason string, err error)
 			d.line++
 		case err == io.EOF:
 			if len(line) == 0 {
-				return nil, "", io.EOF
+				return nil, "", "", io.EOF
 			}
 		case errors.Is(err, bufio.ErrBufferFull):
 			return d.slowRecord(line, err, want)
 		default:
-			return nil, "", fmt.Errorf("reading line %d: %w", d.line+1, err)
+			return nil, "", "", fmt.Errorf("reading line %d: %w", d.line+1, err)
 		}
 		if d.quoted && bytes.IndexByte(line, '"') >= 0 {
 			return d.slowRecord(line, err, want)
@@ -171,16 +171,16 @@ func (d *delimited) record(want int) (fields []string, reason string, err error)
 			continue // blank lines are not rows
 		}
 		if n > d.max {
-			return nil, tooLong(n, d.max), nil
+			return nil, schemas.CodeRowTooLong, tooLong(n, d.max), nil
 		}
 		if !utf8.Valid(line[:n]) {
-			return d.naive(line[:n]), notUTF8(d.start), nil
+			return d.naive(line[:n]), schemas.CodeEncodingInvalid, notUTF8(d.start), nil
 		}
 		fields := d.split(string(line[:n]))
 		if want > 0 && len(fields) != want {
-			return fields, d.ragged(len(fields), want), nil
+			return fields, schemas.CodeFieldCount, d.ragged(len(fields), want), nil
 		}
-		return fields, "", nil
+		return fields, "", "", nil
 	}
 }
 
@@ -242,7 +242,7 @@ const (
 // end, it grows past the row limit, or the record's field count is not the
 // header's), the first line alone is rejected and the line source goes back
 // to the line after it.
-func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, string, error) {
+func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, string, string, error) {
 	d.rec, d.ends, d.nfields, d.first = d.rec[:0], d.ends[:0], 0, d.first[:0]
 	firstLine, firstChunk := d.start, chunk
 	var (
@@ -250,6 +250,7 @@ func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, str
 		size    int    // raw bytes of the record, terminator included
 		keep    = true // whether field bytes are still stored
 		reason  string
+		code    string  // reason's issue code
 		lastTwo [2]byte // final raw bytes, to size the terminator
 		pieces  bool    // the first line came in several pieces, kept in d.first
 		lost    bool    // a piece of the first line was not kept: it held no quote yet, or was past the limit
@@ -336,6 +337,7 @@ func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, str
 						stray = strayQuote(firstLine, fmt.Sprintf("ends on line %d, where its closing quote is followed by %q instead of a delimiter or the end of the line", d.lineOf(chunk), c))
 					} else if reason == "" {
 						reason = fmt.Sprintf("line %d: a quoted field is followed by %q; a quote inside a quoted field must be doubled (\"\")", d.lineOf(chunk), c)
+						code = schemas.CodeQuoteMisplaced
 					}
 					st = stUnquoted
 				}
@@ -350,6 +352,7 @@ func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, str
 						stray = strayQuote(firstLine, fmt.Sprintf("ends on line %d, where its closing quote is followed by a carriage return inside the line", d.lineOf(chunk)))
 					} else if reason == "" {
 						reason = fmt.Sprintf("line %d: a quoted field is followed by a carriage return inside the line", d.lineOf(chunk))
+						code = schemas.CodeQuoteMisplaced
 					}
 					st = stUnquoted
 				}
@@ -373,6 +376,7 @@ func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, str
 				stray = strayQuote(firstLine, "is never closed")
 			case reason == "":
 				reason = strayQuote(firstLine, "is never closed")
+				code = schemas.CodeUnclosedQuote
 			}
 			break
 		}
@@ -393,13 +397,13 @@ func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, str
 				// rejected needs no look further.
 				switch {
 				case size-terminatorLen(lastTwo) > d.max:
-					return nil, tooLong(size-terminatorLen(lastTwo), d.max), nil
+					return nil, schemas.CodeRowTooLong, tooLong(size-terminatorLen(lastTwo), d.max), nil
 				case reason != "":
-					return firstValues(), reason, nil
+					return firstValues(), code, reason, nil
 				case want > 0 && d.nfields >= want:
-					return firstValues(), strayQuote(firstLine, fmt.Sprintf("is not closed on this line, which already has more than the header's %d fields", want)), nil
+					return firstValues(), schemas.CodeUnclosedQuote, strayQuote(firstLine, fmt.Sprintf("is not closed on this line, which already has more than the header's %d fields", want)), nil
 				case want > 0 && !d.src.mayGoBack(d.max):
-					return firstValues(), strayQuote(firstLine, "is not closed on this line; the file has too many unbalanced quotes "+
+					return firstValues(), schemas.CodeUnclosedQuote, strayQuote(firstLine, "is not closed on this line; the file has too many unbalanced quotes "+
 						"for a field spanning lines to be told from a stray quote"), nil
 				}
 				mark = d.src.mark()
@@ -421,7 +425,7 @@ func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, str
 			d.line++
 		case err == io.EOF, errors.Is(err, bufio.ErrBufferFull):
 		default:
-			return nil, "", fmt.Errorf("reading line %d: %w", d.line+1, err)
+			return nil, "", "", fmt.Errorf("reading line %d: %w", d.line+1, err)
 		}
 	}
 	size -= terminatorLen(lastTwo)
@@ -436,19 +440,19 @@ func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, str
 	if stray != "" {
 		d.src.rewind(mark)
 		d.line = firstLine
-		return firstValues(), stray, nil
+		return firstValues(), schemas.CodeUnclosedQuote, stray, nil
 	}
 	if mark >= 0 {
 		d.src.release()
 	}
 	if size > d.max {
-		return nil, tooLong(size, d.max), nil
+		return nil, schemas.CodeRowTooLong, tooLong(size, d.max), nil
 	}
 	if reason != "" {
 		if pieces && !lost {
 			d.first = append(d.first, chunk...) // the last piece of a first line that ended the record
 		}
-		return firstValues(), reason, nil
+		return firstValues(), code, reason, nil
 	}
 	s := string(d.rec)
 	fields := make([]string, len(d.ends))
@@ -461,12 +465,12 @@ func (d *delimited) slowRecord(chunk []byte, err error, want int) ([]string, str
 		for i, f := range fields {
 			fields[i] = strings.ToValidUTF8(f, "\uFFFD")
 		}
-		return fields, notUTF8(firstLine), nil
+		return fields, schemas.CodeEncodingInvalid, notUTF8(firstLine), nil
 	}
 	if want > 0 && len(fields) != want {
-		return fields, d.ragged(len(fields), want), nil
+		return fields, schemas.CodeFieldCount, d.ragged(len(fields), want), nil
 	}
-	return fields, "", nil
+	return fields, "", "", nil
 }
 
 // terminatorLen is how many of a record's final bytes end its line.

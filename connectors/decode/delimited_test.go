@@ -87,9 +87,9 @@ func TestDelimited(t *testing.T) {
 			wantNumbers: []int64{1, 2},
 		},
 		{
-			name:        "invalid utf-8 rejects the row",
-			input:       "id,title\n1,caf\xe9\n2,\"caf\xe9, bar\"\n3,ok\n",
-			wantCols:    []string{"id", "title"},
+			name:        "invalid utf-8 in a utf-8 file rejects the row",
+			input:       "id,title (상품명 제목 이름 표시)\n1,caf\xe9\n2,\"caf\xe9, bar\"\n3,ok\n",
+			wantCols:    []string{"id", "title (상품명 제목 이름 표시)"},
 			wantRows:    [][]string{{"3", "ok"}},
 			wantNumbers: []int64{3},
 			wantRejects: map[int64]string{1: "line 2 is not valid UTF-8", 2: "line 3 is not valid UTF-8"},

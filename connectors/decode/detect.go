@@ -6,21 +6,66 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"golang.org/x/text/encoding/korean"
-
 	"feedline/schemas"
 )
 
 // Detect names the format of a file from its first bytes (up to HeadSize;
 // more are ignored). For delimited text it also returns the delimiter; for
-// Parquet and NDJSON the delimiter is 0. The error wraps ErrEmpty, ErrBinary,
-// ErrEncoding or ErrUnsupported and says what the file looks like instead.
+// Parquet, NDJSON and XML the delimiter is 0. The error wraps ErrEmpty,
+// ErrBinary, ErrEncoding or ErrUnsupported and says what the file looks like
+// instead.
 func Detect(head []byte) (format string, delimiter rune, err error) {
-	s := sniff(head)
-	if s.err != nil {
-		return "", 0, s.err
+	d, err := DetectFile(head, "")
+	return d.Format, d.Delimiter, err
+}
+
+// Detected is what the first bytes of a file say about it.
+type Detected struct {
+	Format      string
+	Delimiter   rune   // delimited text only
+	Compression string // what it is packed in: gzip, zip, bzip2 or ""
+	Charset     string // the text encoding, "" while the head is all ASCII (or Parquet)
+}
+
+// DetectFile is Detect telling also the compression (the format is that of
+// the file inside) and the charset, which a declared charset decides.
+func DetectFile(head []byte, charset string) (Detected, error) {
+	var d Detected
+	truncated := len(head) >= HeadSize
+	if len(head) > HeadSize {
+		head = head[:HeadSize]
 	}
-	return s.format, rune(s.comma), nil
+	if c := compressionOf(head); c != "" {
+		inner, more, err := inflateHead(head, c)
+		if err != nil {
+			return d, err
+		}
+		d.Compression, head, truncated = c, inner, more
+		if len(head) == 0 {
+			return d, fmt.Errorf("%w: the %s file holds nothing; upload a file with a header line and at least one row", ErrEmpty, c)
+		}
+		if n := compressionOf(head); n != "" {
+			return d, fmt.Errorf("%w: the %s file holds a %s file; compress the feed once", ErrUnsupported, c, n)
+		}
+	}
+	if bytes.HasPrefix(head, []byte("PAR1")) {
+		d.Format = schemas.FormatParquet
+		return d, nil
+	}
+	if err := refuseBinary(head); err != nil {
+		return d, err
+	}
+	text, cs, err := decodeHead(head, charset, truncated)
+	if err != nil {
+		return d, err
+	}
+	d.Charset = cs
+	s := sniffText(text, truncated)
+	if s.err != nil {
+		return d, s.err
+	}
+	d.Format, d.Delimiter = s.format, rune(s.comma)
+	return d, nil
 }
 
 // sniffed is what the head of a file looks like.
@@ -29,14 +74,15 @@ type sniffed struct {
 	comma        byte   // delimited text only
 	headerFields int    // fields of the header line when split by comma
 	looks        string // what the file looks like, for messages
-	eucKR        bool   // the text is EUC-KR (CP949) and is decoded to UTF-8 on the fly
 	err          error
 }
 
 const utf8BOM = "\ufeff"
 
-func sniff(head []byte) sniffed {
-	truncated := len(head) >= HeadSize
+// sniffText tells the format of a file's head, already decoded to UTF-8
+// text (Parquet and packed files are told before). truncated says the file
+// goes on past the head.
+func sniffText(head []byte, truncated bool) sniffed {
 	if len(head) > HeadSize {
 		head = head[:HeadSize]
 	}
@@ -55,13 +101,6 @@ func sniff(head []byte) sniffed {
 		return sniffed{looks: "an empty file", err: fmt.Errorf("%w: it holds only blank lines; upload a file with a header line and at least one row", ErrEmpty)}
 	}
 	if s, ok := sniffBinary(text, truncated); ok {
-		if s.eucKR {
-			// Korean shops often export EUC-KR (Naver EP files especially):
-			// look at the head as the decoder will see it.
-			utf, _ := korean.EUCKR.NewDecoder().Bytes(text)
-			s = sniff(utf)
-			s.eucKR = true
-		}
 		return s
 	}
 	switch text[0] {
@@ -70,110 +109,128 @@ func sniff(head []byte) sniffed {
 	case '[':
 		return sniffed{looks: "a JSON array", err: fmt.Errorf("%w: the file is a JSON array; send NDJSON instead, one JSON object per line", ErrUnsupported)}
 	case '<':
-		return sniffed{looks: "XML or HTML", err: fmt.Errorf("%w: the file looks like XML or HTML; export the feed as TSV, CSV, NDJSON or Parquet", ErrUnsupported)}
+		return sniffXML(text)
 	}
 	return sniffDelimited(text, truncated)
 }
 
-// sniffMagic recognises containers partners upload by mistake.
+// sniffMagic recognises what partners upload by mistake, and packed files
+// inside packed files.
 func sniffMagic(head []byte) (sniffed, bool) {
 	switch {
-	case bytes.HasPrefix(head, []byte{0x1F, 0x8B}):
-		return sniffed{looks: "gzip-compressed data", err: fmt.Errorf("%w: it is gzip-compressed; upload the uncompressed file", ErrBinary)}, true
-	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
-		return sniffed{looks: "a ZIP archive or Excel workbook", err: fmt.Errorf("%w: it is a ZIP archive or an Excel workbook; export the sheet as CSV (UTF-8) and upload that", ErrBinary)}, true
-	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
-		return sniffed{looks: "UTF-16 text", err: fmt.Errorf("%w: it is UTF-16 text; save it as UTF-8 (in Excel: \"CSV UTF-8\")", ErrEncoding)}, true
+	case compressionOf(head) != "":
+		c := compressionOf(head)
+		return sniffed{looks: c + "-compressed data inside compressed data", err: fmt.Errorf("%w: it is %s-compressed inside another compression; compress the feed once", ErrUnsupported, c)}, true
 	}
 	return sniffed{}, false
 }
 
-// sniffBinary rejects data that is not text, and text that is not UTF-8.
-func sniffBinary(text []byte, truncated bool) (sniffed, bool) {
-	if truncated {
-		// The head may end inside a multi-byte character.
-		for i := 1; i <= utf8.UTFMax && i <= len(text); i++ {
-			if utf8.RuneStart(text[len(text)-i]) {
-				if !utf8.FullRune(text[len(text)-i:]) {
-					text = text[:len(text)-i]
-				}
-				break
-			}
-		}
+// refuseBinary recognises, before any charset decodes it, a binary file
+// partners upload by mistake: an Excel 97-2003 workbook.
+func refuseBinary(head []byte) error {
+	if bytes.HasPrefix(head, []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}) {
+		return fmt.Errorf("%w: it is an Excel workbook; export the sheet as CSV (UTF-8) and upload that", ErrBinary)
 	}
+	return nil
+}
+
+// sniffBinary rejects data that is not text.
+func sniffBinary(text []byte, truncated bool) (sniffed, bool) {
 	control := 0
 	for _, c := range text {
 		if c == 0 {
-			if looksUTF16(text) {
-				return sniffed{looks: "UTF-16 text", err: fmt.Errorf("%w: it is UTF-16 text; save it as UTF-8 (in Excel: \"CSV UTF-8\")", ErrEncoding)}, true
-			}
-			return sniffed{looks: "binary data", err: fmt.Errorf("%w: it holds NUL bytes; upload CSV, TSV, NDJSON or Parquet", ErrBinary)}, true
+			return sniffed{looks: "binary data", err: fmt.Errorf("%w: it holds NUL bytes; upload CSV, TSV, NDJSON, XML or Parquet", ErrBinary)}, true
 		}
 		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v') || c == 0x7F {
 			control++
 		}
 	}
 	if control > 2 && control*50 > len(text) {
-		return sniffed{looks: "binary data", err: fmt.Errorf("%w: it is mostly unprintable bytes; upload CSV, TSV, NDJSON or Parquet", ErrBinary)}, true
+		return sniffed{looks: "binary data", err: fmt.Errorf("%w: it is mostly unprintable bytes; upload CSV, TSV, NDJSON, XML or Parquet", ErrBinary)}, true
 	}
-	if utf8.Valid(text) {
-		return sniffed{}, false
-	}
-	// A few bad rows are rejected one by one; a file whose lines are mostly
-	// not UTF-8 is in another encoding and every row would fail.
-	lines, bad := 0, 0
-	for line := range bytes.Lines(text) {
-		lines++
-		if !utf8.Valid(line) {
-			bad++
-		}
-	}
-	if bad*2 <= lines {
-		return sniffed{}, false
-	}
-	if looksCP949(text) {
-		return sniffed{looks: "EUC-KR (CP949) text", eucKR: true}, true
-	}
-	return sniffed{looks: "text in a legacy encoding", err: fmt.Errorf("%w: it looks like a legacy encoding such as Windows-1252; save it as UTF-8 and upload again", ErrEncoding)}, true
-}
-
-// looksUTF16 reports whether NULs sit mostly at every other byte, as in
-// UTF-16 text of Latin characters.
-func looksUTF16(b []byte) bool {
-	var even, odd int
-	for i, c := range b {
-		if c == 0 {
-			if i%2 == 0 {
-				even++
-			} else {
-				odd++
+	// Text decoded as UTF-8 that is still mostly invalid was not text.
+	if !utf8.Valid(text) {
+		lines, bad := 0, 0
+		for line := range bytes.Lines(text) {
+			lines++
+			if !utf8.Valid(line) {
+				bad++
 			}
 		}
+		if truncated && lines > 1 {
+			lines-- // the last line may be cut inside a character
+		}
+		if bad*2 > lines && bad > 1 {
+			return sniffed{looks: "binary data", err: fmt.Errorf("%w: it is not text in any encoding feedline reads (UTF-8, UTF-16, EUC-KR, Windows-1252); upload CSV, TSV, NDJSON, XML or Parquet", ErrEncoding)}, true
+		}
 	}
-	pairs := len(b) / 2
-	return pairs > 0 && (even*10 > pairs*7 || odd*10 > pairs*7) && (even == 0 || odd == 0 || even*10 < odd || odd*10 < even)
+	return sniffed{}, false
 }
 
-// looksCP949 reports whether the non-ASCII bytes pair up as CP949 (a superset
-// of EUC-KR), the legacy encoding of Korean shopping feeds.
-func looksCP949(b []byte) bool {
-	pairs, strays := 0, 0
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c < 0x80 {
-			continue
+// merchantNS is the Google Merchant namespace of product elements.
+const merchantNS = "http://base.google.com/ns/1.0"
+
+// sniffXML tells a Google Merchant RSS or Atom feed from other XML.
+func sniffXML(text []byte) sniffed {
+	root := xmlRoot(text)
+	switch {
+	case (root == "rss" || root == "feed") && bytes.Contains(text, []byte(merchantNS)):
+		kind := "RSS 2.0"
+		if root == "feed" {
+			kind = "Atom 1.0"
 		}
-		if c >= 0x81 && c <= 0xFE && i+1 < len(b) {
-			t := b[i+1]
-			if (t >= 0x41 && t <= 0x5A) || (t >= 0x61 && t <= 0x7A) || (t >= 0x81 && t <= 0xFE) {
-				pairs++
-				i++
-				continue
-			}
-		}
-		strays++
+		return sniffed{format: schemas.FormatGoogleMerchantXML, looks: "a Google Merchant " + kind + " feed"}
+	case root == "rss" || root == "feed":
+		return sniffed{looks: "an RSS or Atom feed without Google Merchant attributes", err: fmt.Errorf(
+			"%w: the XML feed does not use the Google Merchant namespace (xmlns:g=%q); export it as a Google Merchant feed, or as TSV, CSV, NDJSON or Parquet", ErrUnsupported, merchantNS)}
+	case root == "html" || root == "!doctype":
+		return sniffed{looks: "an HTML page", err: fmt.Errorf("%w: the file is an HTML page, not a feed; check the export's download link", ErrUnsupported)}
 	}
-	return pairs > 0 && strays*20 <= pairs
+	return sniffed{looks: "XML", err: fmt.Errorf("%w: the XML file is not a Google Merchant RSS or Atom feed (its root is <%s>); export the feed as Google Merchant XML, TSV, CSV, NDJSON or Parquet", ErrUnsupported, root)}
+}
+
+// xmlRoot is the local name of the first element of an XML head, lower
+// case, past its declaration, comments and doctype.
+func xmlRoot(text []byte) string {
+	for len(text) > 0 {
+		text = bytes.TrimLeft(text, " \t\r\n")
+		switch {
+		case bytes.HasPrefix(text, []byte("<?")):
+			i := bytes.Index(text, []byte("?>"))
+			if i < 0 {
+				return ""
+			}
+			text = text[i+2:]
+		case bytes.HasPrefix(text, []byte("<!--")):
+			i := bytes.Index(text, []byte("-->"))
+			if i < 0 {
+				return ""
+			}
+			text = text[i+3:]
+		case bytes.HasPrefix(bytes.ToLower(text[:min(len(text), 9)]), []byte("<!doctype")):
+			if bytes.Contains(bytes.ToLower(text[:min(len(text), 15)]), []byte("html")) {
+				return "!doctype"
+			}
+			i := bytes.IndexByte(text, '>')
+			if i < 0 {
+				return ""
+			}
+			text = text[i+1:]
+		case bytes.HasPrefix(text, []byte("<")):
+			end := bytes.IndexAny(text[1:], " \t\r\n>/")
+			if end < 0 {
+				return ""
+			}
+			name := string(bytes.ToLower(text[1 : 1+end]))
+			if i := strings.IndexByte(name, ':'); i >= 0 {
+				name = name[i+1:]
+			}
+			return name
+		default:
+			return ""
+		}
+	}
+	return ""
 }
 
 // delimiters are the candidates tried, in order of preference on a tie.

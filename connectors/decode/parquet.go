@@ -44,6 +44,7 @@ type parquetFile struct {
 // parquetRow is one rendered row, or why it could not be rendered.
 type parquetRow struct {
 	values []string
+	code   string
 	reason string
 }
 
@@ -65,9 +66,12 @@ func openParquet(r io.Reader, opt Options) (_ *parquetFile, err error) {
 			_ = os.Remove(spool.Name())
 		}
 	}()
-	size, err := io.Copy(spool, r)
+	size, err := io.Copy(spool, io.LimitReader(r, opt.MaxBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("spooling the Parquet file: %w", err)
+	}
+	if size > opt.MaxBytes {
+		return nil, fmt.Errorf("%w: the Parquet file is larger than %s, the most feedline reads; split the feed into smaller files", ErrTooLarge, sizeText(opt.MaxBytes))
 	}
 	p := &parquetFile{spool: spool, max: opt.MaxRowBytes}
 	if err := guard(func() error { return p.open(size) }); err != nil {
@@ -201,7 +205,7 @@ func (p *parquetFile) Next() (schemas.RawRow, error) {
 	p.pending = p.pending[1:]
 	p.row++
 	if r.reason != "" {
-		return schemas.RawRow{}, &RowError{Row: p.row, Reason: r.reason}
+		return schemas.RawRow{}, &RowError{Row: p.row, Code: r.code, Reason: r.reason}
 	}
 	return schemas.RawRow{Row: p.row, Values: r.values}, nil
 }
@@ -232,7 +236,7 @@ func (p *parquetFile) render(row parquet.Row) parquetRow {
 	for _, v := range row {
 		c := v.Column()
 		if c < 0 || c >= len(p.leaves) {
-			return parquetRow{reason: fmt.Sprintf("a value names column %d, the schema has %d", c, len(p.leaves))}
+			return parquetRow{code: schemas.CodeValueUnreadable, reason: fmt.Sprintf("a value names column %d, the schema has %d", c, len(p.leaves))}
 		}
 		if v.IsNull() {
 			continue
@@ -248,13 +252,13 @@ func (p *parquetFile) render(row parquet.Row) parquetRow {
 		buf = leaf.render(buf, v)
 		if leaf.text && !utf8.Valid(buf[start:]) {
 			p.buf = buf
-			return parquetRow{reason: fmt.Sprintf("column %q is not valid UTF-8", leaf.name)}
+			return parquetRow{code: schemas.CodeEncodingInvalid, reason: fmt.Sprintf("column %q is not valid UTF-8", leaf.name)}
 		}
 		p.ends[c] = len(buf)
 	}
 	p.buf = buf
 	if len(buf) > p.max {
-		return parquetRow{reason: tooLong(len(buf), p.max)}
+		return parquetRow{code: schemas.CodeRowTooLong, reason: tooLong(len(buf), p.max)}
 	}
 	s := string(buf)
 	values := make([]string, len(p.leaves))

@@ -243,8 +243,8 @@ func TestStrayQuoteEndings(t *testing.T) {
 		},
 		{
 			name:        "invalid UTF-8 in the first line is replaced in the values",
-			input:       "id,title,price\n1,\"caf\xe9,100\n2,Bag,200\n",
-			wantRows:    map[int64][]string{2: {"2", "Bag", "200"}},
+			input:       "id,title,price\n1,\"caf\xe9,100\n2,Bag 가방 손가방,200\n",
+			wantRows:    map[int64][]string{2: {"2", "Bag 가방 손가방", "200"}},
 			wantRejects: map[int64]string{1: "line 2: a quoted field starts here and is never closed"},
 			wantValues:  map[int64][]string{1: {"1", "\"caf\uFFFD", "100"}},
 		},
@@ -316,7 +316,7 @@ func TestStrayQuoteLookBackIsBounded(t *testing.T) {
 	if got.err != nil || len(got.rows) != 0 || len(got.rejects) != lines {
 		t.Fatalf("err %v, %d rows, %d rejects; want %d rejects", got.err, len(got.rows), len(got.rejects), lines)
 	}
-	src := &d.(*delimited).src
+	src := &d.(*fileDecoder).Decoder.(*delimited).src
 	t.Logf("read %d bytes, %d of them again", src.fresh, src.again)
 	if limit := 5*src.fresh + 6*max; src.again > limit {
 		t.Fatalf("read %d bytes again for a %d-byte file, more than %d", src.again, src.fresh, limit)

@@ -174,9 +174,9 @@ func (s *Stage) apply(ctx context.Context, p *part, batches []*schemas.ProductBa
 
 // reject dead-letters one change the backend refused and returns the row
 // the partner sees in the upload report.
-func (s *Stage) reject(ctx context.Context, b *schemas.ProductBatch, c schemas.ProductChange, reason string) (schemas.Rejection, error) {
+func (s *Stage) reject(ctx context.Context, b *schemas.ProductBatch, c schemas.ProductChange, reason string) (schemas.Issue, error) {
 	_, sku := schemas.SplitProductID(c.ID)
-	rej := schemas.Rejection{Row: c.Row, SourceID: sku, Field: "index", Reason: "refused by the search index: " + reason}
+	rej := schemas.Issue{Row: c.Row, SourceID: sku, Field: "index", Code: schemas.CodeIndexRefused, Severity: schemas.SeverityError, Reason: "refused by the search index: " + reason}
 	s.Log.Warn("search index refused a product", "product", c.ID, "upload", b.Upload, "row", c.Row, "reason", reason)
 	if s.DeadLetter == nil {
 		return rej, nil

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 
 	"feedline/pipeline"
@@ -36,6 +37,10 @@ type Stage struct {
 	Pub      pipeline.JetStreamPublisher
 	TempDir  string
 	Log      *slog.Logger
+	// MaxBytes bounds what a file may unpack to, MaxExpansion its unpacked
+	// bytes per packed byte; 0 takes the decoder's defaults.
+	MaxBytes     int64
+	MaxExpansion int
 }
 
 // Config is the stage's place in the pipeline.
@@ -124,6 +129,7 @@ func (s *Stage) recorded(ctx context.Context, m *pipeline.Message, ev schemas.Up
 	differs("object", ev.Object, rec.Object)
 	differs("mode", ev.Mode, rec.Mode)
 	differs("format", ev.Format, rec.Format)
+	differs("compression", ev.Compression, rec.Compression)
 	differs("mapping version", ev.MappingVersion, rec.MappingVersion)
 	differs("delimiter", ev.Delimiter, rec.Delimiter)
 	differs("subject", m.Subject, schemas.Subject(schemas.SubjectUploaded, rec.Partner))
@@ -152,6 +158,21 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 	if err != nil {
 		return rec, err
 	}
+	var delim rune
+	if up.Delimiter != "" {
+		delim = []rune(up.Delimiter)[0]
+	}
+	opts := schemas.DecoderOptions{Format: up.Format, Delimiter: delim, Quoted: mapping.Quoted, Charset: mapping.Resolve().Charset, TempDir: s.TempDir,
+		MaxBytes: s.MaxBytes, MaxExpansion: s.MaxExpansion}
+	// A first read checks the columns against the mapping and finds the
+	// rows a later row of the same product replaces, before anything is
+	// published: a file that cannot be mapped fails once, with the reason,
+	// and normalise, whichever worker gets which batch, sends on only the
+	// last row of each product.
+	superseded, err := s.survey(ctx, up, mapping, opts)
+	if err != nil {
+		return rec, err
+	}
 	rc, err := s.Files.Open(ctx, up.Object)
 	if err != nil {
 		if errors.Is(err, schemas.ErrNotFound) {
@@ -160,11 +181,7 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 		return rec, err
 	}
 	defer rc.Close()
-	var delim rune
-	if up.Delimiter != "" {
-		delim = []rune(up.Delimiter)[0]
-	}
-	dec, err := s.Open(rc, schemas.DecoderOptions{Format: up.Format, Delimiter: delim, Quoted: mapping.Quoted, TempDir: s.TempDir})
+	dec, err := s.Open(rc, opts)
 	if err != nil {
 		return rec, fmt.Errorf("%w: %w", errFile, err)
 	}
@@ -195,7 +212,11 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 		switch {
 		case errors.As(err, &rowErr):
 			rec.Rows++
-			batch.Rejections = append(batch.Rejections, schemas.Rejection{Row: rowErr.Row, Reason: rowErr.Reason})
+			code := rowErr.Code
+			if code == "" {
+				code = schemas.CodeRowUnreadable
+			}
+			batch.Rejections = append(batch.Rejections, schemas.Issue{Row: rowErr.Row, Code: code, Severity: schemas.SeverityError, Reason: rowErr.Reason})
 			size += len(rowErr.Reason)
 			if rowErr.Values != nil {
 				batch.RejectedRows = append(batch.RejectedRows, schemas.RawRow{Row: rowErr.Row, Values: rowErr.Values})
@@ -211,6 +232,9 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 		default:
 			rec.Rows++
 			batch.Rows = append(batch.Rows, row)
+			if by, ok := superseded[row.Row]; ok {
+				batch.Superseded = append(batch.Superseded, schemas.Supersession{Row: row.Row, By: by})
+			}
 			for _, v := range row.Values {
 				size += len(v) + 3
 			}
@@ -224,7 +248,74 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 	if err := flush(); err != nil {
 		return rec, err
 	}
+	if c, ok := dec.(interface{ Charset() string }); ok {
+		rec.Charset = c.Charset()
+	}
 	return rec, flight.Wait(ctx)
+}
+
+// survey reads the file once without publishing: it fails a file whose
+// columns cannot feed the mapping, and returns the rows that a later row of
+// the same product supersedes, each with the row that does. It keeps one
+// hash per distinct product id, not the rows.
+func (s *Stage) survey(ctx context.Context, up schemas.UploadEvent, mapping schemas.Mapping, opts schemas.DecoderOptions) (map[int64]int64, error) {
+	rc, err := s.Files.Open(ctx, up.Object)
+	if err != nil {
+		if errors.Is(err, schemas.ErrNotFound) {
+			return nil, fmt.Errorf("%w: the uploaded file is gone from the store", errFile)
+		}
+		return nil, err
+	}
+	defer rc.Close()
+	dec, err := s.Open(rc, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errFile, err)
+	}
+	defer dec.Close()
+	growing := schemas.ColumnsGrow(dec.Format())
+	if !growing {
+		if err := mapping.CheckColumns(dec.Columns()); err != nil {
+			return nil, fmt.Errorf("%w: %w", errFile, err)
+		}
+	}
+	last := map[uint64]int64{}
+	superseded := map[int64]int64{}
+	var rm *schemas.RowMapper
+	ncols := -1
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		row, err := dec.Next()
+		if err == io.EOF {
+			break
+		}
+		var rowErr *schemas.RowError
+		switch {
+		case errors.As(err, &rowErr):
+			row = schemas.RawRow{Row: rowErr.Row, Values: rowErr.Values}
+		case err != nil:
+			return nil, fmt.Errorf("%w: after %d rows: %w", errFile, n, err)
+		}
+		if cols := dec.Columns(); len(cols) != ncols {
+			rm, ncols = schemas.NewRowMapper(mapping, up.Partner, cols, up.ReceivedAt), len(cols)
+		}
+		sku := rm.SourceID(row)
+		if sku == "" {
+			continue
+		}
+		h := xxhash.Sum64String(sku)
+		if prev, ok := last[h]; ok {
+			superseded[prev] = row.Row
+		}
+		last[h] = row.Row
+	}
+	if growing {
+		if err := mapping.CheckColumns(dec.Columns()); err != nil {
+			return nil, fmt.Errorf("%w: %w", errFile, err)
+		}
+	}
+	return superseded, nil
 }
 
 func (s *Stage) newBatch(up schemas.UploadEvent, seq uint64, n int) *schemas.RawBatch {

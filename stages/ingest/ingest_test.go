@@ -197,7 +197,7 @@ func (s *system) raw() []schemas.RawBatch {
 type rawOf struct {
 	batches  []schemas.RawBatch
 	rows     []schemas.RawRow
-	rejected []schemas.Rejection
+	rejected []schemas.Issue
 	values   []schemas.RawRow
 	ends     []schemas.RawBatch
 }
@@ -382,7 +382,8 @@ func damagedParquet(t *testing.T, rows int) []byte {
 
 // TestIngestGivingUpFailsTheUploadAndClosesNothing checks that a file the
 // decoder gives up on halfway fails its upload with the reason and never
-// gets its closing batch, so a full upload deletes nothing.
+// gets its closing batch, so a full upload deletes nothing. The first read,
+// which publishes nothing, already finds it.
 func TestIngestGivingUpFailsTheUploadAndClosesNothing(t *testing.T) {
 	var csv bytes.Buffer
 	csv.WriteString("id,title,price\n")
@@ -416,8 +417,8 @@ func TestIngestGivingUpFailsTheUploadAndClosesNothing(t *testing.T) {
 				t.Errorf("status %+v (%v), want failed with the reason", st, err)
 			}
 			got := s.rawOf(up.ID)
-			if len(got.rows) == 0 || len(got.rows) >= 5000 {
-				t.Errorf("%d rows published before giving up, want some but not all", len(got.rows))
+			if len(got.rows) != 0 {
+				t.Errorf("%d rows published before giving up, want none", len(got.rows))
 			}
 			if len(got.ends) != 0 {
 				t.Errorf("closing batch published for a failed upload: %+v", got.ends[0])
@@ -523,4 +524,91 @@ func TestIngestRefusesForgedEvents(t *testing.T) {
 	if len(s.noted) != 0 {
 		t.Errorf("dead letters were noted against uploads %v", s.noted)
 	}
+}
+
+// A product listed twice, in batches far apart, has only its last row sent
+// on: ingest's first read finds the earlier rows and marks them, so
+// normalise (any worker, any order) counts and warns them without a change.
+func TestIngestMarksRowsALaterRowSupersedes(t *testing.T) {
+	s := startSystem(t, nil)
+	var csv bytes.Buffer
+	csv.WriteString("id,title,price\n")
+	for i := range 2500 {
+		fmt.Fprintf(&csv, "P%d,Product %d,1000\n", i%2000, i) // P0..P499 twice: rows 1..500 and 2001..2500
+	}
+	up := s.upload("acme", schemas.FormatCSV, s.putMapping("acme", schemas.Mapping{Fields: map[string]schemas.FieldSource{
+		"id": {"id"}, "title": {"title"}, "price": {"price"}}, Defaults: map[string]string{"currency": "KRW"}}), csv.Bytes())
+	if rec := s.ingested(up.ID); rec.Error != "" || rec.Rows != 2500 || rec.Batches != 3 {
+		t.Fatalf("ingest record %+v", rec)
+	}
+	var marked []schemas.Supersession
+	for _, b := range s.rawOf(up.ID).batches {
+		for _, sp := range b.Superseded {
+			if b.Batch != 0 {
+				t.Errorf("row %d marked in batch %d; the earlier rows are all in batch 0", sp.Row, b.Batch)
+			}
+			marked = append(marked, sp)
+		}
+	}
+	if len(marked) != 500 || marked[0] != (schemas.Supersession{Row: 1, By: 2001}) || marked[499] != (schemas.Supersession{Row: 500, By: 2500}) {
+		t.Errorf("%d rows marked superseded, first %+v", len(marked), marked[:min(len(marked), 1)])
+	}
+}
+
+// A file whose columns do not feed the mapping fails once, with the reason,
+// before anything is published: a Parquet file with another schema as much
+// as a CSV with other headers.
+func TestIngestFailsAFileWhoseColumnsDoNotMatchTheMapping(t *testing.T) {
+	s := startSystem(t, nil)
+	version := s.putMapping("acme", schemas.Mapping{Fields: map[string]schemas.FieldSource{
+		"id": {"sku"}, "title": {"name"}, "price": {"price"}}, Defaults: map[string]string{"currency": "KRW"}})
+	var csv bytes.Buffer
+	csv.WriteString("id,title,price\n")
+	for i := range 3000 {
+		fmt.Fprintf(&csv, "P%d,Product %d,1000\n", i, i)
+	}
+	for _, tc := range []struct {
+		format string
+		file   []byte
+	}{
+		{schemas.FormatCSV, csv.Bytes()},
+		{schemas.FormatParquet, parquetRows(t, 3000)},
+		{schemas.FormatNDJSON, []byte("{\"id\": \"P1\", \"title\": \"x\", \"price\": 5}\n{\"id\": \"P2\", \"title\": \"y\", \"price\": 6}\n")},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			up := s.upload("acme", tc.format, version, tc.file)
+			rec := s.ingested(up.ID)
+			if !strings.Contains(rec.Error, "columns do not match the mapping") || !strings.Contains(rec.Error, `id is mapped to column "sku"`) ||
+				!strings.Contains(rec.Error, `title is mapped to column "name"`) || !strings.Contains(rec.Error, `"title"`) {
+				t.Fatalf("ingest record %+v, want one reason naming the missing columns and the file's", rec)
+			}
+			if got := s.rawOf(up.ID); len(got.batches) != 0 {
+				t.Errorf("%d batches published for a file that cannot be mapped", len(got.batches))
+			}
+			st, err := s.ledger.Status(context.Background(), up.ID)
+			if err != nil || st.State != schemas.StateFailed || st.Error != rec.Error {
+				t.Errorf("status %+v (%v), want failed with the reason", st, err)
+			}
+		})
+	}
+}
+
+// parquetRows is a sound Parquet file of id, title and price.
+func parquetRows(t *testing.T, n int) []byte {
+	type row struct {
+		ID    string `parquet:"id"`
+		Title string `parquet:"title"`
+		Price string `parquet:"price"`
+	}
+	var b bytes.Buffer
+	w := parquet.NewGenericWriter[row](&b)
+	for i := range n {
+		if _, err := w.Write([]row{{fmt.Sprint("P", i), "Product", "1000"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -16,6 +16,7 @@ type entry struct {
 	price    int64
 	currency string
 	seen     uint64 // sequence of the last upload that listed the product
+	at       uint64 // PRODUCTS sequence of the batch holding this version, where an update reads it
 	deleted  bool
 }
 
@@ -39,8 +40,8 @@ func (c *catalog) get(partner, id string) (entry, bool) {
 	return e, ok
 }
 
-// apply folds one product batch into the state.
-func (c *catalog) apply(b *schemas.ProductBatch) {
+// apply folds one product batch, stored at PRODUCTS sequence at, into the state.
+func (c *catalog) apply(b *schemas.ProductBatch, at uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ps := c.partners[b.Partner]
@@ -57,7 +58,7 @@ func (c *catalog) apply(b *schemas.ProductBatch) {
 		switch ch.Kind {
 		case schemas.ChangeUpsert:
 			p := ch.Product
-			ps[ch.ID] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: c.intern(p.Currency), seen: b.Seq}
+			ps[ch.ID] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: c.intern(p.Currency), seen: b.Seq, at: at}
 		case schemas.ChangeDelete:
 			e.deleted, e.version = true, ch.Version
 			ps[ch.ID] = e
@@ -71,8 +72,9 @@ func (c *catalog) apply(b *schemas.ProductBatch) {
 	}
 }
 
-// commit stores what one normalised batch changed, once it is published.
-func (c *catalog) commit(partner string, seq uint64, changed map[string]entry, seen []string) {
+// commit stores what one normalised batch changed, once it is published at
+// PRODUCTS sequence at.
+func (c *catalog) commit(partner string, seq uint64, changed map[string]entry, seen []string, at uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ps := c.partners[partner]
@@ -85,6 +87,9 @@ func (c *catalog) commit(partner string, seq uint64, changed map[string]entry, s
 			continue
 		}
 		e.currency = c.intern(e.currency)
+		if !e.deleted {
+			e.at = at
+		}
 		ps[id] = e
 	}
 	for _, id := range seen {

@@ -5,6 +5,7 @@ package normalise
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,14 @@ type Stage struct {
 	instance string                   // marks what this worker publishes, so Follow skips it
 	applied  atomic.Uint64            // newest PRODUCTS sequence folded into cat
 	staging  *lru.Cache[string, bool] // whether an upload is staged, as the ledger says
+	// Products reads a product's current version from the product log,
+	// for a row that updates only some of its fields.
+	Products ProductLog
+}
+
+// ProductLog reads the product batch stored at a PRODUCTS sequence.
+type ProductLog interface {
+	BatchAt(ctx context.Context, seq uint64) (*schemas.ProductBatch, error)
 }
 
 // New builds the stage; call Rebuild before running it.
@@ -74,6 +83,9 @@ func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
 		return fmt.Errorf("rebuild normalise state: %w", err)
 	}
 	s.Log.Info("normalise state rebuilt", "batches", n, "products", s.cat.size(), "took", time.Since(start).Round(time.Millisecond))
+	if s.Products == nil {
+		s.Products = newBusProducts(bus)
+	}
 	return nil
 }
 
@@ -88,7 +100,7 @@ func (s *Stage) fold(m *pipeline.Message) {
 		s.Log.Warn("skipping unreadable product batch", "seq", m.Sequence, "err", err)
 		return
 	}
-	s.cat.apply(&b)
+	s.cat.apply(&b, m.Sequence)
 }
 
 // Follow keeps the state current with what other normalise workers publish,
@@ -135,7 +147,14 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	if err != nil {
 		return err
 	}
-	out, rec, pending := s.normalise(&rb, mp)
+	out, rec, pending, issues, err := s.normalise(ctx, &rb, mp)
+	if err != nil {
+		return err
+	}
+	// The full list first: once the batch is counted, its issues are stored.
+	if err := s.publishIssues(ctx, &rb, issues); err != nil {
+		return err
+	}
 	// The first record of a batch wins: a redelivery after a crash reports
 	// what the first attempt counted, whatever state it finds now.
 	if err := s.Ledger.RecordNormalise(ctx, rb.Upload, rb.Batch, rec); err != nil {
@@ -143,13 +162,51 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	}
 	if staged {
 		// The catalog learns these changes when the upload is applied.
-		return s.publish(ctx, out, stagedSubject(out), schemas.MsgID("staged", rb.Upload, rb.Batch))
-	}
-	if err := s.publish(ctx, out, productSubject(out), schemas.MsgID("product", rb.Upload, rb.Batch)); err != nil {
+		_, err := s.publish(ctx, out, stagedSubject(out), schemas.MsgID("staged", rb.Upload, rb.Batch))
 		return err
 	}
-	s.cat.commit(rb.Partner, rb.UploadSeq, pending, out.Seen)
+	at, err := s.publish(ctx, out, productSubject(out), schemas.MsgID("product", rb.Upload, rb.Batch))
+	if err != nil {
+		return err
+	}
+	s.cat.commit(rb.Partner, rb.UploadSeq, pending, out.Seen, at)
 	return nil
+}
+
+// maxIssuePart bounds one issues message, well below what a stream takes.
+const maxIssuePart = 1 << 20
+
+// publishIssues stores every issue of a raw batch on the upload's issues
+// subject, in parts of at most maxIssuePart; each part's id makes a
+// republish within the duplicate window a no-op, and readers skip a part
+// they saw.
+func (s *Stage) publishIssues(ctx context.Context, rb *schemas.RawBatch, issues []schemas.Issue) error {
+	subject := schemas.IssuesSubject(rb.Partner, rb.Upload)
+	for part := 0; len(issues) > 0; part++ {
+		n, size := 0, 0
+		for n < len(issues) && (n == 0 || size+issueSize(&issues[n]) <= maxIssuePart) {
+			size += issueSize(&issues[n])
+			n++
+		}
+		data, err := json.Marshal(schemas.IssueBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: rb.Batch, Part: part, Issues: issues[:n]})
+		if err != nil {
+			return err
+		}
+		hdr := nats.Header{}
+		hdr.Set(schemas.HeaderPartner, rb.Partner)
+		hdr.Set(schemas.HeaderUpload, rb.Upload)
+		hdr.Set(schemas.HeaderBatch, strconv.Itoa(rb.Batch))
+		if _, err := s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: schemas.MsgID("issues", rb.Upload, rb.Batch, part), Data: data, Header: hdr}); err != nil {
+			return err
+		}
+		issues = issues[n:]
+	}
+	return nil
+}
+
+// issueSize is about what an issue takes in JSON.
+func issueSize(i *schemas.Issue) int {
+	return 96 + len(i.SourceID) + len(i.Field) + len(i.Code) + len(i.Reason)
 }
 
 func productSubject(b *schemas.ProductBatch) string {
@@ -204,11 +261,20 @@ func (s *Stage) mapping(ctx context.Context, partner string, version int) (schem
 	return mp, nil
 }
 
-// normalise maps every row and keeps only real changes.
-func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.ProductBatch, schemas.NormaliseRecord, map[string]entry) {
+// normalise maps every row and keeps only real changes. It returns every
+// issue of the batch: the decoder's, the mapping's, and the rows a later
+// row of the same product supersedes.
+func (s *Stage) normalise(ctx context.Context, rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.ProductBatch, schemas.NormaliseRecord, map[string]entry, []schemas.Issue, error) {
 	out := &schemas.ProductBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: rb.Batch, Seq: rb.UploadSeq, At: s.Now().UTC()}
 	rec := schemas.NormaliseRecord{Read: int64(len(rb.Rows) + len(rb.Rejections))}
-	reject := func(r schemas.Rejection) {
+	var issues []schemas.Issue
+	note := func(list ...schemas.Issue) {
+		for _, i := range list {
+			rec.Issues.Add(i)
+		}
+		issues = append(issues, list...)
+	}
+	reject := func(r schemas.Issue) {
 		rec.Rejected++
 		if len(rec.Rejections) < schemas.MaxReportedRejections {
 			rec.Rejections = append(rec.Rejections, r)
@@ -227,14 +293,34 @@ func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.Pr
 		if r.SourceID == "" {
 			r.SourceID = named[r.Row]
 		}
+		if r.Code == "" {
+			r.Code = schemas.CodeRowUnreadable
+		}
+		r.Severity = schemas.SeverityError
+		note(r)
 		reject(r)
 		s.keepRejected(rb.Partner, r.SourceID, out)
+	}
+	superseded := make(map[int64]int64, len(rb.Superseded))
+	for _, sp := range rb.Superseded {
+		superseded[sp.Row] = sp.By
 	}
 	// Rows of this batch not yet in the state: a product listed twice in
 	// one batch is compared against its earlier row.
 	pending := map[string]entry{}
+	changed := map[string]*schemas.Product{}
 	for _, row := range rb.Rows {
 		version := rb.UploadSeq<<32 | uint64(row.Row)
+		if by, ok := superseded[row.Row]; ok {
+			// The last row of a product wins; this one changes nothing.
+			rec.Unchanged++
+			rec.Warnings++
+			sku := rm.SourceID(row)
+			note(schemas.Issue{Row: row.Row, SourceID: sku, Field: "id", Code: schemas.CodeDuplicateID, Severity: schemas.SeverityWarning,
+				Reason: fmt.Sprintf("id %q appears again on row %d; the last row of a product is used, this one changes nothing", sku, by)})
+			continue
+		}
+		op := rm.Operation(row)
 		if sku, del := rm.Deleted(row); del {
 			id := schemas.ProductID(rb.Partner, sku)
 			e, ok := pending[id]
@@ -251,11 +337,34 @@ func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.Pr
 			pending[id] = e
 			continue
 		}
-		p, rej := rm.Map(row)
-		if rej != nil {
-			reject(*rej)
-			s.keepRejected(rb.Partner, rej.SourceID, out)
+		var p schemas.Product
+		var found []schemas.Issue
+		if op == schemas.OpUpdate {
+			prev, ok, err := s.current(ctx, rb.Partner, rm.SourceID(row), pending, changed)
+			if err != nil {
+				return nil, rec, nil, nil, err
+			}
+			if ok {
+				p, found = rm.MapUpdate(row, prev)
+			} else {
+				p, found = rm.Map(row) // an update of a product not in the catalog must be whole
+			}
+		} else {
+			p, found = rm.Map(row)
+		}
+		note(found...)
+		if schemas.HasError(found) {
+			for _, f := range found {
+				if f.IsError() {
+					reject(f)
+					break
+				}
+			}
+			s.keepRejected(rb.Partner, rm.SourceID(row), out)
 			continue
+		}
+		if len(found) > 0 {
+			rec.Warnings++
 		}
 		p.Version = version
 		e, ok := pending[p.ID]
@@ -281,9 +390,40 @@ func (s *Stage) normalise(rb *schemas.RawBatch, mp schemas.Mapping) (*schemas.Pr
 		prod := p
 		ch.Product = &prod
 		out.Changes = append(out.Changes, ch)
+		changed[p.ID] = &prod
 		pending[p.ID] = entry{fp: fp, version: p.Version, price: price, currency: p.Currency, seen: rb.UploadSeq}
 	}
-	return out, rec, pending
+	return out, rec, pending, issues, nil
+}
+
+// current is the product's version an update row applies to: this batch's
+// own change of it, else the one the product log holds. ok is false when
+// the catalog has no live product of that id.
+func (s *Stage) current(ctx context.Context, partner, sku string, pending map[string]entry, changed map[string]*schemas.Product) (schemas.Product, bool, error) {
+	if sku == "" {
+		return schemas.Product{}, false, nil
+	}
+	id := schemas.ProductID(partner, sku)
+	if e, ok := pending[id]; ok {
+		if p := changed[id]; p != nil && !e.deleted {
+			return *p, true, nil
+		}
+		return schemas.Product{}, false, nil
+	}
+	e, ok := s.cat.get(partner, id)
+	if !ok || e.deleted || e.at == 0 || s.Products == nil {
+		return schemas.Product{}, false, nil
+	}
+	b, err := s.Products.BatchAt(ctx, e.at)
+	if err != nil {
+		return schemas.Product{}, false, fmt.Errorf("read the current version of %s for an update: %w", id, err)
+	}
+	for i := range b.Changes {
+		if c := &b.Changes[i]; c.ID == id && c.Version == e.version && c.Product != nil {
+			return *c.Product, true, nil
+		}
+	}
+	return schemas.Product{}, false, fmt.Errorf("product batch at sequence %d does not hold version %d of %s", e.at, e.version, id)
 }
 
 // keepRejected marks the product a rejected row names as listed, so a full
@@ -371,10 +511,11 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 			for _, id := range part {
 				b.Changes = append(b.Changes, schemas.ProductChange{Kind: schemas.ChangeDelete, ID: id, Version: rb.UploadSeq<<32 | deleteRow})
 			}
-			if err := s.publish(ctx, b, productSubject(b), schemas.MsgID("product", rb.Upload, b.Batch)); err != nil {
+			at, err := s.publish(ctx, b, productSubject(b), schemas.MsgID("product", rb.Upload, b.Batch))
+			if err != nil {
 				return err
 			}
-			s.cat.apply(b)
+			s.cat.apply(b, at)
 		}
 		deleted = int64(len(ids))
 	}
@@ -386,7 +527,7 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 	}}
 	s.Log.Info("upload normalised", "upload", rb.Upload, "partner", rb.Partner, "read", counts.Read,
 		"accepted", counts.Accepted, "unchanged", counts.Unchanged, "rejected", counts.Rejected, "deleted", deleted)
-	if err := s.publish(ctx, end, productSubject(end), schemas.MsgID("product", rb.Upload, "end")); err != nil {
+	if _, err := s.publish(ctx, end, productSubject(end), schemas.MsgID("product", rb.Upload, "end")); err != nil {
 		return err
 	}
 	if staged {
@@ -441,10 +582,11 @@ func (s *Stage) applyStaged(ctx context.Context, rb *schemas.RawBatch, wantSome 
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
 		}
-		if err := s.publishData(ctx, &b, m.Data, productSubject(&b), schemas.MsgID("product", rb.Upload, b.Batch)); err != nil {
+		at, err := s.publishData(ctx, &b, m.Data, productSubject(&b), schemas.MsgID("product", rb.Upload, b.Batch))
+		if err != nil {
 			return err
 		}
-		s.cat.apply(&b)
+		s.cat.apply(&b, at)
 		return nil
 	})
 	if err != nil {
@@ -461,20 +603,20 @@ func (s *Stage) discardStaged(ctx context.Context, rb *schemas.RawBatch) error {
 	return s.bus.Purge(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}))
 }
 
-func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, subject, id string) error {
+// publish stores a product batch and returns its stream sequence.
+func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, subject, id string) (uint64, error) {
 	data, err := schemas.MarshalProductBatch(b)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	return s.publishData(ctx, b, data, subject, id)
 }
 
-func (s *Stage) publishData(ctx context.Context, b *schemas.ProductBatch, data []byte, subject, id string) error {
+func (s *Stage) publishData(ctx context.Context, b *schemas.ProductBatch, data []byte, subject, id string) (uint64, error) {
 	hdr := nats.Header{}
 	hdr.Set(schemas.HeaderPartner, b.Partner)
 	hdr.Set(schemas.HeaderUpload, b.Upload)
 	hdr.Set(schemas.HeaderBatch, strconv.Itoa(b.Batch))
 	hdr.Set(schemas.HeaderOrigin, s.instance)
-	_, err := s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: id, Data: data, Header: hdr})
-	return err
+	return s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: id, Data: data, Header: hdr})
 }

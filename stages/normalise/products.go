@@ -1,0 +1,45 @@
+package normalise
+
+import (
+	"context"
+	"fmt"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// busProducts reads product batches from the PRODUCTS stream by sequence.
+// An update file touches products of the same few earlier batches over and
+// over, so the decoded batches last read are kept.
+type busProducts struct {
+	bus    *pipeline.Bus
+	recent *lru.Cache[uint64, *schemas.ProductBatch]
+}
+
+func newBusProducts(bus *pipeline.Bus) *busProducts {
+	recent, _ := lru.New[uint64, *schemas.ProductBatch](64) // fails only for a size below 1
+	return &busProducts{bus: bus, recent: recent}
+}
+
+// BatchAt implements ProductLog.
+func (p *busProducts) BatchAt(ctx context.Context, seq uint64) (*schemas.ProductBatch, error) {
+	if b, ok := p.recent.Get(seq); ok {
+		return b, nil
+	}
+	st, err := p.bus.JS.Stream(ctx, pipeline.StreamProducts)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", pipeline.StreamProducts, err)
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("read %s sequence %d: %w", pipeline.StreamProducts, seq, err)
+	}
+	var b schemas.ProductBatch
+	if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
+		return nil, fmt.Errorf("%s sequence %d: %w", pipeline.StreamProducts, seq, err)
+	}
+	p.recent.Add(seq, &b)
+	return &b, nil
+}
