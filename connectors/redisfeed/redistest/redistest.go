@@ -165,6 +165,8 @@ func startNode(ctx context.Context, dir string, o ClusterOptions) (*Node, error)
 		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", strconv.Itoa(bus),
 		"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
 		"--save", "", "--appendonly", appendOnly, "--appendfsync", "always", "--logfile", filepath.Join(dir, "server.log"),
+		// A replica syncs at once instead of waiting for others to join in.
+		"--repl-diskless-sync-delay", "0",
 	}}
 	return n, n.start(ctx)
 }
@@ -268,8 +270,9 @@ func (c *Cluster) Masters(ctx context.Context) ([]*Node, error) {
 	return out, nil
 }
 
-// WaitServing waits until every running node says cluster_state:ok and
-// the cluster has as many masters as slot ranges with a running master.
+// WaitServing waits until every running node says cluster_state:ok with
+// every slot served, and every running replica is in sync with its master
+// (a replica that never synced cannot take over).
 func (c *Cluster) WaitServing(ctx context.Context, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
@@ -301,8 +304,26 @@ func (c *Cluster) serving(ctx context.Context) error {
 			f := strings.Fields(info)
 			return fmt.Errorf("%s: %s", n.Addr, strings.Join(f[:min(4, len(f))], " "))
 		}
+		repl, err := n.Do(ctx, "info", "replication").Text()
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.Addr, err)
+		}
+		if strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
+			return fmt.Errorf("replica %s is not in sync with its master yet", n.Addr)
+		}
 	}
 	return nil
+}
+
+// Logs are the last lines of every node's log, to show why a test failed.
+func (c *Cluster) Logs() string {
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		log, _ := os.ReadFile(filepath.Join(n.dir, "server.log"))
+		lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+		fmt.Fprintf(&b, "--- %s (alive: %v)\n%s\n", n.Addr, n.Alive(), strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
+	return b.String()
 }
 
 // Stop kills every node.

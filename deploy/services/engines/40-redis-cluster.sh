@@ -4,11 +4,15 @@
 # of their own; this one stays whole.
 redis_cluster_ports=(17001 17002 17003 17004 17005 17006)
 
-# cluster_ok PORT...: every node says the cluster serves all its slots.
+# cluster_ok PORT...: every node says the cluster serves all its slots,
+# and every replica has synced with its master.
 cluster_ok() {
 	local port
 	for port in "$@"; do
 		redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+		if redis-cli -p "$port" info replication 2>/dev/null | grep -q '^role:slave'; then
+			redis-cli -p "$port" info replication | grep -q '^master_link_status:up' || return 1
+		fi
 	done
 }
 
@@ -18,7 +22,7 @@ up_redis_cluster() {
 		mkdir -p "$dir/$port"
 		start "node-$port" "$dir" redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/$port" \
 			--cluster-enabled yes --cluster-config-file nodes.conf --cluster-port $((port + 10000)) \
-			--cluster-node-timeout 2000 --save "" --appendonly no --daemonize no
+			--cluster-node-timeout 2000 --save "" --appendonly no --repl-diskless-sync-delay 0 --daemonize no
 		addrs+=("127.0.0.1:$port")
 	done
 	for port in "${redis_cluster_ports[@]}"; do
