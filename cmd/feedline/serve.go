@@ -22,6 +22,7 @@ import (
 	"feedline/api"
 	"feedline/connectors/decode"
 	"feedline/connectors/natskv"
+	"feedline/connectors/redisfeed"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/analytics"
@@ -65,7 +66,7 @@ var settings = []setting{
 	{"", "FEEDLINE_ES_PASSWORD", "", "Elasticsearch password"},
 	{"es-alias", "FEEDLINE_ES_ALIAS", "products", "Elasticsearch alias searched and written; indexes behind it are <alias>-vN"},
 	{"clickhouse", "FEEDLINE_CLICKHOUSE_URL", "", "ClickHouse DSN (clickhouse://user:pass@host:9000/db); empty writes Parquet files"},
-	{"redis", "FEEDLINE_REDIS_URL", "", "Redis URL for feed caches and the follow graph (redis://host:6379/0); empty keeps them in the process"},
+	{"redis", "FEEDLINE_REDIS_URL", "", "Redis for feed caches and the follow graph: one server as redis://host:6379/0, a Redis Cluster as redis+cluster://host:port,host:port (rediss:// and rediss+cluster:// for TLS); empty keeps them in the process"},
 	{"", "FEEDLINE_TOKEN_KEY", "", "key that signs and verifies shopper tokens (at least 16 bytes); empty disables the feed routes"},
 	{"feed-cap", "FEEDLINE_FEED_CAP", "800", "entries kept per shopper's feed"},
 	{"celebrity-followers", "FEEDLINE_CELEBRITY_FOLLOWERS", "10000", "followers above which an author is not fanned out to but merged at read time"},
@@ -197,6 +198,11 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 	}
 	if cfg.Body.MinRate, err = strconv.ParseInt(get("FEEDLINE_UPLOAD_MIN_RATE"), 10, 64); err != nil || cfg.Body.MinRate < 1 {
 		return cfg, fmt.Errorf("FEEDLINE_UPLOAD_MIN_RATE %q: want a whole number of bytes a second above 0", get("FEEDLINE_UPLOAD_MIN_RATE"))
+	}
+	if cfg.RedisURL != "" {
+		if err := redisfeed.CheckURL(cfg.RedisURL); err != nil {
+			return cfg, fmt.Errorf("FEEDLINE_REDIS_URL (--redis): %w", err)
+		}
 	}
 	if cfg.Stages, err = parseStages(get("FEEDLINE_STAGES")); err != nil {
 		return cfg, err
@@ -509,10 +515,17 @@ func (s *system) sweepFilesEvery(ctx context.Context, files natskv.Files, every 
 	}
 }
 
-// ready is true when JetStream answers and every configured stage has its consumer bound.
+// ready is true when JetStream answers, the feed store serves (when it is
+// an outside one, such as Redis) and every configured stage has its
+// consumer bound; the error names what is not ready.
 func (s *system) ready(ctx context.Context) error {
 	if err := s.bus.Ready(ctx); err != nil {
 		return err
+	}
+	if h, ok := s.feeds.(schemas.HealthChecker); ok {
+		if err := h.Healthy(ctx); err != nil {
+			return fmt.Errorf("feed store: %w", err)
+		}
 	}
 	bound := s.runner.Bound()
 	for _, st := range s.cfg.Stages {

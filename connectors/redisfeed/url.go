@@ -102,6 +102,13 @@ func parseErr(err error) error {
 	return err
 }
 
+// CheckURL refuses a URL Open would refuse before connecting, so a
+// configuration can be checked at start-up.
+func CheckURL(url string) error {
+	_, err := parseURL(url)
+	return err
+}
+
 // NewClient connects a go-redis client to what url names, in the forms
 // Open reads: a *redis.Client for one server, a *redis.ClusterClient for a
 // cluster. For tools and tests that need commands the store does not offer.
