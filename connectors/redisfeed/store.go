@@ -155,6 +155,19 @@ func (s *Store) Healthy(ctx context.Context) error {
 	return nil
 }
 
+// Node answers the address of the server that holds reader's keys: the
+// master of their slot on a cluster (as the client last learnt it).
+func (s *Store) Node(ctx context.Context, reader string) (string, error) {
+	if s.cluster == nil {
+		return s.addr, nil
+	}
+	m, err := s.cluster.MasterForKey(ctx, s.feedKey(reader))
+	if err != nil {
+		return "", fmt.Errorf("redisfeed: master of %s: %w", reader, classify(ctx, err))
+	}
+	return m.Options().Addr, nil
+}
+
 // Close closes the connections.
 func (s *Store) Close() error { return s.rdb.Close() }
 
