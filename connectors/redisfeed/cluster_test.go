@@ -249,8 +249,10 @@ func redisSlot(ctx context.Context, t *testing.T, s *Store, key string) int64 {
 // shared cluster stays whole) and checks that every answer is clear and
 // quick, never a hang: with no replica to take over the store's calls fail
 // as unavailable, Healthy and Open name the master, then the failed slots,
-// and a restart from the append-only file brings all back; with a replica
-// the cluster fails over and the store follows it.
+// and a restart from the append-only file brings all back; with
+// cluster-require-full-coverage off the live masters' slots still serve
+// while Healthy names the failed ones; with a replica the cluster fails
+// over and the store follows it.
 func TestClusterMasterDown(t *testing.T) {
 	t.Run("no replica", func(t *testing.T) {
 		cl := redistest.StartClusterT(t, redistest.ClusterOptions{Masters: 3, AppendOnly: true})
@@ -298,6 +300,55 @@ func TestClusterMasterDown(t *testing.T) {
 			if got, err := s.Feed(ctx, r, "", 10); err != nil || !slices.Equal(got, []schemas.FeedEntry{e}) {
 				t.Fatalf("feed of %s after the restart: %v (%v)", r, got, err)
 			}
+		}
+	})
+	t.Run("no replica, partial coverage allowed", func(t *testing.T) {
+		// cluster-require-full-coverage no: the other masters go on serving,
+		// and Healthy still names the failed slots.
+		cl := redistest.StartClusterT(t, redistest.ClusterOptions{Masters: 3})
+		ctx := t.Context()
+		for _, n := range cl.Nodes {
+			if err := n.Do(ctx, "config", "set", "cluster-require-full-coverage", "no").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := openStoreAt(t, cl.URL+"?dial_timeout=1s&read_timeout=2s")
+		victim := cl.Nodes[0]
+		var onVictim, elsewhere string
+		for _, r := range manyReaders(100) {
+			node, err := s.Node(ctx, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if node == victim.Addr && onVictim == "" {
+				onVictim = r
+			} else if node != victim.Addr && elsewhere == "" {
+				elsewhere = r
+			}
+		}
+		if err := victim.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "the masters to mark the dead one failed", func() error {
+			err := s.Healthy(ctx)
+			if err != nil && strings.Contains(err.Error(), "cluster_state:ok") && strings.Contains(err.Error(), "5461 of them on failed masters") {
+				return nil
+			}
+			return fmt.Errorf("Healthy: %v", err)
+		})
+		e := schemas.FeedEntry{ID: "01JXY00000000000000000000A", Kind: schemas.FeedKindPost, Author: "user:bob", Ref: "p"}
+		if err := s.AddToFeeds(ctx, []string{elsewhere}, e, 10); err != nil {
+			t.Errorf("a reader on a live master: %v", err)
+		}
+		if err := s.AddToFeeds(ctx, []string{onVictim}, e, 10); !errors.Is(err, schemas.ErrUnavailable) {
+			t.Errorf("a reader on the failed master: %v, want ErrUnavailable", err)
+		}
+		// Whole again, so the test's keys can be deleted.
+		if err := victim.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.WaitServing(ctx, 30*time.Second); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("failover", func(t *testing.T) {
