@@ -282,7 +282,8 @@ func checkScratchRedis(ctx context.Context, url string, flush bool) (cluster boo
 	_, cluster = rc.(*redis.ClusterClient)
 	err = redisfeed.EachMaster(ctx, rc, func(ctx context.Context, m *redis.Client) error {
 		if flush {
-			return m.FlushDB(ctx).Err()
+			// ASYNC: emptying millions of keys outlasts the read timeout.
+			return m.FlushDBAsync(ctx).Err()
 		}
 		n, err := m.DBSize(ctx).Result()
 		if err != nil {
