@@ -282,8 +282,12 @@ func checkScratchRedis(ctx context.Context, url string, flush bool) (cluster boo
 	_, cluster = rc.(*redis.ClusterClient)
 	err = redisfeed.EachMaster(ctx, rc, func(ctx context.Context, m *redis.Client) error {
 		if flush {
-			// ASYNC: emptying millions of keys outlasts the read timeout.
-			return m.FlushDBAsync(ctx).Err()
+			// ASYNC: emptying millions of keys outlasts the read timeout;
+			// the memory step must not start while memory is still freed.
+			if err := m.FlushDBAsync(ctx).Err(); err != nil {
+				return err
+			}
+			return waitFreed(ctx, m)
 		}
 		n, err := m.DBSize(ctx).Result()
 		if err != nil {
@@ -1158,6 +1162,31 @@ func heapInUse() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+// waitFreed waits until the server has freed what an asynchronous flush
+// left to its background thread.
+func waitFreed(ctx context.Context, m *redis.Client) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		info, err := m.Info(ctx, "memory").Result()
+		if err != nil {
+			return err
+		}
+		pending := "0"
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "lazyfree_pending_objects:"); ok {
+				pending = v
+			}
+		}
+		if pending == "0" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis %s still frees %s objects of the flushed database after 5 minutes", m.Options().Addr, pending)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // redisUsedMemory sums used_memory over every master (the one server).
