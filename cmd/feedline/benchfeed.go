@@ -45,7 +45,7 @@ var feedBenchSteps = []string{"memory", "fanout", "freshness", "read"}
 // feedBenchConfig is what "feedline bench feed" measures and at which sizes.
 type feedBenchConfig struct {
 	RedisURL string // empty: the embedded feed store
-	Flush    bool   // empty the Redis database first
+	Flush    bool   // empty the Redis database (every master of a cluster) first
 	Steps    []string
 
 	Followers int // fanout: followers of the one author
@@ -114,8 +114,8 @@ func parseFeedBenchConfig(args []string, stderr io.Writer) (feedBenchConfig, err
 	fs := flag.NewFlagSet("bench feed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c feedBenchConfig
-	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL for the feed state (a scratch database: the bench leaves its data there); empty keeps it in the process")
-	fs.BoolVar(&c.Flush, "flush", false, "empty the --redis database before starting (it must be empty otherwise)")
+	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL for the feed state, redis://host:port/db or redis+cluster://host:port,host:port (a scratch database: the bench leaves its data there); empty keeps it in the process")
+	fs.BoolVar(&c.Flush, "flush", false, "empty the --redis database (every master of a cluster) before starting (it must be empty otherwise)")
 	steps := fs.String("steps", strings.Join(feedBenchSteps, ","), "comma-separated steps to run: "+strings.Join(feedBenchSteps, ","))
 	fs.IntVar(&c.Followers, "followers", 5000, "fanout: active followers of the author whose posts are timed")
 	fs.IntVar(&c.Posts, "posts", 200, "fanout: posts timed one at a time, and posted in one burst")
@@ -181,6 +181,9 @@ type feedBench struct {
 	stdout io.Writer
 	log    func(format string, a ...any)
 	report *feedReport
+
+	// cluster is set when the feed state is on a Redis Cluster.
+	cluster bool
 }
 
 // benchTag is a short random id prefix.
@@ -191,7 +194,10 @@ func benchTag() string {
 }
 
 func (b *feedBench) backend() string {
-	if b.cfg.RedisURL != "" {
+	switch {
+	case b.cluster:
+		return "Redis Cluster"
+	case b.cfg.RedisURL != "":
 		return "Redis"
 	}
 	return "embedded"
@@ -206,7 +212,8 @@ func (b *feedBench) user(kind string, i int) string { return fmt.Sprintf("%s-%s%
 
 func (b *feedBench) run(ctx context.Context) error {
 	if b.cfg.RedisURL != "" {
-		if err := checkScratchRedis(ctx, b.cfg.RedisURL, b.cfg.Flush); err != nil {
+		var err error
+		if b.cluster, err = checkScratchRedis(ctx, b.cfg.RedisURL, b.cfg.Flush); err != nil {
 			return err
 		}
 	}
@@ -263,26 +270,35 @@ func (b *feedBench) run(ctx context.Context) error {
 	return nil
 }
 
-// checkScratchRedis refuses a database holding data unless told to empty it:
-// the bench writes millions of keys and leaves them.
-func checkScratchRedis(ctx context.Context, url string, flush bool) error {
-	opt, err := redis.ParseURL(url)
+// checkScratchRedis refuses a database holding data unless told to empty it
+// (the bench writes millions of keys and leaves them), and reports whether
+// it is a Redis Cluster.
+func checkScratchRedis(ctx context.Context, url string, flush bool) (cluster bool, err error) {
+	rc, err := redisfeed.NewClient(url)
 	if err != nil {
-		return fmt.Errorf("--redis %q: %w", url, err)
+		return false, fmt.Errorf("--redis: %w", err)
 	}
-	rc := redis.NewClient(opt)
 	defer rc.Close()
-	if flush {
-		return rc.FlushDB(ctx).Err()
-	}
-	n, err := rc.DBSize(ctx).Result()
-	if err != nil {
-		return fmt.Errorf("redis %s: %w", opt.Addr, err)
-	}
-	if n > 0 {
-		return fmt.Errorf("redis database %d at %s holds %d keys; give a scratch database, or --flush to empty this one", opt.DB, opt.Addr, n)
-	}
-	return nil
+	_, cluster = rc.(*redis.ClusterClient)
+	err = redisfeed.EachMaster(ctx, rc, func(ctx context.Context, m *redis.Client) error {
+		if flush {
+			// ASYNC: emptying millions of keys outlasts the read timeout;
+			// the memory step must not start while memory is still freed.
+			if err := m.FlushDBAsync(ctx).Err(); err != nil {
+				return err
+			}
+			return waitFreed(ctx, m)
+		}
+		n, err := m.DBSize(ctx).Result()
+		if err != nil {
+			return fmt.Errorf("redis %s: %w", m.Options().Addr, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("redis database %d at %s holds %d keys; give a scratch database, or --flush to empty this one", m.Options().DB, m.Options().Addr, n)
+		}
+		return nil
+	})
+	return cluster, err
 }
 
 // seedFollows makes users follow author, user i's edge older than user i+1's
@@ -410,6 +426,30 @@ func (b *feedBench) missing(ctx context.Context, readers []string, id string, de
 	return int(n.Load()), err
 }
 
+// lastWritten answers the readers whose feeds a fan-out to oldestFirst
+// (followers, oldest edge first; the stage writes them newest first)
+// writes last: the oldest on one Redis; on a Redis Cluster the oldest on
+// each master; on the embedded store every one.
+func (b *feedBench) lastWritten(ctx context.Context, oldestFirst []string) ([]string, error) {
+	st, ok := b.sys.feeds.(*redisfeed.Store)
+	if !ok {
+		return oldestFirst, nil
+	}
+	var out []string
+	nodes := map[string]bool{}
+	for _, r := range oldestFirst {
+		node, err := st.Node(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if !nodes[node] {
+			nodes[node] = true
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // fanout times one author's posts reaching every follower's feed: through
 // the API and the stage, one post at a time; the stage's handler alone;
 // and a burst of posts.
@@ -431,10 +471,16 @@ func (b *feedBench) fanout(ctx context.Context) error {
 	b.log("fanout: %d followers seeded in %s", n, time.Since(start).Round(time.Millisecond))
 	// The stage pages followers newest edge first, a chunk per feed write,
 	// so the oldest edges are written last: user 0's is the very last on
-	// Redis (one pipeline, in order); the embedded store writes a chunk
-	// shard by shard, so there the whole last chunk is checked.
+	// Redis (one pipeline, in order); a Redis Cluster writes each master's
+	// share of the pipeline in order, the masters at once, so there the
+	// last written on each master is checked; the embedded store writes a
+	// chunk shard by shard, so there the whole last chunk is checked.
 	chunk := fanout.Policy{}.WithDefaults().Chunk
 	lastChunk := followers[:(n-1)%chunk+1]
+	watched, err := b.lastWritten(ctx, lastChunk)
+	if err != nil {
+		return err
+	}
 	tok, err := b.token(star)
 	if err != nil {
 		return err
@@ -448,15 +494,10 @@ func (b *feedBench) fanout(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		seen, err := b.waitInFeed(ctx, followers[0], id, fanoutPoll)
-		if err != nil {
-			return err
-		}
-		if b.embedded() {
-			for _, r := range lastChunk {
-				if seen, err = b.waitInFeed(ctx, r, id, fanoutPoll); err != nil {
-					return err
-				}
+		var seen time.Time
+		for _, r := range watched {
+			if seen, err = b.waitInFeed(ctx, r, id, fanoutPoll); err != nil {
+				return err
 			}
 		}
 		lat = append(lat, seen.Sub(acc))
@@ -475,8 +516,11 @@ func (b *feedBench) fanout(ctx context.Context) error {
 		target, targetText = 250*time.Millisecond, "p99 ≤ 250 ms"
 	}
 	how := "polling the oldest follower, whose feed the stage writes last"
-	if b.embedded() {
+	switch {
+	case b.embedded():
 		how = "polling the oldest follower, then every feed of the last chunk written"
+	case b.cluster:
+		how = fmt.Sprintf("polling, on each of %d masters, the follower whose feed the stage writes last there", len(watched))
 	}
 	b.report.add(feedRow{
 		Step:   fmt.Sprintf("fan-out to %d followers, all feeds updated", n),
@@ -563,7 +607,7 @@ func (b *feedBench) freshness(ctx context.Context) error {
 	cfg := b.cfg
 	authors := make([]string, cfg.Authors)
 	tokens := make([]string, cfg.Authors)
-	samples := make([]string, cfg.Authors)
+	samples := make([][]string, cfg.Authors)
 	start := time.Now()
 	for a := range authors {
 		authors[a] = b.user("fa", a)
@@ -571,9 +615,16 @@ func (b *feedBench) freshness(ctx context.Context) error {
 		for j := range audience {
 			audience[j] = fmt.Sprintf("%s-fr%d-%d", b.tag, a, j)
 		}
-		samples[a] = audience[0] // the oldest edge: written last
 		if err := seedFollows(ctx, b.sys.feeds, schemas.Author(schemas.FolloweeUser, authors[a]), audience, time.Now().Add(-time.Hour)); err != nil {
 			return err
+		}
+		// The oldest edge is written last (on a cluster, on each master).
+		samples[a] = audience[:1]
+		if b.cluster {
+			var err error
+			if samples[a], err = b.lastWritten(ctx, audience); err != nil {
+				return err
+			}
 		}
 		if err := markRead(ctx, b.sys.feeds, audience); err != nil {
 			return err
@@ -620,11 +671,14 @@ func (b *feedBench) freshness(ctx context.Context) error {
 				pollers.Add(1)
 				go func() {
 					defer pollers.Done()
-					seen, err := b.waitInFeed(ctx, samples[a], id, poll)
-					if err != nil {
-						lost.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
-						return
+					var seen time.Time
+					for _, r := range samples[a] {
+						var err error
+						if seen, err = b.waitInFeed(ctx, r, id, poll); err != nil {
+							lost.Add(1)
+							firstErr.CompareAndSwap(nil, err.Error())
+							return
+						}
 					}
 					mu.Lock()
 					fresh = append(fresh, seen.Sub(acc))
@@ -662,10 +716,14 @@ func (b *feedBench) freshness(ctx context.Context) error {
 	}
 	b.log("freshness: %d posts in %s, 202 → visible p50 %s p99 %s", len(fresh), sentFor.Round(time.Millisecond), ms(fresh.pct(0.5)), ms(fresh.pct(0.99)))
 	target := 250 * time.Millisecond
+	freshWhere := "oldest follower's"
+	if b.cluster {
+		freshWhere = "last-written follower's on every master"
+	}
 	b.report.add(feedRow{
 		Step: fmt.Sprintf("freshness at %d posts/s", cfg.Rate),
-		What: fmt.Sprintf("%d posts over %s from %d authors × %d active followers; API 202 → in the oldest follower's feed (store read every 1 ms, or a tenth of the wait when longer)",
-			total, cfg.Duration, cfg.Authors, cfg.Audience),
+		What: fmt.Sprintf("%d posts over %s from %d authors × %d active followers; API 202 → in the %s feed (store read every 1 ms, or a tenth of the wait when longer)",
+			total, cfg.Duration, cfg.Authors, cfg.Audience, freshWhere),
 		Result: fmt.Sprintf("p50 %s, p99 %s, max %s; sent at %.0f posts/s (%d more than 10 ms late), all applied by %.1f s (%.0f posts/s); %d post errors, %d not seen in %s",
 			ms(fresh.pct(0.5)), ms(fresh.pct(0.99)), ms(fresh.pct(1)), float64(total)/sentFor.Seconds(), late,
 			lastSeen.Sub(t0).Seconds(), float64(len(fresh))/lastSeen.Sub(t0).Seconds(), postErrs.Load(), lost.Load(), poll.Timeout),
@@ -1060,8 +1118,10 @@ func (b *feedBench) memory(ctx context.Context) error {
 			return err
 		}
 		defer st.Close()
-		opt, _ := redis.ParseURL(b.cfg.RedisURL)
-		rc := redis.NewClient(opt)
+		rc, err := redisfeed.NewClient(b.cfg.RedisURL)
+		if err != nil {
+			return err
+		}
 		defer rc.Close()
 		before, err := redisUsedMemory(ctx, rc)
 		if err != nil {
@@ -1075,7 +1135,7 @@ func (b *feedBench) memory(ctx context.Context) error {
 			return err
 		}
 		used = after - before
-		if err := deleteKeys(ctx, rc, prefix+"*"); err != nil {
+		if _, err := redisfeed.DeleteKeys(ctx, rc, prefix+"*"); err != nil {
 			return err
 		}
 	}
@@ -1083,6 +1143,9 @@ func (b *feedBench) memory(ctx context.Context) error {
 	how := "Go heap in use after GC, before and after, in a store of its own"
 	if !b.embedded() {
 		how = "Redis INFO used_memory before and after"
+		if b.cluster {
+			how = "Redis INFO used_memory of every master, before and after"
+		}
 	}
 	b.report.add(feedRow{
 		Step: "memory per feed entry",
@@ -1101,37 +1164,49 @@ func heapInUse() int64 {
 	return int64(ms.HeapAlloc)
 }
 
-func redisUsedMemory(ctx context.Context, rc *redis.Client) (int64, error) {
-	info, err := rc.Info(ctx, "memory").Result()
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			return strconv.ParseInt(v, 10, 64)
+// waitFreed waits until the server has freed what an asynchronous flush
+// left to its background thread.
+func waitFreed(ctx context.Context, m *redis.Client) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		info, err := m.Info(ctx, "memory").Result()
+		if err != nil {
+			return err
 		}
+		pending := "0"
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "lazyfree_pending_objects:"); ok {
+				pending = v
+			}
+		}
+		if pending == "0" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis %s still frees %s objects of the flushed database after 5 minutes", m.Options().Addr, pending)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return 0, errors.New("redis INFO memory has no used_memory")
 }
 
-func deleteKeys(ctx context.Context, rc *redis.Client, match string) error {
-	iter := rc.Scan(ctx, 0, match, 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == 1000 {
-			if err := rc.Unlink(ctx, batch...).Err(); err != nil {
+// redisUsedMemory sums used_memory over every master (the one server).
+func redisUsedMemory(ctx context.Context, rc redis.UniversalClient) (int64, error) {
+	var used atomic.Int64
+	err := redisfeed.EachMaster(ctx, rc, func(ctx context.Context, m *redis.Client) error {
+		info, err := m.Info(ctx, "memory").Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				used.Add(n)
 				return err
 			}
-			batch = batch[:0]
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	if len(batch) > 0 {
-		return rc.Unlink(ctx, batch...).Err()
-	}
-	return nil
+		return fmt.Errorf("redis INFO memory of %s has no used_memory", m.Options().Addr)
+	})
+	return used.Load(), err
 }
 
 // durations are latency samples.

@@ -16,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"feedline/api"
+	"feedline/connectors/redisfeed"
+	"feedline/connectors/redisfeed/redistest"
 	"feedline/schemas"
 	"feedline/stages/fanout"
 )
@@ -107,7 +109,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // eachFeedBackend runs test on the embedded feed store and, when a test
-// Redis is configured (.ci/run starts one), on Redis.
+// Redis and Redis Cluster are configured (.ci/run starts them), on both.
 func eachFeedBackend(t *testing.T, test func(t *testing.T, tune func(*serveConfig))) {
 	t.Run("embedded", func(t *testing.T) { test(t, func(*serveConfig) {}) })
 	t.Run("redis", func(t *testing.T) {
@@ -135,6 +137,26 @@ func eachFeedBackend(t *testing.T, test func(t *testing.T, tune func(*serveConfi
 		}
 		test(t, func(c *serveConfig) { c.RedisURL = u.String() })
 	})
+	t.Run("redis-cluster", func(t *testing.T) {
+		u := redistest.URL(t, redistest.ClusterEnv)
+		// A cluster has one database: the feed state's own keys go.
+		emptyFeedState(t, u)
+		test(t, func(c *serveConfig) { c.RedisURL = u })
+	})
+}
+
+// emptyFeedState deletes the keys feedline keeps in the Redis (or Redis
+// Cluster) at url.
+func emptyFeedState(t *testing.T, url string) {
+	t.Helper()
+	rc, err := redisfeed.NewClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := redisfeed.DeleteKeys(t.Context(), rc, redisfeed.DefaultPrefix+"*"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestFeedFollowPostReadUnfollowAndDelete(t *testing.T) {
@@ -527,17 +549,9 @@ func TestReplayFeedsRefillsRedisFromTheLog(t *testing.T) {
 		post := alice.post("kept in the log")
 		eventually(t, "the post", func() bool { return slices.Equal(bob.feedIDs(), []string{post}) })
 
-		opt, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc := redis.NewClient(opt)
-		defer rc.Close()
-		if err := rc.FlushDB(t.Context()).Err(); err != nil {
-			t.Fatal(err)
-		}
+		emptyFeedState(t, cfg.RedisURL)
 		var out, errOut strings.Builder
-		err = replayCmd(t.Context(), []string{"feeds", "--redis", cfg.RedisURL, "--data", ts.dir, "--nats", ts.sys.bus.ClientURL()}, &out, &errOut)
+		err := replayCmd(t.Context(), []string{"feeds", "--redis", cfg.RedisURL, "--data", ts.dir, "--nats", ts.sys.bus.ClientURL()}, &out, &errOut)
 		if err != nil {
 			t.Fatalf("replay: %v\n%s", err, errOut.String())
 		}

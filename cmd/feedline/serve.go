@@ -23,6 +23,7 @@ import (
 	"feedline/api"
 	"feedline/connectors/decode"
 	"feedline/connectors/natskv"
+	"feedline/connectors/redisfeed"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/analytics"
@@ -66,7 +67,7 @@ var settings = []setting{
 	{"", "FEEDLINE_ES_PASSWORD", "", "Elasticsearch password"},
 	{"es-alias", "FEEDLINE_ES_ALIAS", "products", "Elasticsearch alias searched and written; indexes behind it are <alias>-vN"},
 	{"clickhouse", "FEEDLINE_CLICKHOUSE_URL", "", "ClickHouse DSN (clickhouse://user:pass@host:9000/db); empty writes Parquet files"},
-	{"redis", "FEEDLINE_REDIS_URL", "", "Redis URL for feed caches and the follow graph (redis://host:6379/0); empty keeps them in the process"},
+	{"redis", "FEEDLINE_REDIS_URL", "", "Redis for feed caches and the follow graph: one server as redis://host:6379/0, a Redis Cluster as redis+cluster://host:port,host:port (rediss:// and rediss+cluster:// for TLS); empty keeps them in the process"},
 	{"", "FEEDLINE_TOKEN_KEY", "", "key that signs and verifies shopper tokens (at least 16 bytes); empty disables the feed routes"},
 	{"feed-cap", "FEEDLINE_FEED_CAP", "800", "entries kept per shopper's feed"},
 	{"celebrity-followers", "FEEDLINE_CELEBRITY_FOLLOWERS", "10000", "followers above which an author is not fanned out to but merged at read time"},
@@ -215,6 +216,11 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 	}
 	if cfg.MaxExpansion, err = strconv.Atoi(get("FEEDLINE_MAX_EXPANSION")); err != nil || cfg.MaxExpansion < 2 {
 		return cfg, fmt.Errorf("FEEDLINE_MAX_EXPANSION %q: want a whole number of at least 2", get("FEEDLINE_MAX_EXPANSION"))
+	}
+	if cfg.RedisURL != "" {
+		if err := redisfeed.CheckURL(cfg.RedisURL); err != nil {
+			return cfg, fmt.Errorf("FEEDLINE_REDIS_URL (--redis): %w", err)
+		}
 	}
 	if cfg.Stages, err = parseStages(get("FEEDLINE_STAGES")); err != nil {
 		return cfg, err
@@ -539,8 +545,9 @@ func (s *system) sweepFilesEvery(ctx context.Context, files natskv.Files, every 
 }
 
 // ready is true when JetStream answers, the search index takes requests
-// (Elasticsearch's cluster health) and every configured stage has its
-// consumer bound.
+// (Elasticsearch's cluster health), the feed store serves (when it is an
+// outside one, such as Redis) and every configured stage has its consumer
+// bound; the error names what is not ready.
 func (s *system) ready(ctx context.Context) error {
 	if err := s.bus.Ready(ctx); err != nil {
 		return err
@@ -548,6 +555,11 @@ func (s *system) ready(ctx context.Context) error {
 	if h, ok := s.index.(schemas.HealthChecker); ok {
 		if err := h.Healthy(ctx); err != nil {
 			return fmt.Errorf("search index not ready: %w", err)
+		}
+	}
+	if h, ok := s.feeds.(schemas.HealthChecker); ok {
+		if err := h.Healthy(ctx); err != nil {
+			return fmt.Errorf("feed store: %w", err)
 		}
 	}
 	bound := s.runner.Bound()

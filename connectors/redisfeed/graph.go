@@ -47,6 +47,18 @@ func checkEdge(e schemas.FollowEdge) error {
 	if e.ID == "" || e.User == "" || e.Author == "" || strings.Contains(e.ID, "|") {
 		return fmt.Errorf("redisfeed: follow edge %+v: id (without '|'), user and author are required", e)
 	}
+	return checkParties(e.User, e.Author)
+}
+
+// checkParties refuses a user or author whose name starts with '}': its
+// keys would have an empty hash tag, so the two keys of one side of the
+// graph, which one script writes, would fall in different cluster slots.
+func checkParties(user, author string) error {
+	for _, name := range []string{user, author} {
+		if strings.HasPrefix(name, "}") {
+			return fmt.Errorf("redisfeed: follow of %q and %q: a name must not start with '}'", user, author)
+		}
+	}
 	return nil
 }
 
@@ -81,6 +93,9 @@ func (s *Store) Follow(ctx context.Context, edge schemas.FollowEdge) (bool, int,
 // Unfollow removes the edge from both sides in one pipeline; the author's
 // side is cleared even when the user's was, so a retry completes it.
 func (s *Store) Unfollow(ctx context.Context, user, author string) (bool, error) {
+	if err := checkParties(user, author); err != nil {
+		return false, err
+	}
 	for attempt := 0; ; attempt++ {
 		pipe := s.rdb.Pipeline()
 		userSide := unfollowScript.EvalSha(ctx, pipe, []string{s.followingKey(user), s.followingByID(user)}, author)

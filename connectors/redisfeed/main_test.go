@@ -14,17 +14,22 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"feedline/connectors/redisfeed/redistest"
 )
 
-// Tests run against a real server: FEEDLINE_TEST_REDIS (a redis:// URL),
-// else a private redis-server started here, else they skip (fail under CI).
-// Each test keeps its keys under a random prefix, so a shared server works.
-const urlEnv = "FEEDLINE_TEST_REDIS"
-
+// Tests run against a real server and a real Redis Cluster:
+// FEEDLINE_TEST_REDIS (a redis:// URL), else a private redis-server started
+// here, and FEEDLINE_TEST_REDIS_CLUSTER (a redis+cluster:// URL), else a
+// private cluster of three masters started here (but under CI=true an unset
+// variable fails the run); without redis-server they skip. Each test keeps
+// its keys under a random prefix, so shared ones work.
 var (
-	testURL    string
-	skipReason string
-	serverBin  string // redis-server, when on PATH
+	testURL           string
+	skipReason        string
+	clusterURL        string
+	clusterSkipReason string
+	serverBin         string // redis-server, when on PATH
 )
 
 func TestMain(m *testing.M) {
@@ -33,7 +38,8 @@ func TestMain(m *testing.M) {
 
 func runTests(m *testing.M) int {
 	serverBin, _ = exec.LookPath("redis-server")
-	testURL = os.Getenv(urlEnv)
+	ci := os.Getenv("CI") == "true"
+	testURL = os.Getenv(redistest.ServerEnv)
 	if testURL == "" {
 		switch {
 		case serverBin != "":
@@ -44,11 +50,37 @@ func runTests(m *testing.M) int {
 			}
 			defer srv.stop()
 			testURL = srv.url
-		case os.Getenv("CI") == "true":
-			fmt.Fprintf(os.Stderr, "redisfeed tests: %s is unset and redis-server is not on PATH; CI must run them\n", urlEnv)
+		case ci:
+			fmt.Fprintf(os.Stderr, "redisfeed tests: %s is unset and redis-server is not on PATH; CI must run them\n", redistest.ServerEnv)
 			return 1
 		default:
-			skipReason = urlEnv + " is unset and redis-server is not on PATH"
+			skipReason = redistest.ServerEnv + " is unset and redis-server is not on PATH"
+		}
+	}
+	clusterURL = os.Getenv(redistest.ClusterEnv)
+	if clusterURL == "" {
+		switch {
+		case ci:
+			fmt.Fprintf(os.Stderr, "redisfeed tests: %s is unset; .ci/run starts a Redis Cluster (make services)\n", redistest.ClusterEnv)
+			return 1
+		case serverBin != "":
+			dir, err := os.MkdirTemp("", "feedline-redis-cluster-")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			cl, err := redistest.StartCluster(ctx, dir, redistest.ClusterOptions{})
+			cancel()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "redisfeed tests: start private cluster: %v\n", err)
+				return 1
+			}
+			defer cl.Stop()
+			clusterURL = cl.URL
+		default:
+			clusterSkipReason = redistest.ClusterEnv + " is unset and redis-server is not on PATH"
 		}
 	}
 	return m.Run()
@@ -59,6 +91,14 @@ func needServer(t testing.TB) {
 	t.Helper()
 	if testURL == "" {
 		t.Skip("no Redis: " + skipReason)
+	}
+}
+
+// needCluster skips the test when no Redis Cluster is available.
+func needCluster(t testing.TB) {
+	t.Helper()
+	if clusterURL == "" {
+		t.Skip("no Redis Cluster: " + clusterSkipReason)
 	}
 }
 
@@ -143,37 +183,43 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// openStore opens a Store whose keys live under a fresh random prefix,
-// deleted when the test ends.
+// openStore opens a Store on the single server whose keys live under a
+// fresh random prefix, deleted when the test ends.
 func openStore(t testing.TB) *Store {
 	t.Helper()
 	needServer(t)
+	return openStoreAt(t, testURL)
+}
+
+// openClusterStore is openStore on the Redis Cluster.
+func openClusterStore(t testing.TB) *Store {
+	t.Helper()
+	needCluster(t)
+	return openStoreAt(t, clusterURL)
+}
+
+// backends runs test on the single server and on the cluster.
+func backends(t *testing.T, test func(t *testing.T, open func(testing.TB) *Store)) {
+	t.Run("redis", func(t *testing.T) { test(t, openStore) })
+	t.Run("cluster", func(t *testing.T) { test(t, openClusterStore) })
+}
+
+func openStoreAt(t testing.TB, url string, opts ...Option) *Store {
+	t.Helper()
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
 	}
 	prefix := "feedline-test-" + hex.EncodeToString(b[:]) + ":"
-	s, err := Open(t.Context(), testURL, WithPrefix(prefix))
+	s, err := Open(t.Context(), url, append([]Option{WithPrefix(prefix)}, opts...)...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := s.rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Errorf("scan test keys: %v", err)
-		}
-		for len(keys) > 0 {
-			n := min(len(keys), 1000)
-			if err := s.rdb.Unlink(ctx, keys[:n]...).Err(); err != nil {
-				t.Errorf("delete test keys: %v", err)
-				break
-			}
-			keys = keys[n:]
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := DeleteKeys(ctx, s.rdb, prefix+"*"); err != nil {
+			t.Errorf("delete test keys: %v", err)
 		}
 		s.Close()
 	})

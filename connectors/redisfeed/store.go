@@ -3,10 +3,14 @@
 // written by every API and fan-out instance. It answers like the embedded
 // store (connectors/feedstore) under the connectors/feedstoretest contract.
 //
-// Key layout, P being the prefix ("feedline:" unless WithPrefix says
+// The store runs on one server or on a Redis Cluster (see Open). Key
+// layout, P being the prefix ("feedline:" unless WithPrefix says
 // otherwise). The braces hold the Redis Cluster hash tag: every key of one
 // reader, user or author lives in one slot, so a cluster spreads the data
-// by reader and author and a script over one of them stays in one slot.
+// by reader and author and a script or transaction over one of them stays
+// in one slot. Writes for many readers are pipelines of one-key commands,
+// which the cluster client splits by node; no command names keys of two
+// users, so none meets CROSSSLOT.
 //
 //	P feed:{reader}             sorted set, score 0, members "<id>|<kind>|<author>|<ref>"
 //	P timeline:{author}         sorted set like a feed: the author's own entries
@@ -21,7 +25,8 @@
 // With every score 0 a sorted set orders its members by bytes, and members
 // lead with a ULID, so ZRANGE … BYLEX REV pages newest first and "(<id>"
 // is the exclusive bound of a page. Writes for many readers or authors go
-// in one pipeline: a fan-out chunk of 5,000 readers is one round trip.
+// in one pipeline: a fan-out chunk of 5,000 readers is one round trip (on
+// a cluster, one round trip to each master, at once).
 package redisfeed
 
 import (
@@ -54,18 +59,26 @@ func WithPrefix(prefix string) Option {
 	return func(s *Store) { s.prefix = prefix }
 }
 
-// WithClientOptions lets tune adjust the client options parsed from the
-// URL, for settings a URL cannot carry (TLS config, dial retries, hooks).
+// WithClientOptions lets tune adjust the client options parsed from a
+// redis:// URL, for settings a URL cannot carry (TLS config, dial retries,
+// hooks).
 func WithClientOptions(tune func(*redis.Options)) Option {
 	return func(s *Store) { s.tune = tune }
 }
 
+// WithClusterOptions is WithClientOptions for a redis+cluster:// URL.
+func WithClusterOptions(tune func(*redis.ClusterOptions)) Option {
+	return func(s *Store) { s.tuneCluster = tune }
+}
+
 // Store is the Redis FeedStore. It is safe for concurrent use.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
-	addr   string
-	tune   func(*redis.Options)
+	rdb         redis.UniversalClient
+	cluster     *redis.ClusterClient // rdb, when it is a cluster
+	prefix      string
+	addr        string // the server or cluster, for errors
+	tune        func(*redis.Options)
+	tuneCluster func(*redis.ClusterOptions)
 }
 
 var (
@@ -73,39 +86,86 @@ var (
 	_ schemas.HealthChecker = (*Store)(nil)
 )
 
-// Open connects to the server at url (redis://[user:password@]host:port/db,
-// with go-redis's query options) and checks that it answers. A server
-// that cannot be reached yields an error wrapping schemas.ErrUnavailable.
+// Open connects to what url names and checks that it serves:
+//
+//	redis://[user:password@]host:port[/db]                    one server
+//	redis+cluster://[user:password@]host:port[,host:port...]  a Redis Cluster
+//
+// (rediss:// and rediss+cluster:// for TLS), each with go-redis's query
+// options. A cluster is named by one or more of its nodes; it must serve
+// every hash slot. A server or cluster that cannot serve yields an error
+// wrapping schemas.ErrUnavailable; a redis:// URL naming a cluster node is
+// refused, since a single-node client would meet MOVED replies.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	o, err := redis.ParseURL(url)
+	t, err := parseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("redisfeed: %w", err)
+		return nil, err
 	}
-	s := &Store{prefix: DefaultPrefix, addr: o.Addr}
+	s := &Store{prefix: DefaultPrefix, addr: t.describe()}
 	for _, opt := range opts {
 		opt(s)
-	}
-	if s.tune != nil {
-		s.tune(o)
 	}
 	if strings.ContainsAny(s.prefix, "{}") {
 		return nil, fmt.Errorf("redisfeed: prefix %q must not hold '{' or '}'", s.prefix)
 	}
-	s.rdb = redis.NewClient(o)
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
+	if t.cluster != nil && s.tuneCluster != nil {
+		s.tuneCluster(t.cluster)
+	}
+	if t.server != nil && s.tune != nil {
+		s.tune(t.server)
+	}
+	s.rdb = t.client()
+	s.cluster, _ = s.rdb.(*redis.ClusterClient)
+	check := s.serverServes
+	if s.cluster != nil {
+		check = s.clusterServes
+	}
+	if err := check(ctx); err != nil {
 		s.rdb.Close()
-		return nil, fmt.Errorf("redisfeed: connect to %s: %w", s.addr, classify(ctx, err))
+		return nil, fmt.Errorf("redisfeed: connect to %s: %w", s.addr, err)
 	}
 	return s, nil
 }
 
-// Healthy reports whether the server answers; failures wrap
-// schemas.ErrUnavailable unless ctx itself was cancelled.
+// serverServes pings the one server and refuses a cluster node.
+func (s *Store) serverServes(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return classify(ctx, err)
+	}
+	// A server that refuses INFO is taken for what the URL says it is.
+	if info, err := s.rdb.Info(ctx, "cluster").Result(); err == nil && infoField(info, "cluster_enabled") == "1" {
+		return errors.New("it is a Redis Cluster node; name the cluster as redis+cluster://host:port[,host:port...]")
+	}
+	return nil
+}
+
+// Healthy reports whether the server, or every master of the cluster,
+// serves; failures wrap schemas.ErrUnavailable unless ctx itself was
+// cancelled, and say which node or hash slots are the trouble.
 func (s *Store) Healthy(ctx context.Context) error {
+	if s.cluster != nil {
+		if err := s.clusterServes(ctx); err != nil {
+			return fmt.Errorf("redisfeed: %s: %w", s.addr, err)
+		}
+		return nil
+	}
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redisfeed: ping %s: %w", s.addr, classify(ctx, err))
 	}
 	return nil
+}
+
+// Node answers the address of the server that holds reader's keys: the
+// master of their slot on a cluster (as the client last learnt it).
+func (s *Store) Node(ctx context.Context, reader string) (string, error) {
+	if s.cluster == nil {
+		return s.addr, nil
+	}
+	m, err := s.cluster.MasterForKey(ctx, s.feedKey(reader))
+	if err != nil {
+		return "", fmt.Errorf("redisfeed: master of %s: %w", reader, classify(ctx, err))
+	}
+	return m.Options().Addr, nil
 }
 
 // Close closes the connections.

@@ -15,13 +15,19 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	feedstoretest.Run(t, func(t *testing.T) schemas.FeedStore { return openStore(t) })
+	backends(t, func(t *testing.T, open func(testing.TB) *Store) {
+		feedstoretest.Run(t, func(t *testing.T) schemas.FeedStore { return open(t) })
+	})
 }
 
 // TestKeyLayout checks the documented keys and their hash tags: what
 // another tool (or a Redis Cluster) sees.
 func TestKeyLayout(t *testing.T) {
-	s := openStore(t)
+	backends(t, testKeyLayout)
+}
+
+func testKeyLayout(t *testing.T, open func(testing.TB) *Store) {
+	s := open(t)
 	ctx := t.Context()
 	e := schemas.FeedEntry{ID: "01JXY00000000000000000000A", Kind: schemas.FeedKindPost, Author: "user:bob", Ref: "01JXY00000000000000000000B"}
 	if err := s.AddToFeeds(ctx, []string{"alice"}, e, 10); err != nil {
@@ -81,7 +87,11 @@ func TestKeyLayout(t *testing.T) {
 // TestFollowRepairsAuthorSide checks that a redelivered follow completes
 // one whose second step (the author's side) never ran.
 func TestFollowRepairsAuthorSide(t *testing.T) {
-	s := openStore(t)
+	backends(t, testFollowRepairsAuthorSide)
+}
+
+func testFollowRepairsAuthorSide(t *testing.T, open func(testing.TB) *Store) {
+	s := open(t)
 	ctx := t.Context()
 	edge := schemas.FollowEdge{ID: "01JXY00000000000000000000C", User: "alice", Author: "shop:acme"}
 	// Only the user's side, as if the process died between the steps.
@@ -106,7 +116,11 @@ func TestFollowRepairsAuthorSide(t *testing.T) {
 // TestUnfollowAfterScriptFlush checks the pipelined scripts survive a
 // server that lost its script cache.
 func TestUnfollowAfterScriptFlush(t *testing.T) {
-	s := openStore(t)
+	backends(t, testUnfollowAfterScriptFlush)
+}
+
+func testUnfollowAfterScriptFlush(t *testing.T, open func(testing.TB) *Store) {
+	s := open(t)
 	ctx := t.Context()
 	if _, _, err := s.Follow(ctx, schemas.FollowEdge{ID: "01JXY00000000000000000000C", User: "u", Author: "shop:a"}); err != nil {
 		t.Fatal(err)

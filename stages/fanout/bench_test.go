@@ -11,7 +11,8 @@ import (
 
 // BenchmarkRebuild5000Followees rebuilds the feed of a reader following
 // 5,000 authors of 64 entries each, to the default cap of 800, on both
-// stores (Redis when FEEDLINE_TEST_REDIS is set).
+// stores (Redis when FEEDLINE_TEST_REDIS is set, the Redis Cluster when
+// FEEDLINE_TEST_REDIS_CLUSTER is).
 func BenchmarkRebuild5000Followees(b *testing.B) {
 	rebuild := func(ctx context.Context, s schemas.FeedStore, reader string) error {
 		r := &Reader{Store: s}
@@ -24,5 +25,8 @@ func BenchmarkRebuild5000Followees(b *testing.B) {
 	})
 	b.Run("redis", func(b *testing.B) {
 		feedstoretest.BenchRebuild(b, redisStore(b), rebuild, 5000, 64, 800)
+	})
+	b.Run("redis-cluster", func(b *testing.B) {
+		feedstoretest.BenchRebuild(b, redisClusterStore(b), rebuild, 5000, 64, 800)
 	})
 }

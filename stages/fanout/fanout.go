@@ -88,13 +88,19 @@ func (s *Stage) Configs() []pipeline.Stage {
 	// each one's events stay in order, different ones fan out at once, so
 	// store round trips overlap.
 	bySubject := func(m *pipeline.Message) string { return m.Subject }
+	// A store that can say it serves again (Redis) is asked before a stage
+	// paused by its outage fetches again.
+	var gate func(context.Context) error
+	if h, ok := s.Store.(schemas.HealthChecker); ok {
+		gate = h.Healthy
+	}
 	return []pipeline.Stage{
 		// Batches gather for the default 20 ms: only a batch's different
 		// users run at once, and on Redis that parallelism, not the wait,
 		// decides whether fan-out keeps up (a 2 ms wait fell behind at 500
 		// posts/s; see BENCHMARKS.md).
-		{Name: "fanout", Stream: pipeline.StreamSocial, Handle: pipeline.ConcurrentByKey(s.HandleSocial, 16, bySubject), BatchSize: 256},
-		{Name: "fanout-catalog", Stream: pipeline.StreamProducts, Handle: pipeline.ConcurrentByKey(s.HandleCatalog, 4, bySubject), BatchSize: 16},
+		{Name: "fanout", Stream: pipeline.StreamSocial, Handle: pipeline.ConcurrentByKey(s.HandleSocial, 16, bySubject), BatchSize: 256, Gate: gate},
+		{Name: "fanout-catalog", Stream: pipeline.StreamProducts, Handle: pipeline.ConcurrentByKey(s.HandleCatalog, 4, bySubject), BatchSize: 16, Gate: gate},
 	}
 }
 

@@ -62,6 +62,7 @@ func newID() string { return strings.ToLower(ulid.Make().String()) }
 func TestRedeliveryAfterACrashMidChunkLeavesNoDuplicateOrGap(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) { testRedelivery(t, feedstore.New()) })
 	t.Run("redis", func(t *testing.T) { testRedelivery(t, redisStore(t)) })
+	t.Run("redis-cluster", func(t *testing.T) { testRedelivery(t, redisClusterStore(t)) })
 }
 
 func testRedelivery(t *testing.T, backend schemas.FeedStore) {
@@ -290,5 +291,25 @@ func TestInactiveReaderIsSkippedThenRebuiltOnRead(t *testing.T) {
 	}
 	if last, _ := store.LastRead(ctx, []string{"bob"}); !last[0].Equal(now) {
 		t.Errorf("the read was not noted: %v", last[0])
+	}
+}
+
+// TestStagesAskTheStoreBeforeResuming: after an outage the paused fan-out
+// stages poll a store that reports its health (Redis) before fetching
+// again; the embedded store has nothing to report.
+func TestStagesAskTheStoreBeforeResuming(t *testing.T) {
+	for _, c := range (&Stage{Store: feedstore.New()}).Configs() {
+		if c.Gate != nil {
+			t.Errorf("stage %s gates on the embedded store", c.Name)
+		}
+	}
+	for _, c := range (&Stage{Store: redisStore(t)}).Configs() {
+		if c.Gate == nil {
+			t.Errorf("stage %s does not ask Redis before resuming", c.Name)
+			continue
+		}
+		if err := c.Gate(t.Context()); err != nil {
+			t.Errorf("stage %s: gate with Redis up: %v", c.Name, err)
+		}
 	}
 }

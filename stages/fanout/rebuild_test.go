@@ -140,6 +140,7 @@ func wholeFeed(t *testing.T, store schemas.FeedStore, reader string) []schemas.F
 func TestRebuildGivesWhatFanOutGave(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) { testRebuildGivesWhatFanOutGave(t, feedstore.New()) })
 	t.Run("redis", func(t *testing.T) { testRebuildGivesWhatFanOutGave(t, redisStore(t)) })
+	t.Run("redis-cluster", func(t *testing.T) { testRebuildGivesWhatFanOutGave(t, redisClusterStore(t)) })
 }
 
 func testRebuildGivesWhatFanOutGave(t *testing.T, store schemas.FeedStore) {

@@ -2,12 +2,11 @@ package fanout
 
 import (
 	"context"
-	"os"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
+	"time"
 
 	"feedline/connectors/redisfeed"
+	"feedline/connectors/redisfeed/redistest"
 )
 
 // redisStore opens the Redis feed store of FEEDLINE_TEST_REDIS under a
@@ -15,13 +14,18 @@ import (
 // (and fails under CI).
 func redisStore(tb testing.TB) *redisfeed.Store {
 	tb.Helper()
-	url := os.Getenv("FEEDLINE_TEST_REDIS")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("FEEDLINE_TEST_REDIS is not set; .ci/run starts a Redis for this test")
-		}
-		tb.Skip("FEEDLINE_TEST_REDIS is not set")
-	}
+	return redisStoreAt(tb, redistest.URL(tb, redistest.ServerEnv))
+}
+
+// redisClusterStore is redisStore on the Redis Cluster of
+// FEEDLINE_TEST_REDIS_CLUSTER.
+func redisClusterStore(tb testing.TB) *redisfeed.Store {
+	tb.Helper()
+	return redisStoreAt(tb, redistest.URL(tb, redistest.ClusterEnv))
+}
+
+func redisStoreAt(tb testing.TB, url string) *redisfeed.Store {
+	tb.Helper()
 	prefix := "fanouttest:" + newID() + ":"
 	st, err := redisfeed.Open(tb.Context(), url, redisfeed.WithPrefix(prefix))
 	if err != nil {
@@ -29,26 +33,15 @@ func redisStore(tb testing.TB) *redisfeed.Store {
 	}
 	tb.Cleanup(func() {
 		st.Close()
-		opt, err := redis.ParseURL(url)
+		rc, err := redisfeed.NewClient(url)
 		if err != nil {
 			tb.Error(err)
 			return
 		}
-		rc := redis.NewClient(opt)
 		defer rc.Close()
-		ctx := context.Background()
-		iter := rc.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			if keys = append(keys, iter.Val()); len(keys) == 1000 {
-				rc.Unlink(ctx, keys...)
-				keys = keys[:0]
-			}
-		}
-		if len(keys) > 0 {
-			rc.Unlink(ctx, keys...)
-		}
-		if err := iter.Err(); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := redisfeed.DeleteKeys(ctx, rc, prefix+"*"); err != nil {
 			tb.Errorf("delete the test's keys: %v", err)
 		}
 	})

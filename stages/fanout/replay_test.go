@@ -91,6 +91,9 @@ func TestReplayRestoresReadersBeforeFanningOut(t *testing.T) {
 	// Redis keeps activity itself; replay feeds refills a Redis that lost
 	// everything.
 	t.Run("redis", func(t *testing.T) { testReplayRestoresReaders(t, redisStore(t), redisStore(t)) })
+	t.Run("redis-cluster", func(t *testing.T) {
+		testReplayRestoresReaders(t, redisClusterStore(t), redisClusterStore(t))
+	})
 }
 
 func testReplayRestoresReaders(t *testing.T, live, restarted schemas.FeedStore) {
