@@ -114,7 +114,9 @@ func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
 		return nil, fmt.Errorf("connect to nats %s: %w", redact(url), err)
 	}
 	b.NC = nc
-	js, err := jetstream.New(nc)
+	// An acknowledgement lost with a NATS node fails its flight after
+	// publishAttempt instead of leaving it waiting.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAttempt))
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)

@@ -19,13 +19,19 @@ func (b *Bus) Replay(ctx context.Context, stream, filter string, fn func(*Messag
 
 // ReplayFrom is Replay starting at stream sequence from; it also returns
 // the stream's last sequence when it started, where a later catch-up
-// continues.
+// continues. A NATS cluster that loses a node mid-replay pauses it: the
+// replay goes on where it was once the stream answers again, for up to
+// replayStall without a message.
 func (b *Bus) ReplayFrom(ctx context.Context, stream, filter string, from uint64, fn func(*Message) error) (int, uint64, error) {
-	st, err := b.JS.Stream(ctx, stream)
-	if err != nil {
-		return 0, 0, fmt.Errorf("replay %s: %w", stream, err)
-	}
-	info, err := st.Info(ctx)
+	var st jetstream.Stream
+	var info *jetstream.StreamInfo
+	err := b.retry(ctx, "replay "+stream, func(ctx context.Context) (err error) {
+		if st, err = b.JS.Stream(ctx, stream); err != nil {
+			return err
+		}
+		info, err = st.Info(ctx)
+		return err
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("replay %s: %w", stream, err)
 	}
@@ -40,31 +46,43 @@ func (b *Bus) ReplayFrom(ctx context.Context, stream, filter string, from uint64
 	if filter != "" {
 		cfg.FilterSubjects = []string{filter}
 	}
-	cons, err := st.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return 0, last, fmt.Errorf("replay %s: %w", stream, err)
-	}
-	ci, err := cons.Info(ctx)
+	var cons jetstream.Consumer
+	var ci *jetstream.ConsumerInfo
+	err = b.retry(ctx, "replay "+stream, func(ctx context.Context) (err error) {
+		if cons, err = st.OrderedConsumer(ctx, cfg); err != nil {
+			return err
+		}
+		ci, err = cons.Info(ctx)
+		return err
+	})
 	if err != nil {
 		return 0, last, fmt.Errorf("replay %s: %w", stream, err)
 	}
 	if ci.NumPending == 0 {
 		return 0, last, nil
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(512))
+	it, err := cons.Messages(append([]jetstream.PullMessagesOpt{jetstream.PullMaxMessages(512)}, orderedPulls...)...)
 	if err != nil {
 		return 0, last, fmt.Errorf("replay %s: %w", stream, err)
 	}
 	defer it.Stop()
 	n := 0
+	progress := time.Now()
 	for {
-		jm, err := it.Next(jetstream.NextMaxWait(10 * time.Second))
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		jm, err := it.Next(jetstream.NextContext(wctx))
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return n, last, ctx.Err()
 			}
+			if Transient(err) && time.Since(progress) < replayStall {
+				b.log.Info("replay waits for the stream", "stream", stream, "replayed", n, "err", err)
+				continue
+			}
 			return n, last, fmt.Errorf("replay %s after %d messages: %w", stream, n, err)
 		}
+		progress = time.Now()
 		md, err := jm.Metadata()
 		if err != nil {
 			return n, last, fmt.Errorf("replay %s: %w", stream, err)
@@ -82,6 +100,32 @@ func (b *Bus) ReplayFrom(ctx context.Context, stream, filter string, from uint64
 		if md.NumPending == 0 || m.Sequence >= last {
 			return n, last, nil
 		}
+	}
+}
+
+// replayStall bounds how long a replay or a call it makes waits for a
+// cluster to answer again.
+const replayStall = time.Minute
+
+// orderedPulls make an ordered consumer notice within seconds that the node
+// serving it is gone, and start again on another where it stopped.
+var orderedPulls = []jetstream.PullMessagesOpt{jetstream.PullExpiry(5 * time.Second), jetstream.PullHeartbeat(time.Second)}
+
+// retry runs fn until it succeeds, fails for good, or has failed for
+// replayStall with errors a recovering cluster gives.
+func (b *Bus) retry(ctx context.Context, what string, fn func(ctx context.Context) error) error {
+	start := time.Now()
+	pause := 100 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := fn(cctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !Transient(err) || time.Since(start) > replayStall {
+			return err
+		}
+		b.log.Info(what+": waiting for NATS", "err", err)
+		sleep(ctx, pause)
+		pause = min(pause*2, 5*time.Second)
 	}
 }
 
@@ -112,21 +156,29 @@ func (b *Bus) LastSequence(ctx context.Context, stream string) (uint64, error) {
 
 // Follow feeds fn every message of stream from sequence from on, as it
 // arrives, until ctx ends. Workers use it to keep derived state current
-// with what other copies of their stage publish.
+// with what other copies of their stage publish. A cluster losing a node
+// only delays it.
 func (b *Bus) Follow(ctx context.Context, stream string, from uint64, fn func(*Message)) error {
-	st, err := b.JS.Stream(ctx, stream)
+	var cons jetstream.Consumer
+	err := b.retry(ctx, "follow "+stream, func(ctx context.Context) error {
+		st, err := b.JS.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+		if from > 1 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+		}
+		cons, err = st.OrderedConsumer(ctx, cfg)
+		return err
+	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("follow %s: %w", stream, err)
 	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 1 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
-	}
-	cons, err := st.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("follow %s: %w", stream, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	it, err := cons.Messages(append([]jetstream.PullMessagesOpt{jetstream.PullMaxMessages(256)}, orderedPulls...)...)
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", stream, err)
 	}
@@ -141,7 +193,7 @@ func (b *Bus) Follow(ctx context.Context, stream string, from uint64, fn func(*M
 				return nil
 			}
 			b.log.Warn("following a stream failed; retrying", "stream", stream, "err", err)
-			time.Sleep(time.Second)
+			sleep(ctx, time.Second)
 			continue
 		}
 		md, err := jm.Metadata()
