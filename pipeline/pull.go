@@ -114,6 +114,9 @@ func (p *puller) pull(ctx context.Context, n, maxBytes int, wait time.Duration) 
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return out, ctx.Err()
+		case errors.Is(err, nats.ErrNoResponders):
+			// The 503 status: the subscription reports it as an error.
+			return out, errNoResponders
 		case err != nil:
 			// No answer by the deadline: the request was lost with a node
 			// or a leader; the next one goes to whoever serves now.
