@@ -16,7 +16,7 @@ package natstest
 import (
 	"context"
 	crand "crypto/rand"
-	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -89,9 +89,11 @@ func Start(t testing.TB) *Cluster {
 	}
 	c := &Cluster{t: t, passwords: map[string]string{}, bin: bin, dir: t.TempDir(), nodes: make([]*exec.Cmd, 3)}
 	for _, u := range Users {
-		b := make([]byte, 18)
+		b := make([]byte, 16)
 		_, _ = crand.Read(b)
-		c.passwords[u] = base64.RawURLEncoding.EncodeToString(b)
+		// nats-server parses a variable's value as a configuration value:
+		// a leading '-' or digit would make it a number.
+		c.passwords[u] = "pw" + hex.EncodeToString(b)
 	}
 	ports := freePorts(t, 9)
 	c.clients, c.monitors = ports[0:3], ports[6:9]
@@ -274,7 +276,8 @@ func Inbox(user string) string { return "_INBOX_" + user }
 // Admin is a raw JetStream client signed in as admin, closed when the test ends.
 func (c *Cluster) Admin() (*nats.Conn, jetstream.JetStream) {
 	c.t.Helper()
-	nc, err := nats.Connect(c.URLs(), nats.UserInfo("admin", c.passwords["admin"]), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(c.URLs(), nats.UserInfo("admin", c.passwords["admin"]), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) {}), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		c.t.Fatalf("sign in as admin: %v", err)
 	}

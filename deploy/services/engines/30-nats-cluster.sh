@@ -14,7 +14,8 @@ up_nats_cluster() {
 	local env=()
 	for user in $nats_cluster_users; do
 		var="NATS_${user^^}_PASSWORD"
-		pw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+		# nats-server parses the value as configuration: no leading digit or '-'.
+		pw="pw$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 		env+=("$var=$pw")
 		export_var "FEEDLINE_TEST_NATS_${user^^}_PASSWORD" "$pw"
 	done
