@@ -74,6 +74,30 @@ func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 	}
 }
 
+func (b *Bus) bucketConfigs() []jetstream.KeyValueConfig {
+	return []jetstream.KeyValueConfig{
+		{Bucket: BucketUploads, Description: "upload records and per-batch progress", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas, MaxValueSize: 1 << 20},
+		{Bucket: BucketPartners, Description: "partners and hashed API keys", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
+		{Bucket: BucketMappings, Description: "every version of every partner mapping", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
+		{Bucket: BucketPosts, Description: "post content by post id", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
+		{Bucket: BucketRequests, Description: "first answers to idempotent writes", History: 1, TTL: IdempotencyWindow, Storage: jetstream.FileStorage, Replicas: b.replicas},
+		{Bucket: BucketReaders, Description: "last feed read by shopper", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
+	}
+}
+
+// Declared names every stream Declare creates: feedline's own, and those
+// behind its buckets and its object store.
+func (b *Bus) Declared() []string {
+	var names []string
+	for _, s := range b.StreamConfigs() {
+		names = append(names, s.Name)
+	}
+	for _, kv := range b.bucketConfigs() {
+		names = append(names, "KV_"+kv.Bucket)
+	}
+	return append(names, "OBJ_"+ObjectUploads)
+}
+
 // Declare creates or updates every stream and bucket. It is idempotent: a
 // second start with the same configuration changes nothing.
 func (b *Bus) Declare(ctx context.Context) error {
@@ -82,14 +106,7 @@ func (b *Bus) Declare(ctx context.Context) error {
 			return fmt.Errorf("declare stream %s: %w", cfg.Name, err)
 		}
 	}
-	for _, kv := range []jetstream.KeyValueConfig{
-		{Bucket: BucketUploads, Description: "upload records and per-batch progress", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas, MaxValueSize: 1 << 20},
-		{Bucket: BucketPartners, Description: "partners and hashed API keys", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
-		{Bucket: BucketMappings, Description: "every version of every partner mapping", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
-		{Bucket: BucketPosts, Description: "post content by post id", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
-		{Bucket: BucketRequests, Description: "first answers to idempotent writes", History: 1, TTL: IdempotencyWindow, Storage: jetstream.FileStorage, Replicas: b.replicas},
-		{Bucket: BucketReaders, Description: "last feed read by shopper", History: 1, Storage: jetstream.FileStorage, Replicas: b.replicas},
-	} {
+	for _, kv := range b.bucketConfigs() {
 		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("declare bucket %s: %w", kv.Bucket, err)
 		}

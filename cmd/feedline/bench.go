@@ -39,7 +39,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the heap was largest, to this file")
 	maxDelete := fs.Int("max-delete-percent", 0, "the service's --max-delete-percent (0: its default); 100 never holds, so full re-uploads are not staged")
+	outside := benchNATSFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	onNATS, err := outside.config()
+	if err != nil {
 		return err
 	}
 	if *cpuProfile != "" {
@@ -94,11 +99,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	report.add("decode only (CSV, baseline)", d, *rows)
 	log("decode only: %s", d)
 
-	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int) ([]time.Duration, error) {
-		sys, err := startSystem(ctx, serveConfig{
+	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int, bus ...benchBus) ([]time.Duration, error) {
+		cfg := serveConfig{
 			DataDir: dataDir, HTTP: "127.0.0.1:0", AdminKey: "bench-admin", Stages: stages, MaxDeletePercent: *maxDelete,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
+		}
+		for _, b := range bus {
+			if err := b.apply(ctx, &cfg); err != nil {
+				return nil, err
+			}
+		}
+		sys, err := startSystem(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -106,6 +117,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			_ = sys.Stop(sctx)
+			for _, b := range bus {
+				if err := b.empty(sctx); err != nil {
+					log("%s: %v", name, err)
+				}
+			}
 		}()
 		c := newClient("http://"+sys.addr, "bench-admin")
 		if err := benchPartner(ctx, c); err != nil {
@@ -139,6 +155,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		report.add("upload + decode + normalise (CSV, index off)", ds[0], *rows)
 		if len(ds) > 1 {
 			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, decode + normalise (index off)", *changed*100), ds[1], *rows)
+		}
+		if onNATS != nil {
+			ds, err := run("decode+normalise CSV on "+onNATS.name(), []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-nats"), uploads, *onNATS)
+			if err != nil {
+				return err
+			}
+			report.add("upload + decode + normalise (CSV, index off) on "+onNATS.name(), ds[0], *rows)
+			if len(ds) > 1 {
+				report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, decode + normalise (index off) on %s", *changed*100, onNATS.name()), ds[1], *rows)
+			}
 		}
 	}
 	if !skipped("parquet") {

@@ -8,7 +8,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"feedline/pipeline"
@@ -334,22 +332,18 @@ func TestServeSaysWhyItCannotReachNATS(t *testing.T) {
 	}
 }
 
-// wipeFeedline removes feedline's streams and buckets from a cluster.
-func wipeFeedline(t *testing.T, js jetstream.JetStream) {
+// wipeFeedline removes feedline's streams and buckets from the cluster c.
+func wipeFeedline(t *testing.T, c *natstest.Cluster) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	names := []string{"OBJ_" + pipeline.ObjectUploads}
-	for _, b := range []string{pipeline.BucketUploads, pipeline.BucketPartners, pipeline.BucketMappings, pipeline.BucketPosts, pipeline.BucketRequests, pipeline.BucketReaders} {
-		names = append(names, "KV_"+b)
+	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{URL: c.URLs(), Auth: pipeline.ClientAuth{User: "admin", Password: c.Password("admin")}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, s := range (&pipeline.Bus{}).StreamConfigs() {
-		names = append(names, s.Name)
-	}
-	for _, n := range names {
-		if err := js.DeleteStream(ctx, n); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			t.Fatalf("remove stream %s: %v", n, err)
-		}
+	defer bus.Close()
+	if err := removeDeclared(ctx, bus); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -380,8 +374,8 @@ func TestComposeServicesOnTheNATSCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, admin := c.Admin()
-	wipeFeedline(t, admin)
-	t.Cleanup(func() { wipeFeedline(t, admin) })
+	wipeFeedline(t, c)
+	t.Cleanup(func() { wipeFeedline(t, c) })
 
 	d := loadDeployment(t, nil)
 	natsURL := c.URLs()
