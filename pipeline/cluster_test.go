@@ -265,3 +265,81 @@ func TestStagesRideOutANATSNodeLoss(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A follower of a stream keeps receiving when the node that serves its
+// ordered consumer stops answering (frozen with SIGSTOP: its connections
+// stay open, so nobody sees it gone). nats.go then asks again for a
+// consumer of the same name, which stays on the frozen node: without
+// starting afresh under another name the follower hangs until the node
+// comes back.
+func TestFollowRidesOutANodeThatStopsAnswering(t *testing.T) {
+	if testing.Short() {
+		t.Skip("freezes a NATS node")
+	}
+	c := natstest.Start(t)
+	var logs strings.Builder
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	_, admin := c.Admin()
+	// The follower's client never talks to the node to be frozen, node 3.
+	const frozen = 2
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	b, err := Connect(ctx, BusConfig{URL: c.URLsExcept(frozen), Auth: ClientAuth{User: "admin", Password: c.Password("admin")}, Replicas: 3, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	stream, subject := testStream(t, b)
+	pub := JetStreamPublisher{JS: b.JS}
+	publishN := func(from, n int) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			if _, err := pub.Publish(t.Context(), Outgoing{Subject: subject + ".m", MsgID: fmt.Sprint(i), Data: []byte("x")}); err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+		}
+	}
+	publishN(0, 100)
+	// Followers until one is served by the node to be frozen.
+	var last atomic.Uint64
+	for attempt := 0; ; attempt++ {
+		if attempt == 30 {
+			t.Fatal("30 followers and none was served by node 3")
+		}
+		last.Store(0)
+		fctx, stop := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = b.Follow(fctx, stream, 1, func(m *Message) { last.Store(m.Sequence) })
+		}()
+		waitLong(t, "the follower to read the first 100", 30*time.Second, func() bool { return last.Load() == 100 })
+		host := ""
+		st, err := admin.Stream(t.Context(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ci := range st.ListConsumers(t.Context()).Info() {
+			if ci.Cluster != nil && ci.Cluster.Leader == fmt.Sprintf("nats-%d", frozen+1) && ci.NumPending == 0 && ci.Delivered.Stream == 100 {
+				host = ci.Cluster.Leader
+			}
+		}
+		if host != "" {
+			defer func() { stop(); <-done }()
+			break
+		}
+		stop()
+		<-done
+	}
+	c.Freeze(frozen)
+	publishN(100, 100)
+	waitLong(t, "the follower to read all 200 while node 3 answers nothing", 90*time.Second, func() bool { return last.Load() == 200 })
+	logMu.Lock()
+	defer logMu.Unlock()
+	t.Logf("the follower started afresh %d times", strings.Count(logs.String(), "starting again where it stopped"))
+}

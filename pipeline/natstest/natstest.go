@@ -17,6 +17,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -115,6 +116,7 @@ func Start(t testing.TB) *Cluster {
 	for i := range 3 {
 		c.WaitHealthy(i)
 	}
+	c.waitFormed()
 	return c
 }
 
@@ -209,11 +211,86 @@ func (c *Cluster) Kill(i int) {
 	_ = n.Wait()
 }
 
+// Freeze stops node i (0-based) with SIGSTOP: it keeps its connections
+// open but answers nothing, as a node on a hung machine does. Thaw ends it;
+// a frozen node is thawed when the test ends.
+func (c *Cluster) Freeze(i int) {
+	c.t.Helper()
+	if err := c.nodes[i].Process.Signal(syscall.SIGSTOP); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { c.Thaw(i) })
+}
+
+// Thaw lets a frozen node i go on.
+func (c *Cluster) Thaw(i int) {
+	if n := c.nodes[i]; n != nil && n.ProcessState == nil {
+		_ = n.Process.Signal(syscall.SIGCONT)
+	}
+}
+
 // Restart starts a killed node i again and waits until it has caught up.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
 	c.launch(i)
 	c.WaitHealthy(i)
+	if c.running() == len(c.nodes) {
+		c.waitFormed()
+	}
+}
+
+func (c *Cluster) running() int {
+	n := 0
+	for _, cmd := range c.nodes {
+		if cmd != nil && cmd.ProcessState == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// metaCluster is what a node's /jsz says of the JetStream meta group.
+type metaCluster struct {
+	MetaCluster struct {
+		Leader   string `json:"leader"`
+		Replicas []struct {
+			Name    string `json:"name"`
+			Current bool   `json:"current"`
+			Offline bool   `json:"offline"`
+		} `json:"replicas"`
+	} `json:"meta_cluster"`
+}
+
+func (c *Cluster) jsz(i int) (metaCluster, error) {
+	var m metaCluster
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/jsz", c.monitors[i]))
+	if err != nil {
+		return m, err
+	}
+	defer res.Body.Close()
+	return m, json.NewDecoder(res.Body).Decode(&m)
+}
+
+// waitFormed waits until the meta leader sees every other node online and
+// current: before that, a new R3 stream finds "no suitable peers".
+func (c *Cluster) waitFormed() {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, err := c.jsz(0); err == nil && m.MetaCluster.Leader != "" {
+			if lead, err := c.jsz(c.Node(m.MetaCluster.Leader)); err == nil && len(lead.MetaCluster.Replicas) == len(c.nodes)-1 {
+				formed := true
+				for _, r := range lead.MetaCluster.Replicas {
+					formed = formed && r.Current && !r.Offline
+				}
+				if formed {
+					return
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatal("the NATS cluster did not form within 60s: its meta leader does not see every node current")
 }
 
 // WaitHealthy waits until node i (0-based) reports JetStream healthy: up and
@@ -250,6 +327,17 @@ func (c *Cluster) URLs() string {
 	var us []string
 	for i := range c.clients {
 		us = append(us, c.URL(i))
+	}
+	return strings.Join(us, ",")
+}
+
+// URLsExcept are the client URLs of every node but node i.
+func (c *Cluster) URLsExcept(i int) string {
+	var us []string
+	for n := range c.clients {
+		if n != i {
+			us = append(us, c.URL(n))
+		}
 	}
 	return strings.Join(us, ",")
 }
