@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -111,10 +112,15 @@ func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		b.shutdownServer()
+		if why := unreachable(url, err); why != "" {
+			return nil, fmt.Errorf("connect to nats %s: %w (%s)", redact(url), err, why)
+		}
 		return nil, fmt.Errorf("connect to nats %s: %w", redact(url), err)
 	}
 	b.NC = nc
-	js, err := jetstream.New(nc)
+	// An acknowledgement lost with a NATS node fails its flight after
+	// publishAttempt instead of leaving it waiting.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAttempt))
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -222,12 +228,41 @@ func (b *Bus) ClientURL() string {
 // Ready checks that JetStream answers.
 func (b *Bus) Ready(ctx context.Context) error {
 	if !b.NC.IsConnected() {
-		return errors.New("nats is not connected")
+		return fmt.Errorf("nats is not ready: not connected (%s)", b.NC.Status())
 	}
 	if _, err := b.JS.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+		return fmt.Errorf("nats is not ready: JetStream does not answer (on a cluster: is a majority of its nodes up?): %w", err)
 	}
 	return nil
+}
+
+// unreachable says, for a connection that failed before signing in, what
+// is at each address: nothing, or something that is not a NATS server.
+// It is empty for a refused sign-in, whose error says enough.
+func unreachable(urls string, err error) string {
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+		return ""
+	}
+	var why []string
+	for _, u := range splitURLs(urls) {
+		addr := u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "4222")
+		}
+		conn, derr := net.DialTimeout("tcp", addr, time.Second)
+		if derr != nil {
+			why = append(why, fmt.Sprintf("%s: nothing answers (%v); is the server up and the address right?", addr, derr))
+			continue
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		greeting := make([]byte, 5)
+		n, _ := io.ReadFull(conn, greeting)
+		_ = conn.Close()
+		if string(greeting[:n]) != "INFO " {
+			why = append(why, fmt.Sprintf("%s answers but is not a NATS server (no INFO greeting): the monitoring port or another service?", addr))
+		}
+	}
+	return strings.Join(why, "; ")
 }
 
 // Close drains the connection and stops the embedded server.

@@ -1,8 +1,12 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // terminalError marks a failure that retrying cannot fix (bad data): the
@@ -64,3 +68,29 @@ func Later(err error, delay time.Duration) error { return laterError{err, delay}
 // MaxEarly bounds how often a message may come too early before it is
 // dead-lettered after all.
 const MaxEarly = 2000
+
+// Transient reports whether err is JetStream briefly unable to answer, as a
+// cluster is while it elects a leader after losing a node: no responders, a
+// timeout, a leadership change, a connection being re-established. It says
+// nothing about the message: the same work succeeds a moment later, so it
+// costs no attempt towards the dead-letter limit. Terminal errors never are.
+func Transient(err error) bool {
+	if err == nil || IsTerminal(err) {
+		return false
+	}
+	var api *jetstream.APIError
+	if errors.As(err, &api) && api.Code == 503 {
+		return true // "JetStream system temporarily unavailable"
+	}
+	for _, t := range []error{
+		nats.ErrTimeout, context.DeadlineExceeded, nats.ErrNoResponders, jetstream.ErrNoStreamResponse,
+		jetstream.ErrConsumerLeadershipChanged, jetstream.ErrServerShutdown, jetstream.ErrAsyncPublishTimeout,
+		nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrNoServers,
+		errNoResponders, errConsumerDeleted,
+	} {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}

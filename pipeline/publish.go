@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -46,31 +47,60 @@ func toMsg(out Outgoing) *nats.Msg {
 	return m
 }
 
-// PublishTimeout bounds waiting for one acknowledgement; a lost reply turns
-// into an error the stage retries, never a hang.
-const PublishTimeout = 10 * time.Second
+// PublishTimeout bounds one publish, its retries included: a lost reply
+// turns into an error the stage retries, never a hang.
+const PublishTimeout = 30 * time.Second
 
-// Publish implements Publisher.
+// publishAttempt bounds one try. A stream leader that dies with the message
+// never answers; the next try reaches the new leader.
+const publishAttempt = 5 * time.Second
+
+// Publish implements Publisher. While a NATS cluster elects a stream leader
+// the publish is tried again: at once when nobody took the message (no
+// responders), and after a lost reply only for a message with an id, whose
+// second copy the stream drops.
 func (p JetStreamPublisher) Publish(ctx context.Context, out Outgoing) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
 	defer cancel()
-	ack, err := p.JS.PublishMsg(ctx, toMsg(out))
-	if err != nil {
-		return 0, fmt.Errorf("publish %s: %w", out.Subject, err)
+	msg := toMsg(out)
+	pause := 50 * time.Millisecond
+	for {
+		actx, acancel := context.WithTimeout(ctx, publishAttempt)
+		// No responders is retried within the attempt, every 100ms.
+		ack, err := p.JS.PublishMsg(actx, msg, jetstream.WithRetryAttempts(int(publishAttempt/(100*time.Millisecond))), jetstream.WithRetryWait(100*time.Millisecond))
+		acancel()
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if ctx.Err() != nil || !Transient(err) || (out.MsgID == "" && !noResponders(err)) {
+			return 0, fmt.Errorf("publish %s: %w", out.Subject, err)
+		}
+		sleep(ctx, pause)
+		pause = min(pause*2, time.Second)
 	}
-	return ack.Sequence, nil
+}
+
+// noResponders: no stream took the message, so sending it again cannot
+// store it twice.
+func noResponders(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // Flight starts a windowed asynchronous publish of at most window messages
 // awaiting acknowledgement at once.
 func (p JetStreamPublisher) Flight(window int) Flight {
-	return &flight{js: p.JS, window: max(window, 1)}
+	return &flight{pub: p, window: max(window, 1)}
 }
 
 type flight struct {
-	js      jetstream.JetStream
+	pub     JetStreamPublisher
 	window  int
-	pending []jetstream.PubAckFuture
+	pending []inFlight
+}
+
+type inFlight struct {
+	out Outgoing
+	fut jetstream.PubAckFuture
 }
 
 func (f *flight) Publish(ctx context.Context, out Outgoing) error {
@@ -79,22 +109,30 @@ func (f *flight) Publish(ctx context.Context, out Outgoing) error {
 			return err
 		}
 	}
-	fut, err := f.js.PublishMsgAsync(toMsg(out))
+	fut, err := f.pub.JS.PublishMsgAsync(toMsg(out))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", out.Subject, err)
 	}
-	f.pending = append(f.pending, fut)
+	f.pending = append(f.pending, inFlight{out, fut})
 	return nil
 }
 
+// waitOldest waits for the oldest acknowledgement. A message JetStream
+// could not take just then (a cluster electing a leader) is published
+// again on its own, with Publish's retries; order among a flight's
+// messages is not kept, which their ids make harmless.
 func (f *flight) waitOldest(ctx context.Context) error {
-	fut := f.pending[0]
+	p := f.pending[0]
 	f.pending = f.pending[1:]
 	select {
-	case <-fut.Ok():
+	case <-p.fut.Ok():
 		return nil
-	case err := <-fut.Err():
-		return fmt.Errorf("publish %s: %w", fut.Msg().Subject, err)
+	case err := <-p.fut.Err():
+		if Transient(err) && (p.out.MsgID != "" || noResponders(err)) {
+			_, err = f.pub.Publish(ctx, p.out)
+			return err
+		}
+		return fmt.Errorf("publish %s: %w", p.out.Subject, err)
 	case <-ctx.Done():
 		return ctx.Err()
 	}

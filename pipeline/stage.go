@@ -23,7 +23,7 @@ type Message struct {
 	Header    nats.Header
 	Sequence  uint64 // stream sequence: stable across redeliveries
 	Delivered uint64 // 1 on the first delivery
-	msg       jetstream.Msg
+	msg       *nats.Msg
 }
 
 // InProgress tells JetStream the handler is still working, so a long
@@ -276,13 +276,29 @@ func (r *Runner) Consumer(ctx context.Context, s Stage) (jetstream.Consumer, err
 }
 
 // Run fetches and handles batches until ctx is cancelled. The batch in hand
-// when ctx ends is finished; nothing fetched is left unsettled.
+// when ctx ends is finished; nothing fetched is left unsettled. A NATS
+// cluster losing a node, electing a leader or moving the consumer is waited
+// out: the stage asks again, and declares its consumer again when it is gone.
 func (r *Runner) Run(ctx context.Context, s Stage) error {
 	s.defaults()
+	log := r.Log.With("stage", s.Name)
 	cons, err := r.Consumer(ctx, s)
+	for err != nil && Transient(err) && ctx.Err() == nil {
+		log.Warn("declaring the consumer failed; retrying", "err", err)
+		sleep(ctx, time.Second)
+		cons, err = r.Consumer(ctx, s)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	pull, err := newPuller(r.Bus.NC, s.Stream, s.Name)
 	if err != nil {
 		return err
 	}
+	defer pull.close()
 	r.setBound(s.Name, true)
 	defer r.setBound(s.Name, false)
 
@@ -293,7 +309,6 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 	handle = r.observe(s.Name, handle)
 
 	go r.watchLag(ctx, s.Name, cons)
-	log := r.Log.With("stage", s.Name)
 	log.Info("stage started", "stream", s.Stream, "subjects", s.Subjects)
 	out := newOutage(s.Name, s.Gate, func(p bool) {
 		v := 0.0
@@ -302,29 +317,71 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 		}
 		r.Metrics.Paused.WithLabelValues(s.Name).Set(v)
 	})
+	away := &leaderless{log: log}
 	for ctx.Err() == nil {
 		if !out.ready(ctx, log) {
 			continue
 		}
-		msgs, err := fetch(ctx, cons, s.BatchSize, s.MaxBytes, s.MaxWait, min(s.Linger, fetchLinger))
+		msgs, err := fetch(ctx, pull, s.BatchSize, s.MaxBytes, s.MaxWait, min(s.Linger, fetchLinger))
 		if err == nil && len(msgs) > 0 && s.Linger > fetchLinger {
-			msgs, err = linger(ctx, cons, msgs, s.BatchSize, s.MaxBytes, s.Linger)
+			msgs = linger(ctx, pull, msgs, s.BatchSize, s.MaxBytes, s.Linger)
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				break
+		// What arrived is handled even when the pull then failed: it is
+		// delivered, and would otherwise wait out the ack wait.
+		if len(msgs) > 0 {
+			r.handleBatch(ctx, s, handle, msgs, out, log)
+		}
+		switch {
+		case err == nil:
+			away.back()
+		case ctx.Err() != nil:
+		case errors.Is(err, errNoResponders) || errors.Is(err, errConsumerDeleted):
+			if away.gone(err) {
+				// Declared again if it is gone; a no-op while it only
+				// waits for a leader.
+				dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				if _, derr := r.Consumer(dctx, s); derr != nil {
+					log.Debug("declaring the consumer again failed", "err", derr)
+				}
+				cancel()
 			}
+			sleep(ctx, away.pause())
+		default:
 			log.Warn("fetch failed", "err", err)
 			sleep(ctx, time.Second)
-			continue
 		}
-		if len(msgs) == 0 {
-			continue
-		}
-		r.handleBatch(ctx, s, handle, msgs, out, log)
 	}
 	log.Info("stage stopped")
 	return nil
+}
+
+// leaderless tracks a consumer nobody serves: the cluster is electing its
+// leader, or it is gone. Pulls back off from 100ms to 5s; from the third
+// unanswered pull on, the consumer is declared again before each pull.
+type leaderless struct {
+	log   *slog.Logger
+	tries int
+	since time.Time
+}
+
+func (l *leaderless) gone(err error) bool {
+	if l.tries == 0 {
+		l.since = time.Now()
+		l.log.Warn("the stage's consumer does not answer; waiting for the NATS cluster", "err", err)
+	}
+	l.tries++
+	return l.tries >= 3 || errors.Is(err, errConsumerDeleted)
+}
+
+func (l *leaderless) pause() time.Duration {
+	return min(100*time.Millisecond<<min(l.tries-1, 6), 5*time.Second)
+}
+
+func (l *leaderless) back() {
+	if l.tries > 0 {
+		l.log.Info("the stage's consumer answers again", "after", time.Since(l.since).Round(time.Millisecond))
+	}
+	l.tries = 0
 }
 
 // fetchLinger is how long a fetch waits to fill a batch once messages flow.
@@ -332,21 +389,8 @@ const fetchLinger = 20 * time.Millisecond
 
 // fetch takes what is ready (up to n messages and maxBytes), or else waits
 // up to wait for the first message.
-func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait, fill time.Duration) ([]jetstream.Msg, error) {
-	collect := func(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
-		if err != nil {
-			return nil, err
-		}
-		var out []jetstream.Msg
-		for m := range b.Messages() {
-			out = append(out, m)
-		}
-		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-			return out, err
-		}
-		return out, nil
-	}
-	msgs, err := collect(cons.Fetch(n, jetstream.FetchMaxBytes(maxBytes), jetstream.FetchMaxWait(fill)))
+func fetch(ctx context.Context, p *puller, n, maxBytes int, wait, fill time.Duration) ([]*nats.Msg, error) {
+	msgs, err := p.pull(ctx, n, maxBytes, fill)
 	if len(msgs) > 0 || err != nil {
 		return msgs, err
 	}
@@ -357,16 +401,16 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait, 
 	if wait <= 0 {
 		return nil, ctx.Err()
 	}
-	return collect(cons.Fetch(1, jetstream.FetchMaxBytes(maxBytes), jetstream.FetchMaxWait(wait)))
+	return p.pull(ctx, 1, 0, wait)
 }
 
 // linger tops a batch up until it holds n messages or maxBytes, or d has
 // passed since the first message, so a sink writes thousands of rows at once
 // even when they trickle in.
-func linger(ctx context.Context, cons jetstream.Consumer, msgs []jetstream.Msg, n, maxBytes int, d time.Duration) ([]jetstream.Msg, error) {
+func linger(ctx context.Context, p *puller, msgs []*nats.Msg, n, maxBytes int, d time.Duration) []*nats.Msg {
 	size := 0
 	for _, m := range msgs {
-		size += len(m.Data())
+		size += len(m.Data)
 	}
 	deadline := time.Now().Add(d - fetchLinger)
 	for len(msgs) < n && size < maxBytes && ctx.Err() == nil {
@@ -374,23 +418,23 @@ func linger(ctx context.Context, cons jetstream.Consumer, msgs []jetstream.Msg, 
 		if wait <= time.Millisecond {
 			break
 		}
-		b, err := cons.Fetch(n-len(msgs), jetstream.FetchMaxBytes(maxBytes-size), jetstream.FetchMaxWait(wait))
-		if err != nil {
-			return msgs, nil // what is in hand is a fine batch; the next fetch reports the error
-		}
-		for m := range b.Messages() {
+		more, err := p.pull(ctx, n-len(msgs), maxBytes-size, wait)
+		for _, m := range more {
 			msgs = append(msgs, m)
-			size += len(m.Data())
+			size += len(m.Data)
+		}
+		if err != nil || len(more) == 0 {
+			break // what is in hand is a fine batch; the next fetch reports the error
 		}
 	}
-	return msgs, nil
+	return msgs
 }
 
-func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, raw []jetstream.Msg, out *outage, log *slog.Logger) {
+func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, raw []*nats.Msg, out *outage, log *slog.Logger) {
 	msgs := make([]*Message, 0, len(raw))
 	var poisoned []*Message
 	for _, jm := range raw {
-		m := &Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), msg: jm}
+		m := &Message{Subject: jm.Subject, Data: jm.Data, Header: jm.Header, msg: jm}
 		if m.Header == nil {
 			m.Header = nats.Header{}
 		}
@@ -419,12 +463,15 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 	stopBeat := heartbeat(msgs, s.AckWait/3)
 	errs := handle(hctx, msgs)
 	stopBeat()
+	// A batch that ran out of its time failed on its own account, whatever
+	// deadline errors its calls report.
+	timedOut := hctx.Err() != nil
 	for i, m := range msgs {
 		var err error
 		if i < len(errs) {
 			err = errs[i]
 		}
-		r.settle(s, m, err, out, log)
+		r.settle(s, m, err, !timedOut && Transient(err), out, log)
 	}
 }
 
@@ -453,7 +500,9 @@ func heartbeat(msgs []*Message, every time.Duration) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-func (r *Runner) settle(s Stage, m *Message, err error, out *outage, log *slog.Logger) {
+// settle acknowledges, redelivers or dead-letters m after err. transient
+// says err is JetStream's brief unavailability, not the message's failure.
+func (r *Runner) settle(s Stage, m *Message, err error, transient bool, out *outage, log *slog.Logger) {
 	var later laterError
 	switch {
 	case errors.As(err, &later) && m.Delivered < MaxEarly:
@@ -466,7 +515,9 @@ func (r *Runner) settle(s Stage, m *Message, err error, out *outage, log *slog.L
 		out.settled(m.Sequence)
 		out.recovered()
 		r.Metrics.Processed.WithLabelValues(s.Name).Inc()
-	case errors.Is(err, schemas.ErrUnavailable) && !IsTerminal(err) && m.Delivered < MaxEarly:
+	case (errors.Is(err, schemas.ErrUnavailable) && !IsTerminal(err) || transient) && m.Delivered < MaxEarly:
+		// A backend down, or JetStream electing a leader: the stage pauses
+		// and the message waits in JetStream without using an attempt.
 		delay := out.trip(m.Sequence)
 		log.Warn("backend unavailable; stage pauses and leaves the message in JetStream", "seq", m.Sequence, "retry_in", delay, "err", err)
 		r.Metrics.Failed.WithLabelValues(s.Name, "unavailable").Inc()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -335,6 +336,39 @@ func TestLingerGathersTricklingMessagesIntoOneBatch(t *testing.T) {
 	defer mu.Unlock()
 	if len(sizes) != 1 || sizes[0] != 5 {
 		t.Errorf("batch sizes %v, want one batch of 5", sizes)
+	}
+}
+
+// A message larger than a fetch's byte budget still reaches the stage, and
+// the small ones around it come in batches.
+func TestAMessageLargerThanAFetchIsStillHandled(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	var mu sync.Mutex
+	var got []int
+	stop := runStage(t, r, Stage{
+		Name: "sink", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 8, MaxBytes: 4 << 10,
+		Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			mu.Lock()
+			got = append(got, len(m.Data))
+			mu.Unlock()
+			return nil
+		}),
+	})
+	defer stop()
+	publish(t, b, "catalog.raw.acme", "small-1", "x")
+	publish(t, b, "catalog.raw.acme", "large", strings.Repeat("x", 64<<10))
+	publish(t, b, "catalog.raw.acme", "small-2", "x")
+	waitFor(t, "all three messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got[1] != 64<<10 {
+		t.Errorf("handled sizes %v, want the large one second", got)
 	}
 }
 

@@ -41,7 +41,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the heap was largest, to this file")
 	maxDelete := fs.Int("max-delete-percent", 0, "the service's --max-delete-percent (0: its default); 100 never holds, so full re-uploads are not staged")
 	esURL := fs.String("es-url", "", "also run the full pipeline with this Elasticsearch (or OpenSearch) node as the index, beside the embedded one")
+	outside := benchNATSFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	onNATS, err := outside.config()
+	if err != nil {
 		return err
 	}
 	if *cpuProfile != "" {
@@ -108,13 +113,23 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	report.add("decode only (CSV, baseline)", d, *rows)
 	log("decode only: %s", d)
 
-	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int, es *benchSearchNode) ([]time.Duration, error) {
+	// on says where a run's outside systems are: nil for the embedded default.
+	type on struct {
+		es  *benchSearchNode
+		bus *benchBus
+	}
+	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int, where on) ([]time.Duration, error) {
 		cfg := serveConfig{
 			DataDir: dataDir, HTTP: "127.0.0.1:0", AdminKey: "bench-admin", Stages: stages, MaxDeletePercent: *maxDelete,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}
-		if es != nil {
-			es.use(&cfg)
+		if where.es != nil {
+			where.es.use(&cfg)
+		}
+		if where.bus != nil {
+			if err := where.bus.apply(ctx, &cfg); err != nil {
+				return nil, err
+			}
 		}
 		sys, err := startSystem(ctx, cfg)
 		if err != nil {
@@ -124,6 +139,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			_ = sys.Stop(sctx)
+			if where.bus != nil {
+				if err := where.bus.empty(sctx); err != nil {
+					log("%s: %v", name, err)
+				}
+			}
 		}()
 		c := newClient("http://"+sys.addr, "bench-admin")
 		if err := benchPartner(ctx, c); err != nil {
@@ -150,7 +170,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if skipped("reupload") {
 			uploads = 1
 		}
-		ds, err := run("decode+normalise CSV", []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-normalise"), uploads, nil)
+		ds, err := run("decode+normalise CSV", []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-normalise"), uploads, on{})
 		if err != nil {
 			return err
 		}
@@ -158,9 +178,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if len(ds) > 1 {
 			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, decode + normalise (index off)", *changed*100), ds[1], *rows)
 		}
+		if onNATS != nil {
+			ds, err := run("decode+normalise CSV on "+onNATS.name(), []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-nats"), uploads, on{bus: onNATS})
+			if err != nil {
+				return err
+			}
+			report.add("upload + decode + normalise (CSV, index off) on "+onNATS.name(), ds[0], *rows)
+			if len(ds) > 1 {
+				report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, decode + normalise (index off) on %s", *changed*100, onNATS.name()), ds[1], *rows)
+			}
+		}
 	}
 	if !skipped("parquet") {
-		ds, err := run("decode+normalise Parquet", []string{"api", "ingest", "normalise"}, parquetPath, false, filepath.Join(work, "data-parquet"), 1, nil)
+		ds, err := run("decode+normalise Parquet", []string{"api", "ingest", "normalise"}, parquetPath, false, filepath.Join(work, "data-parquet"), 1, on{})
 		if err != nil {
 			return err
 		}
@@ -171,7 +201,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if skipped("reupload") {
 			uploads = 1
 		}
-		ds, err := run("full pipeline", allStages, csvPath, true, filepath.Join(work, "data-full"), uploads, nil)
+		ds, err := run("full pipeline", allStages, csvPath, true, filepath.Join(work, "data-full"), uploads, on{})
 		if err != nil {
 			return err
 		}
@@ -186,7 +216,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			uploads = 1
 		}
 		log("full pipeline on %s at %s, alias %s", node.name, node.urls[0], node.alias)
-		ds, err := run("full pipeline, "+node.name, allStages, csvPath, true, filepath.Join(work, "data-es"), uploads, node)
+		ds, err := run("full pipeline, "+node.name, allStages, csvPath, true, filepath.Join(work, "data-es"), uploads, on{es: node})
 		if err != nil {
 			return err
 		}

@@ -66,12 +66,7 @@ func (v *violations) take() []string {
 func composeNATS(t *testing.T, d *deployment) (string, *violations) {
 	t.Helper()
 	node := d.roles["nats"][0]
-	s := d.p.Services[node]
-	path, ok := hostPath(s, argValue(s.Command, "--config", "-c"))
-	if !ok {
-		t.Fatalf("node %s mounts no configuration", node)
-	}
-	opts, err := d.natsOptions(path, node)
+	opts, err := d.natsOptions(node)
 	if err != nil {
 		t.Fatal(err)
 	}

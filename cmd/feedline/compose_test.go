@@ -79,6 +79,7 @@ type deployment struct {
 	roles    map[string][]string  // role → service names, sorted
 	feedline map[string]container // services built from this repository's Dockerfile
 	setenv   func(key, value string)
+	tempDir  func() string
 }
 
 // container is one feedline service as its containers start it.
@@ -200,11 +201,16 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			setServiceEnv(p, "fanout", "FEEDLINE_NATS_DECLARE", "true")
 		}, (*deployment).checkNATS, "service fanout declares"},
 		{"a NATS user who may read every reply", func(t *testing.T, p *types.Project) {
-			conf := editedCopy(t, filepath.Join(p.WorkingDir, "deploy/nats/nats.conf"), `["_INBOX_ingest.>"]`, `["_INBOX.>"]`)
+			users := editedCopy(t, filepath.Join(p.WorkingDir, "deploy/nats/users.conf"), `["_INBOX_ingest.>"]`, `["_INBOX.>"]`)
 			for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
-				repoint(p, n, "/etc/nats/nats.conf", conf)
+				repoint(p, n, "/etc/nats/users.conf", users)
 			}
 		}, (*deployment).checkNATS, "NATS user ingest may subscribe"},
+		{"a NATS node without the users file", func(t *testing.T, p *types.Project) {
+			s := p.Services["nats-2"]
+			s.Volumes = slices.DeleteFunc(slices.Clone(s.Volumes), func(v types.ServiceVolumeConfig) bool { return v.Target == "/etc/nats/users.conf" })
+			p.Services["nats-2"] = s
+		}, (*deployment).checkNATS, "users.conf"},
 		{"a stage that starts before the streams are declared", func(t *testing.T, p *types.Project) {
 			s := p.Services["index"]
 			delete(s.DependsOn, "nats-setup")
@@ -329,7 +335,7 @@ func loadDeployment(t *testing.T, mutate func(*types.Project)) *deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &deployment{p: p, root: root, image: image, roles: map[string][]string{}, feedline: map[string]container{}, setenv: t.Setenv}
+	d := &deployment{p: p, root: root, image: image, roles: map[string][]string{}, feedline: map[string]container{}, setenv: t.Setenv, tempDir: t.TempDir}
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 		s := p.Services[name]
 		if role := roleOf(s.Image); role != "" {
@@ -807,7 +813,7 @@ func (d *deployment) checkNATS() error {
 		configs[path] = append(configs[path], n)
 	}
 	for _, path := range slices.Sorted(maps.Keys(configs)) {
-		opts, err := d.natsOptions(path, configs[path][0])
+		opts, err := d.natsOptions(configs[path][0])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -816,7 +822,7 @@ func (d *deployment) checkNATS() error {
 		errs = append(errs, d.checkNATSUsers(path, opts))
 		// nats-server's own validation, as each node starts it.
 		for _, n := range configs[path] {
-			opts, err := d.natsOptions(path, n)
+			opts, err := d.natsOptions(n)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -833,17 +839,38 @@ func (d *deployment) checkNATS() error {
 	return errors.Join(errs...)
 }
 
-// natsOptions reads a NATS configuration file as node reads it, with the
-// node's environment (where the users' passwords come from).
-func (d *deployment) natsOptions(path, node string) (*server.Options, error) {
-	for k, v := range d.p.Services[node].Environment {
+// natsOptions reads node's NATS configuration as the node reads it: with
+// the files its mounts place beside it (an include is relative to the file
+// that includes it) and its environment (where the users' passwords come from).
+func (d *deployment) natsOptions(node string) (*server.Options, error) {
+	s := d.p.Services[node]
+	for k, v := range s.Environment {
 		if v != nil {
 			d.setenv(k, *v)
 		}
 	}
-	opts, err := server.ProcessConfigFile(path)
+	conf := argValue(s.Command, "--config", "-c")
+	dir := d.tempDir()
+	for _, v := range s.Volumes {
+		rel, err := filepath.Rel(filepath.Dir(conf), v.Target)
+		if v.Type != types.VolumeTypeBind || err != nil || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		b, err := os.ReadFile(v.Source)
+		if err != nil {
+			return nil, fmt.Errorf("node %s mounts %s at %s: %w", node, v.Source, v.Target, err)
+		}
+		dst := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, filepath.Base(conf)))
 	if err != nil {
-		return nil, fmt.Errorf("%s, as node %s reads it: %w", path, node, err)
+		return nil, fmt.Errorf("%s, as node %s reads it: %w", conf, node, err)
 	}
 	return opts, nil
 }

@@ -81,13 +81,21 @@ func update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 		if err == nil {
 			return v, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !conflict(err) {
 			return v, fmt.Errorf("store %s: %w", key, err)
 		}
 		if ctx.Err() != nil {
 			return v, ctx.Err()
 		}
 	}
+}
+
+// conflict reports whether a create or compare-and-set update lost to
+// another writer. A replicated (R3) bucket reports a lost update with
+// another error code than a single node, which jetstream.ErrKeyExists does
+// not match: on a cluster each such update was a failure.
+func conflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
 // opTimeout bounds one key-value call, so a reply lost in a reconnect

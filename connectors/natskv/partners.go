@@ -103,7 +103,7 @@ func (s Mappings) PutMapping(ctx context.Context, partner string, m schemas.Mapp
 		if err == nil {
 			return m, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !conflict(err) {
 			return m, fmt.Errorf("advance current mapping of %s: %w", partner, err)
 		}
 	}
