@@ -25,8 +25,10 @@ import (
 // benchCmd measures the catalog path end to end on the embedded default:
 // raw decode (the baseline), decode + normalise, upload to searchable, and
 // a re-upload with a share of rows changed; with --es-url, upload to
-// searchable again with that node as the index. "bench feed" measures the news
-// feed instead.
+// searchable again with that node as the index; with --es-url and --nats
+// both, once more on the distributed path (the outside NATS, the search node
+// and, with --clickhouse, ClickHouse). "bench feed" measures the news feed
+// instead.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "feed" {
 		return benchFeedCmd(ctx, args[1:], stdout, stderr)
@@ -36,12 +38,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rows := fs.Int("rows", 1_000_000, "rows in the generated partner file")
 	changed := fs.Float64("changed", 0.05, "share of rows changed in the re-upload")
 	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
-	skip := fs.String("skip", "", "comma-separated steps to skip: normalise,parquet,full,reupload")
+	skip := fs.String("skip", "", "comma-separated steps to skip: normalise,parquet,full,es,distributed,reupload")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the heap was largest, to this file")
 	maxDelete := fs.Int("max-delete-percent", 0, "the service's --max-delete-percent (0: its default); 100 never holds, so full re-uploads are not staged")
 	esURL := fs.String("es-url", "", "also run the full pipeline with this Elasticsearch (or OpenSearch) node as the index, beside the embedded one")
 	outside := benchNATSFlags(fs)
+	clickhouseURL := fs.String("clickhouse", "", "ClickHouse DSN for the analytics of the distributed run (--es-url and --nats); its database is created when missing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,7 +83,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer func() {
 			if err := node.drop(context.WithoutCancel(ctx)); err != nil {
-				fmt.Fprintf(stderr, "removing the bench index %s-v* from %s: %v\n", node.alias, node.urls[0], err)
+				fmt.Fprintf(stderr, "removing the bench indexes %s-*-v* from %s: %v\n", node.alias, node.urls[0], err)
 			}
 		}()
 	}
@@ -115,8 +118,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// on says where a run's outside systems are: nil for the embedded default.
 	type on struct {
-		es  *benchSearchNode
-		bus *benchBus
+		es         *benchSearchNode
+		bus        *benchBus
+		clickhouse string
 	}
 	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int, where on) ([]time.Duration, error) {
 		cfg := serveConfig{
@@ -126,6 +130,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if where.es != nil {
 			where.es.use(&cfg)
 		}
+		cfg.ClickHouseURL = where.clickhouse
 		if where.bus != nil {
 			if err := where.bus.apply(ctx, &cfg); err != nil {
 				return nil, err
@@ -210,12 +215,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied", *changed*100), ds[1], *rows)
 		}
 	}
-	if node != nil {
+	if node != nil && !skipped("es") {
 		uploads := 2
 		if skipped("reupload") {
 			uploads = 1
 		}
-		log("full pipeline on %s at %s, alias %s", node.name, node.urls[0], node.alias)
+		log("full pipeline on %s at %s", node.name, node.urls[0])
 		ds, err := run("full pipeline, "+node.name, allStages, csvPath, true, filepath.Join(work, "data-es"), uploads, on{es: node})
 		if err != nil {
 			return err
@@ -223,6 +228,25 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		report.add("upload to searchable (all stages, "+node.name+" index)", ds[0], *rows)
 		if len(ds) > 1 {
 			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied (%s)", *changed*100, node.name), ds[1], *rows)
+		}
+	}
+	if node != nil && onNATS != nil && !skipped("distributed") {
+		uploads := 2
+		if skipped("reupload") {
+			uploads = 1
+		}
+		where := on{es: node, bus: onNATS, clickhouse: *clickhouseURL}
+		name := onNATS.name() + " + " + node.name
+		if where.clickhouse != "" {
+			name += " + ClickHouse"
+		}
+		ds, err := run("full pipeline, "+name, allStages, csvPath, true, filepath.Join(work, "data-distributed"), uploads, where)
+		if err != nil {
+			return err
+		}
+		report.add("upload to searchable (all stages, "+name+")", ds[0], *rows)
+		if len(ds) > 1 {
+			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied (%s)", *changed*100, name), ds[1], *rows)
 		}
 	}
 	report.peakRSS = peakRSS()

@@ -15,7 +15,8 @@ import (
 type benchSearchNode struct {
 	urls      []string
 	name      string // "Elasticsearch 8.19.7", "OpenSearch 2.19.6"
-	alias     string
+	alias     string   // prefix of the aliases of the runs
+	used      []string // one alias per run, so no run finds another's products
 	transport http.RoundTripper
 }
 
@@ -84,22 +85,28 @@ func (n *benchSearchNode) call(ctx context.Context, method, path string, out any
 	return res.StatusCode, nil
 }
 
-// use points a run's configuration at the node under its alias.
+// use points a run's configuration at the node under an alias of its own.
 func (n *benchSearchNode) use(c *serveConfig) {
-	c.ESURLs, c.ESAlias, c.ESTransport = n.urls, n.alias, n.transport
+	alias := fmt.Sprintf("%s-%d", n.alias, len(n.used)+1)
+	n.used = append(n.used, alias)
+	c.ESURLs, c.ESAlias, c.ESTransport = n.urls, alias, n.transport
 }
 
-// drop deletes the indexes and the template the runs made.
+// drop deletes the indexes and the templates the runs made.
 func (n *benchSearchNode) drop(ctx context.Context) error {
-	var indexes map[string]json.RawMessage
-	if _, err := n.call(ctx, "GET", "/"+n.alias+"-v*", &indexes); err != nil {
-		return err
-	}
-	for name := range indexes {
-		if _, err := n.call(ctx, "DELETE", "/"+name, nil); err != nil {
+	for _, alias := range n.used {
+		var indexes map[string]json.RawMessage
+		if _, err := n.call(ctx, "GET", "/"+alias+"-v*", &indexes); err != nil {
+			return err
+		}
+		for name := range indexes {
+			if _, err := n.call(ctx, "DELETE", "/"+name, nil); err != nil {
+				return err
+			}
+		}
+		if _, err := n.call(ctx, "DELETE", "/_index_template/feedline-"+alias, nil); err != nil {
 			return err
 		}
 	}
-	_, err := n.call(ctx, "DELETE", "/_index_template/feedline-"+n.alias, nil)
-	return err
+	return nil
 }
