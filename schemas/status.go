@@ -13,6 +13,7 @@ type NormaliseTotals struct {
 	Accepted   int64        `json:"accepted"`
 	Unchanged  int64        `json:"unchanged"`
 	Rejected   int64        `json:"rejected"`
+	Excluded   int64        `json:"excluded,omitempty"`
 	Warnings   int64        `json:"warnings,omitempty"`
 	Rejections []Issue      `json:"rejections,omitempty"` // the lowest rows, at most MaxReportedRejections
 	Issues     IssueSummary `json:"issues,omitempty"`     // every issue, counted
@@ -25,6 +26,7 @@ func (t *NormaliseTotals) Add(r NormaliseRecord) {
 	t.Accepted += r.Accepted
 	t.Unchanged += r.Unchanged
 	t.Rejected += r.Rejected
+	t.Excluded += r.Excluded
 	t.Warnings += r.Warnings
 	t.Rejections = mergeRejections(t.Rejections, r.Rejections)
 	t.Issues.Merge(r.Issues)
@@ -86,7 +88,7 @@ func (p UploadProgress) Status() UploadStatus {
 		// accepted, so read = accepted + unchanged + rejected still holds.
 		Counts: Counts{
 			Read: n.Read, Accepted: n.Accepted - p.Index.Rejected, Unchanged: n.Unchanged, Rejected: n.Rejected + p.Index.Rejected,
-			Warnings: n.Warnings, Indexed: p.Index.Indexed, Deleted: p.Index.Deleted,
+			Excluded: n.Excluded, Warnings: n.Warnings, Indexed: p.Index.Indexed, Deleted: p.Index.Deleted,
 		},
 		Compression: u.Compression, Charset: u.Charset,
 		Rejections: mergeRejections(append([]Issue{}, n.Rejections...), p.Index.Rejections),

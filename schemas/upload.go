@@ -28,13 +28,16 @@ const (
 // upload may delete before it is held.
 const DefaultMaxDeletePercent = 30
 
-// Counts add up: Read = Accepted + Unchanged + Rejected. Warnings counts
-// the rows with a warning and no error: each is accepted or unchanged.
+// Counts add up: Read = Accepted + Unchanged + Rejected + Excluded.
+// Warnings counts the rows with a warning and no error: each is accepted
+// or unchanged. Excluded rows are those the mapping's exclude rules left
+// out; a full upload does not list them.
 type Counts struct {
 	Read      int64 `json:"read"`
 	Accepted  int64 `json:"accepted"`
 	Unchanged int64 `json:"unchanged"`
 	Rejected  int64 `json:"rejected"`
+	Excluded  int64 `json:"excluded"`
 	Warnings  int64 `json:"warnings"`
 	Indexed   int64 `json:"indexed"`
 	Deleted   int64 `json:"deleted"`
@@ -119,6 +122,7 @@ type NormaliseRecord struct {
 	Accepted   int64        `json:"accepted"`
 	Unchanged  int64        `json:"unchanged"`
 	Rejected   int64        `json:"rejected"`
+	Excluded   int64        `json:"excluded,omitempty"` // rows the mapping's rules left out
 	Warnings   int64        `json:"warnings,omitempty"` // rows kept with a warning
 	Rejections []Issue      `json:"rejections,omitempty"`
 	Issues     IssueSummary `json:"issues,omitempty"` // every issue of the batch, counted

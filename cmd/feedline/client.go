@@ -348,6 +348,9 @@ func printReport(w io.Writer, s schemas.UploadStatus) {
 	fmt.Fprintf(tw, "accepted\t%d\n", c.Accepted)
 	fmt.Fprintf(tw, "unchanged\t%d\n", c.Unchanged)
 	fmt.Fprintf(tw, "rejected\t%d\n", c.Rejected)
+	if c.Excluded > 0 {
+		fmt.Fprintf(tw, "excluded\t%d\n", c.Excluded)
+	}
 	fmt.Fprintf(tw, "warnings\t%d\n", c.Warnings)
 	fmt.Fprintf(tw, "indexed\t%d\n", c.Indexed)
 	fmt.Fprintf(tw, "deleted\t%d\n", c.Deleted)

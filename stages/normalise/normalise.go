@@ -320,6 +320,12 @@ func (s *Stage) normalise(ctx context.Context, rb *schemas.RawBatch, mp schemas.
 				Reason: fmt.Sprintf("id %q appears again on row %d; the last row of a product is used, this one changes nothing", sku, by)})
 			continue
 		}
+		if rm.Excluded(row) {
+			// Left out as feed tools leave excluded items out: a full
+			// upload does not list the product.
+			rec.Excluded++
+			continue
+		}
 		op := rm.Operation(row)
 		if sku, del := rm.Deleted(row); del {
 			id := schemas.ProductID(rb.Partner, sku)
