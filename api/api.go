@@ -35,7 +35,9 @@ type Config struct {
 	Files    schemas.FileStore
 	Index    schemas.ProductIndex // nil when this process serves no search
 	Detect   schemas.DetectFormat
-	Issues   schemas.IssueLog // every issue of every upload
+	Open     schemas.OpenDecoder // reads a mapping preview's sample
+	TempDir  string              // where a previewed zip or Parquet sample is spooled; default os.TempDir()
+	Issues   schemas.IssueLog    // every issue of every upload
 	// IssueRetention is how long the issue log keeps a list, for the
 	// answer that one is gone.
 	IssueRetention time.Duration
@@ -156,6 +158,7 @@ func New(cfg Config) *App {
 	app.Post("/v1/partners", s.requireAdmin, s.createPartner)
 	app.Put("/v1/partners/:partner/mapping", s.requirePartner, s.putMapping)
 	app.Get("/v1/partners/:partner/mapping", s.requirePartner, s.getMapping)
+	app.Post("/v1/partners/:partner/mapping/preview", s.requirePartner, s.previewMapping)
 	app.Post("/v1/partners/:partner/uploads", s.requirePartner, s.createUpload)
 	app.Get("/v1/partners/:partner/settings", s.requirePartner, s.getSettings)
 	app.Put("/v1/partners/:partner/settings", s.requirePartner, s.putSettings)

@@ -54,7 +54,7 @@ func (s *server) putMapping(c *fiber.Ctx) error {
 		return err
 	}
 	if err := m.Validate(); err != nil {
-		return invalidMapping(err)
+		return invalidMapping(err, "PUT it again")
 	}
 	m.Version = 0
 	m.UpdatedAt = s.cfg.Now().UTC()
@@ -166,13 +166,15 @@ func (s *server) partnerExists(c *fiber.Ctx, partner string) error {
 	return nil
 }
 
-func invalidMapping(err error) *problemError {
+// invalidMapping lists every problem of a mapping; then says what to do
+// once it is fixed.
+func invalidMapping(err error, then string) *problemError {
 	var me *schemas.MappingError
 	if !errors.As(err, &me) {
-		return unprocessable("invalid-mapping", "Invalid mapping", "The mapping is not valid: %v. Fix it and PUT it again.", err)
+		return unprocessable("invalid-mapping", "Invalid mapping", "The mapping is not valid: %v. Fix it and %s.", err, then)
 	}
 	p := unprocessable("invalid-mapping", "Invalid mapping",
-		"The mapping is not valid: %s. Fix it and PUT it again.", strings.Join(me.Problems, "; "))
+		"The mapping is not valid: %s. Fix it and %s.", strings.Join(me.Problems, "; "), then)
 	p.errors = me.Problems
 	return p
 }

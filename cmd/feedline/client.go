@@ -121,9 +121,16 @@ func (c *apiClient) doJSON(ctx context.Context, method, path string, body *bytes
 	return c.send(ctx, method, path, body, body.Size(), "application/json", out)
 }
 
+const mappingUsage = `usage:
+  feedline mapping set PARTNER FILE|-
+  feedline mapping lint MAPPING.json --sample FILE [--format F] [--delimiter D] [--partner P] [--json]`
+
 func mappingCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) >= 2 && args[0] == "lint" {
+		return mappingLintCmd(args[1:], stdout)
+	}
 	if len(args) < 3 || args[0] != "set" {
-		return errors.New("usage: feedline mapping set PARTNER FILE|-")
+		return errors.New(mappingUsage)
 	}
 	fs := flag.NewFlagSet("mapping set", flag.ContinueOnError)
 	apiURL := fs.String("api", env("FEEDLINE_API", "http://127.0.0.1:8080"), "API base URL")

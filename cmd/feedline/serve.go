@@ -435,6 +435,11 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	metrics := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
 	switch {
 	case cfg.runs("api"):
+		// Previews of zip and Parquet samples spool here.
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tmp"), 0o755); err != nil {
+			cancel()
+			return nil, err
+		}
 		kvPartners, err := s.bus.KV(ctx, pipeline.BucketPartners)
 		if err != nil {
 			cancel()
@@ -448,6 +453,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Files:    files,
 			Index:    s.index,
 			Detect:   detectFormat,
+			Open:     decode.OpenRows,
+			TempDir:  filepath.Join(cfg.DataDir, "tmp"),
 			Issues:   natskv.Issues{JS: s.bus.JS},
 			Pub:      pub,
 			Ready:    s.ready,
