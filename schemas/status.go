@@ -74,14 +74,16 @@ type UploadProgress struct {
 	Failures  []FailureRecord
 	Hold      *HoldRecord
 	Decision  *DecisionRecord
+	Cancel    *CancelRecord
+	Staged    *bool // whether a full upload's changes wait in the staging stream
 }
 
 // Status folds the progress into what a partner sees. The upload is done
 // once ingest finished, every raw batch was normalised, a full upload's
 // deletions were decided, and the index applied every product batch.
-func (p UploadProgress) Status() UploadStatus {
+func (p UploadProgress) Status() (s UploadStatus) {
 	u, n := p.Upload, p.Normalise
-	s := UploadStatus{
+	s = UploadStatus{
 		ID: u.ID, Partner: u.Partner, Mode: u.Mode, Format: u.Format, MappingVersion: u.MappingVersion,
 		ReceivedAt: u.ReceivedAt, Size: u.Size, State: StateReceived,
 		// A row the search backend refused counts as rejected, not
@@ -90,8 +92,16 @@ func (p UploadProgress) Status() UploadStatus {
 			Read: n.Read, Accepted: n.Accepted - p.Index.Rejected, Unchanged: n.Unchanged, Rejected: n.Rejected + p.Index.Rejected,
 			Excluded: n.Excluded, Warnings: n.Warnings, Indexed: p.Index.Indexed, Deleted: p.Index.Deleted,
 		},
-		Compression: u.Compression, Charset: u.Charset,
+		Compression: u.Compression, Charset: u.Charset, Filename: u.Filename, Source: u.Source, RetryOf: u.RetryOf,
 		Rejections: mergeRejections(append([]Issue{}, n.Rejections...), p.Index.Rejections),
+	}
+	if c := p.Cancel; c != nil {
+		// What normalise published before the cancellation stays applied
+		// (the product log is the source of truth); the rest never is.
+		defer func() {
+			s.State, s.Normalised = StateCancelled, false
+			s.Cancellation = &Cancellation{At: c.At, Applied: p.Staged == nil || !*p.Staged}
+		}()
 	}
 	summary := slices.Clone(n.Issues)
 	for _, r := range p.Index.Rejections {
