@@ -50,6 +50,14 @@ type Config struct {
 	Body           BodyLimits // how slowly a request body may arrive
 	// MaxFileBytes refuses an upload larger than this (413); 0 accepts any size.
 	MaxFileBytes int64
+	// Uploads lists a partner's uploads; Slots with MaxInFlight bounds
+	// the uploads a partner has received or processing at once (429
+	// beyond); 0 is no bound.
+	Uploads     schemas.UploadList
+	Slots       schemas.UploadSlots
+	MaxInFlight int
+	// Stages tells an unfinished upload's status which stage it waits for.
+	Stages StageWatch
 	// MaxDeletePercent holds a full upload that would delete more than this
 	// share of its partner's live products, unless the partner set its own;
 	// 0 means schemas.DefaultMaxDeletePercent, 100 never holds.
@@ -160,12 +168,15 @@ func New(cfg Config) *App {
 	app.Get("/v1/partners/:partner/mapping", s.requirePartner, s.getMapping)
 	app.Post("/v1/partners/:partner/mapping/preview", s.requirePartner, s.previewMapping)
 	app.Post("/v1/partners/:partner/uploads", s.requirePartner, s.createUpload)
+	app.Get("/v1/partners/:partner/uploads", s.requirePartner, s.listUploads)
 	app.Get("/v1/partners/:partner/settings", s.requirePartner, s.getSettings)
 	app.Put("/v1/partners/:partner/settings", s.requirePartner, s.putSettings)
 	app.Get("/v1/uploads/:id", s.requireKey, s.getUpload)
 	app.Get("/v1/uploads/:id/issues", s.requireKey, s.uploadIssues)
 	app.Post("/v1/uploads/:id/confirm", s.requireKey, s.decideUpload(schemas.DecisionConfirm))
 	app.Post("/v1/uploads/:id/cancel", s.requireKey, s.decideUpload(schemas.DecisionCancel))
+	app.Delete("/v1/uploads/:id", s.requireKey, s.cancelUpload)
+	app.Post("/v1/uploads/:id/retry", s.requireKey, s.retryUpload)
 
 	app.Get("/v1/search", s.search)
 	app.Get("/v1/products/:id", s.getProduct)

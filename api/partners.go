@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -139,8 +140,8 @@ func (s *server) putSettings(c *fiber.Ctx) error {
 
 // maxDeletePercent is the share of live products an upload of partner may
 // delete before it is held.
-func (s *server) maxDeletePercent(c *fiber.Ctx, partner string) (int, error) {
-	ctx, cancel := storeCtx(c)
+func (s *server) maxDeletePercent(ctx context.Context, partner string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	st, err := s.cfg.Partners.Settings(ctx, partner)
 	if err != nil {

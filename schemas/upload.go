@@ -125,9 +125,11 @@ type CancelRecord struct {
 // Waiting is how far a stage an upload waits for is behind.
 type Waiting struct {
 	Stage string `json:"stage"`
-	// Pending counts the messages of that stage's stream not yet handled,
-	// the upload's own among them.
-	Pending int64 `json:"pending"`
+	// Pending counts the messages queued for the stage that no worker has
+	// taken yet, the upload's own among them; InProgress those taken and
+	// not yet done.
+	Pending    int64 `json:"pending"`
+	InProgress int64 `json:"in_progress"`
 	// Running says whether any worker of the stage is taking messages.
 	Running bool `json:"running"`
 }

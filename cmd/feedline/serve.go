@@ -79,6 +79,8 @@ var settings = []setting{
 	// Partner files: how large an upload, and what it unpacks to, may be.
 	{"max-file-size", "FEEDLINE_MAX_FILE_SIZE", "20GiB", "largest upload accepted, and most a gzip, bzip2 or zip file may unpack to (bytes, or with KiB, MiB, GiB)"},
 	{"max-expansion", "FEEDLINE_MAX_EXPANSION", "200", "most bytes a packed upload may unpack to per packed byte, past its first 64 MiB: more is a zip bomb"},
+	// The upload lifecycle and scheduled fetches of partner feeds.
+	{"max-uploads-in-flight", "FEEDLINE_MAX_UPLOADS_IN_FLIGHT", "4", "uploads a partner may have received or processing at once (pushed, fetched or retried); more are answered 429 with Retry-After; 0 is no limit"},
 }
 
 type serveConfig struct {
@@ -112,7 +114,10 @@ type serveConfig struct {
 	// its unpacked bytes per packed byte. 0 takes the decoder's defaults.
 	MaxFileBytes int64
 	MaxExpansion int
-	Log          *slog.Logger
+	// MaxInFlight bounds a partner's uploads received or processing at
+	// once; 0 is no bound.
+	MaxInFlight int
+	Log         *slog.Logger
 }
 
 func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
@@ -216,6 +221,9 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 	}
 	if cfg.MaxExpansion, err = strconv.Atoi(get("FEEDLINE_MAX_EXPANSION")); err != nil || cfg.MaxExpansion < 2 {
 		return cfg, fmt.Errorf("FEEDLINE_MAX_EXPANSION %q: want a whole number of at least 2", get("FEEDLINE_MAX_EXPANSION"))
+	}
+	if err := parseSourceSettings(&cfg, get); err != nil {
+		return cfg, err
 	}
 	if cfg.RedisURL != "" {
 		if err := redisfeed.CheckURL(cfg.RedisURL); err != nil {
@@ -467,6 +475,10 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			MaxDeletePercent: cfg.MaxDeletePercent,
 			IssueRetention:   natskv.IssueRetention,
 			MaxFileBytes:     cfg.MaxFileBytes,
+			Uploads:          s.ledger,
+			Slots:            s.ledger,
+			MaxInFlight:      cfg.MaxInFlight,
+			Stages:           consumerWatch{js: s.bus.JS},
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)

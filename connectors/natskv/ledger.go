@@ -160,6 +160,12 @@ func (l Ledger) Create(ctx context.Context, u schemas.UploadEvent) error {
 func (l Ledger) Discard(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
+	var u schemas.UploadEvent
+	if err := getJSON(ctx, l.KV, id, &u); err == nil {
+		if err := l.unindex(ctx, u.Partner, id); err != nil {
+			return fmt.Errorf("discard upload %s: %w", id, err)
+		}
+	}
 	if err := l.KV.Purge(ctx, id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("discard upload %s: %w", id, err)
 	}

@@ -78,6 +78,33 @@ func (l Ledger) index(ctx context.Context, partner, id string) error {
 	}
 }
 
+// unindex removes an upload that was never announced from its partner's
+// index; it was just added, so it is on the newest page or the one before.
+func (l Ledger) unindex(ctx context.Context, partner, id string) error {
+	var head listHead
+	if err := getJSON(ctx, l.KV, listHeadKey(partner), &head); err != nil {
+		if errors.Is(err, schemas.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	for n := head.Page; n >= max(head.Page-1, 0); n-- {
+		removed := false
+		if _, err := update(ctx, l.KV, listPageKey(partner, n), func(p *listEntries) bool {
+			for i, have := range p.IDs {
+				if have == id {
+					p.IDs, removed = append(p.IDs[:i], p.IDs[i+1:]...), true
+					return true
+				}
+			}
+			return false
+		}); err != nil || removed {
+			return err
+		}
+	}
+	return nil
+}
+
 // ListUploads implements schemas.UploadList: newest first, in the order
 // the uploads were accepted. A cursor is "<page>.<position>" of the next
 // id to return.
