@@ -81,6 +81,9 @@ var settings = []setting{
 	{"max-expansion", "FEEDLINE_MAX_EXPANSION", "200", "most bytes a packed upload may unpack to per packed byte, past its first 64 MiB: more is a zip bomb"},
 	// The upload lifecycle and scheduled fetches of partner feeds.
 	{"max-uploads-in-flight", "FEEDLINE_MAX_UPLOADS_IN_FLIGHT", "4", "uploads a partner may have received or processing at once (pushed, fetched or retried); more are answered 429 with Retry-After; 0 is no limit"},
+	{"fetch-allow-private", "FEEDLINE_FETCH_ALLOW_PRIVATE", "false", "let scheduled fetches reach loopback, private and reserved addresses (a feed server on the operator's own network); link-local addresses (cloud metadata) are refused always"},
+	{"fetch-timeout", "FEEDLINE_FETCH_TIMEOUT", "10m", "longest one fetch of a partner's feed may take, from the request to the stored file"},
+	{"fetch-concurrency", "FEEDLINE_FETCH_CONCURRENCY", "16", "fetches one API process runs at once, each with its own connection and deadline"},
 }
 
 type serveConfig struct {
@@ -117,7 +120,10 @@ type serveConfig struct {
 	// MaxInFlight bounds a partner's uploads received or processing at
 	// once; 0 is no bound.
 	MaxInFlight int
-	Log         *slog.Logger
+	// Fetch says how partners' feeds are fetched. Its MinEvery, RetryAfter
+	// and Tick are not settings: tests shorten them.
+	Fetch api.FetchConfig
+	Log   *slog.Logger
 }
 
 func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
@@ -453,6 +459,11 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			cancel()
 			return nil, err
 		}
+		kvSources, err := s.bus.KV(ctx, natskv.BucketSources)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
 		apiCfg := api.Config{
 			AdminKey: cfg.AdminKey,
 			Partners: natskv.Partners{KV: kvPartners},
@@ -479,6 +490,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Slots:            s.ledger,
 			MaxInFlight:      cfg.MaxInFlight,
 			Stages:           consumerWatch{js: s.bus.JS},
+			Sources:          natskv.Sources{KV: kvSources},
+			Fetch:            cfg.Fetch,
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)
@@ -500,10 +513,14 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			cancel()
 			return nil, err
 		}
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go func() {
 			defer s.wg.Done()
 			s.sweepFilesEvery(runCtx, files, sweepEvery)
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.app.RunSources(runCtx)
 		}()
 	case cfg.HTTP != "":
 		// A worker still answers health checks and Prometheus.
