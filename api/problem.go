@@ -39,7 +39,7 @@ type problemError struct {
 	// retryAfter seconds (default 5).
 	retryable  bool
 	retryAfter int
-	cause     error // logged, never shown to the client
+	cause      error // logged, never shown to the client
 }
 
 func (p *problemError) Error() string { return p.title + ": " + p.detail }
