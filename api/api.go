@@ -35,7 +35,9 @@ type Config struct {
 	Files    schemas.FileStore
 	Index    schemas.ProductIndex // nil when this process serves no search
 	Detect   schemas.DetectFormat
-	Issues   schemas.IssueLog // every issue of every upload
+	Open     schemas.OpenDecoder // reads a mapping preview's sample
+	TempDir  string              // where a previewed zip or Parquet sample is spooled; default os.TempDir()
+	Issues   schemas.IssueLog    // every issue of every upload
 	// IssueRetention is how long the issue log keeps a list, for the
 	// answer that one is gone.
 	IssueRetention time.Duration
@@ -48,6 +50,18 @@ type Config struct {
 	Body           BodyLimits // how slowly a request body may arrive
 	// MaxFileBytes refuses an upload larger than this (413); 0 accepts any size.
 	MaxFileBytes int64
+	// Uploads lists a partner's uploads; Slots with MaxInFlight bounds
+	// the uploads a partner has received or processing at once (429
+	// beyond); 0 is no bound.
+	Uploads     schemas.UploadList
+	Slots       schemas.UploadSlots
+	MaxInFlight int
+	// Stages tells an unfinished upload's status which stage it waits for.
+	Stages StageWatch
+	// Sources keeps the partners' feeds fetched on a schedule, Fetch how;
+	// nil Sources leaves the source routes answering 503.
+	Sources schemas.SourceStore
+	Fetch   FetchConfig
 	// MaxDeletePercent holds a full upload that would delete more than this
 	// share of its partner's live products, unless the partner set its own;
 	// 0 means schemas.DefaultMaxDeletePercent, 100 never holds.
@@ -90,10 +104,14 @@ const (
 type server struct {
 	cfg   Config
 	reads *readLog
+	fetch *fetcher // nil without a source store
 }
 
 // App is the Fiber app serving every route.
-type App struct{ *fiber.App }
+type App struct {
+	*fiber.App
+	server *server
+}
 
 // Listener serves the app on ln. Its connections tell a chunked body that
 // ended from one whose client went away; serve the app only this way.
@@ -119,6 +137,9 @@ func New(cfg Config) *App {
 		cfg.MaxDeletePercent = schemas.DefaultMaxDeletePercent
 	}
 	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
+	if cfg.Sources != nil {
+		s.fetch = newFetcher(s, cfg.Sources, cfg.Fetch)
+	}
 
 	app := fiber.New(fiber.Config{
 		AppName:               "feedline",
@@ -156,18 +177,26 @@ func New(cfg Config) *App {
 	app.Post("/v1/partners", s.requireAdmin, s.createPartner)
 	app.Put("/v1/partners/:partner/mapping", s.requirePartner, s.putMapping)
 	app.Get("/v1/partners/:partner/mapping", s.requirePartner, s.getMapping)
+	app.Post("/v1/partners/:partner/mapping/preview", s.requirePartner, s.previewMapping)
 	app.Post("/v1/partners/:partner/uploads", s.requirePartner, s.createUpload)
+	app.Get("/v1/partners/:partner/uploads", s.requirePartner, s.listUploads)
+	app.Put("/v1/partners/:partner/source", s.requirePartner, s.putSource)
+	app.Get("/v1/partners/:partner/source", s.requirePartner, s.getSource)
+	app.Delete("/v1/partners/:partner/source", s.requirePartner, s.deleteSource)
+	app.Post("/v1/partners/:partner/source/fetch", s.requirePartner, s.fetchSourceNow)
 	app.Get("/v1/partners/:partner/settings", s.requirePartner, s.getSettings)
 	app.Put("/v1/partners/:partner/settings", s.requirePartner, s.putSettings)
 	app.Get("/v1/uploads/:id", s.requireKey, s.getUpload)
 	app.Get("/v1/uploads/:id/issues", s.requireKey, s.uploadIssues)
 	app.Post("/v1/uploads/:id/confirm", s.requireKey, s.decideUpload(schemas.DecisionConfirm))
 	app.Post("/v1/uploads/:id/cancel", s.requireKey, s.decideUpload(schemas.DecisionCancel))
+	app.Delete("/v1/uploads/:id", s.requireKey, s.cancelUpload)
+	app.Post("/v1/uploads/:id/retry", s.requireKey, s.retryUpload)
 
 	app.Get("/v1/search", s.search)
 	app.Get("/v1/products/:id", s.getProduct)
 	s.socialRoutes(app)
-	return &App{app}
+	return &App{App: app, server: s}
 }
 
 // accessLog writes one structured line per request. It runs the error

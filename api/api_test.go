@@ -136,12 +136,18 @@ func TestStoreFailuresAreRetryable(t *testing.T) {
 			if logs := e.logs.String(); !strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, cause) {
 				t.Errorf("the store failure %q was not logged: %s", cause, logs)
 			}
-			// What the refused upload stored is gone again.
+			// What the refused upload stored is gone again; the partner's
+			// upload index lists nothing.
 			ctx := context.Background()
 			if keys, err := e.ledger.KV.ListKeys(ctx); err == nil {
 				for k := range keys.Keys() {
-					t.Errorf("a refused upload left ledger key %q", k)
+					if !strings.HasPrefix(k, "list.acme.") {
+						t.Errorf("a refused upload left ledger key %q", k)
+					}
 				}
+			}
+			if ids, _, err := e.ledger.ListUploads(ctx, "acme", "", 10); err != nil || len(ids) != 0 {
+				t.Errorf("a refused upload is listed: %v %v", ids, err)
 			}
 			if objs, err := e.files.Store.List(ctx); len(objs) != 0 {
 				t.Errorf("a refused upload left %d stored files (%v)", len(objs), err)

@@ -99,6 +99,8 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 		Files:          e.files,
 		Index:          index,
 		Detect:         detect,
+		Open:           decode.OpenRows,
+		TempDir:        t.TempDir(),
 		Issues:         natskv.Issues{JS: bus.JS},
 		Pub:            pipeline.JetStreamPublisher{JS: bus.JS},
 		Ready:          bus.Ready,

@@ -66,5 +66,5 @@ func NewOps(ready func(ctx context.Context) error, metrics http.Handler, log *sl
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", adaptor.HTTPHandler(metrics))
-	return &App{app}
+	return &App{App: app, server: s}
 }

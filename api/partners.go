@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -54,7 +55,7 @@ func (s *server) putMapping(c *fiber.Ctx) error {
 		return err
 	}
 	if err := m.Validate(); err != nil {
-		return invalidMapping(err)
+		return invalidMapping(err, "PUT it again")
 	}
 	m.Version = 0
 	m.UpdatedAt = s.cfg.Now().UTC()
@@ -139,8 +140,8 @@ func (s *server) putSettings(c *fiber.Ctx) error {
 
 // maxDeletePercent is the share of live products an upload of partner may
 // delete before it is held.
-func (s *server) maxDeletePercent(c *fiber.Ctx, partner string) (int, error) {
-	ctx, cancel := storeCtx(c)
+func (s *server) maxDeletePercent(ctx context.Context, partner string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	st, err := s.cfg.Partners.Settings(ctx, partner)
 	if err != nil {
@@ -166,13 +167,15 @@ func (s *server) partnerExists(c *fiber.Ctx, partner string) error {
 	return nil
 }
 
-func invalidMapping(err error) *problemError {
+// invalidMapping lists every problem of a mapping; then says what to do
+// once it is fixed.
+func invalidMapping(err error, then string) *problemError {
 	var me *schemas.MappingError
 	if !errors.As(err, &me) {
-		return unprocessable("invalid-mapping", "Invalid mapping", "The mapping is not valid: %v. Fix it and PUT it again.", err)
+		return unprocessable("invalid-mapping", "Invalid mapping", "The mapping is not valid: %v. Fix it and %s.", err, then)
 	}
 	p := unprocessable("invalid-mapping", "Invalid mapping",
-		"The mapping is not valid: %s. Fix it and PUT it again.", strings.Join(me.Problems, "; "))
+		"The mapping is not valid: %s. Fix it and %s.", strings.Join(me.Problems, "; "), then)
 	p.errors = me.Problems
 	return p
 }

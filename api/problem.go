@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -34,9 +35,11 @@ type problemError struct {
 	title  string
 	detail string
 	errors []string
-	// retryable problems (a store is down) carry a Retry-After header.
-	retryable bool
-	cause     error // logged, never shown to the client
+	// retryable problems (a store is down) carry a Retry-After header of
+	// retryAfter seconds (default 5).
+	retryable  bool
+	retryAfter int
+	cause      error // logged, never shown to the client
 }
 
 func (p *problemError) Error() string { return p.title + ": " + p.detail }
@@ -156,8 +159,8 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 			slog.String("method", c.Method()), slog.String("path", c.Path()),
 			slog.Any("request_id", c.Locals(requestIDKey)), slog.Int("status", p.status), slog.Any("err", p.cause))
 	}
-	if p.retryable {
-		c.Set(fiber.HeaderRetryAfter, "5")
+	if p.retryable || p.retryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(p.retryAfter, 5)))
 	}
 	return c.Status(p.status).JSON(Problem{
 		Type:     ProblemType + p.slug,

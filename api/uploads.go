@@ -38,16 +38,14 @@ func (s *server) createUpload(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	mapping, err := s.currentMapping(c, partner)
-	if err != nil {
-		return err
-	}
-	maxDelete, err := s.maxDeletePercent(c, partner)
+	ctx := c.UserContext()
+	in, err := s.prepare(ctx, partner, params)
 	if err != nil {
 		return err
 	}
 	file, filename, err := uploadedFile(c)
 	if err != nil {
+		s.releaseSlot(ctx, in)
 		return err
 	}
 	if filename == "" {
@@ -56,56 +54,168 @@ func (s *server) createUpload(c *fiber.Ctx) error {
 	if limit := s.cfg.MaxFileBytes; limit > 0 && int64(c.Request().Header.ContentLength()) > limit {
 		// Answer at once and close, without waiting for a body that will
 		// not be read.
+		s.releaseSlot(ctx, in)
 		bodyOf(c).err = errFileTooLarge
 		return fileTooLarge(limit)
 	}
+	in.filename = filename
+	st, err := s.store(ctx, in, file)
+	if err != nil {
+		return err
+	}
+	ev, err := s.publishUpload(ctx, st)
+	if err != nil {
+		return err
+	}
+	c.Location("/v1/uploads/" + ev.ID)
+	return c.Status(fiber.StatusAccepted).JSON(uploadAccepted{UploadID: ev.ID})
+}
+
+// intake is an upload being accepted: pushed by the partner, fetched from
+// its source, or retried from a stored file. Every one takes the same
+// steps: prepare, store (or reuse a stored file), publishUpload.
+type intake struct {
+	id               string
+	partner          string
+	params           uploadParams
+	filename         string
+	source           string // the URL of a fetched feed
+	retryOf          string
+	mapping          schemas.Mapping
+	maxDeletePercent int
+}
+
+// prepare reads what an upload of partner is made with (its current
+// mapping and hold threshold) and takes one of the partner's in-flight
+// slots, before any of the file is read.
+func (s *server) prepare(ctx context.Context, partner string, params uploadParams) (*intake, error) {
+	in := &intake{id: s.cfg.NewID(), partner: partner, params: params}
+	var err error
+	if in.mapping, err = s.currentMapping(ctx, partner); err != nil {
+		return nil, err
+	}
+	if in.maxDeletePercent, err = s.maxDeletePercent(ctx, partner); err != nil {
+		return nil, err
+	}
+	if s.cfg.Slots != nil && s.cfg.MaxInFlight > 0 {
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		defer cancel()
+		err := s.cfg.Slots.Reserve(sctx, partner, in.id, s.cfg.MaxInFlight)
+		if errors.Is(err, schemas.ErrBusy) {
+			return nil, tooManyInFlight(partner, s.cfg.MaxInFlight)
+		}
+		if err != nil {
+			return nil, unavailable("count the partner's uploads in flight", err)
+		}
+	}
+	return in, nil
+}
+
+// releaseSlot gives back the in-flight slot of an upload that will not be
+// announced.
+func (s *server) releaseSlot(ctx context.Context, in *intake) {
+	if s.cfg.Slots == nil || s.cfg.MaxInFlight <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := s.cfg.Slots.Release(ctx, in.partner, in.id); err != nil {
+		s.cfg.Log.Warn("could not free the in-flight slot of an upload that was not queued", "upload", in.id, "err", err)
+	}
+}
+
+// tooManyInFlightRetry is how long a partner at its in-flight limit is
+// asked to wait.
+const tooManyInFlightRetry = 30
+
+func tooManyInFlight(partner string, limit int) *problemError {
+	p := problem(fiber.StatusTooManyRequests, "too-many-uploads", "Too many uploads in flight",
+		"Partner %s has %d uploads received or processing, the most it may have at once; send this one when one of them is done (GET /v1/partners/%s/uploads).",
+		partner, limit, partner)
+	p.retryAfter = tooManyInFlightRetry
+	return p
+}
+
+// stored is a file in the file store whose upload is not announced yet.
+type stored struct {
+	*intake
+	kind   schemas.FileKind
+	object string
+	size   int64
+}
+
+// store streams file into the file store, whole or not at all, detecting
+// its format from its head. On any failure nothing is kept and the slot is
+// given back.
+func (s *server) store(ctx context.Context, in *intake, file io.Reader) (_ *stored, err error) {
+	defer func() {
+		if err != nil {
+			s.releaseSlot(ctx, in)
+		}
+	}()
 	src := &trackedReader{r: &sizeLimit{r: file, left: s.cfg.MaxFileBytes}}
 	br := bufio.NewReaderSize(src, headSize)
 	head, _ := br.Peek(headSize) // short at the end of the file
 	if errors.Is(src.err, errFileTooLarge) {
-		return fileTooLarge(s.cfg.MaxFileBytes)
+		return nil, fileTooLarge(s.cfg.MaxFileBytes)
 	}
 	if src.err != nil {
-		return interrupted(src.err)
+		return nil, interrupted(src.err)
 	}
-	kind, err := s.cfg.Detect(head, params.format, mapping.Resolve().Charset)
+	kind, err := s.cfg.Detect(head, in.params.format, in.mapping.Resolve().Charset)
 	if err != nil {
-		return rejectedFile(head, err)
+		return nil, rejectedFile(head, err)
 	}
-	delim := kind.Delimiter
-	if params.delimiter != 0 {
-		delim = params.delimiter
-	}
-
-	id := s.cfg.NewID()
-	size, err := s.cfg.Files.Put(c.UserContext(), id, fullReads{br})
+	size, err := s.cfg.Files.Put(ctx, in.id, fullReads{br})
 	if errors.Is(src.err, errFileTooLarge) {
-		return fileTooLarge(s.cfg.MaxFileBytes)
+		return nil, fileTooLarge(s.cfg.MaxFileBytes)
 	}
 	if src.err != nil {
-		return interrupted(src.err)
+		return nil, interrupted(src.err)
 	}
 	if err != nil {
-		return unavailable("store the file", err)
+		return nil, unavailable("store the file", err)
+	}
+	return &stored{intake: in, kind: kind, object: in.id, size: size}, nil
+}
+
+// discard removes a stored file that will not become an upload (a fetched
+// feed identical to the last one) and gives back its slot.
+func (s *server) discard(ctx context.Context, st *stored) {
+	s.releaseSlot(ctx, st.intake)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := s.cfg.Files.Delete(ctx, st.object); err != nil {
+		s.cfg.Log.Warn("could not remove a stored file that is not an upload", "object", st.object, "err", err)
+	}
+}
+
+// publishUpload records a stored file's upload and announces it to ingest.
+// When that fails, the record, the file (unless it belongs to another
+// upload) and the slot are given back, and the error says to retry.
+func (s *server) publishUpload(ctx context.Context, st *stored) (schemas.UploadEvent, error) {
+	delim := st.kind.Delimiter
+	if st.params.delimiter != 0 {
+		delim = st.params.delimiter
 	}
 	ev := schemas.UploadEvent{
-		ID: id, Partner: partner, Mode: params.mode, Format: kind.Format, Compression: kind.Compression, Charset: kind.Charset,
-		MappingVersion: mapping.Version, Object: id, Size: size, Filename: filename,
-		ReceivedAt: s.cfg.Now().UTC(), MaxDeletePercent: maxDelete,
+		ID: st.id, Partner: st.partner, Mode: st.params.mode, Format: st.kind.Format, Compression: st.kind.Compression, Charset: st.kind.Charset,
+		MappingVersion: st.mapping.Version, Object: st.object, Size: st.size, Filename: st.filename,
+		ReceivedAt: s.cfg.Now().UTC(), MaxDeletePercent: st.maxDeletePercent, Source: st.source, RetryOf: st.retryOf,
 	}
 	if delim != 0 {
 		ev.Delimiter = string(delim)
 	}
-	if err := s.announce(c, ev); err != nil {
-		s.forget(c, ev)
-		return err
+	if err := s.announce(ctx, ev); err != nil {
+		s.forget(ctx, ev)
+		s.releaseSlot(ctx, st.intake)
+		return ev, err
 	}
-	c.Location("/v1/uploads/" + id)
-	return c.Status(fiber.StatusAccepted).JSON(uploadAccepted{UploadID: id})
+	return ev, nil
 }
 
-func (s *server) currentMapping(c *fiber.Ctx, partner string) (schemas.Mapping, error) {
-	ctx, cancel := storeCtx(c)
+func (s *server) currentMapping(ctx context.Context, partner string) (schemas.Mapping, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	m, err := s.cfg.Mappings.Mapping(ctx, partner, 0)
 	if errors.Is(err, schemas.ErrNotFound) {
@@ -119,8 +229,8 @@ func (s *server) currentMapping(c *fiber.Ctx, partner string) (schemas.Mapping, 
 }
 
 // announce records the upload in the ledger and publishes it to ingest.
-func (s *server) announce(c *fiber.Ctx, ev schemas.UploadEvent) error {
-	ctx, cancel := storeCtx(c)
+func (s *server) announce(ctx context.Context, ev schemas.UploadEvent) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if err := s.cfg.Ledger.Create(ctx, ev); err != nil {
 		return unavailable("record the upload", err)
@@ -145,11 +255,15 @@ func (s *server) announce(c *fiber.Ctx, ev schemas.UploadEvent) error {
 
 // forget removes what an upload left that was never announced; the client
 // was told it failed. What a failure here leaves, the file sweep removes.
-func (s *server) forget(c *fiber.Ctx, ev schemas.UploadEvent) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), storeTimeout)
+// A retried upload's file belongs to the upload it retries and stays.
+func (s *server) forget(ctx context.Context, ev schemas.UploadEvent) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	if err := s.cfg.Ledger.Discard(ctx, ev.ID); err != nil {
 		s.cfg.Log.Warn("could not remove the record of an upload that was not queued", "upload", ev.ID, "err", err)
+	}
+	if ev.Object != ev.ID {
+		return
 	}
 	if err := s.cfg.Files.Delete(ctx, ev.Object); err != nil {
 		s.cfg.Log.Warn("could not remove the file of an upload that was not queued", "upload", ev.ID, "err", err)
@@ -257,17 +371,13 @@ func rejectedFile(head []byte, err error) error {
 // getUpload answers an upload's progress to the partner that owns it. Another
 // partner's key gets the same 404 as an unknown id, so ids do not leak.
 func (s *server) getUpload(c *fiber.Ctx) error {
-	id := c.Params("id")
-	who := principalOf(c)
 	ctx, cancel := storeCtx(c)
 	defer cancel()
-	st, err := s.cfg.Ledger.Status(ctx, id)
-	if errors.Is(err, schemas.ErrNotFound) || (err == nil && !who.mayActFor(st.Partner)) {
-		return notFound("No upload %q is visible to this key; check the id in the Location header of the upload's answer.", id)
-	}
+	st, err := s.visibleUpload(c, ctx, c.Params("id"))
 	if err != nil {
-		return unavailable("read the upload status", err)
+		return err
 	}
+	s.noteWaiting(ctx, &st)
 	if st.Rejections == nil {
 		st.Rejections = []schemas.Issue{}
 	}
@@ -287,49 +397,69 @@ func (s *server) decideUpload(decision string) fiber.Handler {
 		id := c.Params("id")
 		ctx, cancel := storeCtx(c)
 		defer cancel()
-		st, err := s.cfg.Ledger.Status(ctx, id)
-		if errors.Is(err, schemas.ErrNotFound) || (err == nil && !principalOf(c).mayActFor(st.Partner)) {
-			return notFound("No upload %q is visible to this key; check the id in the Location header of the upload's answer.", id)
-		}
+		st, err := s.visibleUpload(c, ctx, id)
 		if err != nil {
-			return unavailable("read the upload status", err)
+			return err
 		}
 		if st.Hold == nil {
 			return problem(fiber.StatusConflict, "not-held", "Upload not held",
 				"Upload %s is %s, not held; only a held upload can be confirmed or cancelled.", id, st.State)
 		}
-		hold, err := s.cfg.Ledger.Held(ctx, id)
-		if err != nil {
-			return unavailable("read the upload's hold", err)
-		}
-		d, err := s.cfg.Ledger.Decide(ctx, id, schemas.DecisionRecord{Decision: decision, At: s.cfg.Now().UTC()})
-		if err != nil {
-			return unavailable("record the decision", err)
-		}
-		if d.Decision != decision {
-			return problem(fiber.StatusConflict, "already-decided", "Upload already decided",
-				"Upload %s was %sed at %s; that decision stands.", id, d.Decision, d.At.Format(time.RFC3339))
-		}
-		// The decision closes the upload again through normalise; its id makes a repeat a no-op.
-		end := &schemas.RawBatch{Upload: id, Partner: st.Partner, Mode: st.Mode, MappingVersion: st.MappingVersion,
-			UploadSeq: hold.UploadSeq, Batch: hold.End.Batches, ReceivedAt: st.ReceivedAt, End: &hold.End, Decision: decision}
-		data, err := schemas.MarshalRawBatch(end)
-		if err != nil {
-			return fmt.Errorf("encode decision: %w", err)
-		}
-		h := nats.Header{}
-		h.Set(schemas.HeaderPartner, st.Partner)
-		h.Set(schemas.HeaderUpload, id)
-		if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{
-			Subject: schemas.Subject(schemas.Subject(schemas.SubjectRaw, st.Partner), "decision"),
-			MsgID:   schemas.MsgID("raw", id, decision),
-			Data:    data,
-			Header:  h,
-		}); err != nil {
-			return unavailable("queue the decision", err)
+		if err := s.decide(ctx, st, decision); err != nil {
+			return err
 		}
 		return c.Status(fiber.StatusAccepted).JSON(decided{UploadID: id, Decision: decision})
 	}
+}
+
+// visibleUpload reads an upload's status for the partner that owns it.
+// Another partner's key gets the same 404 as an unknown id, so ids do not leak.
+func (s *server) visibleUpload(c *fiber.Ctx, ctx context.Context, id string) (schemas.UploadStatus, error) {
+	st, err := s.cfg.Ledger.Status(ctx, id)
+	if errors.Is(err, schemas.ErrNotFound) || (err == nil && !principalOf(c).mayActFor(st.Partner)) {
+		return st, notFound("No upload %q is visible to this key; check the id in the Location header of the upload's answer.", id)
+	}
+	if err != nil {
+		return st, unavailable("read the upload status", err)
+	}
+	return st, nil
+}
+
+// decide records the first decision on a held upload and sends it to
+// normalise, which closes the upload again; its message id makes a repeat
+// a no-op.
+func (s *server) decide(ctx context.Context, st schemas.UploadStatus, decision string) error {
+	id := st.ID
+	hold, err := s.cfg.Ledger.Held(ctx, id)
+	if err != nil {
+		return unavailable("read the upload's hold", err)
+	}
+	d, err := s.cfg.Ledger.Decide(ctx, id, schemas.DecisionRecord{Decision: decision, At: s.cfg.Now().UTC()})
+	if err != nil {
+		return unavailable("record the decision", err)
+	}
+	if d.Decision != decision {
+		return problem(fiber.StatusConflict, "already-decided", "Upload already decided",
+			"Upload %s was %sed at %s; that decision stands.", id, d.Decision, d.At.Format(time.RFC3339))
+	}
+	end := &schemas.RawBatch{Upload: id, Partner: st.Partner, Mode: st.Mode, MappingVersion: st.MappingVersion,
+		UploadSeq: hold.UploadSeq, Batch: hold.End.Batches, ReceivedAt: st.ReceivedAt, End: &hold.End, Decision: decision}
+	data, err := schemas.MarshalRawBatch(end)
+	if err != nil {
+		return fmt.Errorf("encode decision: %w", err)
+	}
+	h := nats.Header{}
+	h.Set(schemas.HeaderPartner, st.Partner)
+	h.Set(schemas.HeaderUpload, id)
+	if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{
+		Subject: schemas.Subject(schemas.Subject(schemas.SubjectRaw, st.Partner), "decision"),
+		MsgID:   schemas.MsgID("raw", id, decision),
+		Data:    data,
+		Header:  h,
+	}); err != nil {
+		return unavailable("queue the decision", err)
+	}
+	return nil
 }
 
 // fullReads fills every read unless the stream ends: a file store that

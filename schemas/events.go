@@ -64,6 +64,11 @@ type UploadEvent struct {
 	// MaxDeletePercent holds a full upload that would delete more than this
 	// share of the partner's live products; 100 never holds.
 	MaxDeletePercent int `json:"max_delete_percent"`
+	// Source is the URL a scheduled fetch took the file from; empty for
+	// a file the partner pushed.
+	Source string `json:"source,omitempty"`
+	// RetryOf is the upload whose stored file this one processes again.
+	RetryOf string `json:"retry_of,omitempty"`
 }
 
 // RawRow is one decoded source row; Values align with RawBatch.Columns and may

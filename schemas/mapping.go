@@ -60,6 +60,9 @@ func (f FieldSource) MarshalJSON() ([]byte, error) {
 // Charset names the text encoding of the partner's files (see Charsets);
 // absent, it is detected. Timezone is the zone of update times that name
 // none (an IANA name or an offset such as "+09:00"); absent, UTC.
+//
+// Rules run in order on every row after the columns are mapped (and the
+// defaults applied), before the values are checked: see Rule.
 type Mapping struct {
 	Version    int                    `json:"version,omitempty"`
 	Preset     string                 `json:"preset,omitempty"`
@@ -69,6 +72,7 @@ type Mapping struct {
 	Quoted     *bool                  `json:"quoted,omitempty"`
 	Charset    string                 `json:"charset,omitempty"`
 	Timezone   string                 `json:"timezone,omitempty"`
+	Rules      []Rule                 `json:"rules,omitempty"`
 	UpdatedAt  time.Time              `json:"updated_at,omitempty"`
 }
 
@@ -285,6 +289,7 @@ func (m Mapping) Validate() error {
 	if _, err := parseTimezone(m.Timezone); err != nil {
 		add("%v", err)
 	}
+	problems = append(problems, validateRules(m.Rules)...)
 
 	r := m.Resolve()
 	if len(r.Fields["id"]) == 0 {
@@ -329,6 +334,7 @@ func (m Mapping) Resolve() Mapping {
 	if m.Timezone != "" {
 		out.Timezone = m.Timezone
 	}
+	out.Rules = slices.Clone(m.Rules)
 	if m.Charset != "" {
 		out.Charset = m.Charset
 	}

@@ -28,6 +28,10 @@ type RowMapper struct {
 	fields    [numFields]fieldPlan
 	attrs     []attributePlan
 	currency  currencyUnit // the default currency, when it is a valid one
+	rules     []compiledRule
+	// excludeUpTo is how many rules decide whether a row is excluded:
+	// those up to the last exclude rule.
+	excludeUpTo int
 }
 
 // fieldPlan is where one canonical field comes from in this batch.
@@ -80,7 +84,124 @@ func NewRowMapper(m Mapping, partner string, columns []string, updatedAt time.Ti
 			rm.attrs = append(rm.attrs, attributePlan{name: name, index: i})
 		}
 	}
+	rm.rules = compileRules(r.Rules)
+	for i, c := range rm.rules {
+		if c.kind == RuleExclude {
+			rm.excludeUpTo = i + 1
+		}
+	}
 	return rm
+}
+
+// Excluded reports whether the mapping's rules leave the row out of the
+// upload. A deletion is never excluded.
+func (rm *RowMapper) Excluded(row RawRow) bool {
+	if rm.excludeUpTo == 0 || rm.Operation(row) == OpDelete {
+		return false
+	}
+	_, excluded := rm.ruleValues(row, rm.Operation(row) == OpUpdate, rm.excludeUpTo)
+	return excluded
+}
+
+// ruleValues reads the row's field values and runs the first n rules on
+// them; excluded is true once an exclude rule holds.
+func (rm *RowMapper) ruleValues(row RawRow, partial bool, n int) (v *fieldValues, excluded bool) {
+	v = &fieldValues{}
+	for f := range numFields {
+		p := &rm.fields[f]
+		switch f {
+		case fieldCategory:
+			if len(p.columns) > 1 {
+				levels := rm.categoryLevels(row, partial)
+				v.text[f], v.carried[f] = strings.Join(levels, " > "), rm.anyCell(row, p.indexes)
+				continue
+			}
+		case fieldImageURLs:
+			var cells []string
+			for _, i := range p.indexes {
+				if c := cell(row, i); c != "" {
+					cells = append(cells, c)
+				}
+			}
+			v.carried[f] = len(cells) > 0
+			if len(cells) == 0 && !partial {
+				cells = append(cells, p.fallback)
+			}
+			v.text[f] = strings.Join(cells, "\n")
+			continue
+		}
+		text, fromColumn := rm.column(row, f)
+		if partial && !fromColumn {
+			text = ""
+		}
+		v.text[f], v.carried[f] = text, fromColumn
+	}
+	for i := range rm.rules[:n] {
+		if rm.rules[i].apply(v, partial) {
+			return v, true
+		}
+	}
+	return v, false
+}
+
+// anyCell reports whether one of the row's cells at indexes has a value.
+func (rm *RowMapper) anyCell(row RawRow, indexes []int) bool {
+	for _, i := range indexes {
+		if cell(row, i) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// rowReader reads one row's field values: from the columns, or, when the
+// mapping has rules, as the rules left them.
+type rowReader struct {
+	rm      *RowMapper
+	row     RawRow
+	partial bool
+	vals    *fieldValues // nil without rules
+}
+
+func (rm *RowMapper) reader(row RawRow, partial bool) rowReader {
+	rd := rowReader{rm: rm, row: row, partial: partial}
+	if len(rm.rules) > 0 {
+		rd.vals, _ = rm.ruleValues(row, partial, len(rm.rules))
+	}
+	return rd
+}
+
+// column is RowMapper.column after the rules.
+func (rd rowReader) column(f field) (string, bool) {
+	if rd.vals == nil {
+		return rd.rm.column(rd.row, f)
+	}
+	return rd.vals.text[f], rd.vals.carried[f]
+}
+
+func (rd rowReader) value(f field) string {
+	v, _ := rd.column(f)
+	return v
+}
+
+func (rd rowReader) category() []string {
+	if rd.vals == nil {
+		return rd.rm.category(rd.row, rd.partial)
+	}
+	if rd.partial && !rd.vals.carried[fieldCategory] {
+		return nil
+	}
+	return splitCategory(rd.vals.text[fieldCategory])
+}
+
+func (rd rowReader) imageURLs() (urls, bad []string) {
+	if rd.vals == nil {
+		return rd.rm.imageURLs(rd.row, rd.partial)
+	}
+	if rd.partial && !rd.vals.carried[fieldImageURLs] {
+		return nil, nil
+	}
+	return appendImageURLs(nil, nil, rd.vals.text[fieldImageURLs])
 }
 
 // columnIndex finds a mapping's column names in a file's header: exactly
@@ -205,16 +326,17 @@ func quoted(v string) string { return strconv.Quote(shorten(v, maxQuotedValue)) 
 
 func (rm *RowMapper) mapRow(row RawRow, prev *Product) (Product, []Issue) {
 	partial := prev != nil
+	rd := rm.reader(row, partial)
 	// get reads a field: in an update only what the row carries.
 	get := func(f field) string {
 		if partial {
-			v, fromColumn := rm.column(row, f)
+			v, fromColumn := rd.column(f)
 			if !fromColumn {
 				return ""
 			}
 			return v
 		}
-		return rm.value(row, f)
+		return rd.value(f)
 	}
 	sku := rm.value(row, fieldID)
 	ri := &rowIssues{row: row.Row, sku: sku}
@@ -250,7 +372,7 @@ func (rm *RowMapper) mapRow(row RawRow, prev *Product) (Product, []Issue) {
 		ri.issues = append(ri.issues, *rm.missing(row, sku, fieldTitle))
 	}
 
-	rm.prices(row, &p, prev, get, ri)
+	rm.prices(rd, &p, prev, get, ri)
 
 	if text := get(fieldAvailability); text != "" {
 		if a, ok := ParseAvailability(text); ok {
@@ -281,7 +403,7 @@ func (rm *RowMapper) mapRow(row RawRow, prev *Product) (Product, []Issue) {
 			p.GTIN = gtin
 		}
 	}
-	images, bad := rm.imageURLs(row, partial)
+	images, bad := rd.imageURLs()
 	if images != nil || !partial {
 		p.ImageURLs = images
 	}
@@ -294,7 +416,7 @@ func (rm *RowMapper) mapRow(row RawRow, prev *Product) (Product, []Issue) {
 	if v := get(fieldBrand); v != "" || !partial {
 		p.Brand = v
 	}
-	if c := rm.category(row, partial); c != nil || !partial {
+	if c := rd.category(); c != nil || !partial {
 		p.Category = c
 	}
 	p.UpdatedAt = rm.updatedAt
@@ -323,11 +445,12 @@ func (rm *RowMapper) mapRow(row RawRow, prev *Product) (Product, []Issue) {
 // prices sets Price, SalePrice and Currency. In an update, a price the row
 // does not carry stays as prev has it: with a list price mapped the price
 // column is the selling price, else the regular one.
-func (rm *RowMapper) prices(row RawRow, p *Product, prev *Product, get func(field) string, ri *rowIssues) {
+func (rm *RowMapper) prices(rd rowReader, p *Product, prev *Product, get func(field) string, ri *rowIssues) {
 	partial := prev != nil
+	row := rd.row
 	// A currency column is authoritative; a default yields to a currency
 	// the price itself names.
-	currencyText, fromColumn := rm.column(row, fieldCurrency)
+	currencyText, fromColumn := rd.column(fieldCurrency)
 	unit := rm.currency
 	if partial {
 		unit, _ = lookupCurrency(prev.Currency)
@@ -458,25 +581,32 @@ func (rm *RowMapper) value(row RawRow, f field) string {
 func (rm *RowMapper) category(row RawRow, partial bool) []string {
 	p := &rm.fields[fieldCategory]
 	if len(p.columns) > 1 {
-		var levels []string
-		for _, i := range p.indexes {
-			if v := cell(row, i); v != "" {
-				if levels == nil {
-					levels = make([]string, 0, len(p.indexes))
-				}
-				levels = append(levels, v)
-			}
-		}
-		if levels != nil || p.fallback == "" || partial {
-			return levels
-		}
-		return splitCategory(p.fallback)
+		return rm.categoryLevels(row, partial)
 	}
 	v, fromColumn := rm.column(row, fieldCategory)
 	if partial && !fromColumn {
 		return nil
 	}
 	return splitCategory(v)
+}
+
+// categoryLevels reads a category spread over several columns, one level
+// each, or the default's path.
+func (rm *RowMapper) categoryLevels(row RawRow, partial bool) []string {
+	p := &rm.fields[fieldCategory]
+	var levels []string
+	for _, i := range p.indexes {
+		if v := cell(row, i); v != "" {
+			if levels == nil {
+				levels = make([]string, 0, len(p.indexes))
+			}
+			levels = append(levels, v)
+		}
+	}
+	if levels != nil || p.fallback == "" || partial {
+		return levels
+	}
+	return splitCategory(p.fallback)
 }
 
 // imageURLs joins the lists of every image column, or the default's, and

@@ -446,3 +446,13 @@ func plural(n int, noun string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
+
+// FormatPrice writes minor units of a currency as a person reads them
+// ("12.50 EUR", "12900 KRW").
+func FormatPrice(v int64, code string) string {
+	u, ok := lookupCurrency(code)
+	if !ok {
+		return fmt.Sprintf("%d %s", v, code)
+	}
+	return formatMinor(v, u.scale) + " " + u.code
+}

@@ -13,6 +13,7 @@ type NormaliseTotals struct {
 	Accepted   int64        `json:"accepted"`
 	Unchanged  int64        `json:"unchanged"`
 	Rejected   int64        `json:"rejected"`
+	Excluded   int64        `json:"excluded,omitempty"`
 	Warnings   int64        `json:"warnings,omitempty"`
 	Rejections []Issue      `json:"rejections,omitempty"` // the lowest rows, at most MaxReportedRejections
 	Issues     IssueSummary `json:"issues,omitempty"`     // every issue, counted
@@ -25,6 +26,7 @@ func (t *NormaliseTotals) Add(r NormaliseRecord) {
 	t.Accepted += r.Accepted
 	t.Unchanged += r.Unchanged
 	t.Rejected += r.Rejected
+	t.Excluded += r.Excluded
 	t.Warnings += r.Warnings
 	t.Rejections = mergeRejections(t.Rejections, r.Rejections)
 	t.Issues.Merge(r.Issues)
@@ -72,24 +74,34 @@ type UploadProgress struct {
 	Failures  []FailureRecord
 	Hold      *HoldRecord
 	Decision  *DecisionRecord
+	Cancel    *CancelRecord
+	Staged    *bool // whether a full upload's changes wait in the staging stream
 }
 
 // Status folds the progress into what a partner sees. The upload is done
 // once ingest finished, every raw batch was normalised, a full upload's
 // deletions were decided, and the index applied every product batch.
-func (p UploadProgress) Status() UploadStatus {
+func (p UploadProgress) Status() (s UploadStatus) {
 	u, n := p.Upload, p.Normalise
-	s := UploadStatus{
+	s = UploadStatus{
 		ID: u.ID, Partner: u.Partner, Mode: u.Mode, Format: u.Format, MappingVersion: u.MappingVersion,
 		ReceivedAt: u.ReceivedAt, Size: u.Size, State: StateReceived,
 		// A row the search backend refused counts as rejected, not
 		// accepted, so read = accepted + unchanged + rejected still holds.
 		Counts: Counts{
 			Read: n.Read, Accepted: n.Accepted - p.Index.Rejected, Unchanged: n.Unchanged, Rejected: n.Rejected + p.Index.Rejected,
-			Warnings: n.Warnings, Indexed: p.Index.Indexed, Deleted: p.Index.Deleted,
+			Excluded: n.Excluded, Warnings: n.Warnings, Indexed: p.Index.Indexed, Deleted: p.Index.Deleted,
 		},
-		Compression: u.Compression, Charset: u.Charset,
+		Compression: u.Compression, Charset: u.Charset, Filename: u.Filename, Source: u.Source, RetryOf: u.RetryOf,
 		Rejections: mergeRejections(append([]Issue{}, n.Rejections...), p.Index.Rejections),
+	}
+	if c := p.Cancel; c != nil {
+		// What normalise published before the cancellation stays applied
+		// (the product log is the source of truth); the rest never is.
+		defer func() {
+			s.State, s.Normalised = StateCancelled, false
+			s.Cancellation = &Cancellation{At: c.At, Applied: p.Staged == nil || !*p.Staged}
+		}()
 	}
 	summary := slices.Clone(n.Issues)
 	for _, r := range p.Index.Rejections {

@@ -15,8 +15,14 @@ const (
 	// StateHeld is a full upload that would delete more of the catalog than
 	// its partner allows; nothing of it is applied until it is confirmed.
 	StateHeld      = "held"
-	StateCancelled = "cancelled" // a held upload its partner cancelled: nothing applied
+	StateCancelled = "cancelled" // cancelled by its partner: nothing more of it is applied
 )
+
+// Finished reports whether an upload in this state will change no more:
+// it is done, failed, cancelled or held for its partner's decision.
+func Finished(state string) bool {
+	return state == StateDone || state == StateFailed || state == StateCancelled || state == StateHeld
+}
 
 // Decisions on a held upload.
 const (
@@ -28,13 +34,16 @@ const (
 // upload may delete before it is held.
 const DefaultMaxDeletePercent = 30
 
-// Counts add up: Read = Accepted + Unchanged + Rejected. Warnings counts
-// the rows with a warning and no error: each is accepted or unchanged.
+// Counts add up: Read = Accepted + Unchanged + Rejected + Excluded.
+// Warnings counts the rows with a warning and no error: each is accepted
+// or unchanged. Excluded rows are those the mapping's exclude rules left
+// out; a full upload does not list them.
 type Counts struct {
 	Read      int64 `json:"read"`
 	Accepted  int64 `json:"accepted"`
 	Unchanged int64 `json:"unchanged"`
 	Rejected  int64 `json:"rejected"`
+	Excluded  int64 `json:"excluded"`
 	Warnings  int64 `json:"warnings"`
 	Indexed   int64 `json:"indexed"`
 	Deleted   int64 `json:"deleted"`
@@ -60,6 +69,17 @@ type UploadStatus struct {
 	Size           int64     `json:"size"`
 	Counts         Counts    `json:"counts"`
 	Hold           *Hold     `json:"hold,omitempty"`
+	Filename       string    `json:"filename,omitempty"`
+	Source         string    `json:"source,omitempty"`   // the URL a scheduled fetch took it from
+	RetryOf        string    `json:"retry_of,omitempty"` // the upload whose file it processes again
+	// Cancellation says when the partner cancelled an unfinished upload,
+	// and whether what was normalised before had reached the catalog.
+	Cancellation *Cancellation `json:"cancellation,omitempty"`
+	// WaitingFor names the stage an unfinished upload waits for when that
+	// stage has not started on it: it is behind (Waiting.Pending messages
+	// before it) or not running.
+	WaitingFor string   `json:"waiting_for,omitempty"`
+	Waiting    *Waiting `json:"waiting,omitempty"`
 	// IssueSummary counts every issue of the upload by code, field and
 	// severity; GET /v1/uploads/{id}/issues lists each one.
 	IssueSummary IssueSummary `json:"issue_summary"`
@@ -85,6 +105,33 @@ type HoldRecord struct {
 	UploadSeq        uint64      `json:"upload_seq"`
 	End              IngestTotal `json:"end"`
 	At               time.Time   `json:"at"`
+}
+
+// Cancellation is an unfinished upload its partner cancelled. Applied says
+// whether the changes counted as accepted reached the catalog: a full
+// upload staged until it closed applied none of them, others applied what
+// was normalised before the cancellation.
+type Cancellation struct {
+	At      time.Time `json:"at"`
+	Applied bool      `json:"applied"`
+}
+
+// CancelRecord is a partner's cancellation of an unfinished upload; the
+// first stands.
+type CancelRecord struct {
+	At time.Time `json:"at"`
+}
+
+// Waiting is how far a stage an upload waits for is behind.
+type Waiting struct {
+	Stage string `json:"stage"`
+	// Pending counts the messages queued for the stage that no worker has
+	// taken yet, the upload's own among them; InProgress those taken and
+	// not yet done.
+	Pending    int64 `json:"pending"`
+	InProgress int64 `json:"in_progress"`
+	// Running says whether any worker of the stage is taking messages.
+	Running bool `json:"running"`
 }
 
 // DecisionRecord is a partner's answer to a held upload; the first stands.
@@ -119,6 +166,7 @@ type NormaliseRecord struct {
 	Accepted   int64        `json:"accepted"`
 	Unchanged  int64        `json:"unchanged"`
 	Rejected   int64        `json:"rejected"`
+	Excluded   int64        `json:"excluded,omitempty"` // rows the mapping's rules left out
 	Warnings   int64        `json:"warnings,omitempty"` // rows kept with a warning
 	Rejections []Issue      `json:"rejections,omitempty"`
 	Issues     IssueSummary `json:"issues,omitempty"` // every issue of the batch, counted
@@ -163,7 +211,31 @@ type UploadLedger interface {
 	RecordIndex(ctx context.Context, upload string, batch int, r IndexRecord) error
 	// RecordFailure notes that a stage gave up on part of the upload.
 	RecordFailure(ctx context.Context, upload string, r FailureRecord) error
+	// RecordCancel notes a partner's cancellation; the first stands.
+	RecordCancel(ctx context.Context, upload string, r CancelRecord) (CancelRecord, error)
+	// Cancelled reports whether the upload was cancelled: its stages apply nothing more of it.
+	Cancelled(ctx context.Context, upload string) (bool, error)
 	Status(ctx context.Context, id string) (UploadStatus, error)
+}
+
+// UploadList pages through a partner's uploads, newest first.
+type UploadList interface {
+	// ListUploads returns up to limit upload ids from cursor ("" for the
+	// newest) and the cursor of the next page ("" at the end).
+	ListUploads(ctx context.Context, partner, cursor string, limit int) (ids []string, next string, err error)
+}
+
+// ErrBusy is a partner with as many uploads in flight as it may have.
+var ErrBusy = errorString("too many uploads in flight")
+
+// UploadSlots bounds the uploads a partner has in flight (received or
+// processing: not finished, not held).
+type UploadSlots interface {
+	// Reserve takes a slot for upload id, or fails with ErrBusy when
+	// limit uploads of the partner are in flight.
+	Reserve(ctx context.Context, partner, id string, limit int) error
+	// Release frees the slot of an upload that was never announced.
+	Release(ctx context.Context, partner, id string) error
 }
 
 // FailureRecord says a stage dead-lettered part of an upload.

@@ -121,9 +121,16 @@ func (c *apiClient) doJSON(ctx context.Context, method, path string, body *bytes
 	return c.send(ctx, method, path, body, body.Size(), "application/json", out)
 }
 
+const mappingUsage = `usage:
+  feedline mapping set PARTNER FILE|-
+  feedline mapping lint MAPPING.json --sample FILE [--format F] [--delimiter D] [--partner P] [--json]`
+
 func mappingCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) >= 2 && args[0] == "lint" {
+		return mappingLintCmd(args[1:], stdout)
+	}
 	if len(args) < 3 || args[0] != "set" {
-		return errors.New("usage: feedline mapping set PARTNER FILE|-")
+		return errors.New(mappingUsage)
 	}
 	fs := flag.NewFlagSet("mapping set", flag.ContinueOnError)
 	apiURL := fs.String("api", env("FEEDLINE_API", "http://127.0.0.1:8080"), "API base URL")
@@ -348,6 +355,9 @@ func printReport(w io.Writer, s schemas.UploadStatus) {
 	fmt.Fprintf(tw, "accepted\t%d\n", c.Accepted)
 	fmt.Fprintf(tw, "unchanged\t%d\n", c.Unchanged)
 	fmt.Fprintf(tw, "rejected\t%d\n", c.Rejected)
+	if c.Excluded > 0 {
+		fmt.Fprintf(tw, "excluded\t%d\n", c.Excluded)
+	}
 	fmt.Fprintf(tw, "warnings\t%d\n", c.Warnings)
 	fmt.Fprintf(tw, "indexed\t%d\n", c.Indexed)
 	fmt.Fprintf(tw, "deleted\t%d\n", c.Deleted)

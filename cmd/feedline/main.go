@@ -18,6 +18,7 @@ Usage:
   feedline worker  --stages LIST [--nats URL]                                 same as serve, for one stage set
   feedline partner add ID                                                     create a partner, print its key once
   feedline mapping set PARTNER FILE|-                                         set a partner's mapping (JSON)
+  feedline mapping lint MAPPING.json --sample FILE [--json]                   check a mapping on a sample, offline: products, issues, counts
   feedline push FILE --partner P [--mode full|delta] [--format F] [--confirm] upload a file and follow it to the end
   feedline upload confirm|cancel UPLOAD_ID                                    apply or drop a held full upload
   feedline bench   [--rows N]                                                 catalog benchmark end to end on the embedded default

@@ -82,13 +82,16 @@ func declare(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
 	return declareAll(ctx, cfg, bus)
 }
 
-// declareAll creates or updates the pipeline's streams and buckets and the
-// ISSUES stream of upload issue lists.
+// declareAll creates or updates the pipeline's streams and buckets, the
+// ISSUES stream of upload issue lists and the sources bucket of fetched feeds.
 func declareAll(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
 	if err := bus.Declare(ctx); err != nil {
 		return err
 	}
-	return natskv.DeclareIssues(ctx, bus.JS, cfg.NATSReplicas)
+	if err := natskv.DeclareIssues(ctx, bus.JS, cfg.NATSReplicas); err != nil {
+		return err
+	}
+	return natskv.DeclareSources(ctx, bus.JS, cfg.NATSReplicas)
 }
 
 // undeclaredHint says what to do when a stream or bucket a process without

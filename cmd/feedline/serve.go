@@ -79,6 +79,11 @@ var settings = []setting{
 	// Partner files: how large an upload, and what it unpacks to, may be.
 	{"max-file-size", "FEEDLINE_MAX_FILE_SIZE", "20GiB", "largest upload accepted, and most a gzip, bzip2 or zip file may unpack to (bytes, or with KiB, MiB, GiB)"},
 	{"max-expansion", "FEEDLINE_MAX_EXPANSION", "200", "most bytes a packed upload may unpack to per packed byte, past its first 64 MiB: more is a zip bomb"},
+	// The upload lifecycle and scheduled fetches of partner feeds.
+	{"max-uploads-in-flight", "FEEDLINE_MAX_UPLOADS_IN_FLIGHT", "4", "uploads a partner may have received or processing at once (pushed, fetched or retried); more are answered 429 with Retry-After; 0 is no limit"},
+	{"fetch-allow-private", "FEEDLINE_FETCH_ALLOW_PRIVATE", "false", "let scheduled fetches reach loopback, private and reserved addresses (a feed server on the operator's own network); link-local addresses (cloud metadata) are refused always"},
+	{"fetch-timeout", "FEEDLINE_FETCH_TIMEOUT", "10m", "longest one fetch of a partner's feed may take, from the request to the stored file"},
+	{"fetch-concurrency", "FEEDLINE_FETCH_CONCURRENCY", "16", "fetches one API process runs at once, each with its own connection and deadline"},
 }
 
 type serveConfig struct {
@@ -112,7 +117,13 @@ type serveConfig struct {
 	// its unpacked bytes per packed byte. 0 takes the decoder's defaults.
 	MaxFileBytes int64
 	MaxExpansion int
-	Log          *slog.Logger
+	// MaxInFlight bounds a partner's uploads received or processing at
+	// once; 0 is no bound.
+	MaxInFlight int
+	// Fetch says how partners' feeds are fetched. Its MinEvery, RetryAfter
+	// and Tick are not settings: tests shorten them.
+	Fetch api.FetchConfig
+	Log   *slog.Logger
 }
 
 func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
@@ -216,6 +227,9 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 	}
 	if cfg.MaxExpansion, err = strconv.Atoi(get("FEEDLINE_MAX_EXPANSION")); err != nil || cfg.MaxExpansion < 2 {
 		return cfg, fmt.Errorf("FEEDLINE_MAX_EXPANSION %q: want a whole number of at least 2", get("FEEDLINE_MAX_EXPANSION"))
+	}
+	if err := parseSourceSettings(&cfg, get); err != nil {
+		return cfg, err
 	}
 	if cfg.RedisURL != "" {
 		if err := redisfeed.CheckURL(cfg.RedisURL); err != nil {
@@ -435,7 +449,17 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	metrics := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
 	switch {
 	case cfg.runs("api"):
+		// Previews of zip and Parquet samples spool here.
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tmp"), 0o755); err != nil {
+			cancel()
+			return nil, err
+		}
 		kvPartners, err := s.bus.KV(ctx, pipeline.BucketPartners)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		kvSources, err := s.bus.KV(ctx, natskv.BucketSources)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -448,6 +472,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Files:    files,
 			Index:    s.index,
 			Detect:   detectFormat,
+			Open:     decode.OpenRows,
+			TempDir:  filepath.Join(cfg.DataDir, "tmp"),
 			Issues:   natskv.Issues{JS: s.bus.JS},
 			Pub:      pub,
 			Ready:    s.ready,
@@ -460,6 +486,12 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			MaxDeletePercent: cfg.MaxDeletePercent,
 			IssueRetention:   natskv.IssueRetention,
 			MaxFileBytes:     cfg.MaxFileBytes,
+			Uploads:          s.ledger,
+			Slots:            s.ledger,
+			MaxInFlight:      cfg.MaxInFlight,
+			Stages:           consumerWatch{js: s.bus.JS},
+			Sources:          natskv.Sources{KV: kvSources},
+			Fetch:            cfg.Fetch,
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)
@@ -481,10 +513,14 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			cancel()
 			return nil, err
 		}
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go func() {
 			defer s.wg.Done()
 			s.sweepFilesEvery(runCtx, files, sweepEvery)
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.app.RunSources(runCtx)
 		}()
 	case cfg.HTTP != "":
 		// A worker still answers health checks and Prometheus.

@@ -14,13 +14,15 @@ import (
 	"feedline/schemas"
 )
 
-// Ledger implements schemas.UploadLedger. Keys: "<id>" holds the upload,
+// Ledger implements schemas.UploadLedger, UploadList and UploadSlots (see
+// uploadlist.go for the partner index and slots). Keys: "<id>" holds the upload,
 // "<id>.ingest" what ingest decoded, "<id>.n" and "<id>.i" the running totals
 // of normalise and index with the set of batches already counted (so a
 // redelivered batch never counts twice), "<id>.d" a full upload's deletions,
 // "<id>.x" the batches a stage gave up on, and for a full upload "<id>.s"
 // whether it is staged, "<id>.h" why it is held and "<id>.decision" what its
-// partner decided. A status read is six to eight gets.
+// partner decided, and "<id>.cancel" a cancellation. A status read is seven
+// to nine gets.
 type Ledger struct {
 	KV jetstream.KeyValue
 }
@@ -153,10 +155,12 @@ func getJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) erro
 	return nil
 }
 
-// Create stores a new upload's record.
+// Create stores a new upload's record and lists it with its partner's.
 func (l Ledger) Create(ctx context.Context, u schemas.UploadEvent) error {
-	_, err := createJSON(ctx, l.KV, u.ID, u)
-	return err
+	if _, err := createJSON(ctx, l.KV, u.ID, u); err != nil {
+		return err
+	}
+	return l.index(ctx, u.Partner, u.ID)
 }
 
 // Discard removes an upload's record; it was never announced, so no stage
@@ -164,6 +168,12 @@ func (l Ledger) Create(ctx context.Context, u schemas.UploadEvent) error {
 func (l Ledger) Discard(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
+	var u schemas.UploadEvent
+	if err := getJSON(ctx, l.KV, id, &u); err == nil {
+		if err := l.unindex(ctx, u.Partner, id); err != nil {
+			return fmt.Errorf("discard upload %s: %w", id, err)
+		}
+	}
 	if err := l.KV.Purge(ctx, id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("discard upload %s: %w", id, err)
 	}
@@ -305,7 +315,15 @@ func (l Ledger) Progress(ctx context.Context, id string) (schemas.UploadProgress
 	if f != nil {
 		p.Failures = *f
 	}
+	if p.Cancel, err = optional[schemas.CancelRecord](ctx, l.KV, id+".cancel"); err != nil {
+		return p, err
+	}
 	if p.Upload.Mode == schemas.ModeFull {
+		if p.Cancel != nil {
+			if p.Staged, err = optional[bool](ctx, l.KV, id+".s"); err != nil {
+				return p, err
+			}
+		}
 		if p.Hold, err = optional[schemas.HoldRecord](ctx, l.KV, id+".h"); err != nil {
 			return p, err
 		}

@@ -85,7 +85,8 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	} else if !errors.Is(err, schemas.ErrNotFound) {
 		return err
 	}
-	rec, err := s.decode(ctx, up, m, log)
+	stop := &cancelCheck{ledger: s.Ledger, upload: up.ID}
+	rec, err := s.decode(ctx, up, m, stop)
 	rec.Seq = m.Sequence
 	if err != nil {
 		if errors.Is(err, errFile) {
@@ -100,8 +101,31 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	if err := s.Ledger.RecordIngest(ctx, up.ID, rec); err != nil {
 		return err
 	}
-	log.Info("upload decoded", "rows", rec.Rows, "batches", rec.Batches)
+	if stop.cancelled {
+		log.Info("upload cancelled: decoding stopped", "rows", rec.Rows, "batches", rec.Batches)
+	} else {
+		log.Info("upload decoded", "rows", rec.Rows, "batches", rec.Batches)
+	}
 	return s.publishEnd(ctx, up, m.Sequence, rec)
+}
+
+// cancelCheck asks the ledger, at most once a second, whether the upload
+// being decoded was cancelled.
+type cancelCheck struct {
+	ledger    schemas.UploadLedger
+	upload    string
+	last      time.Time
+	cancelled bool
+}
+
+func (c *cancelCheck) now(ctx context.Context) bool {
+	if c.cancelled || time.Since(c.last) < time.Second {
+		return c.cancelled
+	}
+	c.last = time.Now()
+	v, err := c.ledger.Cancelled(ctx, c.upload)
+	c.cancelled = err == nil && v
+	return c.cancelled
 }
 
 // errForged marks an upload event feedline's API did not publish.
@@ -149,8 +173,13 @@ func (s *Stage) refuse(m *pipeline.Message, ev schemas.UploadEvent, err error) e
 
 var errFile = errors.New("file cannot be read")
 
-func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.Message, log *slog.Logger) (schemas.IngestRecord, error) {
+// decode publishes the file's rows in raw batches. A cancelled upload stops
+// it: what was published stays, and the record says how much that was.
+func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.Message, stop *cancelCheck) (schemas.IngestRecord, error) {
 	var rec schemas.IngestRecord
+	if stop.now(ctx) {
+		return rec, nil
+	}
 	mapping, err := s.Mappings.Mapping(ctx, up.Partner, up.MappingVersion)
 	if errors.Is(err, schemas.ErrNotFound) {
 		return rec, fmt.Errorf("%w: mapping version %d, which the upload was made with, is gone; upload the file again", errFile, up.MappingVersion)
@@ -169,8 +198,8 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 	// published: a file that cannot be mapped fails once, with the reason,
 	// and normalise, whichever worker gets which batch, sends on only the
 	// last row of each product.
-	superseded, err := s.survey(ctx, up, mapping, opts)
-	if err != nil {
+	superseded, err := s.survey(ctx, up, mapping, opts, stop)
+	if err != nil || stop.cancelled {
 		return rec, err
 	}
 	rc, err := s.Files.Open(ctx, up.Object)
@@ -240,10 +269,16 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 			}
 		}
 		if len(batch.Rows)+len(batch.Rejections) >= BatchRows || size >= BatchBytes {
+			if stop.now(ctx) {
+				return rec, flight.Wait(ctx)
+			}
 			if err := flush(); err != nil {
 				return rec, err
 			}
 		}
+	}
+	if stop.now(ctx) {
+		return rec, flight.Wait(ctx)
 	}
 	if err := flush(); err != nil {
 		return rec, err
@@ -258,7 +293,7 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 // columns cannot feed the mapping, and returns the rows that a later row of
 // the same product supersedes, each with the row that does. It keeps one
 // hash per distinct product id, not the rows.
-func (s *Stage) survey(ctx context.Context, up schemas.UploadEvent, mapping schemas.Mapping, opts schemas.DecoderOptions) (map[int64]int64, error) {
+func (s *Stage) survey(ctx context.Context, up schemas.UploadEvent, mapping schemas.Mapping, opts schemas.DecoderOptions, stop *cancelCheck) (map[int64]int64, error) {
 	rc, err := s.Files.Open(ctx, up.Object)
 	if err != nil {
 		if errors.Is(err, schemas.ErrNotFound) {
@@ -285,6 +320,9 @@ func (s *Stage) survey(ctx context.Context, up schemas.UploadEvent, mapping sche
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if n%4096 == 0 && stop.now(ctx) {
+			return nil, nil
 		}
 		row, err := dec.Next()
 		if err == io.EOF {

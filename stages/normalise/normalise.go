@@ -139,6 +139,11 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	if rb.End != nil {
 		return s.close(ctx, &rb)
 	}
+	// A cancelled upload's remaining batches are dropped: nothing more of
+	// it is applied.
+	if cancelled, err := s.Ledger.Cancelled(ctx, rb.Upload); err != nil || cancelled {
+		return err
+	}
 	mp, err := s.mapping(ctx, rb.Partner, rb.MappingVersion)
 	if err != nil {
 		return err
@@ -320,6 +325,12 @@ func (s *Stage) normalise(ctx context.Context, rb *schemas.RawBatch, mp schemas.
 				Reason: fmt.Sprintf("id %q appears again on row %d; the last row of a product is used, this one changes nothing", sku, by)})
 			continue
 		}
+		if rm.Excluded(row) {
+			// Left out as feed tools leave excluded items out: a full
+			// upload does not list the product.
+			rec.Excluded++
+			continue
+		}
 		op := rm.Operation(row)
 		if sku, del := rm.Deleted(row); del {
 			id := schemas.ProductID(rb.Partner, sku)
@@ -444,6 +455,13 @@ func (s *Stage) keepRejected(partner, sku string, out *schemas.ProductBatch) {
 // upload's run summary goes downstream.
 func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 	if rb.Decision == schemas.DecisionCancel {
+		return s.discardStaged(ctx, rb)
+	}
+	// A cancelled upload deletes nothing and applies nothing it staged.
+	if cancelled, err := s.Ledger.Cancelled(ctx, rb.Upload); err != nil {
+		return err
+	} else if cancelled {
+		s.Log.Info("upload cancelled: its staged changes and deletions are dropped", "upload", rb.Upload, "partner", rb.Partner)
 		return s.discardStaged(ctx, rb)
 	}
 	done, err := s.Ledger.NormalisedBatches(ctx, rb.Upload)

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// consumerWatch implements api.StageWatch from the stages' durable
+// consumers in JetStream, so an API in one process sees the backlog of
+// stages running in others.
+type consumerWatch struct {
+	js jetstream.JetStream
+}
+
+// stageStreams are the stages an upload passes and the stream each reads;
+// a stage's durable consumer is named after it.
+var stageStreams = map[string]string{
+	"ingest":    pipeline.StreamUploads,
+	"normalise": pipeline.StreamRaw,
+	"index":     pipeline.StreamProducts,
+}
+
+// recentlyActive is how long after its last delivery a consumer counts as
+// having a worker: a worker fetches again within a second or two.
+const recentlyActive = 5 * time.Second
+
+func (w consumerWatch) Waiting(ctx context.Context, stage string) (schemas.Waiting, error) {
+	out := schemas.Waiting{Stage: stage}
+	stream, ok := stageStreams[stage]
+	if !ok {
+		return out, fmt.Errorf("stage %q reads no upload's messages", stage)
+	}
+	cons, err := w.js.Consumer(ctx, stream, stage)
+	if err != nil {
+		return out, fmt.Errorf("consumer %s on %s: %w", stage, stream, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return out, fmt.Errorf("consumer %s on %s: %w", stage, stream, err)
+	}
+	out.Pending, out.InProgress = int64(info.NumPending), int64(info.NumAckPending)
+	last := info.Delivered.Last
+	out.Running = info.NumWaiting > 0 || info.NumAckPending > 0 || (last != nil && time.Since(*last) < recentlyActive)
+	return out, nil
+}
