@@ -14,7 +14,7 @@ import (
 // measures the index stage against, under an alias of its own.
 type benchSearchNode struct {
 	urls      []string
-	name      string // "Elasticsearch 8.19.7", "OpenSearch 2.19.6"
+	name      string   // "Elasticsearch 8.19.7", "OpenSearch 2.19.6"
 	alias     string   // prefix of the aliases of the runs
 	used      []string // one alias per run, so no run finds another's products
 	transport http.RoundTripper
