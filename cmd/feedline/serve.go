@@ -77,7 +77,7 @@ var settings = []setting{
 	{"upload-idle-timeout", "FEEDLINE_UPLOAD_IDLE_TIMEOUT", "30s", "a request body (an upload) fails when no byte of it arrives for this long; also bounds reading request headers"},
 	{"upload-min-rate", "FEEDLINE_UPLOAD_MIN_RATE", "1024", "bytes a second a request body must average once it has been arriving for the idle timeout"},
 	// Partner files: how large an upload, and what it unpacks to, may be.
-	{"max-file-size", "FEEDLINE_MAX_FILE_SIZE", "20GiB", "largest upload accepted, and most a gzip, bzip2 or zip file may unpack to (bytes, or with KiB, MiB, GiB)"},
+	{"max-file-size", "FEEDLINE_MAX_FILE_SIZE", "4GiB", "largest upload accepted, and most a gzip, bzip2 or zip file may unpack to (bytes, or with KiB, MiB, GiB)"},
 	{"max-expansion", "FEEDLINE_MAX_EXPANSION", "200", "most bytes a packed upload may unpack to per packed byte, past its first 64 MiB: more is a zip bomb"},
 	// The upload lifecycle and scheduled fetches of partner feeds.
 	{"max-uploads-in-flight", "FEEDLINE_MAX_UPLOADS_IN_FLIGHT", "4", "uploads a partner may have received or processing at once (pushed, fetched or retried); more are answered 429 with Retry-After; 0 is no limit"},
@@ -223,7 +223,7 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 		return cfg, fmt.Errorf("FEEDLINE_UPLOAD_MIN_RATE %q: want a whole number of bytes a second above 0", get("FEEDLINE_UPLOAD_MIN_RATE"))
 	}
 	if cfg.MaxFileBytes, err = parseSize(get("FEEDLINE_MAX_FILE_SIZE")); err != nil || cfg.MaxFileBytes < 1<<20 {
-		return cfg, fmt.Errorf("FEEDLINE_MAX_FILE_SIZE %q: want a size of at least 1MiB, such as 20GiB", get("FEEDLINE_MAX_FILE_SIZE"))
+		return cfg, fmt.Errorf("FEEDLINE_MAX_FILE_SIZE %q: want a size of at least 1MiB, such as 4GiB", get("FEEDLINE_MAX_FILE_SIZE"))
 	}
 	if cfg.MaxExpansion, err = strconv.Atoi(get("FEEDLINE_MAX_EXPANSION")); err != nil || cfg.MaxExpansion < 2 {
 		return cfg, fmt.Errorf("FEEDLINE_MAX_EXPANSION %q: want a whole number of at least 2", get("FEEDLINE_MAX_EXPANSION"))

@@ -20,8 +20,8 @@ import (
 
 // Limits on what an upload may unpack to, when Options leave them 0.
 const (
-	DefaultMaxBytes     = 20 << 30 // 20 GiB, unpacked or spooled
-	DefaultMaxExpansion = 200      // unpacked bytes per packed byte
+	DefaultMaxBytes     = 4 << 30 // 4 GiB, unpacked or spooled
+	DefaultMaxExpansion = 200     // unpacked bytes per packed byte
 	// expansionFloor is how much a file may unpack to before its ratio
 	// counts: small files of repeated values compress far beyond any bomb
 	// threshold and are harmless.
