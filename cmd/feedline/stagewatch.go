@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,6 +38,9 @@ func (w consumerWatch) Waiting(ctx context.Context, stage string) (schemas.Waiti
 		return out, fmt.Errorf("stage %q reads no upload's messages", stage)
 	}
 	cons, err := w.js.Consumer(ctx, stream, stage)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return out, nil // the stage has never run: its durable is made when it starts
+	}
 	if err != nil {
 		return out, fmt.Errorf("consumer %s on %s: %w", stage, stream, err)
 	}
