@@ -54,11 +54,50 @@ func (c *apiClient) do(ctx context.Context, method, path string, body io.Reader,
 	return c.send(ctx, method, path, body, size, "application/octet-stream", out)
 }
 
-// send makes one request; an error answer comes back as a *problem.
+// retries is how often a request the API answered 503 or 429 (with
+// Retry-After: it tells the client to come back) is sent again, when its
+// body can be read again from where it started.
+const retries = 5
+
+// send makes a request, again after a 503 or 429 when it can; an error
+// answer comes back as a *problem.
 func (c *apiClient) send(ctx context.Context, method, path string, body io.Reader, size int64, contentType string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	seeker, _ := body.(io.Seeker)
+	var start int64
+	if seeker != nil {
+		var err error
+		if start, err = seeker.Seek(0, io.SeekCurrent); err != nil {
+			seeker = nil
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		wait, err := c.sendOnce(ctx, method, path, body, size, contentType, out)
+		if wait == 0 || attempt == retries || (body != nil && seeker == nil) {
+			return err
+		}
+		slog.Warn("the API asks to retry", "path", path, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		if seeker != nil {
+			if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
+				return err
+			}
+		}
+	}
+}
+
+// sendOnce makes one request; wait > 0 when the API asked to retry.
+func (c *apiClient) sendOnce(ctx context.Context, method, path string, body io.Reader, size int64, contentType string, out any) (wait time.Duration, _ error) {
+	var rb io.Reader
+	if body != nil {
+		rb = io.NopCloser(body) // the transport closes what it is given; a retry reads the file again
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rb)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if size >= 0 && body != nil {
 		req.ContentLength = size
@@ -71,22 +110,38 @@ func (c *apiClient) send(ctx context.Context, method, path string, body io.Reade
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if res.StatusCode >= 300 {
 		p := &problem{Status: res.StatusCode, Title: res.Status}
 		_ = json.Unmarshal(data, p)
-		return p
+		if res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests {
+			wait = retryAfter(res.Header.Get("Retry-After"))
+		}
+		return wait, p
 	}
 	if out != nil {
-		return json.Unmarshal(data, out)
+		return 0, json.Unmarshal(data, out)
 	}
-	return nil
+	return 0, nil
+}
+
+// retryAfter reads a Retry-After header in seconds, bounded to a minute;
+// none (or a date) waits two seconds.
+func retryAfter(h string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(h))
+	switch {
+	case err != nil || n < 1:
+		return 2 * time.Second
+	case n > 60:
+		return time.Minute
+	}
+	return time.Duration(n) * time.Second
 }
 
 func partnerCmd(ctx context.Context, args []string, stdout io.Writer) error {
