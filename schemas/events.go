@@ -119,6 +119,7 @@ type IngestTotal struct {
 // ChangeKind says what a ProductChange does to the catalog.
 type ChangeKind string
 
+// The two changes: a product written whole, or removed.
 const (
 	ChangeUpsert ChangeKind = "upsert"
 	ChangeDelete ChangeKind = "delete"

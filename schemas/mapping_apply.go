@@ -251,6 +251,7 @@ func ColumnKey(name string) string {
 // default), a change of only the fields it carries, or a deletion.
 type Operation uint8
 
+// The operations, upsert first: a row that names none is an upsert.
 const (
 	OpUpsert Operation = iota
 	OpUpdate

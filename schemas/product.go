@@ -18,6 +18,7 @@ var ErrExists = errors.New("already exists")
 // Availability is the one stock vocabulary every partner value maps onto.
 type Availability string
 
+// The availabilities a product can have.
 const (
 	InStock    Availability = "in_stock"
 	OutOfStock Availability = "out_of_stock"

@@ -27,7 +27,7 @@ const parquetBatch = 256
 // ("tags", not "tags.list.element"); repeated values are joined with "\n".
 type parquetFile struct {
 	spool  *os.File
-	reader *parquet.Reader
+	reader *parquet.GenericReader[any]
 	leaves []parquetLeaf
 	cols   []string
 	max    int
@@ -120,7 +120,7 @@ func (p *parquetFile) open(size int64) error {
 		}
 	}
 	p.leaves, p.cols = leaves, cols
-	p.reader = parquet.NewReader(f)
+	p.reader = parquet.NewGenericReader[any](f)
 	p.batch = make([]parquet.Row, parquetBatch)
 	p.starts, p.ends = make([]int, len(cols)), make([]int, len(cols))
 	return nil

@@ -35,7 +35,7 @@ func (l ReadLog) Each(ctx context.Context, fn func(reader string, at time.Time) 
 	if err != nil {
 		return fmt.Errorf("read the feed reads: %w", err)
 	}
-	defer w.Stop()
+	defer func() { _ = w.Stop() }()
 	for {
 		select {
 		case <-ctx.Done():

@@ -109,7 +109,8 @@ func (l Ledger) unindex(ctx context.Context, partner, id string) error {
 // the uploads were accepted. A cursor is "<page>.<position>" of the next
 // id to return.
 func (l Ledger) ListUploads(ctx context.Context, partner, cursor string, limit int) ([]string, string, error) {
-	page, pos := -1, -1
+	var page int
+	pos := -1
 	if cursor == "" {
 		var h listHead
 		if err := getJSON(ctx, l.KV, listHeadKey(partner), &h); errors.Is(err, schemas.ErrNotFound) {

@@ -466,7 +466,7 @@ func TestIngestRefusesForgedEvents(t *testing.T) {
 	for i, f := range forged {
 		s.publish(f.ev, fmt.Sprint("forged-", i))
 	}
-	dl := s.deadLetters(len(forged))
+	s.deadLetters(len(forged)) // waits until every forged event is dead-lettered
 	if raw := s.raw(); len(raw) != 0 {
 		t.Fatalf("forged events published %d raw batches", len(raw))
 	}
@@ -497,7 +497,7 @@ func TestIngestRefusesForgedEvents(t *testing.T) {
 		ev     schemas.UploadEvent
 		reason string
 	}{alpha, fmt.Sprintf("upload %s was decoded from the upload event at sequence %d; this is another event for it", alpha.ID, alphaRec.Seq)})
-	dl = s.deadLetters(len(forged))
+	dl := s.deadLetters(len(forged))
 	if after := len(s.raw()); after != before {
 		t.Errorf("the replay published %d raw batches", after-before)
 	}
