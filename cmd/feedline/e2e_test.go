@@ -295,9 +295,16 @@ func TestReuploadChangesOnlyWhatChanged(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	runs, err := parquetsink.ReadTable[schemas.UploadRunRow](ts.dir+"/analytics", schemas.TableUploadRuns)
-	if err != nil || len(runs) < 3 {
-		t.Errorf("upload runs = %d (err %v), want at least 3", len(runs), err)
+	// Each table's files are written on their own, so the runs may come later.
+	for {
+		runs, err := parquetsink.ReadTable[schemas.UploadRunRow](ts.dir+"/analytics", schemas.TableUploadRuns)
+		if err == nil && len(runs) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upload runs = %d (err %v), want at least 3", len(runs), err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -171,6 +171,21 @@ func (s *system) ingested(id string) schemas.IngestRecord {
 	}
 }
 
+// closed waits until an upload is decoded and its closing batch is
+// published: ingest records the decoding first, then closes it.
+func (s *system) closed(id string) (schemas.IngestRecord, rawOf) {
+	s.t.Helper()
+	rec := s.ingested(id)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := s.rawOf(id)
+		if len(got.ends) > 0 || rec.Error != "" || time.Now().After(deadline) {
+			return rec, got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // raw reads every raw batch of the stream, in order.
 func (s *system) raw() []schemas.RawBatch {
 	s.t.Helper()
@@ -289,8 +304,7 @@ func TestIngestQuotesAsTheUploadsMappingVersionSays(t *testing.T) {
 	first := s.upload("acme", schemas.FormatNaverEP, plain, file)
 	second := s.upload("acme", schemas.FormatNaverEP, quoted, file)
 
-	rec := s.ingested(first.ID)
-	got := s.rawOf(first.ID)
+	rec, got := s.closed(first.ID)
 	if rec.Error != "" || rec.Rows != n || len(got.rows) != n || len(got.rejected) != 0 {
 		t.Fatalf("quoting off: record %+v, %d rows, rejections %v", rec, len(got.rows), got.rejected)
 	}
@@ -301,8 +315,7 @@ func TestIngestQuotesAsTheUploadsMappingVersionSays(t *testing.T) {
 		t.Errorf("closing batches %+v, want one for %d rows at sequence %d", got.ends, n, rec.Seq)
 	}
 
-	rec = s.ingested(second.ID)
-	got = s.rawOf(second.ID)
+	rec, got = s.closed(second.ID)
 	if rec.Error != "" || rec.Rows != n || len(got.rows) != n-1 || len(got.rejected) != 1 {
 		t.Fatalf("quoting on: record %+v, %d rows, rejections %v", rec, len(got.rows), got.rejected)
 	}
@@ -477,8 +490,7 @@ func TestIngestRefusesForgedEvents(t *testing.T) {
 		ev   schemas.UploadEvent
 		rows int
 	}{{alpha, alphaRows}, {beta, betaRows}} {
-		rec := s.ingested(u.ev.ID)
-		got := s.rawOf(u.ev.ID)
+		rec, got := s.closed(u.ev.ID)
 		if rec.Error != "" || len(got.rows) != u.rows || len(got.ends) != 1 {
 			t.Errorf("upload %s: record %+v, %d rows, %d closing batches; want %d rows", u.ev.ID, rec, len(got.rows), len(got.ends), u.rows)
 		}
