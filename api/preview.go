@@ -27,7 +27,7 @@ func (s *server) previewMapping(c *fiber.Ctx) error {
 		return err
 	}
 	if s.cfg.Open == nil {
-		return unavailable("preview the mapping", errors.New("no decoder configured"))
+		return notServed("This server does not preview mappings; ask a server running the API with its decoders.")
 	}
 	doc, sample, truncated, err := previewParts(c)
 	if err != nil {
@@ -57,7 +57,7 @@ func (s *server) previewMapping(c *fiber.Ctx) error {
 	})
 	switch {
 	case errors.Is(err, schemas.ErrColumnsMismatch):
-		return unprocessable("columns-mismatch", "Columns do not fit the mapping", "%s.", clause(err))
+		return kindProblem(schemas.ErrColumnsMismatch, "columns-mismatch", "Columns do not fit the mapping", "%s.", clause(err))
 	case err != nil:
 		return unprocessable("unreadable-sample", "Sample cannot be read", "The sample cannot be read as a %s feed: %s.", pv.Format, clause(err))
 	}

@@ -76,7 +76,7 @@ func (s *server) createPost(c *fiber.Ctx) error {
 	// The post's durable home first, so its author can delete it as soon
 	// as this answer arrives; it is invisible until the event is applied.
 	if err := s.cfg.Posts.Put(ctx, p); err != nil {
-		return unavailable("store the post", err)
+		return failed("store the post", err)
 	}
 	ev := schemas.SocialEvent{ID: p.ID, Kind: schemas.SocialPost, User: user, Post: &p, At: p.CreatedAt}
 	if err := s.publishSocial(ctx, schemas.SubjectPost, ev); err != nil {
@@ -119,7 +119,7 @@ func (s *server) deletePost(c *fiber.Ctx) error {
 	defer cancel()
 	posts, err := s.cfg.Posts.Get(ctx, []string{id})
 	if err != nil {
-		return unavailable("read the post", err)
+		return failed("read the post", err)
 	}
 	p, ok := posts[id]
 	if !ok {
@@ -160,14 +160,14 @@ func (s *server) follow(c *fiber.Ctx) error {
 	defer cancel()
 	follows, err := s.cfg.Social.Follows(ctx, user, []string{author})
 	if err != nil {
-		return unavailable("read the follow graph", err)
+		return failed("read the follow graph", err)
 	}
 	if follows[0] {
 		return c.Status(fiber.StatusOK).JSON(accepted{ID: author, Status: "following"})
 	}
 	following, _, err := s.cfg.Social.FollowCounts(ctx, user, "")
 	if err != nil {
-		return unavailable("read the follow graph", err)
+		return failed("read the follow graph", err)
 	}
 	if following >= schemas.MaxFollowees {
 		return problem(fiber.StatusConflict, "too-many-followees", "Too many followees",
@@ -203,7 +203,7 @@ func (s *server) publishSocial(ctx context.Context, prefix string, ev schemas.So
 		return err
 	}
 	if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.Subject(prefix, ev.User), MsgID: ev.ID, Data: data}); err != nil {
-		return unavailable("accept the write", err)
+		return failed("accept the write", err)
 	}
 	return nil
 }
@@ -223,9 +223,10 @@ func pageParams(c *fiber.Ctx) (int, string, error) {
 
 func pageError(what string, err error) error {
 	if errors.Is(err, schemas.ErrBadCursor) {
-		return invalidParameter("cursor is not valid here; start without it and follow next_cursor.")
+		return kindProblem(schemas.ErrBadCursor, "invalid-parameter", "Invalid parameter",
+			"cursor is not valid here; start without it and follow next_cursor.")
 	}
-	return unavailable(what, err)
+	return failed(what, err)
 }
 
 func (s *server) feed(c *fiber.Ctx) error {
@@ -367,7 +368,7 @@ func (s *server) idempotent(c *fiber.Ctx) error {
 	defer cancel()
 	rec, created, err := s.cfg.Requests.Begin(ctx, storeKey, schemas.RequestRecord{State: schemas.RequestPending, Fingerprint: fp, ID: s.cfg.NewID(), At: now})
 	if err != nil {
-		return unavailable("check the Idempotency-Key", err)
+		return failed("check the Idempotency-Key", err)
 	}
 	if !created {
 		if rec.Fingerprint != fp {

@@ -60,7 +60,7 @@ func (s *server) requireShopper(c *fiber.Ctx) error {
 			"This server does not serve the news feed; send feed requests to a server running it.")
 	}
 	if len(s.cfg.TokenKey) == 0 {
-		return unavailable("check the shopper token", errors.New("no token key configured (FEEDLINE_TOKEN_KEY)"))
+		return notServed("This server cannot check shopper tokens: it was started without FEEDLINE_TOKEN_KEY.")
 	}
 	scheme, token, ok := strings.Cut(strings.TrimSpace(c.Get(fiber.HeaderAuthorization)), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
