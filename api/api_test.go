@@ -220,10 +220,9 @@ func TestReadyzReportsWhatIsDown(t *testing.T) {
 	req := request(http.MethodGet, "/readyz", "", nil)
 	r := e.send(t, req)
 	v.check(t, req, r)
-	var h healthStatus
-	r.decode(t, &h)
-	if r.StatusCode != http.StatusServiceUnavailable || h.Status != "unavailable" || h.Error != "jetstream: no responders" {
-		t.Errorf("readyz: %d %+v", r.StatusCode, h)
+	p := r.problem(t)
+	if r.StatusCode != http.StatusServiceUnavailable || p.Type != ProblemType+"not-ready" || !strings.Contains(p.Detail, "jetstream: no responders") || r.Header.Get("Retry-After") == "" {
+		t.Errorf("readyz: %d %s Retry-After %q", r.StatusCode, r.body, r.Header.Get("Retry-After"))
 	}
 }
 
@@ -301,7 +300,7 @@ func TestOpsServesHealthReadinessAndMetricsOnly(t *testing.T) {
 		t.Errorf("readyz while up: %d", code)
 	}
 	down.Store(true)
-	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no bound consumer") {
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no bound consumer") || !strings.Contains(body, ProblemType+"not-ready") {
 		t.Errorf("readyz while down: %d %s", code, body)
 	}
 	if code, body := get("/v1/search?q=x"); code != http.StatusNotFound || !strings.Contains(body, "problem") && !strings.Contains(body, "No route") {
