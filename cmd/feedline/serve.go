@@ -281,6 +281,7 @@ type system struct {
 	sink    schemas.AnalyticsSink
 	feeds   schemas.FeedStore
 	app     *api.App
+	stages  []string // every stage this process runs, as the runner names them
 	addr    string
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -431,6 +432,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 	}
 	for _, c := range configs {
+		s.stages = append(s.stages, c.Name)
 		// Declare before returning so an upload accepted right after start
 		// is never published before its consumer exists.
 		if _, err := s.runner.Consumer(ctx, c); err != nil {
@@ -583,7 +585,8 @@ func (s *system) sweepFilesEvery(ctx context.Context, files natskv.Files, every 
 // ready is true when JetStream answers, the search index takes requests
 // (Elasticsearch's cluster health), the feed store serves (when it is an
 // outside one, such as Redis) and every configured stage has its consumer
-// bound; the error names what is not ready.
+// bound (each of them: analytics and fanout run several); the error names
+// what is not ready.
 func (s *system) ready(ctx context.Context) error {
 	if err := s.bus.Ready(ctx); err != nil {
 		return err
@@ -598,16 +601,20 @@ func (s *system) ready(ctx context.Context) error {
 			return fmt.Errorf("feed store: %w", err)
 		}
 	}
-	bound := s.runner.Bound()
-	for _, st := range s.cfg.Stages {
-		if st == "api" {
-			continue
-		}
-		if !bound[st] {
-			return fmt.Errorf("stage %s has no bound consumer", st)
-		}
+	if st := unbound(s.stages, s.runner.Bound()); st != "" {
+		return fmt.Errorf("stage %s has no bound consumer", st)
 	}
 	return nil
+}
+
+// unbound is the first of stages whose consumer is not bound, or "".
+func unbound(stages []string, bound map[string]bool) string {
+	for _, st := range stages {
+		if !bound[st] {
+			return st
+		}
+	}
+	return ""
 }
 
 // Stop stops accepting requests, lets in-flight batches finish, and closes
