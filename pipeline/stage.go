@@ -507,7 +507,7 @@ func (r *Runner) settle(s Stage, m *Message, err error, transient bool, out *out
 	switch {
 	case errors.As(err, &later) && m.Delivered < MaxEarly:
 		log.Debug("message came early; redelivering", "seq", m.Sequence, "in", later.delay, "why", later.err)
-		_ = m.msg.NakWithDelay(later.delay)
+		nak(m, later.delay, log)
 	case err == nil:
 		if ackErr := m.msg.Ack(); ackErr != nil {
 			log.Warn("ack failed; the message will be redelivered", "seq", m.Sequence, "err", ackErr)
@@ -521,7 +521,7 @@ func (r *Runner) settle(s Stage, m *Message, err error, transient bool, out *out
 		delay := out.trip(m.Sequence)
 		log.Warn("backend unavailable; stage pauses and leaves the message in JetStream", "seq", m.Sequence, "retry_in", delay, "err", err)
 		r.Metrics.Failed.WithLabelValues(s.Name, "unavailable").Inc()
-		_ = m.msg.NakWithDelay(delay)
+		nak(m, delay, log)
 	case IsTerminal(err) || out.attempts(m.Sequence, m.Delivered) >= uint64(s.MaxDeliver):
 		out.settled(m.Sequence)
 		r.deadLetter(s, m, err, log)
@@ -529,7 +529,15 @@ func (r *Runner) settle(s Stage, m *Message, err error, transient bool, out *out
 		delay := s.Backoff(m.Delivered)
 		log.Warn("handler failed; retrying", "seq", m.Sequence, "attempt", m.Delivered, "retry_in", delay, "err", err, "source", m.Source())
 		r.Metrics.Failed.WithLabelValues(s.Name, "retry").Inc()
-		_ = m.msg.NakWithDelay(delay)
+		nak(m, delay, log)
+	}
+}
+
+// nak asks for m again after delay. When the Nak is lost, the message still
+// comes back, after the ack wait instead.
+func nak(m *Message, delay time.Duration, log *slog.Logger) {
+	if err := m.msg.NakWithDelay(delay); err != nil {
+		log.Warn("nak failed; the message will be redelivered after the ack wait", "seq", m.Sequence, "err", err)
 	}
 }
 
@@ -554,7 +562,7 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 	err := r.PublishDeadLetter(ctx, dl, schemas.MsgID("dlq", s.Name, m.Sequence))
 	if err != nil {
 		log.Error("dead-letter publish failed; retrying the message", "seq", m.Sequence, "err", err)
-		_ = m.msg.NakWithDelay(s.Backoff(m.Delivered))
+		nak(m, s.Backoff(m.Delivered), log)
 		return
 	}
 	log.Error("message dead-lettered", "seq", m.Sequence, "attempts", m.Delivered, "err", cause, "source", dl.Source)
@@ -562,7 +570,11 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 	if r.DeadLettered != nil {
 		r.DeadLettered(ctx, dl)
 	}
-	_ = m.msg.Term()
+	if err := m.msg.Term(); err != nil {
+		// Stored on the DLQ already; the redelivery is dead-lettered again
+		// under the same message id, which the stream drops.
+		log.Warn("term failed; the message will be redelivered after the ack wait", "seq", m.Sequence, "err", err)
+	}
 }
 
 // PublishDeadLetter stores d on dlq.<stage>. Stages use it for a single

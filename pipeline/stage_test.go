@@ -536,3 +536,71 @@ func TestConcurrentByKeyKeepsOrderPerKeyAndRunsKeysAtOnce(t *testing.T) {
 		t.Errorf("at most %d keys ran at once", most.Load())
 	}
 }
+
+// lockedBuffer collects log lines written from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestNakAndTermFailuresAreLogged: a redelivery request or a termination
+// that does not reach the server is logged, as a failed ack is, rather
+// than dropped; the message then comes back after its ack wait.
+func TestNakAndTermFailuresAreLogged(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	r := NewRunner(b, NewMetrics(), log)
+	s := Stage{Name: "settling", Stream: StreamRaw}
+	s.defaults()
+	out := newOutage(s.Name, nil, func(bool) {})
+	// A message whose subscription is gone cannot be settled.
+	unbound := func(seq uint64) *Message {
+		return &Message{Subject: "catalog.raw.acme", Data: []byte("x"), Header: nats.Header{}, Sequence: seq, Delivered: 1, msg: &nats.Msg{Subject: "catalog.raw.acme"}}
+	}
+	r.settle(s, unbound(1), errors.New("sink timed out"), false, out, log)
+	r.settle(s, unbound(2), Terminal(errors.New("not a raw batch")), false, out, log)
+	type logLine struct {
+		Msg string
+		Seq uint64
+		Err string
+	}
+	var lines []logLine
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var line logLine
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, line)
+	}
+	logged := func(msg string, seq uint64) bool {
+		for _, l := range lines {
+			if strings.HasPrefix(l.Msg, msg) && l.Seq == seq && l.Err != "" {
+				return true
+			}
+		}
+		return false
+	}
+	if !logged("nak failed", 1) {
+		t.Errorf("the failed nak of a retried message is not logged: %s", logs)
+	}
+	if !logged("message dead-lettered", 2) || !logged("term failed", 2) {
+		t.Errorf("the failed term of a dead-lettered message is not logged: %s", logs)
+	}
+	if d := deadLetters(t, b, "settling"); len(d) != 1 || d[0].Sequence != 2 {
+		t.Errorf("dead letters %+v, want the one of sequence 2", d)
+	}
+}
