@@ -309,6 +309,7 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 	handle = r.observe(s.Name, handle)
 
 	go r.watchLag(ctx, s.Name, cons)
+	r.Metrics.zero(s.Name)
 	log.Info("stage started", "stream", s.Stream, "subjects", s.Subjects)
 	out := newOutage(s.Name, s.Gate, func(p bool) {
 		v := 0.0
@@ -460,6 +461,7 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 	// cancelled with the stage, but bounded.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.HandlerTimeout)
 	defer cancel()
+	hctx = context.WithValue(hctx, tallyKey{}, &tally{stage: s.Name, metrics: r.Metrics})
 	stopBeat := heartbeat(msgs, s.AckWait/3)
 	errs := handle(hctx, msgs)
 	stopBeat()
@@ -585,6 +587,8 @@ func (r *Runner) PublishDeadLetter(ctx context.Context, d schemas.DeadLetter, ms
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}
+	// A dead letter is not a message the stage sends downstream.
+	ctx = context.WithValue(ctx, tallyKey{}, (*tally)(nil))
 	_, err = r.Pub.Publish(ctx, Outgoing{Subject: schemas.Subject(schemas.SubjectDLQ, d.Stage), MsgID: msgID, Data: data})
 	return err
 }

@@ -537,6 +537,72 @@ func TestConcurrentByKeyKeepsOrderPerKeyAndRunsKeysAtOnce(t *testing.T) {
 	}
 }
 
+// TestStageCountsItemsAndMessagesOut: what a handler publishes with its
+// context counts as the stage's messages out, one publish and one flight
+// alike, its dead letters not; the items it reports count by outcome; and
+// a stage's series exist from its start.
+func TestStageCountsItemsAndMessagesOut(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	pub := JetStreamPublisher{JS: b.JS}
+	var handled atomic.Bool
+	stop := runStage(t, r, Stage{
+		Name: "counting", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			if _, err := pub.Publish(ctx, Outgoing{Subject: "catalog.product.acme", MsgID: "p1", Data: m.Data}); err != nil {
+				return err
+			}
+			f := pub.Flight(4)
+			for i := range 3 {
+				if err := f.Publish(ctx, Outgoing{Subject: "catalog.product.acme", MsgID: fmt.Sprint("f", i), Data: m.Data}); err != nil {
+					return err
+				}
+			}
+			if err := f.Wait(ctx); err != nil {
+				return err
+			}
+			if err := r.PublishDeadLetter(ctx, schemas.DeadLetter{Stage: "counting", Error: "one item refused"}, "dl1"); err != nil {
+				return err
+			}
+			CountItems(ctx, "read", 5)
+			CountItems(ctx, "rejected", 2)
+			handled.Store(true)
+			return nil
+		}),
+	})
+	defer stop()
+	waitFor(t, "the stage's series", func() bool {
+		return testutil.CollectAndCount(r.Metrics.Failed, "feedline_stage_messages_failed_total") == 3 &&
+			testutil.CollectAndCount(r.Metrics.Paused, "feedline_stage_paused") == 1
+	})
+	if n := testutil.CollectAndCount(r.Metrics.Published, "feedline_stage_messages_out_total"); n != 1 {
+		t.Errorf("%d out series before the first message, want the stage's at 0", n)
+	}
+	publish(t, b, "catalog.raw.acme", "m1", "payload")
+	waitFor(t, "the message handled", handled.Load)
+	waitFor(t, "the message acknowledged", func() bool {
+		return testutil.ToFloat64(r.Metrics.Processed.WithLabelValues("counting")) == 1
+	})
+	stop()
+	if got := testutil.ToFloat64(r.Metrics.Published.WithLabelValues("counting")); got != 4 {
+		t.Errorf("messages out %v, want 4 (one publish, three in a flight, no dead letter)", got)
+	}
+	for outcome, want := range map[string]float64{"read": 5, "rejected": 2} {
+		if got := testutil.ToFloat64(r.Metrics.Items.WithLabelValues("counting", outcome)); got != want {
+			t.Errorf("items %s %v, want %v", outcome, got, want)
+		}
+	}
+	// Outside a stage nothing is counted.
+	CountItems(context.Background(), "read", 7)
+	if _, err := pub.Publish(context.Background(), Outgoing{Subject: "catalog.product.acme", MsgID: "outside", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(r.Metrics.Published.WithLabelValues("counting")); got != 4 {
+		t.Errorf("a publish outside the stage counted: %v", got)
+	}
+}
+
 // lockedBuffer collects log lines written from several goroutines.
 type lockedBuffer struct {
 	mu  sync.Mutex
