@@ -113,6 +113,18 @@ type App struct {
 	server *server
 }
 
+// ShutdownWithContext stops serving, letting requests in flight finish
+// until ctx ends, then publishes (within ctx) the feed reads gathered for
+// analytics, which would otherwise wait for a timer the process does not
+// outlive.
+func (a *App) ShutdownWithContext(ctx context.Context) error {
+	err := a.App.ShutdownWithContext(ctx)
+	if a.server.reads != nil {
+		a.server.reads.flush(ctx)
+	}
+	return err
+}
+
 // Listener serves the app on ln. Its connections tell a chunked body that
 // ended from one whose client went away; serve the app only this way.
 func (a *App) Listener(ln net.Listener) error { return a.App.Listener(watchedListener{ln}) }

@@ -255,8 +255,9 @@ func (s *server) recordFeedRead(user string, items int) {
 
 // readLog gathers feed reads and publishes them together once a second:
 // reads are the busiest route, and one event per read would cost more
-// than the read. Reads noted in the last second before a crash are lost;
-// they are analytics, not shopper data.
+// than the read. A clean stop publishes what is gathered; reads noted in
+// the last second before a crash are lost: they are analytics, not
+// shopper data.
 type readLog struct {
 	pub     pipeline.Publisher
 	log     *slog.Logger
@@ -274,11 +275,11 @@ func (l *readLog) add(r schemas.FeedEventRow) {
 	l.rows = append(l.rows, r)
 	if !l.pending {
 		l.pending = true
-		time.AfterFunc(readLogDelay, l.flush)
+		time.AfterFunc(readLogDelay, func() { l.flush(context.Background()) })
 	}
 }
 
-func (l *readLog) flush() {
+func (l *readLog) flush(ctx context.Context) {
 	l.mu.Lock()
 	rows := l.rows
 	l.rows, l.pending = nil, false
@@ -286,7 +287,7 @@ func (l *readLog) flush() {
 	if len(rows) == 0 || l.pub == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	data, err := json.Marshal(rows)
 	if err == nil {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -11,7 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"feedline/pipeline"
 	"feedline/schemas"
 )
 
@@ -151,5 +156,40 @@ func TestDashboardMetricsAreRecorded(t *testing.T) {
 		if !found {
 			t.Errorf("the dashboard plots %s, which /metrics has no sample of", name)
 		}
+	}
+}
+
+// TestFeedReadsBeforeAStopReachAnalytics: the feed reads the API gathers
+// for a second are published when the process stops cleanly, not lost
+// with the timer.
+func TestFeedReadsBeforeAStopReachAnalytics(t *testing.T) {
+	dir := t.TempDir()
+	ts := startTestSystem(t, dir)
+	bob := ts.shopper("bob")
+	bob.page("", 20)
+	start := time.Now()
+	ts.stop()
+	t.Logf("stopped %s after the read", time.Since(start).Round(time.Millisecond))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	var reads []schemas.FeedEventRow
+	if _, err := bus.Replay(ctx, pipeline.StreamAnalytics, schemas.SubjectFeedRead, func(m *pipeline.Message) error {
+		var rows []schemas.FeedEventRow
+		if err := json.Unmarshal(m.Data, &rows); err != nil {
+			return err
+		}
+		reads = append(reads, rows...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(reads) != 1 || reads[0].UserID != "bob" || reads[0].Kind != schemas.FeedEventFeedRead {
+		t.Errorf("feed reads in the analytics stream after a stop: %+v, want bob's one", reads)
 	}
 }
