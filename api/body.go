@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,7 +168,7 @@ func finishBody(c *fiber.Ctx) {
 }
 
 // readJSON decodes a JSON request body of at most maxJSONBody bytes into v,
-// refusing unknown fields so a typo is reported rather than ignored.
+// strictly (decodeDocument), so a typo is reported rather than ignored.
 func readJSON(c *fiber.Ctx, v any) error {
 	data, err := io.ReadAll(io.LimitReader(bodyOf(c), maxJSONBody+1))
 	if err != nil {
@@ -181,30 +180,10 @@ func readJSON(c *fiber.Ctx, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return badRequest("The request body is empty; send a JSON document.")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest("The request body is not the JSON document this route expects: %s.", describeJSONError(err))
-	}
-	if dec.More() {
-		return badRequest("The request body holds more than one JSON document; send exactly one.")
+	if err := decodeDocument(data, v); err != nil {
+		return badRequest("The request body is not the JSON document this route expects: %s.", err)
 	}
 	return nil
-}
-
-func describeJSONError(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("invalid JSON at byte %d (%v)", syntax.Offset, syntax)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return fmt.Sprintf("field %q must be a %s, not a JSON %s", typ.Field, typ.Type, typ.Value)
-		}
-		return fmt.Sprintf("expected a %s, not a JSON %s", typ.Type, typ.Value)
-	}
-	return err.Error()
 }
 
 // bufferBody reads a small body whole and puts it back, so middleware can

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -34,10 +32,8 @@ func (s *server) previewMapping(c *fiber.Ctx) error {
 		return err
 	}
 	var m schemas.Mapping
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return badRequest("The mapping part is not a mapping document: %s.", describeJSONError(err))
+	if err := decodeDocument(doc, &m); err != nil {
+		return badRequest("The mapping part is not a mapping document: %s.", err)
 	}
 	if err := m.Validate(); err != nil {
 		return invalidMapping(err, "preview it again")
