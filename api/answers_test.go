@@ -1,6 +1,8 @@
 package api
 
 import (
+	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -59,4 +61,49 @@ func TestJSONDocumentsAreReadStrictly(t *testing.T) {
 	// The same keys, once each and spelled right, are taken.
 	e.putMapping(t, "acme", key, map[string]any{"preset": "google_merchant",
 		"rules": []map[string]any{{"kind": "exclude", "when": map[string]string{"field": "brand", "equals": "x"}}}})
+}
+
+// TestLongRequestLineAnswers414: a path too long for the server's buffer
+// is a URI too long (414), while headers that do not fit stay 431.
+func TestLongRequestLineAnswers414(t *testing.T) {
+	e := &env{app: New(quietConfig())}
+	base := serve(t, e)
+	get := func(path string, header http.Header) response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(req.Header, header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return response{Response: resp, body: body}
+	}
+	// A request first, so the long one follows on a kept-alive connection.
+	if r := get("/healthz", nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %d", r.StatusCode)
+	}
+	r := get("/v1/products/acme:"+strings.Repeat("x", 5000), nil)
+	if r.StatusCode != http.StatusRequestURITooLong {
+		t.Fatalf("a 5,000-byte path: %d %s", r.StatusCode, r.body)
+	}
+	if p := r.problem(t); p.Type != ProblemType+"uri-too-long" || !strings.Contains(p.Detail, "4096 bytes") {
+		t.Errorf("a 5,000-byte path: %s", r.body)
+	}
+	for _, path := range []string{"/healthz", "/v1/products/acme:" + strings.Repeat("y", 1000)} {
+		r = get(path, http.Header{"X-Padding": {strings.Repeat("p", 5000)}})
+		if r.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("a 5,000-byte header after a %d-byte path: %d %s", len(path), r.StatusCode, r.body)
+		}
+		if p := r.problem(t); p.Type != ProblemType+"headers-too-large" {
+			t.Errorf("a 5,000-byte header: %s", r.body)
+		}
+	}
 }

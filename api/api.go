@@ -83,6 +83,10 @@ type FeedReader interface {
 	Following(ctx context.Context, user, cursor string, limit int) (schemas.FollowPage, error)
 }
 
+// requestHeadLimit bounds a request's line and headers together (the
+// server's read buffer, fasthttp's default size).
+const requestHeadLimit = 4096
+
 // storeTimeout bounds one call to a small store (key-value, publish).
 const storeTimeout = 10 * time.Second
 
@@ -170,8 +174,9 @@ func New(cfg Config) *App {
 		JSONEncoder: gojson.Marshal,
 		// Bounds the request line and headers; a body's reads are bounded
 		// by cfg.Body instead, so a long upload is not cut.
-		ReadTimeout: cfg.Body.Idle,
-		IdleTimeout: 2 * time.Minute,
+		ReadTimeout:    cfg.Body.Idle,
+		ReadBufferSize: requestHeadLimit,
+		IdleTimeout:    2 * time.Minute,
 	})
 	app.Use(
 		func(c *fiber.Ctx) error { c.Locals(bodyLimitsKey, cfg.Body); return c.Next() },

@@ -139,20 +139,35 @@ func (l watchedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &watchedConn{Conn: c}, nil
+	return &watchedConn{Conn: c, lastNewline: -1}, nil
 }
 
 type watchedConn struct {
 	net.Conn
 	closed atomic.Bool // a read failed: the client closed or the connection broke
+	// Bytes read, and the offset of the last newline among them (-1: none);
+	// only the server's goroutine for the connection touches them.
+	read, lastNewline int64
 }
 
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		c.lastNewline = c.read + int64(i)
+	}
+	c.read += int64(n)
 	if err != nil && !isTimeout(err) {
 		c.closed.Store(true)
 	}
 	return n, err
+}
+
+// requestLineEnded tells, once the server gave up on a request's head
+// that did not fit its buffer, whether the request line had ended: the
+// full buffer holds the head's first requestHeadLimit bytes, the last ones
+// read from the connection.
+func (c *watchedConn) requestLineEnded() bool {
+	return c.lastNewline >= c.read-requestHeadLimit
 }
 
 // finishBody keeps a keep-alive connection usable: a body the handler did

@@ -167,7 +167,13 @@ func fromFiberError(c *fiber.Ctx, e *fiber.Error) *problemError {
 	case fiber.StatusRequestEntityTooLarge:
 		return problem(e.Code, "body-too-large", "Request body too large", "The request body is too large; send a smaller one.")
 	case fiber.StatusRequestHeaderFieldsTooLarge:
-		return problem(e.Code, "headers-too-large", "Request headers too large", "The request headers are too large; send fewer or shorter headers.")
+		// The request line and headers share one buffer; say which did not fit.
+		if conn, ok := c.Context().Conn().(*watchedConn); ok && !conn.requestLineEnded() {
+			return problem(fiber.StatusRequestURITooLong, "uri-too-long", "Request URI too long",
+				"The request line is longer than the %d bytes the server reads; send a shorter path and query.", requestHeadLimit)
+		}
+		return problem(e.Code, "headers-too-large", "Request headers too large",
+			"The request line and headers are longer than the %d bytes the server reads; send fewer or shorter headers.", requestHeadLimit)
 	case fiber.StatusRequestTimeout:
 		return problem(e.Code, "timeout", "Request timeout", "The request was not received in time; send it again.")
 	}
