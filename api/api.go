@@ -73,6 +73,9 @@ type Config struct {
 	Social   schemas.FeedStore
 	Posts    schemas.PostStore
 	Requests schemas.IdempotentRequests
+	// TokenMaxLifetime refuses a shopper token valid for longer, from now
+	// or from its issue; 0 means DefaultTokenMaxLifetime.
+	TokenMaxLifetime time.Duration
 }
 
 // FeedReader answers feed and list pages (the fan-out stage's read side).
@@ -151,6 +154,9 @@ func New(cfg Config) *App {
 	cfg.Body = cfg.Body.WithDefaults()
 	if cfg.MaxDeletePercent <= 0 {
 		cfg.MaxDeletePercent = schemas.DefaultMaxDeletePercent
+	}
+	if cfg.TokenMaxLifetime <= 0 {
+		cfg.TokenMaxLifetime = DefaultTokenMaxLifetime
 	}
 	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
 	if cfg.Sources != nil {

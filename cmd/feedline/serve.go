@@ -69,6 +69,7 @@ var settings = []setting{
 	{"clickhouse", "FEEDLINE_CLICKHOUSE_URL", "", "ClickHouse DSN (clickhouse://user:pass@host:9000/db); empty writes Parquet files"},
 	{"redis", "FEEDLINE_REDIS_URL", "", "Redis for feed caches and the follow graph: one server as redis://host:6379/0, a Redis Cluster as redis+cluster://host:port,host:port (rediss:// and rediss+cluster:// for TLS); empty keeps them in the process"},
 	{"", "FEEDLINE_TOKEN_KEY", "", "key that signs and verifies shopper tokens (at least 16 bytes); empty disables the feed routes"},
+	{"token-max-lifetime", "FEEDLINE_TOKEN_MAX_LIFETIME", "720h", "longest a shopper token may be valid: one that expires later than this from now, or from its issue, is refused"},
 	{"feed-cap", "FEEDLINE_FEED_CAP", "800", "entries kept per shopper's feed"},
 	{"celebrity-followers", "FEEDLINE_CELEBRITY_FOLLOWERS", "10000", "followers above which an author is not fanned out to but merged at read time"},
 	{"inactive-days", "FEEDLINE_INACTIVE_DAYS", "30", "days without a feed read after which fan-out skips a shopper (the feed is rebuilt on the next read)"},
@@ -120,6 +121,8 @@ type serveConfig struct {
 	// MaxInFlight bounds a partner's uploads received or processing at
 	// once; 0 is no bound.
 	MaxInFlight int
+	// TokenMaxLifetime refuses shopper tokens valid for longer.
+	TokenMaxLifetime time.Duration
 	// Fetch says how partners' feeds are fetched. Its MinEvery, RetryAfter
 	// and Tick are not settings: tests shorten them.
 	Fetch api.FetchConfig
@@ -212,6 +215,9 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 	cfg.Feed.InactiveAfter = time.Duration(inactiveDays) * 24 * time.Hour
 	if cfg.TokenKey != "" && len(cfg.TokenKey) < 16 {
 		return cfg, errors.New("FEEDLINE_TOKEN_KEY is shorter than 16 bytes; use a long random string")
+	}
+	if cfg.TokenMaxLifetime, err = time.ParseDuration(get("FEEDLINE_TOKEN_MAX_LIFETIME")); err != nil || cfg.TokenMaxLifetime < time.Minute {
+		return cfg, fmt.Errorf("FEEDLINE_TOKEN_MAX_LIFETIME %q: want a duration of at least 1m, such as 720h", get("FEEDLINE_TOKEN_MAX_LIFETIME"))
 	}
 	if cfg.MaxDeletePercent, err = strconv.Atoi(get("FEEDLINE_MAX_DELETE_PERCENT")); err != nil || cfg.MaxDeletePercent < 1 || cfg.MaxDeletePercent > 100 {
 		return cfg, fmt.Errorf("FEEDLINE_MAX_DELETE_PERCENT %q: want a whole number from 1 to 100", get("FEEDLINE_MAX_DELETE_PERCENT"))
@@ -502,6 +508,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 				return nil, err
 			}
 			apiCfg.TokenKey, apiCfg.Feed, apiCfg.Social, apiCfg.Posts = []byte(cfg.TokenKey), reader, s.feeds, posts
+			apiCfg.TokenMaxLifetime = cfg.TokenMaxLifetime
 			apiCfg.Requests = natskv.Requests{KV: kvRequests}
 		}
 		s.app = api.New(apiCfg)
