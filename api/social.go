@@ -24,6 +24,9 @@ import (
 const (
 	maxPostText   = 5000 // characters
 	maxPostImages = 10
+	maxImageURL   = 2048 // bytes
+	// maxProductID is a partner id (63 bytes), ':' and a SKU.
+	maxProductID = 64 + schemas.MaxSKUBytes
 )
 
 // pendingTakeover is how long a first request may stay unanswered before a
@@ -96,15 +99,24 @@ func validatePost(req postRequest) error {
 	if !utf8.ValidString(req.Text) {
 		return unprocessable("invalid-post", "Invalid post", "The text is not valid UTF-8.")
 	}
+	if strings.IndexByte(req.Text, 0) >= 0 {
+		return unprocessable("invalid-post", "Invalid post", "The text holds a NUL character (\\u0000); remove it.")
+	}
 	if req.ProductID != "" {
-		if partner, sku := schemas.SplitProductID(req.ProductID); partner == "" || sku == "" {
-			return unprocessable("invalid-post", "Invalid post", "product_id %q is not a product id; ids are \"<partner>:<sku>\".", req.ProductID)
+		if len(req.ProductID) > maxProductID {
+			return unprocessable("invalid-post", "Invalid post", "product_id is %d bytes long; a product id has at most %d.", len(req.ProductID), maxProductID)
+		}
+		if partner, sku := schemas.SplitProductID(req.ProductID); !partnerIDPattern.MatchString(partner) || sku == "" || len(sku) > schemas.MaxSKUBytes || strings.IndexByte(sku, 0) >= 0 {
+			return unprocessable("invalid-post", "Invalid post", "product_id %q is not a product id; ids are \"<partner>:<sku>\", a SKU of at most %d bytes without NUL characters.", req.ProductID, schemas.MaxSKUBytes)
 		}
 	}
 	if len(req.ImageURLs) > maxPostImages {
 		return unprocessable("invalid-post", "Invalid post", "The post has %d images; at most %d are allowed.", len(req.ImageURLs), maxPostImages)
 	}
-	for _, raw := range req.ImageURLs {
+	for i, raw := range req.ImageURLs {
+		if len(raw) > maxImageURL {
+			return unprocessable("invalid-post", "Invalid post", "image url %d is %d bytes long; at most %d are allowed.", i+1, len(raw), maxImageURL)
+		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return unprocessable("invalid-post", "Invalid post", "image url %q is not an http(s) URL.", raw)
@@ -164,6 +176,16 @@ func (s *server) follow(c *fiber.Ctx) error {
 	}
 	if follows[0] {
 		return c.Status(fiber.StatusOK).JSON(accepted{ID: author, Status: "following"})
+	}
+	// Users are whoever holds a token; shops are partners, which exist or not.
+	if c.Params("kind") == schemas.FolloweeShop {
+		_, err := s.cfg.Partners.Partner(ctx, c.Params("id"))
+		if errors.Is(err, schemas.ErrNotFound) {
+			return notFound("No shop %q; shops are the partners whose products feedline lists.", c.Params("id"))
+		}
+		if err != nil {
+			return failed("check the shop", err)
+		}
 	}
 	following, _, err := s.cfg.Social.FollowCounts(ctx, user, "")
 	if err != nil {

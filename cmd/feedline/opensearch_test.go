@@ -95,6 +95,7 @@ func TestOpenSearchUploadSearchAndShopNews(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "search")); !os.IsNotExist(err) {
 		t.Fatalf("the embedded index was opened beside Elasticsearch: %v", err)
 	}
+	key := ts.addPartner("acme")
 	bob := ts.shopper("bob")
 	bob.follow("shop", "acme")
 	eventually(t, "bob follows acme", func() bool {
@@ -104,7 +105,6 @@ func TestOpenSearchUploadSearchAndShopNews(t *testing.T) {
 	})
 	bob.page("", 1)
 
-	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, customMapping)
 	st := ts.uploadOK("acme", key, delimited(testCatalog, ","), "mode=full")
 	if want := (schemas.Counts{Read: 7, Accepted: 5, Rejected: 2, Indexed: 5}); st.State != schemas.StateDone || st.Counts != want {
