@@ -132,6 +132,16 @@ func (a *App) ShutdownWithContext(ctx context.Context) error {
 	return err
 }
 
+// Shutdown is ShutdownWithContext without a deadline.
+func (a *App) Shutdown() error { return a.ShutdownWithContext(context.Background()) }
+
+// ShutdownWithTimeout is ShutdownWithContext with a deadline of d.
+func (a *App) ShutdownWithTimeout(d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return a.ShutdownWithContext(ctx)
+}
+
 // Listener serves the app on ln. Its connections tell a chunked body that
 // ended from one whose client went away; serve the app only this way.
 func (a *App) Listener(ln net.Listener) error { return a.App.Listener(watchedListener{ln}) }
