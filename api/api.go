@@ -73,6 +73,9 @@ type Config struct {
 	Social   schemas.FeedStore
 	Posts    schemas.PostStore
 	Requests schemas.IdempotentRequests
+	// TokenMaxLifetime refuses a shopper token valid for longer, from now
+	// or from its issue; 0 means DefaultTokenMaxLifetime.
+	TokenMaxLifetime time.Duration
 }
 
 // FeedReader answers feed and list pages (the fan-out stage's read side).
@@ -82,6 +85,10 @@ type FeedReader interface {
 	Followers(ctx context.Context, author, cursor string, limit int) (schemas.FollowPage, error)
 	Following(ctx context.Context, user, cursor string, limit int) (schemas.FollowPage, error)
 }
+
+// requestHeadLimit bounds a request's line and headers together (the
+// server's read buffer, fasthttp's default size).
+const requestHeadLimit = 4096
 
 // storeTimeout bounds one call to a small store (key-value, publish).
 const storeTimeout = 10 * time.Second
@@ -113,6 +120,28 @@ type App struct {
 	server *server
 }
 
+// ShutdownWithContext stops serving, letting requests in flight finish
+// until ctx ends, then publishes (within ctx) the feed reads gathered for
+// analytics, which would otherwise wait for a timer the process does not
+// outlive.
+func (a *App) ShutdownWithContext(ctx context.Context) error {
+	err := a.App.ShutdownWithContext(ctx)
+	if a.server.reads != nil {
+		a.server.reads.flush(ctx)
+	}
+	return err
+}
+
+// Shutdown is ShutdownWithContext without a deadline.
+func (a *App) Shutdown() error { return a.ShutdownWithContext(context.Background()) }
+
+// ShutdownWithTimeout is ShutdownWithContext with a deadline of d.
+func (a *App) ShutdownWithTimeout(d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return a.ShutdownWithContext(ctx)
+}
+
 // Listener serves the app on ln. Its connections tell a chunked body that
 // ended from one whose client went away; serve the app only this way.
 func (a *App) Listener(ln net.Listener) error { return a.App.Listener(watchedListener{ln}) }
@@ -136,6 +165,9 @@ func New(cfg Config) *App {
 	if cfg.MaxDeletePercent <= 0 {
 		cfg.MaxDeletePercent = schemas.DefaultMaxDeletePercent
 	}
+	if cfg.TokenMaxLifetime <= 0 {
+		cfg.TokenMaxLifetime = DefaultTokenMaxLifetime
+	}
 	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
 	if cfg.Sources != nil {
 		s.fetch = newFetcher(s, cfg.Sources, cfg.Fetch)
@@ -158,8 +190,9 @@ func New(cfg Config) *App {
 		JSONEncoder: gojson.Marshal,
 		// Bounds the request line and headers; a body's reads are bounded
 		// by cfg.Body instead, so a long upload is not cut.
-		ReadTimeout: cfg.Body.Idle,
-		IdleTimeout: 2 * time.Minute,
+		ReadTimeout:    cfg.Body.Idle,
+		ReadBufferSize: requestHeadLimit,
+		IdleTimeout:    2 * time.Minute,
 	})
 	app.Use(
 		func(c *fiber.Ctx) error { c.Locals(bodyLimitsKey, cfg.Body); return c.Next() },

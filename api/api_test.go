@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -94,28 +95,41 @@ func TestAdminRoutesNeedAdminKeyConfigured(t *testing.T) {
 	}
 }
 
+// failingPublisher fails as JetStream does when no stream answers in time.
 type failingPublisher struct{}
 
 func (failingPublisher) Publish(context.Context, pipeline.Outgoing) (uint64, error) {
-	return 0, errors.New("nats: timeout")
+	return 0, fmt.Errorf("nats: timeout: %w", context.DeadlineExceeded)
 }
 
-type failingFiles struct{ schemas.FileStore }
+// failingFiles fails every Put with err.
+type failingFiles struct {
+	schemas.FileStore
+	err error
+}
 
-func (failingFiles) Put(_ context.Context, _ string, r io.Reader) (int64, error) {
+func (f failingFiles) Put(_ context.Context, _ string, r io.Reader) (int64, error) {
 	_, _ = io.CopyN(io.Discard, r, 100)
-	return 0, errors.New("object store: insufficient resources")
+	return 0, f.err
 }
 
-// TestStoreFailuresAreRetryable checks that nothing is accepted unless
-// stored, and that a failing analytics publish does not touch the answer.
-func TestStoreFailuresAreRetryable(t *testing.T) {
+// TestStoreFailures checks that nothing is accepted unless stored; that
+// only an outage answers 503 with Retry-After, a failure of no known kind
+// 500 without it, and both log their cause under the request id without
+// showing it; and that a failing analytics publish does not touch the answer.
+func TestStoreFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name, cause string
 		change      func(*Config)
+		status      int
 	}{
-		{"publish", "nats: timeout", func(c *Config) { c.Pub = failingPublisher{} }},
-		{"files", "insufficient resources", func(c *Config) { c.Files = failingFiles{c.Files} }},
+		{"publish times out", "nats: timeout", func(c *Config) { c.Pub = failingPublisher{} }, http.StatusServiceUnavailable},
+		{"files store down", "insufficient resources", func(c *Config) {
+			c.Files = failingFiles{c.Files, fmt.Errorf("object store: insufficient resources: %w", schemas.ErrUnavailable)}
+		}, http.StatusServiceUnavailable},
+		{"files store fails unexpectedly", "invalid chunk size -1", func(c *Config) {
+			c.Files = failingFiles{c.Files, errors.New("object store: invalid chunk size -1")}
+		}, http.StatusInternalServerError},
 	} {
 		cause := tc.cause
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,14 +141,15 @@ func TestStoreFailuresAreRetryable(t *testing.T) {
 			req.Header.Set("Content-Type", "text/csv")
 			r := e.send(t, req)
 			v.check(t, req, r)
-			if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
-				t.Fatalf("status %d Retry-After %q: %s", r.StatusCode, r.Header.Get("Retry-After"), r.body)
+			retry := r.Header.Get("Retry-After")
+			if r.StatusCode != tc.status || (retry != "") != (tc.status == http.StatusServiceUnavailable) {
+				t.Fatalf("status %d Retry-After %q, want %d: %s", r.StatusCode, retry, tc.status, r.body)
 			}
-			if p := r.problem(t); strings.Contains(p.Detail, "insufficient") || strings.Contains(p.Detail, "nats") {
+			if p := r.problem(t); strings.Contains(p.Detail, "insufficient") || strings.Contains(p.Detail, "nats") || strings.Contains(p.Detail, "chunk") {
 				t.Errorf("the detail leaks the internal error: %q", p.Detail)
 			}
-			if logs := e.logs.String(); !strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, cause) {
-				t.Errorf("the store failure %q was not logged: %s", cause, logs)
+			if !loggedFailure(e.logs.String(), cause, r.Header.Get("X-Request-ID")) {
+				t.Errorf("the store failure %q was not logged under request id %q: %s", cause, r.Header.Get("X-Request-ID"), e.logs)
 			}
 			// What the refused upload stored is gone again; the partner's
 			// upload index lists nothing.
@@ -168,6 +183,21 @@ func TestStoreFailuresAreRetryable(t *testing.T) {
 	})
 }
 
+// loggedFailure reports whether logs hold an error line naming cause
+// under request id.
+func loggedFailure(logs, cause, id string) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		var l struct {
+			Level, Msg string
+			RequestID  string `json:"request_id"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Level == "ERROR" && l.Msg == "request failed" && strings.Contains(line, cause) && id != "" && l.RequestID == id {
+			return true
+		}
+	}
+	return false
+}
+
 func TestSearchNotServed(t *testing.T) {
 	cfg := quietConfig()
 	e := &env{app: New(cfg)}
@@ -190,10 +220,9 @@ func TestReadyzReportsWhatIsDown(t *testing.T) {
 	req := request(http.MethodGet, "/readyz", "", nil)
 	r := e.send(t, req)
 	v.check(t, req, r)
-	var h healthStatus
-	r.decode(t, &h)
-	if r.StatusCode != http.StatusServiceUnavailable || h.Status != "unavailable" || h.Error != "jetstream: no responders" {
-		t.Errorf("readyz: %d %+v", r.StatusCode, h)
+	p := r.problem(t)
+	if r.StatusCode != http.StatusServiceUnavailable || p.Type != ProblemType+"not-ready" || !strings.Contains(p.Detail, "jetstream: no responders") || r.Header.Get("Retry-After") == "" {
+		t.Errorf("readyz: %d %s Retry-After %q", r.StatusCode, r.body, r.Header.Get("Retry-After"))
 	}
 }
 
@@ -271,10 +300,61 @@ func TestOpsServesHealthReadinessAndMetricsOnly(t *testing.T) {
 		t.Errorf("readyz while up: %d", code)
 	}
 	down.Store(true)
-	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no bound consumer") {
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no bound consumer") || !strings.Contains(body, ProblemType+"not-ready") {
 		t.Errorf("readyz while down: %d %s", code, body)
 	}
 	if code, body := get("/v1/search?q=x"); code != http.StatusNotFound || !strings.Contains(body, "problem") && !strings.Contains(body, "No route") {
 		t.Errorf("a worker answered an API route: %d %s", code, body)
+	}
+}
+
+// failingLedger answers every status read with err.
+type failingLedger struct {
+	schemas.UploadLedger
+	err error
+}
+
+func (l failingLedger) Status(context.Context, string) (schemas.UploadStatus, error) {
+	return schemas.UploadStatus{}, l.err
+}
+
+// TestDomainFailuresAnswerTheirStatus runs each kind of domain failure a
+// store may report through a handler: each answers its one status, only an
+// outage asks for a retry, and nothing of the store's own words leaks.
+func TestDomainFailuresAnswerTheirStatus(t *testing.T) {
+	for _, tc := range []struct {
+		kind   error
+		status int
+	}{
+		{schemas.ErrBadCursor, 400},
+		{schemas.ErrNotFound, 404},
+		{schemas.ErrExists, 409},
+		{schemas.ErrUnreadableFile, 415},
+		{schemas.ErrEmptyFile, 422},
+		{schemas.ErrColumnsMismatch, 422},
+		{schemas.ErrBusy, 429},
+		{schemas.ErrUnavailable, 503},
+		{errors.New("index out of range"), 500},
+	} {
+		t.Run(tc.kind.Error(), func(t *testing.T) {
+			e := newEnv(t)
+			key := e.createPartner(t, "acme")
+			e.app = New(func() Config {
+				c := e.cfg
+				c.Ledger = failingLedger{c.Ledger, fmt.Errorf("kv get upl-1 (secret-store-detail): %w", tc.kind)}
+				return c
+			}())
+			r := e.send(t, request(http.MethodGet, "/v1/uploads/upl-1", key, nil))
+			p := r.problem(t)
+			if r.StatusCode != tc.status || strings.Contains(string(r.body), "secret-store-detail") {
+				t.Errorf("%v: %d %s, want %d without the store's words", tc.kind, r.StatusCode, r.body, tc.status)
+			}
+			if retry := r.Header.Get("Retry-After"); (retry != "") != (tc.status == 503) {
+				t.Errorf("%v: Retry-After %q", tc.kind, retry)
+			}
+			if logged := strings.Contains(e.logs.String(), "secret-store-detail"); logged != (tc.status >= 500) {
+				t.Errorf("%v: cause logged %v (%s)", tc.kind, logged, p.Detail)
+			}
+		})
 	}
 }

@@ -91,7 +91,7 @@ func (s *server) authenticate(c *fiber.Ctx) (principal, error) {
 		return principal{}, unknown
 	}
 	if err != nil {
-		return principal{}, unavailable("check the API key", err)
+		return principal{}, failed("check the API key", err)
 	}
 	if subtle.ConstantTimeCompare([]byte(hashKey(key)), []byte(p.KeyHash)) != 1 {
 		return principal{}, unknown

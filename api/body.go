@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -140,20 +139,35 @@ func (l watchedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &watchedConn{Conn: c}, nil
+	return &watchedConn{Conn: c, lastNewline: -1}, nil
 }
 
 type watchedConn struct {
 	net.Conn
 	closed atomic.Bool // a read failed: the client closed or the connection broke
+	// Bytes read, and the offset of the last newline among them (-1: none);
+	// only the server's goroutine for the connection touches them.
+	read, lastNewline int64
 }
 
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		c.lastNewline = c.read + int64(i)
+	}
+	c.read += int64(n)
 	if err != nil && !isTimeout(err) {
 		c.closed.Store(true)
 	}
 	return n, err
+}
+
+// requestLineEnded tells, once the server gave up on a request's head
+// that did not fit its buffer, whether the request line had ended: the
+// full buffer holds the head's first requestHeadLimit bytes, the last ones
+// read from the connection.
+func (c *watchedConn) requestLineEnded() bool {
+	return c.lastNewline >= c.read-requestHeadLimit
 }
 
 // finishBody keeps a keep-alive connection usable: a body the handler did
@@ -169,7 +183,7 @@ func finishBody(c *fiber.Ctx) {
 }
 
 // readJSON decodes a JSON request body of at most maxJSONBody bytes into v,
-// refusing unknown fields so a typo is reported rather than ignored.
+// strictly (decodeDocument), so a typo is reported rather than ignored.
 func readJSON(c *fiber.Ctx, v any) error {
 	data, err := io.ReadAll(io.LimitReader(bodyOf(c), maxJSONBody+1))
 	if err != nil {
@@ -181,30 +195,10 @@ func readJSON(c *fiber.Ctx, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return badRequest("The request body is empty; send a JSON document.")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest("The request body is not the JSON document this route expects: %s.", describeJSONError(err))
-	}
-	if dec.More() {
-		return badRequest("The request body holds more than one JSON document; send exactly one.")
+	if err := decodeDocument(data, v); err != nil {
+		return badRequest("The request body is not the JSON document this route expects: %s.", err)
 	}
 	return nil
-}
-
-func describeJSONError(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("invalid JSON at byte %d (%v)", syntax.Offset, syntax)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return fmt.Sprintf("field %q must be a %s, not a JSON %s", typ.Field, typ.Type, typ.Value)
-		}
-		return fmt.Sprintf("expected a %s, not a JSON %s", typ.Type, typ.Value)
-	}
-	return err.Error()
 }
 
 // bufferBody reads a small body whole and puts it back, so middleware can

@@ -245,7 +245,7 @@ func (f *fetcher) fetch(ctx context.Context, rec schemas.SourceRecord) (res fetc
 	in, err := f.s.prepare(ctx, rec.Partner, uploadParams{mode: src.Mode, format: src.Format})
 	if err != nil {
 		var p *problemError
-		if errors.As(err, &p) && p.status == http.StatusTooManyRequests {
+		if errors.As(err, &p) && p.kind == schemas.ErrBusy {
 			res.outcome.Status, res.outcome.Error, res.problem = schemas.FetchSkipped, p.detail, p
 			return res
 		}

@@ -45,10 +45,10 @@ func (s *server) uploadIssues(c *fiber.Ctx) error {
 		return notFound("No upload %q is visible to this key; check the id in the Location header of the upload's answer.", id)
 	}
 	if err != nil {
-		return unavailable("read the upload status", err)
+		return failed("read the upload status", err)
 	}
 	if s.cfg.Issues == nil {
-		return unavailable("read the upload's issues", errors.New("no issue log configured"))
+		return notServed("This server keeps no issue lists; ask a server running the API with its issue log.")
 	}
 	// The index's refusals live in the upload record (the first ones);
 	// everything else is in the issue log.
@@ -67,7 +67,7 @@ func (s *server) uploadIssues(c *fiber.Ctx) error {
 	if logged > 0 {
 		stored, err := s.cfg.Issues.Stored(ctx, st.Partner, id)
 		if err != nil {
-			return unavailable("read the upload's issues", err)
+			return failed("read the upload's issues", err)
 		}
 		if !stored {
 			return problem(fiber.StatusGone, "issues-expired", "Issue list expired",

@@ -88,16 +88,17 @@ func (s *server) listUploads(c *fiber.Ctx) error {
 		limit = n
 	}
 	if s.cfg.Uploads == nil {
-		return unavailable("list the uploads", errors.New("no upload list configured"))
+		return notServed("This server does not list uploads; ask a server running the API with its upload list.")
 	}
 	ctx, cancel := storeCtx(c)
 	defer cancel()
 	ids, next, err := s.cfg.Uploads.ListUploads(ctx, partner, c.Query("cursor"), limit)
 	if errors.Is(err, schemas.ErrBadCursor) {
-		return invalidParameter("cursor %q is not one this listing handed out; start again without it.", c.Query("cursor"))
+		return kindProblem(schemas.ErrBadCursor, "invalid-parameter", "Invalid parameter",
+			"cursor %q is not one this listing handed out; start again without it.", c.Query("cursor"))
 	}
 	if err != nil {
-		return unavailable("list the uploads", err)
+		return failed("list the uploads", err)
 	}
 	items := make([]*uploadListItem, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
@@ -116,7 +117,7 @@ func (s *server) listUploads(c *fiber.Ctx) error {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return unavailable("read the uploads' status", err)
+		return failed("read the uploads' status", err)
 	}
 	out := uploadList{Uploads: []uploadListItem{}, NextCursor: next}
 	for _, it := range items {
@@ -154,11 +155,11 @@ func (s *server) cancelUpload(c *fiber.Ctx) error {
 			"Every row of upload %s is normalised and its changes are in the catalog; the search index is catching up, and there is nothing left to cancel.", id)
 	default:
 		if _, err := s.cfg.Ledger.RecordCancel(ctx, id, schemas.CancelRecord{At: s.cfg.Now().UTC()}); err != nil {
-			return unavailable("record the cancellation", err)
+			return failed("record the cancellation", err)
 		}
 	}
 	if st, err = s.cfg.Ledger.Status(ctx, id); err != nil {
-		return unavailable("read the upload status", err)
+		return failed("read the upload status", err)
 	}
 	if st.Rejections == nil {
 		st.Rejections = []schemas.Issue{}
@@ -183,7 +184,7 @@ func (s *server) retryUpload(c *fiber.Ctx) error {
 	}
 	orig, err := s.cfg.Ledger.Upload(ctx, id)
 	if err != nil {
-		return unavailable("read the upload", err)
+		return failed("read the upload", err)
 	}
 	params := uploadParams{mode: orig.Mode, format: orig.Format, filename: orig.Filename}
 	if orig.Delimiter != "" {
@@ -202,7 +203,7 @@ func (s *server) retryUpload(c *fiber.Ctx) error {
 	}
 	if err != nil {
 		s.releaseSlot(ctx, in)
-		return unavailable("open the stored file", err)
+		return failed("open the stored file", err)
 	}
 	head, _ := bufio.NewReaderSize(file, headSize).Peek(headSize)
 	_ = file.Close()

@@ -9,6 +9,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+
+	"feedline/schemas"
 )
 
 // openAPIDocument describes every route; tests hold it to the real routes and answers.
@@ -26,7 +28,6 @@ const readyTimeout = 2 * time.Second
 
 type healthStatus struct {
 	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
 }
 
 func (s *server) healthz(c *fiber.Ctx) error {
@@ -34,12 +35,14 @@ func (s *server) healthz(c *fiber.Ctx) error {
 }
 
 // readyz reports whether the backing services answer, for load balancers.
+// Not ready is an outage like any other: a problem whose detail names what
+// does not answer, for the operator, with Retry-After.
 func (s *server) readyz(c *fiber.Ctx) error {
 	if s.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
-			return c.Status(fiber.StatusServiceUnavailable).JSON(healthStatus{Status: "unavailable", Error: err.Error()})
+			return kindProblem(schemas.ErrUnavailable, "not-ready", "Not ready", "%s", sentence(err.Error()))
 		}
 	}
 	return c.JSON(healthStatus{Status: "ready"})

@@ -35,11 +35,11 @@ func (s *server) createPartner(c *fiber.Ctx) error {
 	defer cancel()
 	err := s.cfg.Partners.CreatePartner(ctx, schemas.Partner{ID: req.ID, KeyHash: hash, CreatedAt: s.cfg.Now().UTC()})
 	if errors.Is(err, schemas.ErrExists) {
-		return problem(fiber.StatusConflict, "partner-exists", "Partner exists",
+		return kindProblem(schemas.ErrExists, "partner-exists", "Partner exists",
 			"Partner %q already exists; pick another id.", req.ID)
 	}
 	if err != nil {
-		return unavailable("create the partner", err)
+		return failed("create the partner", err)
 	}
 	return c.Status(fiber.StatusCreated).JSON(createPartnerResponse{ID: req.ID, APIKey: key})
 }
@@ -63,7 +63,7 @@ func (s *server) putMapping(c *fiber.Ctx) error {
 	defer cancel()
 	stored, err := s.cfg.Mappings.PutMapping(ctx, partner, m)
 	if err != nil {
-		return unavailable("store the mapping", err)
+		return failed("store the mapping", err)
 	}
 	return c.JSON(stored)
 }
@@ -81,7 +81,7 @@ func (s *server) getMapping(c *fiber.Ctx) error {
 		return notFound("Partner %q has no mapping yet; PUT /v1/partners/%s/mapping to create one.", partner, partner)
 	}
 	if err != nil {
-		return unavailable("read the mapping", err)
+		return failed("read the mapping", err)
 	}
 	return c.JSON(m)
 }
@@ -112,7 +112,7 @@ func (s *server) getSettings(c *fiber.Ctx) error {
 	defer cancel()
 	st, err := s.cfg.Partners.Settings(ctx, partner)
 	if err != nil {
-		return unavailable("read the partner's settings", err)
+		return failed("read the partner's settings", err)
 	}
 	return c.JSON(s.viewSettings(st))
 }
@@ -133,7 +133,7 @@ func (s *server) putSettings(c *fiber.Ctx) error {
 	ctx, cancel := storeCtx(c)
 	defer cancel()
 	if err := s.cfg.Partners.PutSettings(ctx, partner, st); err != nil {
-		return unavailable("store the partner's settings", err)
+		return failed("store the partner's settings", err)
 	}
 	return c.JSON(s.viewSettings(st))
 }
@@ -145,7 +145,7 @@ func (s *server) maxDeletePercent(ctx context.Context, partner string) (int, err
 	defer cancel()
 	st, err := s.cfg.Partners.Settings(ctx, partner)
 	if err != nil {
-		return 0, unavailable("read the partner's settings", err)
+		return 0, failed("read the partner's settings", err)
 	}
 	return s.viewSettings(st).EffectiveMaxDeletePercent, nil
 }
@@ -162,7 +162,7 @@ func (s *server) partnerExists(c *fiber.Ctx, partner string) error {
 		return notFound("Partner %q does not exist; create it with POST /v1/partners.", partner)
 	}
 	if err != nil {
-		return unavailable("read the partner", err)
+		return failed("read the partner", err)
 	}
 	return nil
 }

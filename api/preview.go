@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -27,17 +25,15 @@ func (s *server) previewMapping(c *fiber.Ctx) error {
 		return err
 	}
 	if s.cfg.Open == nil {
-		return unavailable("preview the mapping", errors.New("no decoder configured"))
+		return notServed("This server does not preview mappings; ask a server running the API with its decoders.")
 	}
 	doc, sample, truncated, err := previewParts(c)
 	if err != nil {
 		return err
 	}
 	var m schemas.Mapping
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return badRequest("The mapping part is not a mapping document: %s.", describeJSONError(err))
+	if err := decodeDocument(doc, &m); err != nil {
+		return badRequest("The mapping part is not a mapping document: %s.", err)
 	}
 	if err := m.Validate(); err != nil {
 		return invalidMapping(err, "preview it again")
@@ -57,7 +53,7 @@ func (s *server) previewMapping(c *fiber.Ctx) error {
 	})
 	switch {
 	case errors.Is(err, schemas.ErrColumnsMismatch):
-		return unprocessable("columns-mismatch", "Columns do not fit the mapping", "%s.", clause(err))
+		return kindProblem(schemas.ErrColumnsMismatch, "columns-mismatch", "Columns do not fit the mapping", "%s.", clause(err))
 	case err != nil:
 		return unprocessable("unreadable-sample", "Sample cannot be read", "The sample cannot be read as a %s feed: %s.", pv.Format, clause(err))
 	}

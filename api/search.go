@@ -29,10 +29,11 @@ func (s *server) search(c *fiber.Ctx) error {
 	defer cancel()
 	res, err := s.cfg.Index.Search(ctx, req)
 	if errors.Is(err, schemas.ErrBadCursor) {
-		return invalidParameter("cursor is not valid for this search; repeat the search without it and follow next_cursor.")
+		return kindProblem(schemas.ErrBadCursor, "invalid-parameter", "Invalid parameter",
+			"cursor is not valid for this search; repeat the search without it and follow next_cursor.")
 	}
 	if err != nil {
-		return unavailable("search the catalog", err)
+		return failed("search the catalog", err)
 	}
 	took := time.Since(start)
 	if res.Hits == nil {
@@ -89,7 +90,7 @@ func (s *server) getProduct(c *fiber.Ctx) error {
 		return notFound("No product %q; product ids are \"<partner>:<sku>\".", id)
 	}
 	if err != nil {
-		return unavailable("read the product", err)
+		return failed("read the product", err)
 	}
 	return c.JSON(p)
 }

@@ -24,6 +24,9 @@ import (
 const (
 	maxPostText   = 5000 // characters
 	maxPostImages = 10
+	maxImageURL   = 2048 // bytes
+	// maxProductID is a partner id (63 bytes), ':' and a SKU.
+	maxProductID = 64 + schemas.MaxSKUBytes
 )
 
 // pendingTakeover is how long a first request may stay unanswered before a
@@ -76,7 +79,7 @@ func (s *server) createPost(c *fiber.Ctx) error {
 	// The post's durable home first, so its author can delete it as soon
 	// as this answer arrives; it is invisible until the event is applied.
 	if err := s.cfg.Posts.Put(ctx, p); err != nil {
-		return unavailable("store the post", err)
+		return failed("store the post", err)
 	}
 	ev := schemas.SocialEvent{ID: p.ID, Kind: schemas.SocialPost, User: user, Post: &p, At: p.CreatedAt}
 	if err := s.publishSocial(ctx, schemas.SubjectPost, ev); err != nil {
@@ -96,15 +99,24 @@ func validatePost(req postRequest) error {
 	if !utf8.ValidString(req.Text) {
 		return unprocessable("invalid-post", "Invalid post", "The text is not valid UTF-8.")
 	}
+	if strings.IndexByte(req.Text, 0) >= 0 {
+		return unprocessable("invalid-post", "Invalid post", "The text holds a NUL character (\\u0000); remove it.")
+	}
 	if req.ProductID != "" {
-		if partner, sku := schemas.SplitProductID(req.ProductID); partner == "" || sku == "" {
-			return unprocessable("invalid-post", "Invalid post", "product_id %q is not a product id; ids are \"<partner>:<sku>\".", req.ProductID)
+		if len(req.ProductID) > maxProductID {
+			return unprocessable("invalid-post", "Invalid post", "product_id is %d bytes long; a product id has at most %d.", len(req.ProductID), maxProductID)
+		}
+		if partner, sku := schemas.SplitProductID(req.ProductID); !partnerIDPattern.MatchString(partner) || sku == "" || len(sku) > schemas.MaxSKUBytes || strings.IndexByte(sku, 0) >= 0 {
+			return unprocessable("invalid-post", "Invalid post", "product_id %q is not a product id; ids are \"<partner>:<sku>\", a SKU of at most %d bytes without NUL characters.", req.ProductID, schemas.MaxSKUBytes)
 		}
 	}
 	if len(req.ImageURLs) > maxPostImages {
 		return unprocessable("invalid-post", "Invalid post", "The post has %d images; at most %d are allowed.", len(req.ImageURLs), maxPostImages)
 	}
-	for _, raw := range req.ImageURLs {
+	for i, raw := range req.ImageURLs {
+		if len(raw) > maxImageURL {
+			return unprocessable("invalid-post", "Invalid post", "image url %d is %d bytes long; at most %d are allowed.", i+1, len(raw), maxImageURL)
+		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return unprocessable("invalid-post", "Invalid post", "image url %q is not an http(s) URL.", raw)
@@ -119,7 +131,7 @@ func (s *server) deletePost(c *fiber.Ctx) error {
 	defer cancel()
 	posts, err := s.cfg.Posts.Get(ctx, []string{id})
 	if err != nil {
-		return unavailable("read the post", err)
+		return failed("read the post", err)
 	}
 	p, ok := posts[id]
 	if !ok {
@@ -160,14 +172,24 @@ func (s *server) follow(c *fiber.Ctx) error {
 	defer cancel()
 	follows, err := s.cfg.Social.Follows(ctx, user, []string{author})
 	if err != nil {
-		return unavailable("read the follow graph", err)
+		return failed("read the follow graph", err)
 	}
 	if follows[0] {
 		return c.Status(fiber.StatusOK).JSON(accepted{ID: author, Status: "following"})
 	}
+	// Users are whoever holds a token; shops are partners, which exist or not.
+	if c.Params("kind") == schemas.FolloweeShop {
+		_, err := s.cfg.Partners.Partner(ctx, c.Params("id"))
+		if errors.Is(err, schemas.ErrNotFound) {
+			return notFound("No shop %q; shops are the partners whose products feedline lists.", c.Params("id"))
+		}
+		if err != nil {
+			return failed("check the shop", err)
+		}
+	}
 	following, _, err := s.cfg.Social.FollowCounts(ctx, user, "")
 	if err != nil {
-		return unavailable("read the follow graph", err)
+		return failed("read the follow graph", err)
 	}
 	if following >= schemas.MaxFollowees {
 		return problem(fiber.StatusConflict, "too-many-followees", "Too many followees",
@@ -203,7 +225,7 @@ func (s *server) publishSocial(ctx context.Context, prefix string, ev schemas.So
 		return err
 	}
 	if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.Subject(prefix, ev.User), MsgID: ev.ID, Data: data}); err != nil {
-		return unavailable("accept the write", err)
+		return failed("accept the write", err)
 	}
 	return nil
 }
@@ -223,9 +245,10 @@ func pageParams(c *fiber.Ctx) (int, string, error) {
 
 func pageError(what string, err error) error {
 	if errors.Is(err, schemas.ErrBadCursor) {
-		return invalidParameter("cursor is not valid here; start without it and follow next_cursor.")
+		return kindProblem(schemas.ErrBadCursor, "invalid-parameter", "Invalid parameter",
+			"cursor is not valid here; start without it and follow next_cursor.")
 	}
-	return unavailable(what, err)
+	return failed(what, err)
 }
 
 func (s *server) feed(c *fiber.Ctx) error {
@@ -254,8 +277,9 @@ func (s *server) recordFeedRead(user string, items int) {
 
 // readLog gathers feed reads and publishes them together once a second:
 // reads are the busiest route, and one event per read would cost more
-// than the read. Reads noted in the last second before a crash are lost;
-// they are analytics, not shopper data.
+// than the read. A clean stop publishes what is gathered; reads noted in
+// the last second before a crash are lost: they are analytics, not
+// shopper data.
 type readLog struct {
 	pub     pipeline.Publisher
 	log     *slog.Logger
@@ -273,11 +297,11 @@ func (l *readLog) add(r schemas.FeedEventRow) {
 	l.rows = append(l.rows, r)
 	if !l.pending {
 		l.pending = true
-		time.AfterFunc(readLogDelay, l.flush)
+		time.AfterFunc(readLogDelay, func() { l.flush(context.Background()) })
 	}
 }
 
-func (l *readLog) flush() {
+func (l *readLog) flush(ctx context.Context) {
 	l.mu.Lock()
 	rows := l.rows
 	l.rows, l.pending = nil, false
@@ -285,7 +309,7 @@ func (l *readLog) flush() {
 	if len(rows) == 0 || l.pub == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	data, err := json.Marshal(rows)
 	if err == nil {
@@ -367,7 +391,7 @@ func (s *server) idempotent(c *fiber.Ctx) error {
 	defer cancel()
 	rec, created, err := s.cfg.Requests.Begin(ctx, storeKey, schemas.RequestRecord{State: schemas.RequestPending, Fingerprint: fp, ID: s.cfg.NewID(), At: now})
 	if err != nil {
-		return unavailable("check the Idempotency-Key", err)
+		return failed("check the Idempotency-Key", err)
 	}
 	if !created {
 		if rec.Fingerprint != fp {

@@ -43,7 +43,7 @@ func (s *server) viewSource(r schemas.SourceRecord) sourceView {
 
 func (s *server) sourcesConfigured() error {
 	if s.fetch == nil {
-		return unavailable("reach the partner sources", errors.New("no source store configured"))
+		return notServed("This server does not fetch partner feeds; ask a server running the API with its source store.")
 	}
 	return nil
 }
@@ -87,7 +87,7 @@ func (s *server) putSource(c *fiber.Ctx) error {
 		return true
 	})
 	if err != nil {
-		return unavailable("store the source", err)
+		return failed("store the source", err)
 	}
 	return c.JSON(s.viewSource(r))
 }
@@ -116,7 +116,7 @@ func (s *server) partnerSource(c *fiber.Ctx) (schemas.SourceRecord, error) {
 		return r, notFound("Partner %q has no source; PUT /v1/partners/%s/source to have its feed fetched.", partner, partner)
 	}
 	if err != nil {
-		return r, unavailable("read the source", err)
+		return r, failed("read the source", err)
 	}
 	return r, nil
 }
@@ -130,7 +130,7 @@ func (s *server) deleteSource(c *fiber.Ctx) error {
 	ctx, cancel := storeCtx(c)
 	defer cancel()
 	if err := s.fetch.store.DeleteSource(ctx, c.Params("partner")); err != nil && !errors.Is(err, schemas.ErrNotFound) {
-		return unavailable("delete the source", err)
+		return failed("delete the source", err)
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
@@ -157,7 +157,7 @@ func (s *server) fetchSourceNow(c *fiber.Ctx) error {
 		return problem(fiber.StatusConflict, "fetch-under-way", "Fetch under way",
 			"A fetch of partner %s's feed is under way; GET /v1/partners/%s/source shows its outcome when it ends.", partner, partner)
 	case err != nil:
-		return unavailable("claim the source", err)
+		return failed("claim the source", err)
 	}
 	res := s.fetch.fetchAndSettle(ctx, rec)
 	switch res.outcome.Status {

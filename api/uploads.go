@@ -105,7 +105,7 @@ func (s *server) prepare(ctx context.Context, partner string, params uploadParam
 			return nil, tooManyInFlight(partner, s.cfg.MaxInFlight)
 		}
 		if err != nil {
-			return nil, unavailable("count the partner's uploads in flight", err)
+			return nil, failed("count the partner's uploads in flight", err)
 		}
 	}
 	return in, nil
@@ -129,7 +129,7 @@ func (s *server) releaseSlot(ctx context.Context, in *intake) {
 const tooManyInFlightRetry = 30
 
 func tooManyInFlight(partner string, limit int) *problemError {
-	p := problem(fiber.StatusTooManyRequests, "too-many-uploads", "Too many uploads in flight",
+	p := kindProblem(schemas.ErrBusy, "too-many-uploads", "Too many uploads in flight",
 		"Partner %s has %d uploads received or processing, the most it may have at once; send this one when one of them is done (GET /v1/partners/%s/uploads).",
 		partner, limit, partner)
 	p.retryAfter = tooManyInFlightRetry
@@ -174,7 +174,7 @@ func (s *server) store(ctx context.Context, in *intake, file io.Reader) (_ *stor
 		return nil, interrupted(src.err)
 	}
 	if err != nil {
-		return nil, unavailable("store the file", err)
+		return nil, failed("store the file", err)
 	}
 	return &stored{intake: in, kind: kind, object: in.id, size: size}, nil
 }
@@ -223,7 +223,7 @@ func (s *server) currentMapping(ctx context.Context, partner string) (schemas.Ma
 			`partner %q has no mapping: PUT /v1/partners/%s/mapping first, e.g. {"preset": "google_merchant"}`, partner, partner)
 	}
 	if err != nil {
-		return m, unavailable("read the partner's mapping", err)
+		return m, failed("read the partner's mapping", err)
 	}
 	return m, nil
 }
@@ -233,7 +233,7 @@ func (s *server) announce(ctx context.Context, ev schemas.UploadEvent) error {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if err := s.cfg.Ledger.Create(ctx, ev); err != nil {
-		return unavailable("record the upload", err)
+		return failed("record the upload", err)
 	}
 	data, err := json.Marshal(ev)
 	if err != nil {
@@ -248,7 +248,7 @@ func (s *server) announce(ctx context.Context, ev schemas.UploadEvent) error {
 		Data:    data,
 		Header:  h,
 	}); err != nil {
-		return unavailable("queue the upload for processing", err)
+		return failed("queue the upload for processing", err)
 	}
 	return nil
 }
@@ -362,9 +362,9 @@ func interrupted(err error) error {
 // nothing to read, 415 when it is not a format feedline reads.
 func rejectedFile(head []byte, err error) error {
 	if len(bytes.TrimSpace(bytes.TrimPrefix(head, []byte("\xEF\xBB\xBF")))) == 0 {
-		return unprocessable("empty-file", "Empty file", "The file is empty: %s.", clause(err))
+		return kindProblem(schemas.ErrEmptyFile, "empty-file", "Empty file", "The file is empty: %s.", clause(err))
 	}
-	return problem(fiber.StatusUnsupportedMediaType, "unsupported-format", "Unsupported file format",
+	return kindProblem(schemas.ErrUnreadableFile, "unsupported-format", "Unsupported file format",
 		"The file cannot be read as a product feed: %s.", clause(err))
 }
 
@@ -420,7 +420,7 @@ func (s *server) visibleUpload(c *fiber.Ctx, ctx context.Context, id string) (sc
 		return st, notFound("No upload %q is visible to this key; check the id in the Location header of the upload's answer.", id)
 	}
 	if err != nil {
-		return st, unavailable("read the upload status", err)
+		return st, failed("read the upload status", err)
 	}
 	return st, nil
 }
@@ -432,11 +432,11 @@ func (s *server) decide(ctx context.Context, st schemas.UploadStatus, decision s
 	id := st.ID
 	hold, err := s.cfg.Ledger.Held(ctx, id)
 	if err != nil {
-		return unavailable("read the upload's hold", err)
+		return failed("read the upload's hold", err)
 	}
 	d, err := s.cfg.Ledger.Decide(ctx, id, schemas.DecisionRecord{Decision: decision, At: s.cfg.Now().UTC()})
 	if err != nil {
-		return unavailable("record the decision", err)
+		return failed("record the decision", err)
 	}
 	if d.Decision != decision {
 		return problem(fiber.StatusConflict, "already-decided", "Upload already decided",
@@ -457,7 +457,7 @@ func (s *server) decide(ctx context.Context, st schemas.UploadStatus, decision s
 		Data:    data,
 		Header:  h,
 	}); err != nil {
-		return unavailable("queue the decision", err)
+		return failed("queue the decision", err)
 	}
 	return nil
 }

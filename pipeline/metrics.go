@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -53,4 +55,48 @@ func NewMetrics() *Metrics {
 	reg.MustRegister(m.In, m.Processed, m.Failed, m.Published, m.Batch, m.Pending, m.Items, m.Paused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// zero starts a stage's series at 0, so a dashboard's rates and the
+// failures panel show the stage before its first message or failure.
+func (m *Metrics) zero(stage string) {
+	m.In.WithLabelValues(stage)
+	m.Processed.WithLabelValues(stage)
+	m.Published.WithLabelValues(stage)
+	for _, outcome := range []string{"retry", "unavailable", "dead_letter"} {
+		m.Failed.WithLabelValues(stage, outcome)
+	}
+	m.Paused.WithLabelValues(stage).Set(0)
+}
+
+// tally is where a stage's handlers count their work: the runner puts one in
+// each batch's context, so whatever a handler publishes with that context,
+// and the items it reports, count for its stage.
+type tally struct {
+	stage   string
+	metrics *Metrics
+}
+
+type tallyKey struct{}
+
+func tallyOf(ctx context.Context) *tally {
+	t, _ := ctx.Value(tallyKey{}).(*tally)
+	return t
+}
+
+// CountItems records n domain items (rows, products, feed entries) a
+// stage's handler dealt with, by outcome ("read", "accepted", "indexed" …),
+// as feedline_stage_items_total. ctx is the one the handler was given;
+// outside a stage it counts nothing.
+func CountItems(ctx context.Context, outcome string, n int64) {
+	if t := tallyOf(ctx); t != nil && n > 0 {
+		t.metrics.Items.WithLabelValues(t.stage, outcome).Add(float64(n))
+	}
+}
+
+// published counts a message JetStream stored for the stage handling ctx.
+func (t *tally) published() {
+	if t != nil {
+		t.metrics.Published.WithLabelValues(t.stage).Inc()
+	}
 }

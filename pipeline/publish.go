@@ -70,6 +70,7 @@ func (p JetStreamPublisher) Publish(ctx context.Context, out Outgoing) (uint64, 
 		ack, err := p.JS.PublishMsg(actx, msg, jetstream.WithRetryAttempts(int(publishAttempt/(100*time.Millisecond))), jetstream.WithRetryWait(100*time.Millisecond))
 		acancel()
 		if err == nil {
+			tallyOf(ctx).published()
 			return ack.Sequence, nil
 		}
 		if ctx.Err() != nil || !Transient(err) || (out.MsgID == "" && !noResponders(err)) {
@@ -99,8 +100,9 @@ type flight struct {
 }
 
 type inFlight struct {
-	out Outgoing
-	fut jetstream.PubAckFuture
+	out   Outgoing
+	fut   jetstream.PubAckFuture
+	tally *tally // of the stage that published it, counted once stored
 }
 
 func (f *flight) Publish(ctx context.Context, out Outgoing) error {
@@ -113,7 +115,7 @@ func (f *flight) Publish(ctx context.Context, out Outgoing) error {
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", out.Subject, err)
 	}
-	f.pending = append(f.pending, inFlight{out, fut})
+	f.pending = append(f.pending, inFlight{out, fut, tallyOf(ctx)})
 	return nil
 }
 
@@ -126,6 +128,7 @@ func (f *flight) waitOldest(ctx context.Context) error {
 	f.pending = f.pending[1:]
 	select {
 	case <-p.fut.Ok():
+		p.tally.published()
 		return nil
 	case err := <-p.fut.Err():
 		if Transient(err) && (p.out.MsgID != "" || noResponders(err)) {

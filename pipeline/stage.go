@@ -309,6 +309,7 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 	handle = r.observe(s.Name, handle)
 
 	go r.watchLag(ctx, s.Name, cons)
+	r.Metrics.zero(s.Name)
 	log.Info("stage started", "stream", s.Stream, "subjects", s.Subjects)
 	out := newOutage(s.Name, s.Gate, func(p bool) {
 		v := 0.0
@@ -460,6 +461,7 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 	// cancelled with the stage, but bounded.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.HandlerTimeout)
 	defer cancel()
+	hctx = context.WithValue(hctx, tallyKey{}, &tally{stage: s.Name, metrics: r.Metrics})
 	stopBeat := heartbeat(msgs, s.AckWait/3)
 	errs := handle(hctx, msgs)
 	stopBeat()
@@ -507,7 +509,7 @@ func (r *Runner) settle(s Stage, m *Message, err error, transient bool, out *out
 	switch {
 	case errors.As(err, &later) && m.Delivered < MaxEarly:
 		log.Debug("message came early; redelivering", "seq", m.Sequence, "in", later.delay, "why", later.err)
-		_ = m.msg.NakWithDelay(later.delay)
+		nak(m, later.delay, log)
 	case err == nil:
 		if ackErr := m.msg.Ack(); ackErr != nil {
 			log.Warn("ack failed; the message will be redelivered", "seq", m.Sequence, "err", ackErr)
@@ -521,7 +523,7 @@ func (r *Runner) settle(s Stage, m *Message, err error, transient bool, out *out
 		delay := out.trip(m.Sequence)
 		log.Warn("backend unavailable; stage pauses and leaves the message in JetStream", "seq", m.Sequence, "retry_in", delay, "err", err)
 		r.Metrics.Failed.WithLabelValues(s.Name, "unavailable").Inc()
-		_ = m.msg.NakWithDelay(delay)
+		nak(m, delay, log)
 	case IsTerminal(err) || out.attempts(m.Sequence, m.Delivered) >= uint64(s.MaxDeliver):
 		out.settled(m.Sequence)
 		r.deadLetter(s, m, err, log)
@@ -529,7 +531,15 @@ func (r *Runner) settle(s Stage, m *Message, err error, transient bool, out *out
 		delay := s.Backoff(m.Delivered)
 		log.Warn("handler failed; retrying", "seq", m.Sequence, "attempt", m.Delivered, "retry_in", delay, "err", err, "source", m.Source())
 		r.Metrics.Failed.WithLabelValues(s.Name, "retry").Inc()
-		_ = m.msg.NakWithDelay(delay)
+		nak(m, delay, log)
+	}
+}
+
+// nak asks for m again after delay. When the Nak is lost, the message still
+// comes back, after the ack wait instead.
+func nak(m *Message, delay time.Duration, log *slog.Logger) {
+	if err := m.msg.NakWithDelay(delay); err != nil {
+		log.Warn("nak failed; the message will be redelivered after the ack wait", "seq", m.Sequence, "err", err)
 	}
 }
 
@@ -554,7 +564,7 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 	err := r.PublishDeadLetter(ctx, dl, schemas.MsgID("dlq", s.Name, m.Sequence))
 	if err != nil {
 		log.Error("dead-letter publish failed; retrying the message", "seq", m.Sequence, "err", err)
-		_ = m.msg.NakWithDelay(s.Backoff(m.Delivered))
+		nak(m, s.Backoff(m.Delivered), log)
 		return
 	}
 	log.Error("message dead-lettered", "seq", m.Sequence, "attempts", m.Delivered, "err", cause, "source", dl.Source)
@@ -562,7 +572,11 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 	if r.DeadLettered != nil {
 		r.DeadLettered(ctx, dl)
 	}
-	_ = m.msg.Term()
+	if err := m.msg.Term(); err != nil {
+		// Stored on the DLQ already; the redelivery is dead-lettered again
+		// under the same message id, which the stream drops.
+		log.Warn("term failed; the message will be redelivered after the ack wait", "seq", m.Sequence, "err", err)
+	}
 }
 
 // PublishDeadLetter stores d on dlq.<stage>. Stages use it for a single
@@ -573,6 +587,8 @@ func (r *Runner) PublishDeadLetter(ctx context.Context, d schemas.DeadLetter, ms
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}
+	// A dead letter is not a message the stage sends downstream.
+	ctx = context.WithValue(ctx, tallyKey{}, (*tally)(nil))
 	_, err = r.Pub.Publish(ctx, Outgoing{Subject: schemas.Subject(schemas.SubjectDLQ, d.Stage), MsgID: msgID, Data: data})
 	return err
 }

@@ -536,3 +536,137 @@ func TestConcurrentByKeyKeepsOrderPerKeyAndRunsKeysAtOnce(t *testing.T) {
 		t.Errorf("at most %d keys ran at once", most.Load())
 	}
 }
+
+// TestStageCountsItemsAndMessagesOut: what a handler publishes with its
+// context counts as the stage's messages out, one publish and one flight
+// alike, its dead letters not; the items it reports count by outcome; and
+// a stage's series exist from its start.
+func TestStageCountsItemsAndMessagesOut(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	r := quietRunner(b)
+	pub := JetStreamPublisher{JS: b.JS}
+	var handled atomic.Bool
+	stop := runStage(t, r, Stage{
+		Name: "counting", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Handle: PerMessage(func(ctx context.Context, m *Message) error {
+			if _, err := pub.Publish(ctx, Outgoing{Subject: "catalog.product.acme", MsgID: "p1", Data: m.Data}); err != nil {
+				return err
+			}
+			f := pub.Flight(4)
+			for i := range 3 {
+				if err := f.Publish(ctx, Outgoing{Subject: "catalog.product.acme", MsgID: fmt.Sprint("f", i), Data: m.Data}); err != nil {
+					return err
+				}
+			}
+			if err := f.Wait(ctx); err != nil {
+				return err
+			}
+			if err := r.PublishDeadLetter(ctx, schemas.DeadLetter{Stage: "counting", Error: "one item refused"}, "dl1"); err != nil {
+				return err
+			}
+			CountItems(ctx, "read", 5)
+			CountItems(ctx, "rejected", 2)
+			handled.Store(true)
+			return nil
+		}),
+	})
+	defer stop()
+	waitFor(t, "the stage's series", func() bool {
+		return testutil.CollectAndCount(r.Metrics.Failed, "feedline_stage_messages_failed_total") == 3 &&
+			testutil.CollectAndCount(r.Metrics.Paused, "feedline_stage_paused") == 1
+	})
+	if n := testutil.CollectAndCount(r.Metrics.Published, "feedline_stage_messages_out_total"); n != 1 {
+		t.Errorf("%d out series before the first message, want the stage's at 0", n)
+	}
+	publish(t, b, "catalog.raw.acme", "m1", "payload")
+	waitFor(t, "the message handled", handled.Load)
+	waitFor(t, "the message acknowledged", func() bool {
+		return testutil.ToFloat64(r.Metrics.Processed.WithLabelValues("counting")) == 1
+	})
+	stop()
+	if got := testutil.ToFloat64(r.Metrics.Published.WithLabelValues("counting")); got != 4 {
+		t.Errorf("messages out %v, want 4 (one publish, three in a flight, no dead letter)", got)
+	}
+	for outcome, want := range map[string]float64{"read": 5, "rejected": 2} {
+		if got := testutil.ToFloat64(r.Metrics.Items.WithLabelValues("counting", outcome)); got != want {
+			t.Errorf("items %s %v, want %v", outcome, got, want)
+		}
+	}
+	// Outside a stage nothing is counted.
+	CountItems(context.Background(), "read", 7)
+	if _, err := pub.Publish(context.Background(), Outgoing{Subject: "catalog.product.acme", MsgID: "outside", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(r.Metrics.Published.WithLabelValues("counting")); got != 4 {
+		t.Errorf("a publish outside the stage counted: %v", got)
+	}
+}
+
+// lockedBuffer collects log lines written from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestNakAndTermFailuresAreLogged: a redelivery request or a termination
+// that does not reach the server is logged, as a failed ack is, rather
+// than dropped; the message then comes back after its ack wait.
+func TestNakAndTermFailuresAreLogged(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	r := NewRunner(b, NewMetrics(), log)
+	s := Stage{Name: "settling", Stream: StreamRaw}
+	s.defaults()
+	out := newOutage(s.Name, nil, func(bool) {})
+	// A message whose subscription is gone cannot be settled.
+	unbound := func(seq uint64) *Message {
+		return &Message{Subject: "catalog.raw.acme", Data: []byte("x"), Header: nats.Header{}, Sequence: seq, Delivered: 1, msg: &nats.Msg{Subject: "catalog.raw.acme"}}
+	}
+	r.settle(s, unbound(1), errors.New("sink timed out"), false, out, log)
+	r.settle(s, unbound(2), Terminal(errors.New("not a raw batch")), false, out, log)
+	type logLine struct {
+		Msg string
+		Seq uint64
+		Err string
+	}
+	var lines []logLine
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var line logLine
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, line)
+	}
+	logged := func(msg string, seq uint64) bool {
+		for _, l := range lines {
+			if strings.HasPrefix(l.Msg, msg) && l.Seq == seq && l.Err != "" {
+				return true
+			}
+		}
+		return false
+	}
+	if !logged("nak failed", 1) {
+		t.Errorf("the failed nak of a retried message is not logged: %s", logs)
+	}
+	if !logged("message dead-lettered", 2) || !logged("term failed", 2) {
+		t.Errorf("the failed term of a dead-lettered message is not logged: %s", logs)
+	}
+	if d := deadLetters(t, b, "settling"); len(d) != 1 || d[0].Sequence != 2 {
+		t.Errorf("dead letters %+v, want the one of sequence 2", d)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"feedline/api"
 	"feedline/schemas"
 )
 
@@ -21,7 +22,8 @@ func TestServeConfigFromFlagsEnvironmentAndDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.DataDir != "./data" || cfg.HTTP != "127.0.0.1:8080" || cfg.NATS != "" || cfg.NATSReplicas != 1 ||
-		cfg.ESURLs != nil || cfg.ESAlias != "products" || cfg.ClickHouseURL != "" || !slices.Equal(cfg.Stages, allStages) {
+		cfg.ESURLs != nil || cfg.ESAlias != "products" || cfg.ClickHouseURL != "" || !slices.Equal(cfg.Stages, allStages) ||
+		cfg.TokenMaxLifetime != api.DefaultTokenMaxLifetime {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
@@ -53,6 +55,8 @@ func TestServeConfigRejectsBadValues(t *testing.T) {
 		{[]string{"--stages", "api,indexer"}},
 		{[]string{"--nats-replicas", "0"}},
 		{[]string{"--nats-replicas", "three"}},
+		{[]string{"--token-max-lifetime", "10s"}},
+		{[]string{"--token-max-lifetime", "forever"}},
 		{[]string{"--no-such-flag"}},
 	} {
 		if _, err := parseServeConfig(tc.args, io.Discard); err == nil {

@@ -496,6 +496,7 @@ func TestFeedsAreRebuiltFromTheLogAtStart(t *testing.T) {
 // a price drop become feed items carrying the product snapshot.
 func TestShopNewsReachesFollowersHydrated(t *testing.T) {
 	ts := startTestSystem(t, t.TempDir())
+	key := ts.addPartner("acme")
 	bob := ts.shopper("bob")
 	bob.follow("shop", "acme")
 	eventually(t, "bob follows acme", func() bool {
@@ -504,7 +505,6 @@ func TestShopNewsReachesFollowersHydrated(t *testing.T) {
 		return len(p.Items) == 1 && p.Items[0].Author == "shop:acme"
 	})
 	bob.page("", 1)
-	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, customMapping)
 	ts.uploadOK("acme", key, delimited(testCatalog, ","), "mode=full")
 	eventually(t, "five new-product items", func() bool { return len(bob.feedIDs()) == len(validSKUs) })

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"feedline/api"
 	"feedline/schemas"
 )
 
@@ -94,6 +95,7 @@ func TestOpenSearchUploadSearchAndShopNews(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "search")); !os.IsNotExist(err) {
 		t.Fatalf("the embedded index was opened beside Elasticsearch: %v", err)
 	}
+	key := ts.addPartner("acme")
 	bob := ts.shopper("bob")
 	bob.follow("shop", "acme")
 	eventually(t, "bob follows acme", func() bool {
@@ -103,7 +105,6 @@ func TestOpenSearchUploadSearchAndShopNews(t *testing.T) {
 	})
 	bob.page("", 1)
 
-	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, customMapping)
 	st := ts.uploadOK("acme", key, delimited(testCatalog, ","), "mode=full")
 	if want := (schemas.Counts{Read: 7, Accepted: 5, Rejected: 2, Indexed: 5}); st.State != schemas.StateDone || st.Counts != want {
@@ -255,13 +256,18 @@ func TestOpenSearchReadyzSaysWhenTheIndexIsDown(t *testing.T) {
 	}
 	px.stop()
 	r := ts.do("GET", "/readyz", "", nil, "")
-	var h struct{ Status, Error string }
+	var h api.Problem
 	r.json(t, &h)
-	if r.Status != http.StatusServiceUnavailable || !strings.Contains(h.Error, "search index not ready") || !strings.Contains(h.Error, "elasticsearch") {
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(h.Detail, "search index not ready") || !strings.Contains(h.Detail, "elasticsearch") {
 		t.Errorf("readyz with the node unreachable: %d %s, want 503 naming the search index", r.Status, r.Body)
 	}
 	if r := ts.do("GET", "/healthz", "", nil, ""); r.Status != http.StatusOK {
 		t.Errorf("healthz with the node unreachable: %d %s; the process itself is alive", r.Status, r.Body)
+	}
+	// A search meanwhile is told the outage, and to retry; not a 500.
+	if r := ts.do("GET", "/v1/search?q=kettle", "", nil, ""); r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" ||
+		strings.Contains(string(r.Body), px.addr) {
+		t.Errorf("search with the node unreachable: %d Retry-After %q %s, want 503 with Retry-After and no address", r.Status, r.Header.Get("Retry-After"), r.Body)
 	}
 	px.start()
 	// Within the circuit breaker's timeout (30 s) should it have opened.

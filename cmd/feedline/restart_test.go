@@ -72,6 +72,7 @@ func TestFeedsAreExactAcrossARestart(t *testing.T) {
 func testFeedsAreExactAcrossARestart(t *testing.T, tune func(*serveConfig)) {
 	dir := t.TempDir()
 	ts := startTestSystemWith(t, dir, tune)
+	key := ts.addPartner("acme")
 	alice, carol, dora := ts.shopper("alice"), ts.shopper("carol"), ts.shopper("dora")
 	bob, eve, finn := ts.shopper("bob"), ts.shopper("eve"), ts.shopper("finn")
 	for _, f := range []*shopper{bob, eve, finn} {
@@ -92,7 +93,6 @@ func testFeedsAreExactAcrossARestart(t *testing.T, tune func(*serveConfig)) {
 	eventually(t, "every post in bob's feed", func() bool { return len(bob.pagedIDs(100)) == 320 })
 	eve.page("", 1) // eve's first read rebuilds her feed
 
-	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, customMapping)
 	ts.uploadOK("acme", key, delimited(testCatalog, ","), "mode=full")
 	cheaper := slices.Clone(testCatalog)

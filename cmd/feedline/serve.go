@@ -69,6 +69,7 @@ var settings = []setting{
 	{"clickhouse", "FEEDLINE_CLICKHOUSE_URL", "", "ClickHouse DSN (clickhouse://user:pass@host:9000/db); empty writes Parquet files"},
 	{"redis", "FEEDLINE_REDIS_URL", "", "Redis for feed caches and the follow graph: one server as redis://host:6379/0, a Redis Cluster as redis+cluster://host:port,host:port (rediss:// and rediss+cluster:// for TLS); empty keeps them in the process"},
 	{"", "FEEDLINE_TOKEN_KEY", "", "key that signs and verifies shopper tokens (at least 16 bytes); empty disables the feed routes"},
+	{"token-max-lifetime", "FEEDLINE_TOKEN_MAX_LIFETIME", "720h", "longest a shopper token may be valid: one that expires later than this from now, or from its issue, is refused"},
 	{"feed-cap", "FEEDLINE_FEED_CAP", "800", "entries kept per shopper's feed"},
 	{"celebrity-followers", "FEEDLINE_CELEBRITY_FOLLOWERS", "10000", "followers above which an author is not fanned out to but merged at read time"},
 	{"inactive-days", "FEEDLINE_INACTIVE_DAYS", "30", "days without a feed read after which fan-out skips a shopper (the feed is rebuilt on the next read)"},
@@ -120,6 +121,8 @@ type serveConfig struct {
 	// MaxInFlight bounds a partner's uploads received or processing at
 	// once; 0 is no bound.
 	MaxInFlight int
+	// TokenMaxLifetime refuses shopper tokens valid for longer.
+	TokenMaxLifetime time.Duration
 	// Fetch says how partners' feeds are fetched. Its MinEvery, RetryAfter
 	// and Tick are not settings: tests shorten them.
 	Fetch api.FetchConfig
@@ -213,6 +216,9 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 	if cfg.TokenKey != "" && len(cfg.TokenKey) < 16 {
 		return cfg, errors.New("FEEDLINE_TOKEN_KEY is shorter than 16 bytes; use a long random string")
 	}
+	if cfg.TokenMaxLifetime, err = time.ParseDuration(get("FEEDLINE_TOKEN_MAX_LIFETIME")); err != nil || cfg.TokenMaxLifetime < time.Minute {
+		return cfg, fmt.Errorf("FEEDLINE_TOKEN_MAX_LIFETIME %q: want a duration of at least 1m, such as 720h", get("FEEDLINE_TOKEN_MAX_LIFETIME"))
+	}
 	if cfg.MaxDeletePercent, err = strconv.Atoi(get("FEEDLINE_MAX_DELETE_PERCENT")); err != nil || cfg.MaxDeletePercent < 1 || cfg.MaxDeletePercent > 100 {
 		return cfg, fmt.Errorf("FEEDLINE_MAX_DELETE_PERCENT %q: want a whole number from 1 to 100", get("FEEDLINE_MAX_DELETE_PERCENT"))
 	}
@@ -281,6 +287,7 @@ type system struct {
 	sink    schemas.AnalyticsSink
 	feeds   schemas.FeedStore
 	app     *api.App
+	stages  []string // every stage this process runs, as the runner names them
 	addr    string
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -431,6 +438,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 	}
 	for _, c := range configs {
+		s.stages = append(s.stages, c.Name)
 		// Declare before returning so an upload accepted right after start
 		// is never published before its consumer exists.
 		if _, err := s.runner.Consumer(ctx, c); err != nil {
@@ -500,6 +508,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 				return nil, err
 			}
 			apiCfg.TokenKey, apiCfg.Feed, apiCfg.Social, apiCfg.Posts = []byte(cfg.TokenKey), reader, s.feeds, posts
+			apiCfg.TokenMaxLifetime = cfg.TokenMaxLifetime
 			apiCfg.Requests = natskv.Requests{KV: kvRequests}
 		}
 		s.app = api.New(apiCfg)
@@ -583,7 +592,8 @@ func (s *system) sweepFilesEvery(ctx context.Context, files natskv.Files, every 
 // ready is true when JetStream answers, the search index takes requests
 // (Elasticsearch's cluster health), the feed store serves (when it is an
 // outside one, such as Redis) and every configured stage has its consumer
-// bound; the error names what is not ready.
+// bound (each of them: analytics and fanout run several); the error names
+// what is not ready.
 func (s *system) ready(ctx context.Context) error {
 	if err := s.bus.Ready(ctx); err != nil {
 		return err
@@ -598,16 +608,20 @@ func (s *system) ready(ctx context.Context) error {
 			return fmt.Errorf("feed store: %w", err)
 		}
 	}
-	bound := s.runner.Bound()
-	for _, st := range s.cfg.Stages {
-		if st == "api" {
-			continue
-		}
-		if !bound[st] {
-			return fmt.Errorf("stage %s has no bound consumer", st)
-		}
+	if st := unbound(s.stages, s.runner.Bound()); st != "" {
+		return fmt.Errorf("stage %s has no bound consumer", st)
 	}
 	return nil
+}
+
+// unbound is the first of stages whose consumer is not bound, or "".
+func unbound(stages []string, bound map[string]bool) string {
+	for _, st := range stages {
+		if !bound[st] {
+			return st
+		}
+	}
+	return ""
 }
 
 // Stop stops accepting requests, lets in-flight batches finish, and closes

@@ -29,6 +29,18 @@ func tokenCmd(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if key == "" {
 		return errors.New("FEEDLINE_TOKEN_KEY is not set; it must be the key the server verifies tokens with")
 	}
+	// The server refuses a token valid for longer than its maximum.
+	maxLifetime := api.DefaultTokenMaxLifetime
+	if v := os.Getenv("FEEDLINE_TOKEN_MAX_LIFETIME"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("FEEDLINE_TOKEN_MAX_LIFETIME %q: want a duration such as 720h", v)
+		}
+		maxLifetime = d
+	}
+	if *ttl > maxLifetime {
+		return fmt.Errorf("--ttl %s is longer than %s, the longest a server takes (FEEDLINE_TOKEN_MAX_LIFETIME)", *ttl, maxLifetime)
+	}
 	tok, err := api.SignToken([]byte(key), *user, *ttl, time.Now())
 	if err != nil {
 		return err

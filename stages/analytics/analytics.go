@@ -59,6 +59,7 @@ func (s *Stage) Handle(ctx context.Context, msgs []*pipeline.Message) []error {
 			}
 			return errs
 		}
+		pipeline.CountItems(ctx, "written", int64(batch.Len()))
 	}
 	if !bad {
 		return nil

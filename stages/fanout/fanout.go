@@ -177,7 +177,11 @@ func (s *Stage) publish(ctx context.Context, e schemas.FeedEntry, self string) e
 		if err != nil || len(active) == 0 {
 			return err
 		}
-		return s.Store.AddToFeeds(ctx, active, e, pol.FeedCap)
+		if err := s.Store.AddToFeeds(ctx, active, e, pol.FeedCap); err != nil {
+			return err
+		}
+		pipeline.CountItems(ctx, "delivered", int64(len(active)))
+		return nil
 	}
 	readers := readersOf(first)
 	if self != "" {

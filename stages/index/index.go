@@ -90,7 +90,11 @@ func (s *Stage) Handle(ctx context.Context, msgs []*pipeline.Message) []error {
 		if errs[i] != nil || b == nil || b.End != nil || b.Upload == "" {
 			continue
 		}
-		errs[i] = s.Ledger.RecordIndex(ctx, b.Upload, b.Batch, results[i])
+		if errs[i] = s.Ledger.RecordIndex(ctx, b.Upload, b.Batch, results[i]); errs[i] == nil {
+			pipeline.CountItems(ctx, "indexed", results[i].Indexed)
+			pipeline.CountItems(ctx, "deleted", results[i].Deleted)
+			pipeline.CountItems(ctx, "refused", int64(len(results[i].Rejections)))
+		}
 	}
 	return errs
 }

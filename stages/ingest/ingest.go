@@ -101,6 +101,7 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	if err := s.Ledger.RecordIngest(ctx, up.ID, rec); err != nil {
 		return err
 	}
+	pipeline.CountItems(ctx, "read", rec.Rows)
 	if stop.cancelled {
 		log.Info("upload cancelled: decoding stopped", "rows", rec.Rows, "batches", rec.Batches)
 	} else {

@@ -165,6 +165,9 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	if err := s.Ledger.RecordNormalise(ctx, rb.Upload, rb.Batch, rec); err != nil {
 		return err
 	}
+	for outcome, n := range map[string]int64{"accepted": rec.Accepted, "unchanged": rec.Unchanged, "rejected": rec.Rejected, "excluded": rec.Excluded} {
+		pipeline.CountItems(ctx, outcome, n)
+	}
 	if staged {
 		// The catalog learns these changes when the upload is applied.
 		_, err := s.publish(ctx, out, stagedSubject(out), schemas.MsgID("staged", rb.Upload, rb.Batch))
