@@ -21,7 +21,8 @@ func TestServeConfigFromFlagsEnvironmentAndDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.DataDir != "./data" || cfg.HTTP != "127.0.0.1:8080" || cfg.NATS != "" || cfg.NATSReplicas != 1 ||
-		cfg.ESURLs != nil || cfg.ESAlias != "products" || cfg.ClickHouseURL != "" || !slices.Equal(cfg.Stages, allStages) {
+		cfg.ESURLs != nil || cfg.ESAlias != "products" || cfg.ClickHouseURL != "" || !slices.Equal(cfg.Stages, allStages) ||
+		cfg.RedisPrefix != "feedline:" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
@@ -54,6 +55,7 @@ func TestServeConfigRejectsBadValues(t *testing.T) {
 		{[]string{"--nats-replicas", "0"}},
 		{[]string{"--nats-replicas", "three"}},
 		{[]string{"--no-such-flag"}},
+		{[]string{"--redis-prefix", "feed{x}:"}},
 	} {
 		if _, err := parseServeConfig(tc.args, io.Discard); err == nil {
 			t.Errorf("%v accepted", tc.args)
