@@ -56,7 +56,11 @@ func openFeedStore(ctx context.Context, cfg serveConfig) (schemas.FeedStore, err
 	if cfg.RedisURL == "" {
 		return feedstore.New(), nil
 	}
-	st, err := redisfeed.Open(ctx, cfg.RedisURL)
+	var opts []redisfeed.Option
+	if cfg.RedisPrefix != "" {
+		opts = append(opts, redisfeed.WithPrefix(cfg.RedisPrefix))
+	}
+	st, err := redisfeed.Open(ctx, cfg.RedisURL, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -29,11 +29,16 @@ import (
 // every 500th has a price no one can read, so it is rejected. It returns
 // the file and the valid ids.
 func naverCatalog(rows int, priceBump int) ([]byte, map[string]bool) {
+	return naverCatalogPriced(rows, func(i int) int { return 1000 + i%50_000 + priceBump })
+}
+
+// naverCatalogPriced is naverCatalog with row i priced priceOf(i).
+func naverCatalogPriced(rows int, priceOf func(row int) int) ([]byte, map[string]bool) {
 	var b bytes.Buffer
 	b.WriteString("id\ttitle\tprice_pc\tnormal_price\tlink\timage_link\tcategory_name1\tcategory_name2\tbrand\tmaker\n")
 	valid := map[string]bool{}
 	for i := 1; i <= rows; i++ {
-		price := fmt.Sprint(1000 + i%50_000 + priceBump)
+		price := fmt.Sprint(priceOf(i))
 		if i%500 == 0 {
 			price = "문의"
 		} else {

@@ -23,7 +23,7 @@ func TestServeConfigFromFlagsEnvironmentAndDefaults(t *testing.T) {
 	}
 	if cfg.DataDir != "./data" || cfg.HTTP != "127.0.0.1:8080" || cfg.NATS != "" || cfg.NATSReplicas != 1 ||
 		cfg.ESURLs != nil || cfg.ESAlias != "products" || cfg.ClickHouseURL != "" || !slices.Equal(cfg.Stages, allStages) ||
-		cfg.TokenMaxLifetime != api.DefaultTokenMaxLifetime {
+		cfg.TokenMaxLifetime != api.DefaultTokenMaxLifetime || cfg.RedisPrefix != "feedline:" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
@@ -58,6 +58,7 @@ func TestServeConfigRejectsBadValues(t *testing.T) {
 		{[]string{"--token-max-lifetime", "10s"}},
 		{[]string{"--token-max-lifetime", "forever"}},
 		{[]string{"--no-such-flag"}},
+		{[]string{"--redis-prefix", "feed{x}:"}},
 	} {
 		if _, err := parseServeConfig(tc.args, io.Discard); err == nil {
 			t.Errorf("%v accepted", tc.args)

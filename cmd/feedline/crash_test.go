@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"feedline/connectors/decode"
+	"feedline/pipeline/natstest"
 	"feedline/schemas"
 )
 
@@ -64,6 +65,7 @@ func startFeedlineEnv(t *testing.T, bin, httpAddr string, env []string, args ...
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(env, "FEEDLINE_ADMIN_KEY="+testAdminKey)
 	p.cmd.Stderr = p.logs
+	p.cmd.SysProcAttr = natstest.DieWithTest()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

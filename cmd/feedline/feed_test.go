@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -567,4 +569,62 @@ func TestReplayFeedsRefillsRedisFromTheLog(t *testing.T) {
 			t.Errorf("after replay bob's feed is %v", got)
 		}
 	})
+}
+
+// TestRedisPrefixKeepsFeedStatesApart: two deployments on one Redis, each
+// with its own --redis-prefix, see only their own follows, and every key
+// written starts with its deployment's prefix.
+func TestRedisPrefixKeepsFeedStatesApart(t *testing.T) {
+	url := redistest.URL(t, redistest.ServerEnv)
+	for _, st := range settings {
+		t.Setenv(st.Env, "")
+	}
+	ctx := t.Context()
+	run := fmt.Sprintf("%08x", rand.Uint32())
+	rc, err := redisfeed.NewClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Close() })
+	open := func(prefix string) schemas.FeedStore {
+		cfg, err := parseServeConfig([]string{"--redis", url, "--redis-prefix", prefix}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := openFeedStore(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = st.Close()
+			if _, err := redisfeed.DeleteKeys(context.Background(), rc, prefix+"*"); err != nil {
+				t.Error(err)
+			}
+		})
+		return st
+	}
+	prefixA, prefixB := "fl-a-"+run+":", "fl-b-"+run+":"
+	a, b := open(prefixA), open(prefixB)
+	bob, alice := "bob-"+run, schemas.Author(schemas.FolloweeUser, "alice-"+run)
+	if _, _, err := a.Follow(ctx, schemas.FollowEdge{ID: fanout.EntryID(time.Now(), "follow", bob, alice), User: bob, Author: alice}); err != nil {
+		t.Fatal(err)
+	}
+	if following, _, err := a.FollowCounts(ctx, bob, ""); err != nil || following != 1 {
+		t.Errorf("the deployment that followed: %s follows %d (%v), want 1", bob, following, err)
+	}
+	if following, followers, err := b.FollowCounts(ctx, bob, alice); err != nil || following != 0 || followers != 0 {
+		t.Errorf("the other deployment: %s follows %d, %s has %d followers (%v), want none", bob, following, alice, followers, err)
+	}
+	keys, err := rc.Keys(ctx, "*"+run+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		t.Fatal("the follow wrote no key")
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, prefixA) {
+			t.Errorf("key %s is outside the prefix %s", k, prefixA)
+		}
+	}
 }

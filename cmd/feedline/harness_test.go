@@ -24,6 +24,9 @@ type testSystem struct {
 	sys  *system
 	base string
 	dir  string
+	// searchRetry, when set, is how long search rides out 503s (a backend
+	// that failed a moment: "retry in a few seconds"); zero fails at once.
+	searchRetry time.Duration
 }
 
 // testTokenKey signs the shoppers' tokens of test systems.
@@ -230,6 +233,11 @@ func (ts *testSystem) decide(id, key, decision string) schemas.UploadStatus {
 func (ts *testSystem) search(q url.Values) schemas.SearchResult {
 	ts.t.Helper()
 	r := ts.do("GET", "/v1/search?"+q.Encode(), "", nil, "")
+	for deadline := time.Now().Add(ts.searchRetry); r.Status == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+		ts.t.Logf("search %s: %s; retrying", q.Encode(), r.Body)
+		time.Sleep(200 * time.Millisecond)
+		r = ts.do("GET", "/v1/search?"+q.Encode(), "", nil, "")
+	}
 	if r.Status != http.StatusOK {
 		ts.t.Fatalf("search %s: %d %s", q.Encode(), r.Status, r.Body)
 	}

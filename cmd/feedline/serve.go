@@ -68,6 +68,7 @@ var settings = []setting{
 	{"es-alias", "FEEDLINE_ES_ALIAS", "products", "Elasticsearch alias searched and written; indexes behind it are <alias>-vN"},
 	{"clickhouse", "FEEDLINE_CLICKHOUSE_URL", "", "ClickHouse DSN (clickhouse://user:pass@host:9000/db); empty writes Parquet files"},
 	{"redis", "FEEDLINE_REDIS_URL", "", "Redis for feed caches and the follow graph: one server as redis://host:6379/0, a Redis Cluster as redis+cluster://host:port,host:port (rediss:// and rediss+cluster:// for TLS); empty keeps them in the process"},
+	{"redis-prefix", "FEEDLINE_REDIS_PREFIX", redisfeed.DefaultPrefix, "prefix of every key of the feed state in Redis, so deployments sharing one Redis keep apart (no { or })"},
 	{"", "FEEDLINE_TOKEN_KEY", "", "key that signs and verifies shopper tokens (at least 16 bytes); empty disables the feed routes"},
 	{"token-max-lifetime", "FEEDLINE_TOKEN_MAX_LIFETIME", "720h", "longest a shopper token may be valid: one that expires later than this from now, or from its issue, is refused"},
 	{"feed-cap", "FEEDLINE_FEED_CAP", "800", "entries kept per shopper's feed"},
@@ -108,6 +109,7 @@ type serveConfig struct {
 	ESTransport   http.RoundTripper
 	ClickHouseURL string // empty: Parquet files
 	RedisURL      string // empty: feed state in the process
+	RedisPrefix   string // starts every Redis key; empty is redisfeed.DefaultPrefix
 	TokenKey      string
 	Feed          fanout.Policy
 	Body          api.BodyLimits
@@ -194,6 +196,7 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 		ESAlias:       get("FEEDLINE_ES_ALIAS"),
 		ClickHouseURL: get("FEEDLINE_CLICKHOUSE_URL"),
 		RedisURL:      get("FEEDLINE_REDIS_URL"),
+		RedisPrefix:   get("FEEDLINE_REDIS_PREFIX"),
 		TokenKey:      *values["FEEDLINE_TOKEN_KEY"],
 	}
 	var err error
@@ -241,6 +244,10 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 		if err := redisfeed.CheckURL(cfg.RedisURL); err != nil {
 			return cfg, fmt.Errorf("FEEDLINE_REDIS_URL (--redis): %w", err)
 		}
+	}
+	// Braces would move keys out of their user's hash slot.
+	if strings.ContainsAny(cfg.RedisPrefix, "{}") {
+		return cfg, fmt.Errorf("FEEDLINE_REDIS_PREFIX (--redis-prefix) %q: want a prefix without { or }, such as feedline-staging:", cfg.RedisPrefix)
 	}
 	if cfg.Stages, err = parseStages(get("FEEDLINE_STAGES")); err != nil {
 		return cfg, err

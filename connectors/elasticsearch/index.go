@@ -446,10 +446,30 @@ func (c *conn) call(ctx context.Context, req esapi.Request, out any) error {
 		_, _ = io.Copy(io.Discard, res.Body)
 		return nil
 	}
-	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+	body := &readRecorder{r: res.Body}
+	if err := json.NewDecoder(body).Decode(out); err != nil {
+		// goccy/go-json reports a failed read as the end of the input; the
+		// answer broke off in transport, which is an outage, not bad JSON.
+		if body.err != nil {
+			return fmt.Errorf("%w: read response: %w", schemas.ErrUnavailable, body.err)
+		}
 		return fmt.Errorf("decode response: %w", err)
 	}
 	return nil
+}
+
+// readRecorder keeps the first error other than io.EOF its reader gave.
+type readRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (rr *readRecorder) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	if err != nil && err != io.EOF && rr.err == nil {
+		rr.err = err
+	}
+	return n, err
 }
 
 // apiError is an error answer of the cluster.

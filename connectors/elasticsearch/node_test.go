@@ -84,11 +84,14 @@ type seen struct {
 func (s seen) String() string { return s.Method + " " + s.Path }
 
 // reply is a node's answer: a status and a body (bytes sent as they are,
-// anything else as JSON).
+// brokenOff as the start of a longer answer, anything else as JSON).
 type reply struct {
 	status int
 	body   any
 }
+
+// brokenOff is the first part of an answer whose connection then breaks.
+type brokenOff []byte
 
 type route struct {
 	method, pattern string // pattern as in path.Match
@@ -196,6 +199,13 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var out []byte
 	switch b := rep.body.(type) {
+	case brokenOff:
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Length", fmt.Sprint(2*len(b)))
+		w.WriteHeader(rep.status)
+		_, _ = w.Write(b)
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // closes the connection mid-answer
 	case []byte:
 		out = b
 	case string:

@@ -262,3 +262,19 @@ func TestRecordedSearchCursor(t *testing.T) {
 		t.Error("a search with a bad cursor reached the node")
 	}
 }
+
+// A search answer that breaks off in transport is an outage saying what
+// broke, not a JSON error: goccy/go-json would call it the end of the input.
+func TestRecordedSearchAnswerBrokenOff(t *testing.T) {
+	sn, ix := newSearchNode(t)
+	full := recorded(t, exSearch)
+	sn.respond(brokenOff(full[:len(full)/2]))
+	_, err := ix.Search(t.Context(), schemas.SearchRequest{Text: "kettle"})
+	if !errors.Is(err, schemas.ErrUnavailable) || !strings.Contains(err.Error(), "read response") || strings.Contains(err.Error(), "end of JSON input") {
+		t.Fatalf("search answer broken off: %v, want ErrUnavailable saying the read failed", err)
+	}
+	sn.respond(full)
+	if _, err := ix.Search(t.Context(), schemas.SearchRequest{Text: "kettle"}); err != nil {
+		t.Errorf("the next search, answered whole: %v", err)
+	}
+}

@@ -171,7 +171,7 @@ func (c *Cluster) launch(i int) {
 		cmd.Env = append(cmd.Env, "NATS_"+strings.ToUpper(u)+"_PASSWORD="+pw)
 	}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = dieWithTest()
+	cmd.SysProcAttr = DieWithTest()
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start nats node %d: %v", i+1, err)
 	}

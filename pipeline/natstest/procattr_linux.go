@@ -2,6 +2,7 @@ package natstest
 
 import "syscall"
 
-// dieWithTest makes a node die with the test binary, even one that panics
-// or times out before its cleanups run.
-func dieWithTest() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }
+// DieWithTest makes a process a test starts (a node, a feedline worker) die
+// with the test binary, even one that panics or times out before its
+// cleanups run.
+func DieWithTest() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }

@@ -4,4 +4,6 @@ package natstest
 
 import "syscall"
 
-func dieWithTest() *syscall.SysProcAttr { return nil }
+// DieWithTest is nil where there is no parent-death signal: such processes
+// are stopped by the test's cleanups only.
+func DieWithTest() *syscall.SysProcAttr { return nil }
