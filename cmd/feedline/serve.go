@@ -247,7 +247,7 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 	}
 	// Braces would move keys out of their user's hash slot.
 	if strings.ContainsAny(cfg.RedisPrefix, "{}") {
-		return cfg, fmt.Errorf("FEEDLINE_REDIS_PREFIX (--redis-prefix) %q: want a prefix without { or }, such as feedline-staging:", cfg.RedisPrefix)
+		return cfg, fmt.Errorf("FEEDLINE_REDIS_PREFIX (--redis-prefix) %q: want a prefix without { or }, such as \"feedline-staging:\"", cfg.RedisPrefix)
 	}
 	if cfg.Stages, err = parseStages(get("FEEDLINE_STAGES")); err != nil {
 		return cfg, err
