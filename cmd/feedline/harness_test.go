@@ -195,6 +195,12 @@ func (ts *testSystem) uploadOK(partner, key string, file []byte, query string) s
 func (ts *testSystem) status(id, key string) schemas.UploadStatus {
 	ts.t.Helper()
 	r := ts.do("GET", "/v1/uploads/"+id, key, nil, "")
+	// A 503 asks the client to come back, as a NATS cluster under load may
+	// for a moment; a client that polls does.
+	for deadline := time.Now().Add(15 * time.Second); r.Status == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		r = ts.do("GET", "/v1/uploads/"+id, key, nil, "")
+	}
 	if r.Status != http.StatusOK {
 		ts.t.Fatalf("status of %s: %d %s", id, r.Status, r.Body)
 	}
