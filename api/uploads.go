@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/nats-io/nats.go"
 
 	"feedline/pipeline"
 	"feedline/schemas"
@@ -239,14 +238,11 @@ func (s *server) announce(ctx context.Context, ev schemas.UploadEvent) error {
 	if err != nil {
 		return fmt.Errorf("encode upload event: %w", err)
 	}
-	h := nats.Header{}
-	h.Set(schemas.HeaderPartner, ev.Partner)
-	h.Set(schemas.HeaderUpload, ev.ID)
 	if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{
-		Subject: schemas.Subject(schemas.SubjectUploaded, ev.Partner),
-		MsgID:   ev.ID,
-		Data:    data,
-		Header:  h,
+		Subject:  schemas.Subject(schemas.SubjectUploaded, ev.Partner),
+		MsgID:    ev.ID,
+		Data:     data,
+		Metadata: pipeline.Metadata{schemas.HeaderPartner: ev.Partner, schemas.HeaderUpload: ev.ID},
 	}); err != nil {
 		return unavailable("queue the upload for processing", err)
 	}
@@ -448,14 +444,11 @@ func (s *server) decide(ctx context.Context, st schemas.UploadStatus, decision s
 	if err != nil {
 		return fmt.Errorf("encode decision: %w", err)
 	}
-	h := nats.Header{}
-	h.Set(schemas.HeaderPartner, st.Partner)
-	h.Set(schemas.HeaderUpload, id)
 	if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{
-		Subject: schemas.Subject(schemas.Subject(schemas.SubjectRaw, st.Partner), "decision"),
-		MsgID:   schemas.MsgID("raw", id, decision),
-		Data:    data,
-		Header:  h,
+		Subject:  schemas.Subject(schemas.Subject(schemas.SubjectRaw, st.Partner), "decision"),
+		MsgID:    schemas.MsgID("raw", id, decision),
+		Data:     data,
+		Metadata: pipeline.Metadata{schemas.HeaderPartner: st.Partner, schemas.HeaderUpload: id},
 	}); err != nil {
 		return unavailable("queue the decision", err)
 	}

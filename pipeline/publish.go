@@ -13,10 +13,10 @@ import (
 // Outgoing is a message a stage publishes. MsgID, when set, becomes the
 // Nats-Msg-Id so a republish after a crash is dropped as a duplicate.
 type Outgoing struct {
-	Subject string
-	MsgID   string
-	Data    []byte
-	Header  nats.Header
+	Subject  string
+	MsgID    string
+	Data     []byte
+	Metadata Metadata
 }
 
 // Publisher publishes and waits until JetStream stored the message.
@@ -36,15 +36,11 @@ type JetStreamPublisher struct {
 	JS jetstream.JetStream
 }
 
+// msgIDHeader is where JetStream looks for a message's id.
+const msgIDHeader = jetstream.MsgIDHeader
+
 func toMsg(out Outgoing) *nats.Msg {
-	m := &nats.Msg{Subject: out.Subject, Data: out.Data, Header: out.Header}
-	if out.MsgID != "" {
-		if m.Header == nil {
-			m.Header = nats.Header{}
-		}
-		m.Header.Set(jetstream.MsgIDHeader, out.MsgID)
-	}
-	return m
+	return &nats.Msg{Subject: out.Subject, Data: out.Data, Header: headerOf(out.Metadata, out.MsgID)}
 }
 
 // PublishTimeout bounds one publish, its retries included: a lost reply

@@ -210,7 +210,7 @@ func (b *Bus) drainOrdered(ctx context.Context, it jetstream.MessagesContext, r 
 		}
 		r.progress.Store(time.Now().UnixNano())
 		r.next.Store(md.Sequence.Stream + 1)
-		m := &Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Sequence: md.Sequence.Stream, Delivered: md.NumDelivered}
+		m := &Message{Subject: jm.Subject(), Data: jm.Data(), Metadata: metadataOf(jm.Headers()), Sequence: md.Sequence.Stream, Delivered: md.NumDelivered}
 		if done, err := r.each(m, md.NumPending); done || err != nil {
 			return true, err
 		}

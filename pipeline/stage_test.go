@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"feedline/schemas"
@@ -56,11 +55,8 @@ func runStage(t *testing.T, r *Runner, s Stage) (stop func()) {
 
 func publish(t *testing.T, b *Bus, subject, id, data string) {
 	t.Helper()
-	hdr := nats.Header{}
-	hdr.Set(schemas.HeaderPartner, "acme")
-	hdr.Set(schemas.HeaderUpload, "u1")
-	hdr.Set(schemas.HeaderRow, "42")
-	if _, err := (JetStreamPublisher{JS: b.JS}).Publish(context.Background(), Outgoing{Subject: subject, MsgID: id, Data: []byte(data), Header: hdr}); err != nil {
+	md := Metadata{schemas.HeaderPartner: "acme", schemas.HeaderUpload: "u1", schemas.HeaderRow: "42"}
+	if _, err := (JetStreamPublisher{JS: b.JS}).Publish(context.Background(), Outgoing{Subject: subject, MsgID: id, Data: []byte(data), Metadata: md}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"feedline/pipeline"
 	"feedline/schemas"
 )
@@ -128,11 +126,9 @@ func TestForgedUploadEventsLeaveEveryCatalogAlone(t *testing.T) {
 	fresh.ID = "01forged0000000000000000000"
 	for i, ev := range []schemas.UploadEvent{reused, fresh} {
 		data, _ := json.Marshal(ev)
-		h := nats.Header{}
-		h.Set(schemas.HeaderPartner, ev.Partner)
-		h.Set(schemas.HeaderUpload, ev.ID)
+		md := pipeline.Metadata{schemas.HeaderPartner: ev.Partner, schemas.HeaderUpload: ev.ID}
 		if _, err := (pipeline.JetStreamPublisher{JS: ts.sys.bus.JS}).Publish(ctx, pipeline.Outgoing{
-			Subject: schemas.Subject(schemas.SubjectUploaded, "beta"), MsgID: fmt.Sprint("forged-", i), Data: data, Header: h,
+			Subject: schemas.Subject(schemas.SubjectUploaded, "beta"), MsgID: fmt.Sprint("forged-", i), Data: data, Metadata: md,
 		}); err != nil {
 			t.Fatal(err)
 		}

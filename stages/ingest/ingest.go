@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/nats-io/nats.go"
 
 	"feedline/pipeline"
 	"feedline/schemas"
@@ -368,18 +367,15 @@ func (s *Stage) publish(ctx context.Context, f pipeline.Flight, up schemas.Uploa
 	if err != nil {
 		return err
 	}
-	hdr := nats.Header{}
-	hdr.Set(schemas.HeaderPartner, up.Partner)
-	hdr.Set(schemas.HeaderUpload, up.ID)
-	hdr.Set(schemas.HeaderBatch, strconv.Itoa(b.Batch))
+	md := pipeline.Metadata{schemas.HeaderPartner: up.Partner, schemas.HeaderUpload: up.ID, schemas.HeaderBatch: strconv.Itoa(b.Batch)}
 	if len(b.Rows) > 0 {
-		hdr.Set(schemas.HeaderRow, strconv.FormatInt(b.Rows[0].Row, 10))
+		md[schemas.HeaderRow] = strconv.FormatInt(b.Rows[0].Row, 10)
 	}
 	return f.Publish(ctx, pipeline.Outgoing{
-		Subject: schemas.Subject(schemas.SubjectRaw, up.Partner),
-		MsgID:   schemas.MsgID("raw", up.ID, b.Batch),
-		Data:    data,
-		Header:  hdr,
+		Subject:  schemas.Subject(schemas.SubjectRaw, up.Partner),
+		MsgID:    schemas.MsgID("raw", up.ID, b.Batch),
+		Data:     data,
+		Metadata: md,
 	})
 }
 
@@ -392,14 +388,11 @@ func (s *Stage) publishEnd(ctx context.Context, up schemas.UploadEvent, seq uint
 	if err != nil {
 		return err
 	}
-	hdr := nats.Header{}
-	hdr.Set(schemas.HeaderPartner, up.Partner)
-	hdr.Set(schemas.HeaderUpload, up.ID)
 	_, err = s.Pub.Publish(ctx, pipeline.Outgoing{
-		Subject: schemas.Subject(schemas.SubjectRaw, up.Partner),
-		MsgID:   schemas.MsgID("raw", up.ID, "end"),
-		Data:    data,
-		Header:  hdr,
+		Subject:  schemas.Subject(schemas.SubjectRaw, up.Partner),
+		MsgID:    schemas.MsgID("raw", up.ID, "end"),
+		Data:     data,
+		Metadata: pipeline.Metadata{schemas.HeaderPartner: up.Partner, schemas.HeaderUpload: up.ID},
 	})
 	return err
 }

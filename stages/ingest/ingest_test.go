@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parquet-go/parquet-go"
 
@@ -143,10 +142,8 @@ func (s *system) publish(ev schemas.UploadEvent, msgID string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	h := nats.Header{}
-	h.Set(schemas.HeaderPartner, ev.Partner)
-	h.Set(schemas.HeaderUpload, ev.ID)
-	out := pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectUploaded, ev.Partner), MsgID: msgID, Data: data, Header: h}
+	md := pipeline.Metadata{schemas.HeaderPartner: ev.Partner, schemas.HeaderUpload: ev.ID}
+	out := pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectUploaded, ev.Partner), MsgID: msgID, Data: data, Metadata: md}
 	if _, err := (pipeline.JetStreamPublisher{JS: s.bus.JS}).Publish(context.Background(), out); err != nil {
 		s.t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/nats-io/nats.go"
 
 	"feedline/pipeline"
 	"feedline/schemas"
@@ -92,7 +91,7 @@ func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
 // fold applies one product batch from the log to the state.
 func (s *Stage) fold(m *pipeline.Message) {
 	defer s.applied.Store(m.Sequence)
-	if m.Header.Get(schemas.HeaderOrigin) == s.instance {
+	if m.Metadata.Get(schemas.HeaderOrigin) == s.instance {
 		return // committed when it was published
 	}
 	var b schemas.ProductBatch
@@ -197,11 +196,8 @@ func (s *Stage) publishIssues(ctx context.Context, rb *schemas.RawBatch, issues 
 		if err != nil {
 			return err
 		}
-		hdr := nats.Header{}
-		hdr.Set(schemas.HeaderPartner, rb.Partner)
-		hdr.Set(schemas.HeaderUpload, rb.Upload)
-		hdr.Set(schemas.HeaderBatch, strconv.Itoa(rb.Batch))
-		if _, err := s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: schemas.MsgID("issues", rb.Upload, rb.Batch, part), Data: data, Header: hdr}); err != nil {
+		md := pipeline.Metadata{schemas.HeaderPartner: rb.Partner, schemas.HeaderUpload: rb.Upload, schemas.HeaderBatch: strconv.Itoa(rb.Batch)}
+		if _, err := s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: schemas.MsgID("issues", rb.Upload, rb.Batch, part), Data: data, Metadata: md}); err != nil {
 			return err
 		}
 		issues = issues[n:]
@@ -631,10 +627,6 @@ func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, subject, i
 }
 
 func (s *Stage) publishData(ctx context.Context, b *schemas.ProductBatch, data []byte, subject, id string) (uint64, error) {
-	hdr := nats.Header{}
-	hdr.Set(schemas.HeaderPartner, b.Partner)
-	hdr.Set(schemas.HeaderUpload, b.Upload)
-	hdr.Set(schemas.HeaderBatch, strconv.Itoa(b.Batch))
-	hdr.Set(schemas.HeaderOrigin, s.instance)
-	return s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: id, Data: data, Header: hdr})
+	md := pipeline.Metadata{schemas.HeaderPartner: b.Partner, schemas.HeaderUpload: b.Upload, schemas.HeaderBatch: strconv.Itoa(b.Batch), schemas.HeaderOrigin: s.instance}
+	return s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: id, Data: data, Metadata: md})
 }
