@@ -402,6 +402,35 @@ func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
 	}
 }
 
+func TestAnEventIsPublishedWithItsSubjectIDAndMetadata(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	pub := JetStreamPublisher{JS: b.JS}
+	ctx := context.Background()
+	ev := &schemas.RawBatch{Upload: "u1", Partner: "acme", Batch: 2, Rows: []schemas.RawRow{{Row: 2001, Values: []string{"SKU-1"}}}}
+	for range 2 { // the second is a duplicate within the window
+		if _, err := Publish(ctx, pub, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []*Message
+	if _, err := b.Replay(ctx, StreamRaw, "", func(m *Message) error { got = append(got, m); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("stream holds %d messages, want 1", len(got))
+	}
+	m := got[0]
+	var decoded schemas.RawBatch
+	if err := schemas.UnmarshalRawBatch(m.Data, &decoded); err != nil || decoded.Rows[0].Values[0] != "SKU-1" {
+		t.Errorf("payload %q decodes as %+v (%v)", m.Data, decoded, err)
+	}
+	want := schemas.SourcePosition{Partner: "acme", Upload: "u1", Row: 2001, Batch: 2}
+	if m.Subject != "catalog.raw.acme" || m.Source() != want {
+		t.Errorf("message on %s from %+v, want catalog.raw.acme from %+v (metadata %v)", m.Subject, m.Source(), want, m.Metadata)
+	}
+}
+
 func TestDeclareIsIdempotentAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
 	b := testBus(t, dir)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -223,7 +222,7 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 			return nil
 		}
 		batch.Columns = append([]string(nil), dec.Columns()...)
-		if err := s.publish(ctx, flight, up, batch); err != nil {
+		if err := s.publish(ctx, flight, batch); err != nil {
 			return err
 		}
 		rec.Batches++
@@ -362,21 +361,12 @@ func (s *Stage) newBatch(up schemas.UploadEvent, seq uint64, n int) *schemas.Raw
 	}
 }
 
-func (s *Stage) publish(ctx context.Context, f pipeline.Flight, up schemas.UploadEvent, b *schemas.RawBatch) error {
-	data, err := schemas.MarshalRawBatch(b)
+func (s *Stage) publish(ctx context.Context, f pipeline.Flight, b *schemas.RawBatch) error {
+	out, err := pipeline.Envelope(b)
 	if err != nil {
 		return err
 	}
-	md := pipeline.Metadata{schemas.HeaderPartner: up.Partner, schemas.HeaderUpload: up.ID, schemas.HeaderBatch: strconv.Itoa(b.Batch)}
-	if len(b.Rows) > 0 {
-		md[schemas.HeaderRow] = strconv.FormatInt(b.Rows[0].Row, 10)
-	}
-	return f.Publish(ctx, pipeline.Outgoing{
-		Subject:  schemas.Subject(schemas.SubjectRaw, up.Partner),
-		MsgID:    schemas.MsgID("raw", up.ID, b.Batch),
-		Data:     data,
-		Metadata: md,
-	})
+	return f.Publish(ctx, out)
 }
 
 // publishEnd closes the upload's raw stream; its id makes a republish a no-op.
@@ -384,15 +374,6 @@ func (s *Stage) publishEnd(ctx context.Context, up schemas.UploadEvent, seq uint
 	end := s.newBatch(up, seq, rec.Batches)
 	end.Rows = nil
 	end.End = &schemas.IngestTotal{Rows: rec.Rows, Batches: rec.Batches}
-	data, err := schemas.MarshalRawBatch(end)
-	if err != nil {
-		return err
-	}
-	_, err = s.Pub.Publish(ctx, pipeline.Outgoing{
-		Subject:  schemas.Subject(schemas.SubjectRaw, up.Partner),
-		MsgID:    schemas.MsgID("raw", up.ID, "end"),
-		Data:     data,
-		Metadata: pipeline.Metadata{schemas.HeaderPartner: up.Partner, schemas.HeaderUpload: up.ID},
-	})
+	_, err := pipeline.Publish(ctx, s.Pub, end)
 	return err
 }

@@ -5,7 +5,6 @@ package normalise
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -166,10 +165,10 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	}
 	if staged {
 		// The catalog learns these changes when the upload is applied.
-		_, err := s.publish(ctx, out, stagedSubject(out), schemas.MsgID("staged", rb.Upload, rb.Batch))
+		_, err := s.publish(ctx, schemas.StagedBatch{ProductBatch: out})
 		return err
 	}
-	at, err := s.publish(ctx, out, productSubject(out), schemas.MsgID("product", rb.Upload, rb.Batch))
+	at, err := s.publish(ctx, out)
 	if err != nil {
 		return err
 	}
@@ -185,19 +184,14 @@ const maxIssuePart = 1 << 20
 // republish within the duplicate window a no-op, and readers skip a part
 // they saw.
 func (s *Stage) publishIssues(ctx context.Context, rb *schemas.RawBatch, issues []schemas.Issue) error {
-	subject := schemas.IssuesSubject(rb.Partner, rb.Upload)
 	for part := 0; len(issues) > 0; part++ {
 		n, size := 0, 0
 		for n < len(issues) && (n == 0 || size+issueSize(&issues[n]) <= maxIssuePart) {
 			size += issueSize(&issues[n])
 			n++
 		}
-		data, err := json.Marshal(schemas.IssueBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: rb.Batch, Part: part, Issues: issues[:n]})
-		if err != nil {
-			return err
-		}
-		md := pipeline.Metadata{schemas.HeaderPartner: rb.Partner, schemas.HeaderUpload: rb.Upload, schemas.HeaderBatch: strconv.Itoa(rb.Batch)}
-		if _, err := s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: schemas.MsgID("issues", rb.Upload, rb.Batch, part), Data: data, Metadata: md}); err != nil {
+		ib := &schemas.IssueBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: rb.Batch, Part: part, Issues: issues[:n]}
+		if _, err := pipeline.Publish(ctx, s.Pub, ib); err != nil {
 			return err
 		}
 		issues = issues[n:]
@@ -208,14 +202,6 @@ func (s *Stage) publishIssues(ctx context.Context, rb *schemas.RawBatch, issues 
 // issueSize is about what an issue takes in JSON.
 func issueSize(i *schemas.Issue) int {
 	return 96 + len(i.SourceID) + len(i.Field) + len(i.Code) + len(i.Reason)
-}
-
-func productSubject(b *schemas.ProductBatch) string {
-	return schemas.Subject(schemas.SubjectProduct, b.Partner)
-}
-
-func stagedSubject(b *schemas.ProductBatch) string {
-	return schemas.Subject(schemas.Subject(schemas.SubjectStaged, b.Partner), b.Upload)
 }
 
 // staged decides, once per upload, whether a full upload's changes wait in
@@ -525,7 +511,7 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 			for _, id := range part {
 				b.Changes = append(b.Changes, schemas.ProductChange{Kind: schemas.ChangeDelete, ID: id, Version: rb.UploadSeq<<32 | deleteRow})
 			}
-			at, err := s.publish(ctx, b, productSubject(b), schemas.MsgID("product", rb.Upload, b.Batch))
+			at, err := s.publish(ctx, b)
 			if err != nil {
 				return err
 			}
@@ -541,7 +527,7 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 	}}
 	s.Log.Info("upload normalised", "upload", rb.Upload, "partner", rb.Partner, "read", counts.Read,
 		"accepted", counts.Accepted, "unchanged", counts.Unchanged, "rejected", counts.Rejected, "deleted", deleted)
-	if _, err := s.publish(ctx, end, productSubject(end), schemas.MsgID("product", rb.Upload, "end")); err != nil {
+	if _, err := s.publish(ctx, end); err != nil {
 		return err
 	}
 	if staged {
@@ -558,7 +544,7 @@ func (s *Stage) hold(ctx context.Context, rb *schemas.RawBatch) (bool, error) {
 		return false, err
 	}
 	listed := map[uint64]struct{}{}
-	if _, err := s.bus.Replay(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}), func(m *pipeline.Message) error {
+	if _, err := s.bus.Replay(ctx, pipeline.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload), func(m *pipeline.Message) error {
 		var b schemas.ProductBatch
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
@@ -591,12 +577,12 @@ func (s *Stage) hold(ctx context.Context, rb *schemas.RawBatch) (bool, error) {
 // applyStaged publishes a staged upload's changes to the product log, in
 // the order they were staged, and folds them into the catalog.
 func (s *Stage) applyStaged(ctx context.Context, rb *schemas.RawBatch, wantSome bool) error {
-	n, err := s.bus.Replay(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}), func(m *pipeline.Message) error {
+	n, err := s.bus.Replay(ctx, pipeline.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload), func(m *pipeline.Message) error {
 		var b schemas.ProductBatch
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
 		}
-		at, err := s.publishData(ctx, &b, m.Data, productSubject(&b), schemas.MsgID("product", rb.Upload, b.Batch))
+		at, err := s.publish(ctx, stored{&b, m.Data})
 		if err != nil {
 			return err
 		}
@@ -614,19 +600,25 @@ func (s *Stage) applyStaged(ctx context.Context, rb *schemas.RawBatch, wantSome 
 
 // discardStaged removes what a full upload staged.
 func (s *Stage) discardStaged(ctx context.Context, rb *schemas.RawBatch) error {
-	return s.bus.Purge(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}))
+	return s.bus.Purge(ctx, pipeline.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload))
 }
 
-// publish stores a product batch and returns its stream sequence.
-func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, subject, id string) (uint64, error) {
-	data, err := schemas.MarshalProductBatch(b)
+// publish stores a product batch (on the product log, or staged) and
+// returns its stream sequence. It is marked as this worker's, so Follow
+// skips it.
+func (s *Stage) publish(ctx context.Context, b pipeline.Event) (uint64, error) {
+	out, err := pipeline.Envelope(b)
 	if err != nil {
 		return 0, err
 	}
-	return s.publishData(ctx, b, data, subject, id)
+	out.Metadata[schemas.HeaderOrigin] = s.instance
+	return s.Pub.Publish(ctx, out)
 }
 
-func (s *Stage) publishData(ctx context.Context, b *schemas.ProductBatch, data []byte, subject, id string) (uint64, error) {
-	md := pipeline.Metadata{schemas.HeaderPartner: b.Partner, schemas.HeaderUpload: b.Upload, schemas.HeaderBatch: strconv.Itoa(b.Batch), schemas.HeaderOrigin: s.instance}
-	return s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: id, Data: data, Metadata: md})
+// stored is a staged batch on its way to the product log as it was stored.
+type stored struct {
+	*schemas.ProductBatch
+	data []byte
 }
+
+func (b stored) Encode() ([]byte, error) { return b.data, nil }
