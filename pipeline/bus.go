@@ -1,7 +1,8 @@
 // Package pipeline is the runtime every stage shares: the event bus
-// (embedded or outside NATS JetStream), stream and consumer declarations,
-// publishing with de-duplication, and the stage runner with retry,
-// dead-letter, metrics and graceful drain.
+// (embedded or outside NATS JetStream), declaring the streams and buckets
+// its caller names, publishing events with de-duplication, and the stage
+// runner with retry, dead-letter, metrics and graceful drain. It knows no
+// application's streams: package topology holds feedline's.
 package pipeline
 
 import (

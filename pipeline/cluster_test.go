@@ -43,7 +43,7 @@ func testStream(t *testing.T, b *Bus) (name, subject string) {
 	defer cancel()
 	if _, err := b.JS.CreateStream(ctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{subject + ".>"}, Storage: jetstream.FileStorage, Replicas: 3,
-		Duplicates: DuplicateWindow, MaxMsgSize: MaxPayload,
+		Duplicates: testDuplicates, MaxMsgSize: MaxPayload,
 	}); err != nil {
 		t.Fatal(err)
 	}

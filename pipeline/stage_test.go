@@ -18,6 +18,29 @@ import (
 	"feedline/schemas"
 )
 
+// The streams, buckets and object store the runtime's tests declare.
+const (
+	streamRaw      = "RAW"
+	streamProducts = "PRODUCTS"
+	streamDLQ      = "DLQ"
+	testDuplicates = 20 * time.Minute
+)
+
+func testTopology() Topology {
+	return Topology{
+		Streams: []StreamSpec{
+			{Name: streamRaw, Subjects: []string{"catalog.raw.>"}, MaxAge: 24 * time.Hour, Duplicates: testDuplicates},
+			{Name: streamProducts, Subjects: []string{"catalog.product.>"}, Duplicates: testDuplicates},
+			{Name: streamDLQ, Subjects: []string{schemas.SubjectDLQ + ".>"}, Duplicates: testDuplicates},
+		},
+		Buckets: []BucketSpec{
+			{Name: "records", Description: "read back at once"},
+			{Name: "reads", Description: "read in batches", ReplicaReads: true},
+		},
+		ObjectStores: []ObjectStoreSpec{{Name: "files", Description: "stored files"}},
+	}
+}
+
 func testBus(t *testing.T, dir string) *Bus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -26,7 +49,7 @@ func testBus(t *testing.T, dir string) *Bus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Declare(ctx); err != nil {
+	if err := b.Declare(ctx, testTopology()); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -75,7 +98,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func deadLetters(t *testing.T, b *Bus, stage string) []schemas.DeadLetter {
 	t.Helper()
 	var out []schemas.DeadLetter
-	_, err := b.Replay(context.Background(), StreamDLQ, schemas.Subject(schemas.SubjectDLQ, stage), func(m *Message) error {
+	_, err := b.Replay(context.Background(), streamDLQ, schemas.Subject(schemas.SubjectDLQ, stage), func(m *Message) error {
 		var d schemas.DeadLetter
 		if err := json.Unmarshal(m.Data, &d); err != nil {
 			return err
@@ -96,7 +119,7 @@ func TestRunnerRetriesTransientErrorsThenSucceeds(t *testing.T) {
 	var calls atomic.Int32
 	var ok atomic.Bool
 	stop := runStage(t, r, Stage{
-		Name: "flaky", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Name: "flaky", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"},
 		Backoff: func(uint64) time.Duration { return 50 * time.Millisecond },
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			if calls.Add(1) < 3 {
@@ -127,7 +150,7 @@ func TestRunnerDeadLettersTerminalErrorsAtOnce(t *testing.T) {
 	r := quietRunner(b)
 	var calls atomic.Int32
 	stop := runStage(t, r, Stage{
-		Name: "strict", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Name: "strict", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"},
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			calls.Add(1)
 			return Terminal(fmt.Errorf("price %q is not a number", "abc"))
@@ -165,7 +188,7 @@ func TestRunnerDeadLettersRefusedMessagesWithoutTheirClaimedSource(t *testing.T)
 	}
 	var calls atomic.Int32
 	stop := runStage(t, r, Stage{
-		Name: "guarded", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Name: "guarded", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"},
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			calls.Add(1)
 			return Refuse(errors.New("upload u1 was not recorded with this object"))
@@ -206,7 +229,7 @@ func TestRunnerDeadLettersAfterMaxDeliver(t *testing.T) {
 	r := quietRunner(b)
 	var calls atomic.Int32
 	stop := runStage(t, r, Stage{
-		Name: "down", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 3,
+		Name: "down", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 3,
 		Backoff: func(uint64) time.Duration { return 20 * time.Millisecond },
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			calls.Add(1)
@@ -229,7 +252,7 @@ func TestLaterDoesNotCountTowardsDeadLetter(t *testing.T) {
 	var calls atomic.Int32
 	var ok atomic.Bool
 	stop := runStage(t, r, Stage{
-		Name: "early", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2,
+		Name: "early", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2,
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			if calls.Add(1) < 5 {
 				return Later(errors.New("prerequisites not there yet"), 10*time.Millisecond)
@@ -256,7 +279,7 @@ func TestUnavailableBackendPausesTheStageWithoutUsingAttempts(t *testing.T) {
 	handled := map[string]bool{}
 	var mu sync.Mutex
 	stop := runStage(t, r, Stage{
-		Name: "sink", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2, BatchSize: 1,
+		Name: "sink", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2, BatchSize: 1,
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			calls.Add(1)
 			if down.Load() {
@@ -310,7 +333,7 @@ func TestLingerGathersTricklingMessagesIntoOneBatch(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
 	stop := runStage(t, r, Stage{
-		Name: "sink", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 100, Linger: 2 * time.Second,
+		Name: "sink", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 100, Linger: 2 * time.Second,
 		Handle: func(ctx context.Context, msgs []*Message) []error {
 			mu.Lock()
 			sizes = append(sizes, len(msgs))
@@ -344,7 +367,7 @@ func TestAMessageLargerThanAFetchIsStillHandled(t *testing.T) {
 	var mu sync.Mutex
 	var got []int
 	stop := runStage(t, r, Stage{
-		Name: "sink", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 8, MaxBytes: 4 << 10,
+		Name: "sink", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 8, MaxBytes: 4 << 10,
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			mu.Lock()
 			got = append(got, len(m.Data))
@@ -393,7 +416,7 @@ func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
 	if err := f.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	n, err := b.Replay(ctx, StreamRaw, "", func(*Message) error { return nil })
+	n, err := b.Replay(ctx, streamRaw, "", func(*Message) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +437,7 @@ func TestAnEventIsPublishedWithItsSubjectIDAndMetadata(t *testing.T) {
 		}
 	}
 	var got []*Message
-	if _, err := b.Replay(ctx, StreamRaw, "", func(m *Message) error { got = append(got, m); return nil }); err != nil {
+	if _, err := b.Replay(ctx, streamRaw, "", func(m *Message) error { got = append(got, m); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 {
@@ -436,7 +459,7 @@ func TestDeclareIsIdempotentAcrossRestarts(t *testing.T) {
 	b := testBus(t, dir)
 	ctx := context.Background()
 	publish(t, b, "catalog.product.acme", "p1", "kept")
-	before, err := b.JS.Stream(ctx, StreamProducts)
+	before, err := b.JS.Stream(ctx, streamProducts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,13 +468,25 @@ func TestDeclareIsIdempotentAcrossRestarts(t *testing.T) {
 
 	b = testBus(t, dir) // Declare runs again on the same data
 	defer b.Close()
-	after, err := b.JS.Stream(ctx, StreamProducts)
+	after, err := b.JS.Stream(ctx, streamProducts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	info := after.CachedInfo()
 	if !info.Created.Equal(created) || info.State.Msgs != 1 {
 		t.Errorf("second start changed the stream: created %v→%v, msgs %d", created, info.Created, info.State.Msgs)
+	}
+	// Every stream of the topology is there; only buckets read in batches
+	// answer from any replica.
+	for _, name := range testTopology().StreamNames() {
+		st, err := b.JS.Stream(ctx, name)
+		if err != nil {
+			t.Errorf("stream %s: %v", name, err)
+			continue
+		}
+		if direct, want := st.CachedInfo().Config.AllowDirect, name == "KV_reads"; direct != want {
+			t.Errorf("stream %s allows reads from any replica: %v, want %v", name, direct, want)
+		}
 	}
 }
 
@@ -464,7 +499,7 @@ func TestStopFinishesTheBatchInHandAndRestartContinues(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
 	stage := func() Stage {
-		return Stage{Name: "drain", Stream: StreamRaw, BatchSize: 5, Handle: PerMessage(func(ctx context.Context, m *Message) error {
+		return Stage{Name: "drain", Stream: streamRaw, BatchSize: 5, Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			time.Sleep(5 * time.Millisecond)
 			mu.Lock()
 			seen[string(m.Data)]++

@@ -37,6 +37,7 @@ import (
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/fanout"
+	"feedline/topology"
 )
 
 // Steps of "feedline bench feed", in the order they run.
@@ -250,7 +251,7 @@ func (b *feedBench) run(ctx context.Context) error {
 	}()
 	b.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	defer b.http.CloseIdleConnections()
-	kv, err := sys.bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := sys.bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		return err
 	}

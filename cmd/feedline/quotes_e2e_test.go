@@ -13,6 +13,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // shopFeed is ten valid products for the quoting tests; title replaces the
@@ -141,7 +142,7 @@ func TestForgedUploadEventsLeaveEveryCatalogAlone(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 		refused = refused[:0]
-		if _, err := ts.sys.bus.Replay(ctx, pipeline.StreamDLQ, schemas.Subject(schemas.SubjectDLQ, "ingest"), func(m *pipeline.Message) error {
+		if _, err := ts.sys.bus.Replay(ctx, topology.StreamDLQ, schemas.Subject(schemas.SubjectDLQ, "ingest"), func(m *pipeline.Message) error {
 			var d schemas.DeadLetter
 			if err := json.Unmarshal(m.Data, &d); err != nil {
 				return err

@@ -31,6 +31,7 @@ import (
 	"feedline/stages/index"
 	"feedline/stages/ingest"
 	"feedline/stages/normalise"
+	"feedline/topology"
 )
 
 // Stage names accepted by --stages; "api" is the HTTP API.
@@ -305,7 +306,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	if err := declare(ctx, cfg, s.bus); err != nil {
 		return nil, err
 	}
-	kvUploads, err := s.bus.KV(ctx, pipeline.BucketUploads)
+	kvUploads, err := s.bus.KV(ctx, topology.BucketUploads)
 	if err != nil {
 		return nil, err
 	}
@@ -321,19 +322,19 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	// user per service, the others may not touch it.
 	var files natskv.Files
 	if cfg.runs("api") || cfg.runs("ingest") {
-		if files.Store, err = s.bus.Objects(ctx); err != nil {
+		if files.Store, err = s.bus.Objects(ctx, topology.ObjectUploads); err != nil {
 			return nil, err
 		}
 	}
 	// The API sweeps chunks of unfinished writes from the store's stream.
 	if cfg.runs("api") {
-		if files.Stream, err = s.bus.ObjectsStream(ctx); err != nil {
+		if files.Stream, err = s.bus.ObjectsStream(ctx, topology.ObjectUploads); err != nil {
 			return nil, err
 		}
 	}
 	var mappings natskv.Mappings
 	if cfg.runs("api") || cfg.runs("ingest") || cfg.runs("normalise") {
-		if mappings.KV, err = s.bus.KV(ctx, pipeline.BucketMappings); err != nil {
+		if mappings.KV, err = s.bus.KV(ctx, topology.BucketMappings); err != nil {
 			return nil, err
 		}
 	}
@@ -396,13 +397,13 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	var reader *fanout.Reader
 	var posts natskv.Posts
 	if cfg.runs("fanout") || cfg.runs("api") {
-		kvPosts, err := s.bus.KV(ctx, pipeline.BucketPosts)
+		kvPosts, err := s.bus.KV(ctx, topology.BucketPosts)
 		if err != nil {
 			cancel()
 			return nil, err
 		}
 		posts = natskv.Posts{KV: kvPosts, JS: s.bus.JS}
-		kvReaders, err := s.bus.KV(ctx, pipeline.BucketReaders)
+		kvReaders, err := s.bus.KV(ctx, topology.BucketReaders)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -454,7 +455,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			cancel()
 			return nil, err
 		}
-		kvPartners, err := s.bus.KV(ctx, pipeline.BucketPartners)
+		kvPartners, err := s.bus.KV(ctx, topology.BucketPartners)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -494,7 +495,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Fetch:            cfg.Fetch,
 		}
 		if reader != nil && cfg.TokenKey != "" {
-			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)
+			kvRequests, err := s.bus.KV(ctx, topology.BucketRequests)
 			if err != nil {
 				cancel()
 				return nil, err

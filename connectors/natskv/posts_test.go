@@ -12,11 +12,12 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 func testPosts(t *testing.T) Posts {
 	b := testBus(t)
-	kv, err := b.KV(context.Background(), pipeline.BucketPosts)
+	kv, err := b.KV(context.Background(), topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,10 +83,10 @@ func BenchmarkPostsGet20(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bus.Close()
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		b.Fatal(err)
 	}
-	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		b.Fatal(err)
 	}

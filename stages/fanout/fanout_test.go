@@ -19,6 +19,7 @@ import (
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // crashingStore fails one feed write part-way through a fan-out, as a
@@ -48,7 +49,7 @@ func testBus(t *testing.T) *pipeline.Bus {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	if err := b.Declare(ctx); err != nil {
+	if err := b.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -68,7 +69,7 @@ func TestRedeliveryAfterACrashMidChunkLeavesNoDuplicateOrGap(t *testing.T) {
 func testRedelivery(t *testing.T, backend schemas.FeedStore) {
 	ctx := context.Background()
 	bus := testBus(t)
-	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestCursorRoundTripAndRejection(t *testing.T) {
 func TestInactiveReaderIsSkippedThenRebuiltOnRead(t *testing.T) {
 	ctx := context.Background()
 	bus := testBus(t)
-	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // newestOfAll is the brute-force answer: every timeline read whole.
@@ -146,7 +147,7 @@ func TestRebuildGivesWhatFanOutGave(t *testing.T) {
 func testRebuildGivesWhatFanOutGave(t *testing.T, store schemas.FeedStore) {
 	ctx := context.Background()
 	bus := testBus(t)
-	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}

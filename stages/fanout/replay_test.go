@@ -13,6 +13,7 @@ import (
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // logged is a live system's feed side over a real bus: every write is
@@ -29,11 +30,11 @@ type logged struct {
 func newLogged(t *testing.T, store schemas.FeedStore) *logged {
 	ctx := t.Context()
 	bus := testBus(t)
-	kvPosts, err := bus.KV(ctx, pipeline.BucketPosts)
+	kvPosts, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kvReaders, err := bus.KV(ctx, pipeline.BucketReaders)
+	kvReaders, err := bus.KV(ctx, topology.BucketReaders)
 	if err != nil {
 		t.Fatal(err)
 	}

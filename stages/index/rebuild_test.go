@@ -12,6 +12,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 func TestRebuildAppliesTheLogAndCatchesUpFromWhereItStopped(t *testing.T) {
@@ -22,7 +23,7 @@ func TestRebuildAppliesTheLogAndCatchesUpFromWhereItStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
 	pub := pipeline.JetStreamPublisher{JS: bus.JS}
@@ -125,7 +126,7 @@ func TestReindexBuildsANewVersionAndCatchesUpAfterTheSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
 	pub := pipeline.JetStreamPublisher{JS: bus.JS}

@@ -16,6 +16,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // Batch limits: a raw batch closes at whichever comes first.
@@ -45,7 +46,7 @@ type Stage struct {
 func (s *Stage) Config() pipeline.Stage {
 	return pipeline.Stage{
 		Name:      "ingest",
-		Stream:    pipeline.StreamUploads,
+		Stream:    topology.StreamUploads,
 		Handle:    pipeline.PerMessage(s.Handle),
 		BatchSize: 1,
 		// Files take long: heartbeats keep the message, the timeout only

@@ -19,6 +19,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // DeleteChunk is how many deletions one product batch carries.
@@ -63,7 +64,7 @@ func New(ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipelin
 func (s *Stage) Config() pipeline.Stage {
 	return pipeline.Stage{
 		Name:      "normalise",
-		Stream:    pipeline.StreamRaw,
+		Stream:    topology.StreamRaw,
 		Handle:    pipeline.Concurrent(s.Handle, 2),
 		BatchSize: 16,
 	}
@@ -73,7 +74,7 @@ func (s *Stage) Config() pipeline.Stage {
 func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
 	start := time.Now()
 	s.bus = bus
-	n, err := bus.Replay(ctx, pipeline.StreamProducts, "", func(m *pipeline.Message) error {
+	n, err := bus.Replay(ctx, topology.StreamProducts, "", func(m *pipeline.Message) error {
 		s.fold(m)
 		return nil
 	})
@@ -105,7 +106,7 @@ func (s *Stage) fold(m *pipeline.Message) {
 // from where Rebuild stopped, until ctx ends.
 func (s *Stage) Follow(ctx context.Context) {
 	go func() {
-		if err := s.bus.Follow(ctx, pipeline.StreamProducts, s.applied.Load()+1, s.fold); err != nil {
+		if err := s.bus.Follow(ctx, topology.StreamProducts, s.applied.Load()+1, s.fold); err != nil {
 			s.Log.Error("following the product log failed; change detection may miss other workers' changes", "err", err)
 		}
 	}()
@@ -114,7 +115,7 @@ func (s *Stage) Follow(ctx context.Context) {
 // caughtUp waits briefly until the state holds everything the product log
 // holds now, so a full upload's deletions see every worker's changes.
 func (s *Stage) caughtUp(ctx context.Context) (bool, error) {
-	last, err := s.bus.LastSequence(ctx, pipeline.StreamProducts)
+	last, err := s.bus.LastSequence(ctx, topology.StreamProducts)
 	if err != nil {
 		return false, err
 	}
@@ -544,7 +545,7 @@ func (s *Stage) hold(ctx context.Context, rb *schemas.RawBatch) (bool, error) {
 		return false, err
 	}
 	listed := map[uint64]struct{}{}
-	if _, err := s.bus.Replay(ctx, pipeline.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload), func(m *pipeline.Message) error {
+	if _, err := s.bus.Replay(ctx, topology.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload), func(m *pipeline.Message) error {
 		var b schemas.ProductBatch
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
@@ -577,7 +578,7 @@ func (s *Stage) hold(ctx context.Context, rb *schemas.RawBatch) (bool, error) {
 // applyStaged publishes a staged upload's changes to the product log, in
 // the order they were staged, and folds them into the catalog.
 func (s *Stage) applyStaged(ctx context.Context, rb *schemas.RawBatch, wantSome bool) error {
-	n, err := s.bus.Replay(ctx, pipeline.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload), func(m *pipeline.Message) error {
+	n, err := s.bus.Replay(ctx, topology.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload), func(m *pipeline.Message) error {
 		var b schemas.ProductBatch
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
@@ -593,14 +594,14 @@ func (s *Stage) applyStaged(ctx context.Context, rb *schemas.RawBatch, wantSome 
 		return err
 	}
 	if n == 0 && wantSome {
-		return pipeline.Terminal(fmt.Errorf("the changes of upload %s are gone: it was held longer than they are kept (%s); upload the file again", rb.Upload, pipeline.StagedRetention))
+		return pipeline.Terminal(fmt.Errorf("the changes of upload %s are gone: it was held longer than they are kept (%s); upload the file again", rb.Upload, topology.StagedRetention))
 	}
 	return nil
 }
 
 // discardStaged removes what a full upload staged.
 func (s *Stage) discardStaged(ctx context.Context, rb *schemas.RawBatch) error {
-	return s.bus.Purge(ctx, pipeline.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload))
+	return s.bus.Purge(ctx, topology.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload))
 }
 
 // publish stores a product batch (on the product log, or staged) and
