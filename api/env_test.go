@@ -68,7 +68,7 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
-	if err := natskv.DeclareIssues(ctx, bus.JS, 1); err != nil {
+	if err := natskv.DeclareIssues(ctx, bus.JetStream(), 1); err != nil {
 		t.Fatal(err)
 	}
 	kv := func(bucket string) jetstream.KeyValue {
@@ -102,8 +102,8 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 		Detect:         detect,
 		Open:           decode.OpenRows,
 		TempDir:        t.TempDir(),
-		Issues:         natskv.Issues{JS: bus.JS},
-		Pub:            pipeline.JetStreamPublisher{JS: bus.JS},
+		Issues:         natskv.Issues{JS: bus.JetStream()},
+		Pub:            bus.Publisher(),
 		Ready:          bus.Ready,
 		Log:            slog.New(slog.NewJSONHandler(e.logs, nil)),
 	}

@@ -84,7 +84,7 @@ func TestEmbeddedServerRefusesClientsWithoutCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the generated credentials: %v", err)
 	}
-	js, err := b.JS.AccountInfo(connectCtx(t))
+	js, err := b.js.AccountInfo(connectCtx(t))
 	if err != nil || js.Streams == 0 {
 		t.Errorf("account info %+v: %v", js, err)
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -86,12 +87,12 @@ func (t Topology) StreamNames() []string {
 // It is idempotent: a second start with the same topology changes nothing.
 func (b *Bus) Declare(ctx context.Context, t Topology) error {
 	for _, s := range t.Streams {
-		if _, err := b.JS.CreateOrUpdateStream(ctx, b.streamConfig(s)); err != nil {
+		if _, err := b.js.CreateOrUpdateStream(ctx, b.streamConfig(s)); err != nil {
 			return fmt.Errorf("declare stream %s: %w", s.Name, err)
 		}
 	}
 	for _, kv := range t.Buckets {
-		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, b.bucketConfig(kv)); err != nil {
+		if _, err := b.js.CreateOrUpdateKeyValue(ctx, b.bucketConfig(kv)); err != nil {
 			return fmt.Errorf("declare bucket %s: %w", kv.Name, err)
 		}
 		if !kv.ReplicaReads {
@@ -101,13 +102,25 @@ func (b *Bus) Declare(ctx context.Context, t Topology) error {
 		}
 	}
 	for _, o := range t.ObjectStores {
-		if _, err := b.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		if _, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 			Bucket: o.Name, Description: o.Description, Storage: jetstream.FileStorage, Replicas: b.replicas,
 		}); err != nil {
 			return fmt.Errorf("declare object store %s: %w", o.Name, err)
 		}
 		if err := b.leaderReads(ctx, "OBJ_"+o.Name); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// Undeclare deletes every stream, bucket and object store of t, and what
+// they hold; those already gone are skipped. For benchmarks and tests on a
+// NATS of their own.
+func (b *Bus) Undeclare(ctx context.Context, t Topology) error {
+	for _, n := range t.StreamNames() {
+		if err := b.js.DeleteStream(ctx, n); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("delete stream %s: %w", n, err)
 		}
 	}
 	return nil
@@ -122,7 +135,7 @@ func (b *Bus) Declare(ctx context.Context, t Topology) error {
 // read in batches, where a moment's lag never leads to a wrong decision,
 // may say ReplicaReads.
 func (b *Bus) leaderReads(ctx context.Context, stream string) error {
-	st, err := b.JS.Stream(ctx, stream)
+	st, err := b.js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("declare %s: %w", stream, err)
 	}
@@ -131,7 +144,7 @@ func (b *Bus) leaderReads(ctx context.Context, stream string) error {
 		return nil
 	}
 	cfg.AllowDirect = false
-	if _, err := b.JS.UpdateStream(ctx, cfg); err != nil {
+	if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("declare %s with reads from its leader: %w", stream, err)
 	}
 	return nil
@@ -139,7 +152,7 @@ func (b *Bus) leaderReads(ctx context.Context, stream string) error {
 
 // KV opens a declared key-value bucket.
 func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
-	kv, err := b.JS.KeyValue(ctx, bucket)
+	kv, err := b.js.KeyValue(ctx, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
@@ -186,7 +199,7 @@ func (kv patientKV) Update(ctx context.Context, key string, value []byte, revisi
 
 // Objects opens a declared object store.
 func (b *Bus) Objects(ctx context.Context, name string) (jetstream.ObjectStore, error) {
-	st, err := b.JS.ObjectStore(ctx, name)
+	st, err := b.js.ObjectStore(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("open object store %s: %w", name, err)
 	}
@@ -196,7 +209,7 @@ func (b *Bus) Objects(ctx context.Context, name string) (jetstream.ObjectStore, 
 // ObjectsStream opens the stream behind a declared object store, where the
 // chunks of every stored file live.
 func (b *Bus) ObjectsStream(ctx context.Context, name string) (jetstream.Stream, error) {
-	st, err := b.JS.Stream(ctx, "OBJ_"+name)
+	st, err := b.js.Stream(ctx, "OBJ_"+name)
 	if err != nil {
 		return nil, fmt.Errorf("open the stream of object store %s: %w", name, err)
 	}

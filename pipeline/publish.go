@@ -31,9 +31,9 @@ type Flight interface {
 	Wait(ctx context.Context) error
 }
 
-// JetStreamPublisher publishes to JetStream.
+// JetStreamPublisher publishes to JetStream; Bus.Publisher makes one.
 type JetStreamPublisher struct {
-	JS jetstream.JetStream
+	js jetstream.JetStream
 }
 
 // msgIDHeader is where JetStream looks for a message's id.
@@ -63,7 +63,7 @@ func (p JetStreamPublisher) Publish(ctx context.Context, out Outgoing) (uint64, 
 	for {
 		actx, acancel := context.WithTimeout(ctx, publishAttempt)
 		// No responders is retried within the attempt, every 100ms.
-		ack, err := p.JS.PublishMsg(actx, msg, jetstream.WithRetryAttempts(int(publishAttempt/(100*time.Millisecond))), jetstream.WithRetryWait(100*time.Millisecond))
+		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithRetryAttempts(int(publishAttempt/(100*time.Millisecond))), jetstream.WithRetryWait(100*time.Millisecond))
 		acancel()
 		if err == nil {
 			return ack.Sequence, nil
@@ -105,7 +105,7 @@ func (f *flight) Publish(ctx context.Context, out Outgoing) error {
 			return err
 		}
 	}
-	fut, err := f.pub.JS.PublishMsgAsync(toMsg(out))
+	fut, err := f.pub.js.PublishMsgAsync(toMsg(out))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", out.Subject, err)
 	}

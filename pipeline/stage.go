@@ -228,7 +228,7 @@ type Runner struct {
 
 // NewRunner builds a runner on an open bus.
 func NewRunner(bus *Bus, m *Metrics, log *slog.Logger) *Runner {
-	return &Runner{Bus: bus, Pub: JetStreamPublisher{JS: bus.JS}, Metrics: m, Log: log, bound: map[string]bool{}}
+	return &Runner{Bus: bus, Pub: bus.Publisher(), Metrics: m, Log: log, bound: map[string]bool{}}
 }
 
 // Bound lists the stages whose consumers are bound, for readiness.
@@ -268,7 +268,7 @@ func (r *Runner) Consumer(ctx context.Context, s Stage) (jetstream.Consumer, err
 	default:
 		cfg.FilterSubjects = s.Subjects
 	}
-	c, err := r.Bus.JS.CreateOrUpdateConsumer(ctx, s.Stream, cfg)
+	c, err := r.Bus.js.CreateOrUpdateConsumer(ctx, s.Stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("declare consumer %s on %s: %w", s.Name, s.Stream, err)
 	}
@@ -294,7 +294,7 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 		}
 		return err
 	}
-	pull, err := newPuller(r.Bus.NC, s.Stream, s.Name)
+	pull, err := newPuller(r.Bus.nc, s.Stream, s.Name)
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func runStage(t *testing.T, r *Runner, s Stage) (stop func()) {
 func publish(t *testing.T, b *Bus, subject, id, data string) {
 	t.Helper()
 	md := Metadata{schemas.HeaderPartner: "acme", schemas.HeaderUpload: "u1", schemas.HeaderRow: "42"}
-	if _, err := (JetStreamPublisher{JS: b.JS}).Publish(context.Background(), Outgoing{Subject: subject, MsgID: id, Data: []byte(data), Metadata: md}); err != nil {
+	if _, err := (b.Publisher()).Publish(context.Background(), Outgoing{Subject: subject, MsgID: id, Data: []byte(data), Metadata: md}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -394,7 +394,7 @@ func TestAMessageLargerThanAFetchIsStillHandled(t *testing.T) {
 func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
 	b := testBus(t, t.TempDir())
 	defer b.Close()
-	pub := JetStreamPublisher{JS: b.JS}
+	pub := b.Publisher()
 	ctx := context.Background()
 	s1, err := pub.Publish(ctx, Outgoing{Subject: "catalog.raw.acme", MsgID: "raw:u1:0", Data: []byte("a")})
 	if err != nil {
@@ -428,7 +428,7 @@ func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
 func TestAnEventIsPublishedWithItsSubjectIDAndMetadata(t *testing.T) {
 	b := testBus(t, t.TempDir())
 	defer b.Close()
-	pub := JetStreamPublisher{JS: b.JS}
+	pub := b.Publisher()
 	ctx := context.Background()
 	ev := &schemas.RawBatch{Upload: "u1", Partner: "acme", Batch: 2, Rows: []schemas.RawRow{{Row: 2001, Values: []string{"SKU-1"}}}}
 	for range 2 { // the second is a duplicate within the window
@@ -459,7 +459,7 @@ func TestDeclareIsIdempotentAcrossRestarts(t *testing.T) {
 	b := testBus(t, dir)
 	ctx := context.Background()
 	publish(t, b, "catalog.product.acme", "p1", "kept")
-	before, err := b.JS.Stream(ctx, streamProducts)
+	before, err := b.js.Stream(ctx, streamProducts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +468,7 @@ func TestDeclareIsIdempotentAcrossRestarts(t *testing.T) {
 
 	b = testBus(t, dir) // Declare runs again on the same data
 	defer b.Close()
-	after, err := b.JS.Stream(ctx, streamProducts)
+	after, err := b.js.Stream(ctx, streamProducts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +479,7 @@ func TestDeclareIsIdempotentAcrossRestarts(t *testing.T) {
 	// Every stream of the topology is there; only buckets read in batches
 	// answer from any replica.
 	for _, name := range testTopology().StreamNames() {
-		st, err := b.JS.Stream(ctx, name)
+		st, err := b.js.Stream(ctx, name)
 		if err != nil {
 			t.Errorf("stream %s: %v", name, err)
 			continue

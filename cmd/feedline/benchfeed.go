@@ -255,7 +255,7 @@ func (b *feedBench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.posts = natskv.Posts{KV: kv, JS: sys.bus.JS}
+	b.posts = natskv.Posts{KV: kv, JS: sys.bus.JetStream()}
 	steps := []struct {
 		name string
 		run  func(context.Context) error

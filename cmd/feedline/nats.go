@@ -89,10 +89,10 @@ func declareAll(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
 	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		return err
 	}
-	if err := natskv.DeclareIssues(ctx, bus.JS, cfg.NATSReplicas); err != nil {
+	if err := natskv.DeclareIssues(ctx, bus.JetStream(), cfg.NATSReplicas); err != nil {
 		return err
 	}
-	return natskv.DeclareSources(ctx, bus.JS, cfg.NATSReplicas)
+	return natskv.DeclareSources(ctx, bus.JetStream(), cfg.NATSReplicas)
 }
 
 // undeclaredHint says what to do when a stream or bucket a process without

@@ -128,7 +128,7 @@ func TestForgedUploadEventsLeaveEveryCatalogAlone(t *testing.T) {
 	for i, ev := range []schemas.UploadEvent{reused, fresh} {
 		data, _ := json.Marshal(ev)
 		md := pipeline.Metadata{schemas.HeaderPartner: ev.Partner, schemas.HeaderUpload: ev.ID}
-		if _, err := (pipeline.JetStreamPublisher{JS: ts.sys.bus.JS}).Publish(ctx, pipeline.Outgoing{
+		if _, err := ts.sys.bus.Publisher().Publish(ctx, pipeline.Outgoing{
 			Subject: schemas.Subject(schemas.SubjectUploaded, "beta"), MsgID: fmt.Sprint("forged-", i), Data: data, Metadata: md,
 		}); err != nil {
 			t.Fatal(err)

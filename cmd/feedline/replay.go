@@ -143,7 +143,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st := &fanout.Stage{Store: store, Posts: natskv.Posts{KV: kv, JS: bus.JS}, Reads: natskv.ReadLog{KV: kvReaders}, Policy: cfg.Feed, Log: cfg.Log}
+	st := &fanout.Stage{Store: store, Posts: natskv.Posts{KV: kv, JS: bus.JetStream()}, Reads: natskv.ReadLog{KV: kvReaders}, Policy: cfg.Feed, Log: cfg.Log}
 	start := time.Now()
 	r, err := st.Replay(ctx, bus)
 	if err != nil {

@@ -314,7 +314,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	// Normalise writes upload issue lists and the API reads them: say now,
 	// not at the first upload, when the stream is missing.
 	if cfg.runs("api") || cfg.runs("normalise") {
-		if _, err := s.bus.JS.Stream(ctx, natskv.StreamIssues); err != nil {
+		if _, err := s.bus.JetStream().Stream(ctx, natskv.StreamIssues); err != nil {
 			return nil, fmt.Errorf("open stream %s: %w", natskv.StreamIssues, err)
 		}
 	}
@@ -347,7 +347,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			log.Error("could not note a dead-lettered batch on its upload", "upload", d.Source.Upload, "err", err)
 		}
 	}
-	pub := pipeline.JetStreamPublisher{JS: s.bus.JS}
+	pub := s.bus.Publisher()
 
 	// The embedded index is one process's files: the API and the index
 	// stage share it in that process. Elasticsearch is shared by all.
@@ -402,7 +402,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			cancel()
 			return nil, err
 		}
-		posts = natskv.Posts{KV: kvPosts, JS: s.bus.JS}
+		posts = natskv.Posts{KV: kvPosts, JS: s.bus.JetStream()}
 		kvReaders, err := s.bus.KV(ctx, topology.BucketReaders)
 		if err != nil {
 			cancel()
@@ -475,7 +475,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Detect:   detectFormat,
 			Open:     decode.OpenRows,
 			TempDir:  filepath.Join(cfg.DataDir, "tmp"),
-			Issues:   natskv.Issues{JS: s.bus.JS},
+			Issues:   natskv.Issues{JS: s.bus.JetStream()},
 			Pub:      pub,
 			Ready:    s.ready,
 			Metrics:  metrics,
@@ -490,7 +490,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Uploads:          s.ledger,
 			Slots:            s.ledger,
 			MaxInFlight:      cfg.MaxInFlight,
-			Stages:           consumerWatch{js: s.bus.JS},
+			Stages:           consumerWatch{js: s.bus.JetStream()},
 			Sources:          natskv.Sources{KV: kvSources},
 			Fetch:            cfg.Fetch,
 		}

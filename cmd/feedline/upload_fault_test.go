@@ -58,7 +58,7 @@ func storedOf(ctx context.Context, t *testing.T, bus *pipeline.Bus) storedState 
 // streamMsgs counts the messages a stream holds.
 func streamMsgs(ctx context.Context, t *testing.T, bus *pipeline.Bus, stream string) uint64 {
 	t.Helper()
-	st, err := bus.JS.Stream(ctx, stream)
+	st, err := bus.JetStream().Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}

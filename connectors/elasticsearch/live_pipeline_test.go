@@ -53,7 +53,7 @@ func startIndexStage(t *testing.T, ix schemas.ProductIndex) *liveStage {
 	}
 	metrics := pipeline.NewMetrics()
 	runner := pipeline.NewRunner(bus, metrics, quiet)
-	ls := &liveStage{t: t, bus: bus, runner: runner, pub: pipeline.JetStreamPublisher{JS: bus.JS}, ledger: natskv.Ledger{KV: kv}, metrics: metrics}
+	ls := &liveStage{t: t, bus: bus, runner: runner, pub: bus.Publisher(), ledger: natskv.Ledger{KV: kv}, metrics: metrics}
 	st := &index.Stage{Index: ix, Ledger: ls.ledger, Log: quiet, Writers: 2, DeadLetter: runner.PublishDeadLetter}
 	c := st.Config()
 	if ls.cons, err = runner.Consumer(ctx, c); err != nil {
@@ -112,7 +112,7 @@ func (ls *liveStage) paused() bool {
 // deadLetters counts the entries on the dead-letter stream.
 func (ls *liveStage) deadLetters() uint64 {
 	ls.t.Helper()
-	st, err := ls.bus.JS.Stream(ls.t.Context(), topology.StreamDLQ)
+	st, err := ls.bus.JetStream().Stream(ls.t.Context(), topology.StreamDLQ)
 	if err != nil {
 		ls.t.Fatal(err)
 	}

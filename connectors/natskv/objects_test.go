@@ -81,7 +81,7 @@ func TestSweepRemovesOnlyWhatNoUploadNeeds(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		for range 3 {
-			if _, err := b.JS.Publish(ctx, "$O."+topology.ObjectUploads+".C."+nuid, []byte(strings.Repeat("c", 1000))); err != nil {
+			if _, err := b.JetStream().Publish(ctx, "$O."+topology.ObjectUploads+".C."+nuid, []byte(strings.Repeat("c", 1000))); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -21,7 +21,7 @@ func testPosts(t *testing.T) Posts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Posts{KV: kv, JS: b.JS}
+	return Posts{KV: kv, JS: b.JetStream()}
 }
 
 func TestPostsReadManyInOneCallSkippingMissingAndDeleted(t *testing.T) {
@@ -90,7 +90,7 @@ func BenchmarkPostsGet20(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := Posts{KV: kv, JS: bus.JS}
+	s := Posts{KV: kv, JS: bus.JetStream()}
 	var ids []string
 	for i := range 1000 {
 		p := schemas.Post{ID: strings.ToLower(ulid.Make().String()), Author: "u1", Text: fmt.Sprint("post ", i), CreatedAt: time.Now()}

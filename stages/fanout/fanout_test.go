@@ -73,7 +73,7 @@ func testRedelivery(t *testing.T, backend schemas.FeedStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	posts := natskv.Posts{KV: kv, JS: bus.JS}
+	posts := natskv.Posts{KV: kv, JS: bus.JetStream()}
 	store := &crashingStore{FeedStore: backend, failAt: 3}
 	now := time.Now()
 	const followers = 5000
@@ -248,7 +248,7 @@ func TestInactiveReaderIsSkippedThenRebuiltOnRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	posts := natskv.Posts{KV: kv, JS: bus.JS}
+	posts := natskv.Posts{KV: kv, JS: bus.JetStream()}
 	store := feedstore.New()
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }

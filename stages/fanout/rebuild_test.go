@@ -151,7 +151,7 @@ func testRebuildGivesWhatFanOutGave(t *testing.T, store schemas.FeedStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	posts := natskv.Posts{KV: kv, JS: bus.JS}
+	posts := natskv.Posts{KV: kv, JS: bus.JetStream()}
 	now := time.Now()
 	pol := Policy{FeedCap: 60, TimelineCap: 60}
 	st := &Stage{Store: store, Posts: posts, Policy: pol, Log: quiet()}

@@ -38,7 +38,7 @@ func newLogged(t *testing.T, store schemas.FeedStore) *logged {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &logged{t: t, bus: bus, pub: pipeline.JetStreamPublisher{JS: bus.JS}, posts: natskv.Posts{KV: kvPosts, JS: bus.JS}, reads: natskv.ReadLog{KV: kvReaders}}
+	l := &logged{t: t, bus: bus, pub: bus.Publisher(), posts: natskv.Posts{KV: kvPosts, JS: bus.JetStream()}, reads: natskv.ReadLog{KV: kvReaders}}
 	l.st = l.stage(store)
 	return l
 }

@@ -26,7 +26,7 @@ func TestRebuildAppliesTheLogAndCatchesUpFromWhereItStopped(t *testing.T) {
 	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
-	pub := pipeline.JetStreamPublisher{JS: bus.JS}
+	pub := bus.Publisher()
 	send := func(batch int, data []byte) {
 		t.Helper()
 		if _, err := pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectProduct, "acme"), MsgID: fmt.Sprint("b", batch), Data: data}); err != nil {
@@ -129,7 +129,7 @@ func TestReindexBuildsANewVersionAndCatchesUpAfterTheSwap(t *testing.T) {
 	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
-	pub := pipeline.JetStreamPublisher{JS: bus.JS}
+	pub := bus.Publisher()
 	send := func(n int, changes ...schemas.ProductChange) {
 		t.Helper()
 		data, _ := json.Marshal(schemas.ProductBatch{Upload: "u", Partner: "acme", Batch: n, Changes: changes})

@@ -80,7 +80,7 @@ func startSystem(t *testing.T, wrap func(schemas.FileStore) schemas.FileStore) *
 		}
 	}
 	stage := &Stage{Files: files, Ledger: s.ledger, Mappings: s.mappings, Open: decode.OpenRows,
-		Pub: pipeline.JetStreamPublisher{JS: bus.JS}, TempDir: t.TempDir(), Log: quiet}
+		Pub: bus.Publisher(), TempDir: t.TempDir(), Log: quiet}
 	cfg := stage.Config()
 	runCtx, stop := context.WithCancel(context.Background())
 	if _, err := s.runner.Consumer(ctx, cfg); err != nil {
@@ -145,7 +145,7 @@ func (s *system) publish(ev schemas.UploadEvent, msgID string) {
 	}
 	md := pipeline.Metadata{schemas.HeaderPartner: ev.Partner, schemas.HeaderUpload: ev.ID}
 	out := pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectUploaded, ev.Partner), MsgID: msgID, Data: data, Metadata: md}
-	if _, err := (pipeline.JetStreamPublisher{JS: s.bus.JS}).Publish(context.Background(), out); err != nil {
+	if _, err := s.bus.Publisher().Publish(context.Background(), out); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -223,7 +223,7 @@ func (s *system) rawOf(id string) rawOf {
 func (s *system) deadLetters(n int) []schemas.DeadLetter {
 	s.t.Helper()
 	ctx := context.Background()
-	st, err := s.bus.JS.Stream(ctx, topology.StreamDLQ)
+	st, err := s.bus.JetStream().Stream(ctx, topology.StreamDLQ)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -29,13 +29,9 @@ func (p *busProducts) BatchAt(ctx context.Context, seq uint64) (*schemas.Product
 	if b, ok := p.recent.Get(seq); ok {
 		return b, nil
 	}
-	st, err := p.bus.JS.Stream(ctx, topology.StreamProducts)
+	m, err := p.bus.MessageAt(ctx, topology.StreamProducts, seq)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", topology.StreamProducts, err)
-	}
-	m, err := st.GetMsg(ctx, seq)
-	if err != nil {
-		return nil, fmt.Errorf("read %s sequence %d: %w", topology.StreamProducts, seq, err)
+		return nil, err
 	}
 	var b schemas.ProductBatch
 	if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
