@@ -16,8 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // TestEndToEnd drives every route over real stores and holds every answer,
@@ -303,7 +303,7 @@ func checkStored(t *testing.T, e *env, id, content string) schemas.UploadEvent {
 	if rec.Size != int64(len(content)) {
 		t.Errorf("recorded size %d, want %d", rec.Size, len(content))
 	}
-	stream, err := e.bus.JS.Stream(ctx, pipeline.StreamUploads)
+	stream, err := e.bus.JetStream().Stream(ctx, topology.StreamUploads)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func hitIDs(r schemas.SearchResult) []string {
 func searchEvent(t *testing.T, e *env, query string) schemas.SearchQueryEvent {
 	t.Helper()
 	ctx := context.Background()
-	stream, err := e.bus.JS.Stream(ctx, pipeline.StreamAnalytics)
+	stream, err := e.bus.JetStream().Stream(ctx, topology.StreamAnalytics)
 	if err != nil {
 		t.Fatal(err)
 	}

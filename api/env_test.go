@@ -21,6 +21,7 @@ import (
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 const testAdminKey = "test-admin-key"
@@ -64,10 +65,10 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(bus.Close)
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
-	if err := natskv.DeclareIssues(ctx, bus.JS, 1); err != nil {
+	if err := natskv.DeclareIssues(ctx, bus.JetStream(), 1); err != nil {
 		t.Fatal(err)
 	}
 	kv := func(bucket string) jetstream.KeyValue {
@@ -77,7 +78,7 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 		}
 		return b
 	}
-	objects, err := bus.Objects(ctx)
+	objects, err := bus.Objects(ctx, topology.ObjectUploads)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,21 +89,21 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 	t.Cleanup(func() { _ = index.Close() })
 
 	e := &env{bus: bus, logs: &syncBuffer{}, index: index}
-	e.ledger = natskv.Ledger{KV: kv(pipeline.BucketUploads)}
+	e.ledger = natskv.Ledger{KV: kv(topology.BucketUploads)}
 	e.files = natskv.Files{Store: objects}
 	e.cfg = Config{
 		IssueRetention: natskv.IssueRetention,
 		AdminKey:       testAdminKey,
-		Partners:       natskv.Partners{KV: kv(pipeline.BucketPartners)},
-		Mappings:       natskv.Mappings{KV: kv(pipeline.BucketMappings)},
+		Partners:       natskv.Partners{KV: kv(topology.BucketPartners)},
+		Mappings:       natskv.Mappings{KV: kv(topology.BucketMappings)},
 		Ledger:         e.ledger,
 		Files:          e.files,
 		Index:          index,
 		Detect:         detect,
 		Open:           decode.OpenRows,
 		TempDir:        t.TempDir(),
-		Issues:         natskv.Issues{JS: bus.JS},
-		Pub:            pipeline.JetStreamPublisher{JS: bus.JS},
+		Issues:         natskv.Issues{JS: bus.JetStream()},
+		Pub:            bus.Publisher(),
 		Ready:          bus.Ready,
 		Log:            slog.New(slog.NewJSONHandler(e.logs, nil)),
 	}

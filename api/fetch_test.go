@@ -82,7 +82,7 @@ func sourcesEnv(t *testing.T, change ...func(*Config)) (*env, *conformance) {
 	t.Helper()
 	ctx := context.Background()
 	e := newEnv(t)
-	if err := natskv.DeclareSources(ctx, e.bus.JS, 1); err != nil {
+	if err := natskv.DeclareSources(ctx, e.bus.JetStream(), 1); err != nil {
 		t.Fatal(err)
 	}
 	kv, err := e.bus.KV(ctx, natskv.BucketSources)

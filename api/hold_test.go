@@ -9,6 +9,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 func TestPartnerSettings(t *testing.T) {
@@ -109,7 +110,7 @@ func TestHeldUploadDecisions(t *testing.T) {
 	got := map[string]string{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := e.bus.Replay(ctx, pipeline.StreamRaw, "catalog.raw.acme.decision", func(m *pipeline.Message) error {
+	if _, err := e.bus.Replay(ctx, topology.StreamRaw, "catalog.raw.acme.decision", func(m *pipeline.Message) error {
 		var rb schemas.RawBatch
 		if err := schemas.UnmarshalRawBatch(m.Data, &rb); err != nil {
 			return err

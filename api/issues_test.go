@@ -48,7 +48,7 @@ func recordIssues(t *testing.T, e *env, id string, batches, perBatch int) {
 	if err := e.ledger.Create(ctx, schemas.UploadEvent{ID: id, Partner: "acme", Mode: schemas.ModeDelta, Format: "csv", MappingVersion: 1}); err != nil {
 		t.Fatal(err)
 	}
-	pub := pipeline.JetStreamPublisher{JS: e.bus.JS}
+	pub := e.bus.Publisher()
 	for b := range batches {
 		rec := schemas.NormaliseRecord{Read: int64(perBatch)}
 		ib := schemas.IssueBatch{Upload: id, Partner: "acme", Batch: b}

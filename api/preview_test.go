@@ -12,8 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // previewBody is a multipart body with a mapping part and a file part.
@@ -113,7 +113,7 @@ func TestMappingPreview(t *testing.T) {
 	if r.StatusCode != http.StatusNotFound {
 		t.Errorf("a preview stored a mapping: %d %s", r.StatusCode, r.body)
 	}
-	uploads, err := e.bus.KV(context.Background(), pipeline.BucketUploads)
+	uploads, err := e.bus.KV(context.Background(), topology.BucketUploads)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/url"
@@ -65,11 +64,7 @@ func (s *server) search(c *fiber.Ctx) error {
 func (s *server) recordSearch(ev schemas.SearchQueryEvent) {
 	ctx, cancel := context.WithTimeout(context.Background(), analyticsTimeout)
 	defer cancel()
-	data, err := json.Marshal(ev)
-	if err == nil {
-		_, err = s.cfg.Pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.SubjectSearch, MsgID: ev.ID, Data: data})
-	}
-	if err != nil {
+	if _, err := pipeline.Publish(ctx, s.cfg.Pub, ev); err != nil {
 		s.cfg.Log.Warn("search not recorded for analytics", slog.String("event", ev.ID), slog.Any("err", err))
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/url"
@@ -82,7 +81,7 @@ func (s *server) createPost(c *fiber.Ctx) error {
 		return failed("store the post", err)
 	}
 	ev := schemas.SocialEvent{ID: p.ID, Kind: schemas.SocialPost, User: user, Post: &p, At: p.CreatedAt}
-	if err := s.publishSocial(ctx, schemas.SubjectPost, ev); err != nil {
+	if err := s.publishSocial(ctx, ev); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(accepted{ID: p.ID, Status: "accepted"})
@@ -141,7 +140,7 @@ func (s *server) deletePost(c *fiber.Ctx) error {
 		return forbidden("Post %q belongs to another shopper; only its author can delete it.", id)
 	}
 	ev := schemas.SocialEvent{ID: s.newID(c), Kind: schemas.SocialPostDelete, User: user, PostID: id, At: s.cfg.Now().UTC()}
-	if err := s.publishSocial(ctx, schemas.SubjectPost, ev); err != nil {
+	if err := s.publishSocial(ctx, ev); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(accepted{ID: id, Status: "deleting"})
@@ -196,7 +195,7 @@ func (s *server) follow(c *fiber.Ctx) error {
 			"You follow %d users and shops, the most allowed; unfollow one before following %s.", following, author)
 	}
 	ev := schemas.SocialEvent{ID: s.newID(c), Kind: schemas.SocialFollow, User: user, Target: author, At: s.cfg.Now().UTC()}
-	if err := s.publishSocial(ctx, schemas.SubjectFollow, ev); err != nil {
+	if err := s.publishSocial(ctx, ev); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(accepted{ID: author, Status: "following"})
@@ -211,20 +210,20 @@ func (s *server) unfollow(c *fiber.Ctx) error {
 	ctx, cancel := storeCtx(c)
 	defer cancel()
 	ev := schemas.SocialEvent{ID: s.newID(c), Kind: schemas.SocialUnfollow, User: user, Target: author, At: s.cfg.Now().UTC()}
-	if err := s.publishSocial(ctx, schemas.SubjectFollow, ev); err != nil {
+	if err := s.publishSocial(ctx, ev); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(accepted{ID: author, Status: "unfollowing"})
 }
 
-// publishSocial stores the event in JetStream; the event id is its
-// Nats-Msg-Id, so a retried publish is stored once.
-func (s *server) publishSocial(ctx context.Context, prefix string, ev schemas.SocialEvent) error {
-	data, err := json.Marshal(ev)
+// publishSocial stores the event in JetStream; its id makes a retried
+// publish a duplicate, stored once.
+func (s *server) publishSocial(ctx context.Context, ev schemas.SocialEvent) error {
+	out, err := pipeline.Envelope(ev)
 	if err != nil {
 		return err
 	}
-	if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.Subject(prefix, ev.User), MsgID: ev.ID, Data: data}); err != nil {
+	if _, err := s.cfg.Pub.Publish(ctx, out); err != nil {
 		return failed("accept the write", err)
 	}
 	return nil
@@ -311,11 +310,7 @@ func (l *readLog) flush(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	data, err := json.Marshal(rows)
-	if err == nil {
-		_, err = l.pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.SubjectFeedRead, MsgID: "reads:" + rows[0].EventID, Data: data})
-	}
-	if err != nil {
+	if _, err := pipeline.Publish(ctx, l.pub, schemas.FeedReads(rows)); err != nil {
 		l.log.Warn("feed reads not recorded for analytics", slog.Int("reads", len(rows)), slog.Any("err", err))
 	}
 }

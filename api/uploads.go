@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/nats-io/nats.go"
 
 	"feedline/pipeline"
 	"feedline/schemas"
@@ -235,19 +233,11 @@ func (s *server) announce(ctx context.Context, ev schemas.UploadEvent) error {
 	if err := s.cfg.Ledger.Create(ctx, ev); err != nil {
 		return failed("record the upload", err)
 	}
-	data, err := json.Marshal(ev)
+	out, err := pipeline.Envelope(ev)
 	if err != nil {
 		return fmt.Errorf("encode upload event: %w", err)
 	}
-	h := nats.Header{}
-	h.Set(schemas.HeaderPartner, ev.Partner)
-	h.Set(schemas.HeaderUpload, ev.ID)
-	if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{
-		Subject: schemas.Subject(schemas.SubjectUploaded, ev.Partner),
-		MsgID:   ev.ID,
-		Data:    data,
-		Header:  h,
-	}); err != nil {
+	if _, err := s.cfg.Pub.Publish(ctx, out); err != nil {
 		return failed("queue the upload for processing", err)
 	}
 	return nil
@@ -444,19 +434,11 @@ func (s *server) decide(ctx context.Context, st schemas.UploadStatus, decision s
 	}
 	end := &schemas.RawBatch{Upload: id, Partner: st.Partner, Mode: st.Mode, MappingVersion: st.MappingVersion,
 		UploadSeq: hold.UploadSeq, Batch: hold.End.Batches, ReceivedAt: st.ReceivedAt, End: &hold.End, Decision: decision}
-	data, err := schemas.MarshalRawBatch(end)
+	out, err := pipeline.Envelope(end)
 	if err != nil {
 		return fmt.Errorf("encode decision: %w", err)
 	}
-	h := nats.Header{}
-	h.Set(schemas.HeaderPartner, st.Partner)
-	h.Set(schemas.HeaderUpload, id)
-	if _, err := s.cfg.Pub.Publish(ctx, pipeline.Outgoing{
-		Subject: schemas.Subject(schemas.Subject(schemas.SubjectRaw, st.Partner), "decision"),
-		MsgID:   schemas.MsgID("raw", id, decision),
-		Data:    data,
-		Header:  h,
-	}); err != nil {
+	if _, err := s.cfg.Pub.Publish(ctx, out); err != nil {
 		return failed("queue the decision", err)
 	}
 	return nil

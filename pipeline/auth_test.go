@@ -42,7 +42,7 @@ func TestEmbeddedServerRefusesClientsWithoutCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := b.Declare(connectCtx(t)); err != nil {
+	if err := b.Declare(connectCtx(t), testTopology()); err != nil {
 		t.Fatalf("the in-process connection signs in: %v", err)
 	}
 	url := b.ClientURL()
@@ -84,7 +84,7 @@ func TestEmbeddedServerRefusesClientsWithoutCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the generated credentials: %v", err)
 	}
-	js, err := b.JS.AccountInfo(connectCtx(t))
+	js, err := b.js.AccountInfo(connectCtx(t))
 	if err != nil || js.Streams == 0 {
 		t.Errorf("account info %+v: %v", js, err)
 	}
@@ -293,7 +293,7 @@ func TestOutsideNATSSignIn(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			if err := b.Declare(connectCtx(t)); err != nil {
+			if err := b.Declare(connectCtx(t), testTopology()); err != nil {
 				t.Fatal(err)
 			}
 			if err := b.Ready(connectCtx(t)); err != nil {

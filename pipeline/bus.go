@@ -1,7 +1,8 @@
 // Package pipeline is the runtime every stage shares: the event bus
-// (embedded or outside NATS JetStream), stream and consumer declarations,
-// publishing with de-duplication, and the stage runner with retry,
-// dead-letter, metrics and graceful drain.
+// (embedded or outside NATS JetStream), declaring the streams and buckets
+// its caller names, publishing events with de-duplication, and the stage
+// runner with retry, dead-letter, metrics and graceful drain. It knows no
+// application's streams: package topology holds feedline's.
 package pipeline
 
 import (
@@ -48,8 +49,8 @@ const MaxPayload = 8 << 20
 
 // Bus is a connection to JetStream, and the embedded server when there is one.
 type Bus struct {
-	NC       *nats.Conn
-	JS       jetstream.JetStream
+	nc       *nats.Conn
+	js       jetstream.JetStream
 	server   *server.Server
 	replicas int
 	log      *slog.Logger
@@ -117,7 +118,7 @@ func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
 		}
 		return nil, fmt.Errorf("connect to nats %s: %w", redact(url), err)
 	}
-	b.NC = nc
+	b.nc = nc
 	// An acknowledgement lost with a NATS node fails its flight after
 	// publishAttempt instead of leaving it waiting.
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAttempt))
@@ -125,7 +126,7 @@ func Connect(ctx context.Context, cfg BusConfig) (*Bus, error) {
 		b.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	b.JS = js
+	b.js = js
 	return b, nil
 }
 
@@ -213,6 +214,16 @@ func startEmbedded(cfg BusConfig, creds EmbeddedCredentials) (*server.Server, er
 	return ns, nil
 }
 
+// JetStream is the bus's JetStream handle, for what is NATS-backed by
+// design: the stores of connectors/natskv, which keep streams and buckets
+// of their own and read them in ways the runtime does not (batched direct
+// gets, ordered reads of one upload's issues), and the operator tools in
+// cmd. Stages and the API use the bus's methods.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Publisher publishes on the bus and waits for each acknowledgement.
+func (b *Bus) Publisher() JetStreamPublisher { return JetStreamPublisher{js: b.js} }
+
 // Embedded reports whether the bus runs its own server.
 func (b *Bus) Embedded() bool { return b.server != nil }
 
@@ -222,15 +233,15 @@ func (b *Bus) ClientURL() string {
 	if b.server != nil {
 		return b.server.ClientURL()
 	}
-	return b.NC.ConnectedUrlRedacted()
+	return b.nc.ConnectedUrlRedacted()
 }
 
 // Ready checks that JetStream answers.
 func (b *Bus) Ready(ctx context.Context) error {
-	if !b.NC.IsConnected() {
-		return fmt.Errorf("nats is not ready: not connected (%s)", b.NC.Status())
+	if !b.nc.IsConnected() {
+		return fmt.Errorf("nats is not ready: not connected (%s)", b.nc.Status())
 	}
-	if _, err := b.JS.AccountInfo(ctx); err != nil {
+	if _, err := b.js.AccountInfo(ctx); err != nil {
 		return fmt.Errorf("nats is not ready: JetStream does not answer (on a cluster: is a majority of its nodes up?): %w", err)
 	}
 	return nil
@@ -267,13 +278,13 @@ func unreachable(urls string, err error) string {
 
 // Close drains the connection and stops the embedded server.
 func (b *Bus) Close() {
-	if b.NC != nil {
-		_ = b.NC.Drain()
+	if b.nc != nil {
+		_ = b.nc.Drain()
 		deadline := time.Now().Add(5 * time.Second)
-		for !b.NC.IsClosed() && time.Now().Before(deadline) {
+		for !b.nc.IsClosed() && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		b.NC.Close()
+		b.nc.Close()
 	}
 	b.shutdownServer()
 }

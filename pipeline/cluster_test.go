@@ -41,16 +41,16 @@ func testStream(t *testing.T, b *Bus) (name, subject string) {
 	name, subject = "TEST_"+id, "test."+strings.ToLower(id)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if _, err := b.JS.CreateStream(ctx, jetstream.StreamConfig{
+	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{subject + ".>"}, Storage: jetstream.FileStorage, Replicas: 3,
-		Duplicates: DuplicateWindow, MaxMsgSize: MaxPayload,
+		Duplicates: testDuplicates, MaxMsgSize: MaxPayload,
 	}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = b.JS.DeleteStream(ctx, name)
+		_ = b.js.DeleteStream(ctx, name)
 	})
 	return name, subject
 }
@@ -100,7 +100,7 @@ func TestStagesTakeEveryMessageOnceFromAReplicatedConsumer(t *testing.T) {
 	stream, subject := testStream(t, b)
 	const total = 240
 	big := bytes.Repeat([]byte("x"), 700<<10)
-	pub := JetStreamPublisher{JS: b.JS}
+	pub := b.Publisher()
 	for i := range total {
 		data := []byte(fmt.Sprintf(`{"n":%d}`, i))
 		if i%10 == 0 {
@@ -178,7 +178,7 @@ func TestStagesRideOutANATSNodeLoss(t *testing.T) {
 	go func() { _ = b.Follow(fctx, stream, 1, func(m *Message) { followed <- m.Sequence }) }()
 
 	const first, second = 1500, 200
-	pub := JetStreamPublisher{JS: b.JS}
+	pub := b.Publisher()
 	publishAll := func(from, n int) <-chan error {
 		errs := make(chan error, 1)
 		go func() {
@@ -295,7 +295,7 @@ func TestFollowRidesOutANodeThatStopsAnswering(t *testing.T) {
 	}
 	t.Cleanup(b.Close)
 	stream, subject := testStream(t, b)
-	pub := JetStreamPublisher{JS: b.JS}
+	pub := b.Publisher()
 	publishN := func(from, n int) {
 		t.Helper()
 		for i := from; i < from+n; i++ {

@@ -13,10 +13,10 @@ import (
 // Outgoing is a message a stage publishes. MsgID, when set, becomes the
 // Nats-Msg-Id so a republish after a crash is dropped as a duplicate.
 type Outgoing struct {
-	Subject string
-	MsgID   string
-	Data    []byte
-	Header  nats.Header
+	Subject  string
+	MsgID    string
+	Data     []byte
+	Metadata Metadata
 }
 
 // Publisher publishes and waits until JetStream stored the message.
@@ -31,20 +31,16 @@ type Flight interface {
 	Wait(ctx context.Context) error
 }
 
-// JetStreamPublisher publishes to JetStream.
+// JetStreamPublisher publishes to JetStream; Bus.Publisher makes one.
 type JetStreamPublisher struct {
-	JS jetstream.JetStream
+	js jetstream.JetStream
 }
 
+// msgIDHeader is where JetStream looks for a message's id.
+const msgIDHeader = jetstream.MsgIDHeader
+
 func toMsg(out Outgoing) *nats.Msg {
-	m := &nats.Msg{Subject: out.Subject, Data: out.Data, Header: out.Header}
-	if out.MsgID != "" {
-		if m.Header == nil {
-			m.Header = nats.Header{}
-		}
-		m.Header.Set(jetstream.MsgIDHeader, out.MsgID)
-	}
-	return m
+	return &nats.Msg{Subject: out.Subject, Data: out.Data, Header: headerOf(out.Metadata, out.MsgID)}
 }
 
 // PublishTimeout bounds one publish, its retries included: a lost reply
@@ -67,7 +63,7 @@ func (p JetStreamPublisher) Publish(ctx context.Context, out Outgoing) (uint64, 
 	for {
 		actx, acancel := context.WithTimeout(ctx, publishAttempt)
 		// No responders is retried within the attempt, every 100ms.
-		ack, err := p.JS.PublishMsg(actx, msg, jetstream.WithRetryAttempts(int(publishAttempt/(100*time.Millisecond))), jetstream.WithRetryWait(100*time.Millisecond))
+		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithRetryAttempts(int(publishAttempt/(100*time.Millisecond))), jetstream.WithRetryWait(100*time.Millisecond))
 		acancel()
 		if err == nil {
 			tallyOf(ctx).published()
@@ -111,7 +107,7 @@ func (f *flight) Publish(ctx context.Context, out Outgoing) error {
 			return err
 		}
 	}
-	fut, err := f.pub.JS.PublishMsgAsync(toMsg(out))
+	fut, err := f.pub.js.PublishMsgAsync(toMsg(out))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", out.Subject, err)
 	}

@@ -26,7 +26,7 @@ func (b *Bus) Replay(ctx context.Context, stream, filter string, fn func(*Messag
 func (b *Bus) ReplayFrom(ctx context.Context, stream, filter string, from uint64, fn func(*Message) error) (int, uint64, error) {
 	var info *jetstream.StreamInfo
 	err := b.retry(ctx, "replay "+stream, func(ctx context.Context) error {
-		st, err := b.JS.Stream(ctx, stream)
+		st, err := b.js.Stream(ctx, stream)
 		if err == nil {
 			info, err = st.Info(ctx)
 		}
@@ -109,7 +109,7 @@ func (b *Bus) readOrdered(ctx context.Context, r *orderedRead, from uint64) erro
 		var it jetstream.MessagesContext
 		none := false
 		err := b.retry(ctx, "read "+r.stream, func(ctx context.Context) error {
-			st, err := b.JS.Stream(ctx, r.stream)
+			st, err := b.js.Stream(ctx, r.stream)
 			if err != nil {
 				return err
 			}
@@ -210,7 +210,7 @@ func (b *Bus) drainOrdered(ctx context.Context, it jetstream.MessagesContext, r 
 		}
 		r.progress.Store(time.Now().UnixNano())
 		r.next.Store(md.Sequence.Stream + 1)
-		m := &Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Sequence: md.Sequence.Stream, Delivered: md.NumDelivered}
+		m := &Message{Subject: jm.Subject(), Data: jm.Data(), Metadata: metadataOf(jm.Headers()), Sequence: md.Sequence.Stream, Delivered: md.NumDelivered}
 		if done, err := r.each(m, md.NumPending); done || err != nil {
 			return true, err
 		}
@@ -237,7 +237,7 @@ func (b *Bus) retry(ctx context.Context, what string, fn func(ctx context.Contex
 
 // Purge removes every message of stream on subject.
 func (b *Bus) Purge(ctx context.Context, stream, subject string) error {
-	st, err := b.JS.Stream(ctx, stream)
+	st, err := b.js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("purge %s: %w", stream, err)
 	}
@@ -247,9 +247,22 @@ func (b *Bus) Purge(ctx context.Context, stream, subject string) error {
 	return nil
 }
 
+// MessageAt reads the message stored at sequence seq of stream.
+func (b *Bus) MessageAt(ctx context.Context, stream string, seq uint64) (*Message, error) {
+	st, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", stream, err)
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("read %s sequence %d: %w", stream, seq, err)
+	}
+	return &Message{Subject: m.Subject, Data: m.Data, Metadata: metadataOf(m.Header), Sequence: m.Sequence}, nil
+}
+
 // LastSequence is the stream's newest sequence number (0 when empty).
 func (b *Bus) LastSequence(ctx context.Context, stream string) (uint64, error) {
-	st, err := b.JS.Stream(ctx, stream)
+	st, err := b.js.Stream(ctx, stream)
 	if err != nil {
 		return 0, fmt.Errorf("stream %s: %w", stream, err)
 	}

@@ -20,9 +20,9 @@ import (
 type Message struct {
 	Subject   string
 	Data      []byte
-	Header    nats.Header
-	Sequence  uint64 // stream sequence: stable across redeliveries
-	Delivered uint64 // 1 on the first delivery
+	Metadata  Metadata // every header it was stored with
+	Sequence  uint64   // stream sequence: stable across redeliveries
+	Delivered uint64   // 1 on the first delivery
 	msg       *nats.Msg
 }
 
@@ -35,13 +35,13 @@ func (m *Message) InProgress() error {
 	return m.msg.InProgress()
 }
 
-// Source reads the source position from the message headers.
+// Source reads the source position from the message's metadata.
 func (m *Message) Source() schemas.SourcePosition {
-	row, _ := strconv.ParseInt(m.Header.Get(schemas.HeaderRow), 10, 64)
-	batch, _ := strconv.Atoi(m.Header.Get(schemas.HeaderBatch))
+	row, _ := strconv.ParseInt(m.Metadata.Get(schemas.HeaderRow), 10, 64)
+	batch, _ := strconv.Atoi(m.Metadata.Get(schemas.HeaderBatch))
 	return schemas.SourcePosition{
-		Partner: m.Header.Get(schemas.HeaderPartner),
-		Upload:  m.Header.Get(schemas.HeaderUpload),
+		Partner: m.Metadata.Get(schemas.HeaderPartner),
+		Upload:  m.Metadata.Get(schemas.HeaderUpload),
 		Row:     row,
 		Batch:   batch,
 	}
@@ -228,7 +228,7 @@ type Runner struct {
 
 // NewRunner builds a runner on an open bus.
 func NewRunner(bus *Bus, m *Metrics, log *slog.Logger) *Runner {
-	return &Runner{Bus: bus, Pub: JetStreamPublisher{JS: bus.JS}, Metrics: m, Log: log, bound: map[string]bool{}}
+	return &Runner{Bus: bus, Pub: bus.Publisher(), Metrics: m, Log: log, bound: map[string]bool{}}
 }
 
 // Bound lists the stages whose consumers are bound, for readiness.
@@ -268,7 +268,7 @@ func (r *Runner) Consumer(ctx context.Context, s Stage) (jetstream.Consumer, err
 	default:
 		cfg.FilterSubjects = s.Subjects
 	}
-	c, err := r.Bus.JS.CreateOrUpdateConsumer(ctx, s.Stream, cfg)
+	c, err := r.Bus.js.CreateOrUpdateConsumer(ctx, s.Stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("declare consumer %s on %s: %w", s.Name, s.Stream, err)
 	}
@@ -294,7 +294,7 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 		}
 		return err
 	}
-	pull, err := newPuller(r.Bus.NC, s.Stream, s.Name)
+	pull, err := newPuller(r.Bus.nc, s.Stream, s.Name)
 	if err != nil {
 		return err
 	}
@@ -435,10 +435,7 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 	msgs := make([]*Message, 0, len(raw))
 	var poisoned []*Message
 	for _, jm := range raw {
-		m := &Message{Subject: jm.Subject, Data: jm.Data, Header: jm.Header, msg: jm}
-		if m.Header == nil {
-			m.Header = nats.Header{}
-		}
+		m := &Message{Subject: jm.Subject, Data: jm.Data, Metadata: metadataOf(jm.Header), msg: jm}
 		if md, err := jm.Metadata(); err == nil {
 			m.Sequence = md.Sequence.Stream
 			m.Delivered = md.NumDelivered
@@ -546,15 +543,9 @@ func nak(m *Message, delay time.Duration, log *slog.Logger) {
 // deadLetter stores the message on dlq.<stage> and terminates it; if the
 // dead-letter publish fails the message is retried instead of lost.
 func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) {
-	hdr := map[string]string{}
-	for k, v := range m.Header {
-		if len(v) > 0 {
-			hdr[k] = v[0]
-		}
-	}
 	dl := schemas.DeadLetter{
 		Stage: s.Name, Subject: m.Subject, Sequence: m.Sequence, Error: cause.Error(),
-		Attempts: m.Delivered, Source: m.Source(), Headers: hdr, Payload: m.Data, At: time.Now().UTC(),
+		Attempts: m.Delivered, Source: m.Source(), Headers: m.Metadata, Payload: m.Data, At: time.Now().UTC(),
 	}
 	if isRefused(cause) {
 		dl.Source = schemas.SourcePosition{} // the headers still show what it claimed

@@ -19,6 +19,29 @@ import (
 	"feedline/schemas"
 )
 
+// The streams, buckets and object store the runtime's tests declare.
+const (
+	streamRaw      = "RAW"
+	streamProducts = "PRODUCTS"
+	streamDLQ      = "DLQ"
+	testDuplicates = 20 * time.Minute
+)
+
+func testTopology() Topology {
+	return Topology{
+		Streams: []StreamSpec{
+			{Name: streamRaw, Subjects: []string{"catalog.raw.>"}, MaxAge: 24 * time.Hour, Duplicates: testDuplicates},
+			{Name: streamProducts, Subjects: []string{"catalog.product.>"}, Duplicates: testDuplicates},
+			{Name: streamDLQ, Subjects: []string{schemas.SubjectDLQ + ".>"}, Duplicates: testDuplicates},
+		},
+		Buckets: []BucketSpec{
+			{Name: "records", Description: "read back at once"},
+			{Name: "reads", Description: "read in batches", ReplicaReads: true},
+		},
+		ObjectStores: []ObjectStoreSpec{{Name: "files", Description: "stored files"}},
+	}
+}
+
 func testBus(t *testing.T, dir string) *Bus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -27,7 +50,7 @@ func testBus(t *testing.T, dir string) *Bus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Declare(ctx); err != nil {
+	if err := b.Declare(ctx, testTopology()); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -56,11 +79,8 @@ func runStage(t *testing.T, r *Runner, s Stage) (stop func()) {
 
 func publish(t *testing.T, b *Bus, subject, id, data string) {
 	t.Helper()
-	hdr := nats.Header{}
-	hdr.Set(schemas.HeaderPartner, "acme")
-	hdr.Set(schemas.HeaderUpload, "u1")
-	hdr.Set(schemas.HeaderRow, "42")
-	if _, err := (JetStreamPublisher{JS: b.JS}).Publish(context.Background(), Outgoing{Subject: subject, MsgID: id, Data: []byte(data), Header: hdr}); err != nil {
+	md := Metadata{schemas.HeaderPartner: "acme", schemas.HeaderUpload: "u1", schemas.HeaderRow: "42"}
+	if _, err := (b.Publisher()).Publish(context.Background(), Outgoing{Subject: subject, MsgID: id, Data: []byte(data), Metadata: md}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -79,7 +99,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func deadLetters(t *testing.T, b *Bus, stage string) []schemas.DeadLetter {
 	t.Helper()
 	var out []schemas.DeadLetter
-	_, err := b.Replay(context.Background(), StreamDLQ, schemas.Subject(schemas.SubjectDLQ, stage), func(m *Message) error {
+	_, err := b.Replay(context.Background(), streamDLQ, schemas.Subject(schemas.SubjectDLQ, stage), func(m *Message) error {
 		var d schemas.DeadLetter
 		if err := json.Unmarshal(m.Data, &d); err != nil {
 			return err
@@ -100,7 +120,7 @@ func TestRunnerRetriesTransientErrorsThenSucceeds(t *testing.T) {
 	var calls atomic.Int32
 	var ok atomic.Bool
 	stop := runStage(t, r, Stage{
-		Name: "flaky", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Name: "flaky", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"},
 		Backoff: func(uint64) time.Duration { return 50 * time.Millisecond },
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			if calls.Add(1) < 3 {
@@ -131,7 +151,7 @@ func TestRunnerDeadLettersTerminalErrorsAtOnce(t *testing.T) {
 	r := quietRunner(b)
 	var calls atomic.Int32
 	stop := runStage(t, r, Stage{
-		Name: "strict", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Name: "strict", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"},
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			calls.Add(1)
 			return Terminal(fmt.Errorf("price %q is not a number", "abc"))
@@ -169,7 +189,7 @@ func TestRunnerDeadLettersRefusedMessagesWithoutTheirClaimedSource(t *testing.T)
 	}
 	var calls atomic.Int32
 	stop := runStage(t, r, Stage{
-		Name: "guarded", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Name: "guarded", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"},
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			calls.Add(1)
 			return Refuse(errors.New("upload u1 was not recorded with this object"))
@@ -210,7 +230,7 @@ func TestRunnerDeadLettersAfterMaxDeliver(t *testing.T) {
 	r := quietRunner(b)
 	var calls atomic.Int32
 	stop := runStage(t, r, Stage{
-		Name: "down", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 3,
+		Name: "down", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 3,
 		Backoff: func(uint64) time.Duration { return 20 * time.Millisecond },
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			calls.Add(1)
@@ -233,7 +253,7 @@ func TestLaterDoesNotCountTowardsDeadLetter(t *testing.T) {
 	var calls atomic.Int32
 	var ok atomic.Bool
 	stop := runStage(t, r, Stage{
-		Name: "early", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2,
+		Name: "early", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2,
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			if calls.Add(1) < 5 {
 				return Later(errors.New("prerequisites not there yet"), 10*time.Millisecond)
@@ -260,7 +280,7 @@ func TestUnavailableBackendPausesTheStageWithoutUsingAttempts(t *testing.T) {
 	handled := map[string]bool{}
 	var mu sync.Mutex
 	stop := runStage(t, r, Stage{
-		Name: "sink", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2, BatchSize: 1,
+		Name: "sink", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, MaxDeliver: 2, BatchSize: 1,
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			calls.Add(1)
 			if down.Load() {
@@ -314,7 +334,7 @@ func TestLingerGathersTricklingMessagesIntoOneBatch(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
 	stop := runStage(t, r, Stage{
-		Name: "sink", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 100, Linger: 2 * time.Second,
+		Name: "sink", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 100, Linger: 2 * time.Second,
 		Handle: func(ctx context.Context, msgs []*Message) []error {
 			mu.Lock()
 			sizes = append(sizes, len(msgs))
@@ -348,7 +368,7 @@ func TestAMessageLargerThanAFetchIsStillHandled(t *testing.T) {
 	var mu sync.Mutex
 	var got []int
 	stop := runStage(t, r, Stage{
-		Name: "sink", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 8, MaxBytes: 4 << 10,
+		Name: "sink", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"}, BatchSize: 8, MaxBytes: 4 << 10,
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			mu.Lock()
 			got = append(got, len(m.Data))
@@ -375,7 +395,7 @@ func TestAMessageLargerThanAFetchIsStillHandled(t *testing.T) {
 func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
 	b := testBus(t, t.TempDir())
 	defer b.Close()
-	pub := JetStreamPublisher{JS: b.JS}
+	pub := b.Publisher()
 	ctx := context.Background()
 	s1, err := pub.Publish(ctx, Outgoing{Subject: "catalog.raw.acme", MsgID: "raw:u1:0", Data: []byte("a")})
 	if err != nil {
@@ -397,7 +417,7 @@ func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
 	if err := f.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	n, err := b.Replay(ctx, StreamRaw, "", func(*Message) error { return nil })
+	n, err := b.Replay(ctx, streamRaw, "", func(*Message) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,12 +426,41 @@ func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
 	}
 }
 
+func TestAnEventIsPublishedWithItsSubjectIDAndMetadata(t *testing.T) {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	pub := b.Publisher()
+	ctx := context.Background()
+	ev := &schemas.RawBatch{Upload: "u1", Partner: "acme", Batch: 2, Rows: []schemas.RawRow{{Row: 2001, Values: []string{"SKU-1"}}}}
+	for range 2 { // the second is a duplicate within the window
+		if _, err := Publish(ctx, pub, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []*Message
+	if _, err := b.Replay(ctx, streamRaw, "", func(m *Message) error { got = append(got, m); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("stream holds %d messages, want 1", len(got))
+	}
+	m := got[0]
+	var decoded schemas.RawBatch
+	if err := schemas.UnmarshalRawBatch(m.Data, &decoded); err != nil || decoded.Rows[0].Values[0] != "SKU-1" {
+		t.Errorf("payload %q decodes as %+v (%v)", m.Data, decoded, err)
+	}
+	want := schemas.SourcePosition{Partner: "acme", Upload: "u1", Row: 2001, Batch: 2}
+	if m.Subject != "catalog.raw.acme" || m.Source() != want {
+		t.Errorf("message on %s from %+v, want catalog.raw.acme from %+v (metadata %v)", m.Subject, m.Source(), want, m.Metadata)
+	}
+}
+
 func TestDeclareIsIdempotentAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
 	b := testBus(t, dir)
 	ctx := context.Background()
 	publish(t, b, "catalog.product.acme", "p1", "kept")
-	before, err := b.JS.Stream(ctx, StreamProducts)
+	before, err := b.js.Stream(ctx, streamProducts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,13 +469,25 @@ func TestDeclareIsIdempotentAcrossRestarts(t *testing.T) {
 
 	b = testBus(t, dir) // Declare runs again on the same data
 	defer b.Close()
-	after, err := b.JS.Stream(ctx, StreamProducts)
+	after, err := b.js.Stream(ctx, streamProducts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	info := after.CachedInfo()
 	if !info.Created.Equal(created) || info.State.Msgs != 1 {
 		t.Errorf("second start changed the stream: created %v→%v, msgs %d", created, info.Created, info.State.Msgs)
+	}
+	// Every stream of the topology is there; only buckets read in batches
+	// answer from any replica.
+	for _, name := range testTopology().StreamNames() {
+		st, err := b.js.Stream(ctx, name)
+		if err != nil {
+			t.Errorf("stream %s: %v", name, err)
+			continue
+		}
+		if direct, want := st.CachedInfo().Config.AllowDirect, name == "KV_reads"; direct != want {
+			t.Errorf("stream %s allows reads from any replica: %v, want %v", name, direct, want)
+		}
 	}
 }
 
@@ -439,7 +500,7 @@ func TestStopFinishesTheBatchInHandAndRestartContinues(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
 	stage := func() Stage {
-		return Stage{Name: "drain", Stream: StreamRaw, BatchSize: 5, Handle: PerMessage(func(ctx context.Context, m *Message) error {
+		return Stage{Name: "drain", Stream: streamRaw, BatchSize: 5, Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			time.Sleep(5 * time.Millisecond)
 			mu.Lock()
 			seen[string(m.Data)]++
@@ -545,10 +606,10 @@ func TestStageCountsItemsAndMessagesOut(t *testing.T) {
 	b := testBus(t, t.TempDir())
 	defer b.Close()
 	r := quietRunner(b)
-	pub := JetStreamPublisher{JS: b.JS}
+	pub := b.Publisher()
 	var handled atomic.Bool
 	stop := runStage(t, r, Stage{
-		Name: "counting", Stream: StreamRaw, Subjects: []string{"catalog.raw.acme"},
+		Name: "counting", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"},
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
 			if _, err := pub.Publish(ctx, Outgoing{Subject: "catalog.product.acme", MsgID: "p1", Data: m.Data}); err != nil {
 				return err
@@ -630,12 +691,12 @@ func TestNakAndTermFailuresAreLogged(t *testing.T) {
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	r := NewRunner(b, NewMetrics(), log)
-	s := Stage{Name: "settling", Stream: StreamRaw}
+	s := Stage{Name: "settling", Stream: streamRaw}
 	s.defaults()
 	out := newOutage(s.Name, nil, func(bool) {})
 	// A message whose subscription is gone cannot be settled.
 	unbound := func(seq uint64) *Message {
-		return &Message{Subject: "catalog.raw.acme", Data: []byte("x"), Header: nats.Header{}, Sequence: seq, Delivered: 1, msg: &nats.Msg{Subject: "catalog.raw.acme"}}
+		return &Message{Subject: "catalog.raw.acme", Data: []byte("x"), Metadata: Metadata{}, Sequence: seq, Delivered: 1, msg: &nats.Msg{Subject: "catalog.raw.acme"}}
 	}
 	r.settle(s, unbound(1), errors.New("sink timed out"), false, out, log)
 	r.settle(s, unbound(2), Terminal(errors.New("not a raw batch")), false, out, log)

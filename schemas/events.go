@@ -12,7 +12,7 @@ const (
 	SubjectStaged   = "catalog.staged"   // .<partner>.<upload>: ProductBatch of a full upload not yet applied
 	SubjectProduct  = "catalog.product"  // .<partner>: ProductBatch
 	SubjectSearch   = "analytics.search" // SearchQueryEvent
-	SubjectFeedRead = "analytics.feed"   // []FeedEventRow of kind feed_read, a second's worth
+	SubjectFeedRead = "analytics.feed"   // FeedReads, a second's worth
 	SubjectDLQ      = "dlq"              // .<stage>: DeadLetter
 )
 
@@ -200,29 +200,6 @@ type SourcePosition struct {
 	Upload  string `json:"upload,omitempty"`
 	Row     int64  `json:"row,omitempty"`
 	Batch   int    `json:"batch,omitempty"`
-}
-
-// Headers carried on pipeline messages so middleware can find the source
-// position without decoding the payload.
-const (
-	HeaderPartner = "Feedline-Partner"
-	HeaderUpload  = "Feedline-Upload"
-	HeaderRow     = "Feedline-Row"
-	HeaderBatch   = "Feedline-Batch"
-	HeaderOrigin  = "Feedline-Origin" // the worker instance that published it
-)
-
-// MsgID builds the Nats-Msg-Id of a deterministic message, so a republish
-// after a crash is dropped by JetStream's duplicate window.
-func MsgID(parts ...any) string {
-	s := ""
-	for i, p := range parts {
-		if i > 0 {
-			s += ":"
-		}
-		s += fmt.Sprint(p)
-	}
-	return s
 }
 
 // ValidateChanges checks what every search backend relies on: an id, a

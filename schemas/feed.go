@@ -58,7 +58,7 @@ const (
 )
 
 // SocialEvent is one shopper write. ID is the event's ULID and its
-// Nats-Msg-Id, so a retried publish is stored once.
+// message id, so a retried publish is stored once.
 type SocialEvent struct {
 	ID     string    `json:"id"`
 	Kind   string    `json:"kind"`

@@ -37,6 +37,7 @@ import (
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/fanout"
+	"feedline/topology"
 )
 
 // Steps of "feedline bench feed", in the order they run.
@@ -250,11 +251,11 @@ func (b *feedBench) run(ctx context.Context) error {
 	}()
 	b.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	defer b.http.CloseIdleConnections()
-	kv, err := sys.bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := sys.bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		return err
 	}
-	b.posts = natskv.Posts{KV: kv, JS: sys.bus.JS}
+	b.posts = natskv.Posts{KV: kv, JS: sys.bus.JetStream()}
 	steps := []struct {
 		name string
 		run  func(context.Context) error

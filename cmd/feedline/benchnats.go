@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"feedline/pipeline"
+	"feedline/topology"
 )
 
 // benchNATS is where `feedline bench --nats` runs its decode + normalise
@@ -77,10 +75,5 @@ func (b benchBus) empty(ctx context.Context) error {
 // removeDeclared deletes every stream Declare creates; for benchmarks and
 // tests on a NATS of their own.
 func removeDeclared(ctx context.Context, bus *pipeline.Bus) error {
-	for _, n := range bus.Declared() {
-		if err := bus.JS.DeleteStream(ctx, n); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("delete stream %s: %w", n, err)
-		}
-	}
-	return nil
+	return bus.Undeclare(ctx, topology.Feedline())
 }

@@ -22,6 +22,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // apiClient talks to a feedline API as a partner or an admin.
@@ -523,7 +524,7 @@ func dlqCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintln(tw, "TIME\tSTAGE\tPARTNER\tUPLOAD\tROW\tATTEMPTS\tERROR")
 	n := 0
 	errStop := errors.New("limit reached")
-	_, err = bus.Replay(ctx, pipeline.StreamDLQ, filter, func(m *pipeline.Message) error {
+	_, err = bus.Replay(ctx, topology.StreamDLQ, filter, func(m *pipeline.Message) error {
 		var d schemas.DeadLetter
 		if json.Unmarshal(m.Data, &d) != nil {
 			return nil

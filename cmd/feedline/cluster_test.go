@@ -23,6 +23,7 @@ import (
 	"feedline/pipeline"
 	"feedline/pipeline/natstest"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // naverCatalog is rows Naver EP rows NV-1…, priced 1000 + row + priceBump;
@@ -129,7 +130,7 @@ func TestUploadSurvivesANATSNodeLoss(t *testing.T) {
 	if before.State == schemas.StateDone {
 		t.Fatalf("the upload was done before a node could be killed: make the file larger")
 	}
-	leader, err := c.StreamLeader(t.Context(), admin, pipeline.StreamProducts)
+	leader, err := c.StreamLeader(t.Context(), admin, topology.StreamProducts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestFanOutSurvivesANATSNodeLoss(t *testing.T) {
 	for i := range posts {
 		ids = append(ids, star.post(fmt.Sprint("news ", i)))
 		if i == 1 {
-			leader, err := c.ConsumerLeader(ctx, admin, pipeline.StreamSocial, "fanout")
+			leader, err := c.ConsumerLeader(ctx, admin, topology.StreamSocial, "fanout")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -424,7 +425,7 @@ func TestComposeServicesOnTheNATSCluster(t *testing.T) {
 			apiSys = ts
 		}
 	}
-	for _, s := range []string{pipeline.StreamRaw, pipeline.StreamProducts, "KV_" + pipeline.BucketUploads, "OBJ_" + pipeline.ObjectUploads} {
+	for _, s := range []string{topology.StreamRaw, topology.StreamProducts, "KV_" + topology.BucketUploads, "OBJ_" + topology.ObjectUploads} {
 		st, err := admin.Stream(t.Context(), s)
 		if err != nil {
 			t.Fatal(err)

@@ -28,8 +28,8 @@ import (
 
 	"feedline/connectors/decode"
 	"feedline/connectors/natskv"
-	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // violations collects what the server logs about refused operations.
@@ -228,7 +228,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 	// What the stages do.
 	api.allowed("publish an upload event", publish(api, "catalog.uploaded.alpha"))
 	api.allowed("put an uploaded file", func(ctx context.Context) error {
-		st, err := api.js.ObjectStore(ctx, pipeline.ObjectUploads)
+		st, err := api.js.ObjectStore(ctx, topology.ObjectUploads)
 		if err != nil {
 			return err
 		}
@@ -236,7 +236,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 		return err
 	})
 	api.allowed("keep a partner", func(ctx context.Context) error {
-		kv, err := api.js.KeyValue(ctx, pipeline.BucketPartners)
+		kv, err := api.js.KeyValue(ctx, topology.BucketPartners)
 		if err != nil {
 			return err
 		}
@@ -248,7 +248,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 	})
 	ingest.allowed("publish raw batches", publish(ingest, "catalog.raw.alpha"))
 	ingest.allowed("read an uploaded file", func(ctx context.Context) error {
-		st, err := ingest.js.ObjectStore(ctx, pipeline.ObjectUploads)
+		st, err := ingest.js.ObjectStore(ctx, topology.ObjectUploads)
 		if err != nil {
 			return err
 		}
@@ -259,7 +259,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 		return err
 	})
 	ingest.allowed("note progress on an upload", func(ctx context.Context) error {
-		kv, err := ingest.js.KeyValue(ctx, pipeline.BucketUploads)
+		kv, err := ingest.js.KeyValue(ctx, topology.BucketUploads)
 		if err != nil {
 			return err
 		}
@@ -268,7 +268,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 	})
 	normalise.allowed("publish product batches", publish(normalise, "catalog.product.alpha"))
 	normalise.allowed("fold the PRODUCTS log", func(ctx context.Context) error {
-		st, err := normalise.js.Stream(ctx, pipeline.StreamProducts)
+		st, err := normalise.js.Stream(ctx, topology.StreamProducts)
 		if err != nil {
 			return err
 		}
@@ -283,7 +283,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 		return err
 	})
 	normalise.allowed("read a product's current version", func(ctx context.Context) error {
-		st, err := normalise.js.Stream(ctx, pipeline.StreamProducts)
+		st, err := normalise.js.Stream(ctx, topology.StreamProducts)
 		if err != nil {
 			return err
 		}
@@ -313,7 +313,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 	ingest.refused("publish product events", "catalog.product.beta", publish(ingest, "catalog.product.beta"))
 	ingest.refused("publish upload events", "catalog.uploaded.beta", publish(ingest, "catalog.uploaded.beta"))
 	ingest.refused("open the partners bucket", "$JS.API.STREAM.INFO.KV_partners", func(ctx context.Context) error {
-		_, err := ingest.js.KeyValue(ctx, pipeline.BucketPartners)
+		_, err := ingest.js.KeyValue(ctx, topology.BucketPartners)
 		return err
 	})
 	ingest.refused("read a partner's key hash", "$JS.API.DIRECT.GET.KV_partners.$KV.partners.alpha", func(ctx context.Context) error {
@@ -329,19 +329,19 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 		return err
 	})
 	api.refused("read the dead-letter stream", "$JS.API.STREAM.INFO.DLQ", func(ctx context.Context) error {
-		_, err := api.js.Stream(ctx, pipeline.StreamDLQ)
+		_, err := api.js.Stream(ctx, topology.StreamDLQ)
 		return err
 	})
 	api.refused("create a consumer on the dead-letter stream", "$JS.API.CONSUMER.CREATE.DLQ.peek", func(ctx context.Context) error {
-		_, err := api.js.CreateOrUpdateConsumer(ctx, pipeline.StreamDLQ, jetstream.ConsumerConfig{Durable: "peek"})
+		_, err := api.js.CreateOrUpdateConsumer(ctx, topology.StreamDLQ, jetstream.ConsumerConfig{Durable: "peek"})
 		return err
 	})
 	api.refused("publish product events", "catalog.product.alpha", publish(api, "catalog.product.alpha"))
 	api.refused("delete a stream", "$JS.API.STREAM.DELETE.UPLOADS", func(ctx context.Context) error {
-		return api.js.DeleteStream(ctx, pipeline.StreamUploads)
+		return api.js.DeleteStream(ctx, topology.StreamUploads)
 	})
 	normalise.refused("take over the index stage's consumer", "$JS.API.CONSUMER.CREATE.PRODUCTS.index", func(ctx context.Context) error {
-		_, err := normalise.js.CreateOrUpdateConsumer(ctx, pipeline.StreamProducts, jetstream.ConsumerConfig{Durable: "index", AckPolicy: jetstream.AckExplicitPolicy})
+		_, err := normalise.js.CreateOrUpdateConsumer(ctx, topology.StreamProducts, jetstream.ConsumerConfig{Durable: "index", AckPolicy: jetstream.AckExplicitPolicy})
 		return err
 	})
 	normalise.refused("pull from the index stage's consumer", "$JS.API.CONSUMER.MSG.NEXT.PRODUCTS.index", func(ctx context.Context) error {
@@ -354,7 +354,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 	})
 	setup := d.connectAs(t, "nats-setup", natsURL)
 	setup.refused("delete a stream", "$JS.API.STREAM.DELETE.DLQ", func(ctx context.Context) error {
-		return setup.js.DeleteStream(ctx, pipeline.StreamDLQ)
+		return setup.js.DeleteStream(ctx, topology.StreamDLQ)
 	})
 	setup.refused("publish product events", "catalog.product.alpha", publish(setup, "catalog.product.alpha"))
 
@@ -365,7 +365,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 	}
 	defer admin.Close()
 	ajs, _ := jetstream.New(admin)
-	for stream, want := range map[string]uint64{pipeline.StreamProducts: 1, pipeline.StreamUploads: 1, pipeline.StreamDLQ: 0} {
+	for stream, want := range map[string]uint64{topology.StreamProducts: 1, topology.StreamUploads: 1, topology.StreamDLQ: 0} {
 		st, err := ajs.Stream(t.Context(), stream)
 		if err != nil {
 			t.Fatal(err)
@@ -374,7 +374,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 			t.Errorf("stream %s holds %+v (%v), want %d messages", stream, info.State, err, want)
 		}
 	}
-	for stream, name := range map[string]string{pipeline.StreamProducts: "index", pipeline.StreamDLQ: "peek"} {
+	for stream, name := range map[string]string{topology.StreamProducts: "index", topology.StreamDLQ: "peek"} {
 		if _, err := ajs.Consumer(t.Context(), stream, name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			t.Errorf("consumer %s on %s: %v, want none", name, stream, err)
 		}

@@ -30,9 +30,9 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"feedline/connectors/redisfeed"
-	"feedline/pipeline"
 	"feedline/pipeline/natstest"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // requireEngines answers the variables naming the real servers a test
@@ -384,7 +384,7 @@ func TestSeparateWorkerProcessesOnNATSClusterOpenSearchClickHouseRedisCluster(t 
 			t.Fatalf("%s (feedline %s): %v\n%s", name, strings.Join(pr.args, " "), err, out)
 		}
 	}
-	for _, s := range []string{pipeline.StreamUploads, pipeline.StreamRaw, pipeline.StreamProducts, pipeline.StreamSocial, "KV_" + pipeline.BucketUploads, "OBJ_" + pipeline.ObjectUploads} {
+	for _, s := range []string{topology.StreamUploads, topology.StreamRaw, topology.StreamProducts, topology.StreamSocial, "KV_" + topology.BucketUploads, "OBJ_" + topology.ObjectUploads} {
 		st, err := admin.Stream(ctx, s)
 		if err != nil {
 			t.Fatalf("stream %s after nats declare: %v", s, err)
@@ -693,7 +693,7 @@ func TestSeparateWorkerProcessesOnNATSClusterOpenSearchClickHouseRedisCluster(t 
 		// What the fan-out consumer and the feed store hold, to tell a
 		// message never handled from an entry written and not shown.
 		for _, name := range []string{"fanout", "fanout-catalog"} {
-			stream := map[string]string{"fanout": pipeline.StreamSocial, "fanout-catalog": pipeline.StreamProducts}[name]
+			stream := map[string]string{"fanout": topology.StreamSocial, "fanout-catalog": topology.StreamProducts}[name]
 			if cons, err := admin.Consumer(context.Background(), stream, name); err == nil {
 				if info, err := cons.Info(context.Background()); err == nil {
 					t.Logf("consumer %s on %s: delivered %d, ack floor %d, pending %d, ack pending %d, redelivered %d, waiting pulls %d",

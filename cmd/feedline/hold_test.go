@@ -12,6 +12,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 const simpleMapping = `{"fields": {"id": "id", "title": "title", "price": "price"}, "defaults": {"currency": "KRW"}}`
@@ -197,7 +198,7 @@ func (ts *testSystem) stagedMsgs() uint64 {
 	ts.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return streamMsgs(ctx, ts.t, ts.sys.bus, pipeline.StreamStaged)
+	return streamMsgs(ctx, ts.t, ts.sys.bus, topology.StreamStaged)
 }
 
 func writeTestFile(t *testing.T, path string, data []byte) {
@@ -271,7 +272,7 @@ func TestKilledWhileApplyingAConfirmedUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
-	if n := streamMsgs(ctx, t, bus, pipeline.StreamStaged); n != 0 {
+	if n := streamMsgs(ctx, t, bus, topology.StreamStaged); n != 0 {
 		t.Errorf("%d staged batches left after the upload was applied", n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
+	"feedline/topology"
 )
 
 // parseNATSAuth reads how to sign in to an outside NATS, and whether to
@@ -85,13 +86,13 @@ func declare(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
 // declareAll creates or updates the pipeline's streams and buckets, the
 // ISSUES stream of upload issue lists and the sources bucket of fetched feeds.
 func declareAll(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		return err
 	}
-	if err := natskv.DeclareIssues(ctx, bus.JS, cfg.NATSReplicas); err != nil {
+	if err := natskv.DeclareIssues(ctx, bus.JetStream(), cfg.NATSReplicas); err != nil {
 		return err
 	}
-	return natskv.DeclareSources(ctx, bus.JS, cfg.NATSReplicas)
+	return natskv.DeclareSources(ctx, bus.JetStream(), cfg.NATSReplicas)
 }
 
 // undeclaredHint says what to do when a stream or bucket a process without
@@ -186,7 +187,7 @@ func natsDeclareCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	var names []string
-	for _, sc := range bus.StreamConfigs() {
+	for _, sc := range topology.Feedline().Streams {
 		names = append(names, sc.Name)
 	}
 	names = append(names, natskv.StreamIssues)

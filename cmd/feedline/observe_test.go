@@ -18,6 +18,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // TestReadyzCoversEveryStage: /readyz waits for the consumer of every
@@ -179,7 +180,7 @@ func TestFeedReadsBeforeAStopReachAnalytics(t *testing.T) {
 	}
 	defer bus.Close()
 	var reads []schemas.FeedEventRow
-	if _, err := bus.Replay(ctx, pipeline.StreamAnalytics, schemas.SubjectFeedRead, func(m *pipeline.Message) error {
+	if _, err := bus.Replay(ctx, topology.StreamAnalytics, schemas.SubjectFeedRead, func(m *pipeline.Message) error {
 		var rows []schemas.FeedEventRow
 		if err := json.Unmarshal(m.Data, &rows); err != nil {
 			return err

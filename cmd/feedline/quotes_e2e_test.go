@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // shopFeed is ten valid products for the quoting tests; title replaces the
@@ -128,11 +127,9 @@ func TestForgedUploadEventsLeaveEveryCatalogAlone(t *testing.T) {
 	fresh.ID = "01forged0000000000000000000"
 	for i, ev := range []schemas.UploadEvent{reused, fresh} {
 		data, _ := json.Marshal(ev)
-		h := nats.Header{}
-		h.Set(schemas.HeaderPartner, ev.Partner)
-		h.Set(schemas.HeaderUpload, ev.ID)
-		if _, err := (pipeline.JetStreamPublisher{JS: ts.sys.bus.JS}).Publish(ctx, pipeline.Outgoing{
-			Subject: schemas.Subject(schemas.SubjectUploaded, "beta"), MsgID: fmt.Sprint("forged-", i), Data: data, Header: h,
+		md := pipeline.Metadata{schemas.HeaderPartner: ev.Partner, schemas.HeaderUpload: ev.ID}
+		if _, err := ts.sys.bus.Publisher().Publish(ctx, pipeline.Outgoing{
+			Subject: schemas.Subject(schemas.SubjectUploaded, "beta"), MsgID: fmt.Sprint("forged-", i), Data: data, Metadata: md,
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +142,7 @@ func TestForgedUploadEventsLeaveEveryCatalogAlone(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 		refused = refused[:0]
-		if _, err := ts.sys.bus.Replay(ctx, pipeline.StreamDLQ, schemas.Subject(schemas.SubjectDLQ, "ingest"), func(m *pipeline.Message) error {
+		if _, err := ts.sys.bus.Replay(ctx, topology.StreamDLQ, schemas.Subject(schemas.SubjectDLQ, "ingest"), func(m *pipeline.Message) error {
 			var d schemas.DeadLetter
 			if err := json.Unmarshal(m.Data, &d); err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 	"feedline/schemas"
 	"feedline/stages/fanout"
 	"feedline/stages/index"
+	"feedline/topology"
 )
 
 // toolSetup reads a one-off command's settings, refuses them unless need
@@ -134,15 +135,15 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer store.Close()
-	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		return err
 	}
-	kvReaders, err := bus.KV(ctx, pipeline.BucketReaders)
+	kvReaders, err := bus.KV(ctx, topology.BucketReaders)
 	if err != nil {
 		return err
 	}
-	st := &fanout.Stage{Store: store, Posts: natskv.Posts{KV: kv, JS: bus.JS}, Reads: natskv.ReadLog{KV: kvReaders}, Policy: cfg.Feed, Log: cfg.Log}
+	st := &fanout.Stage{Store: store, Posts: natskv.Posts{KV: kv, JS: bus.JetStream()}, Reads: natskv.ReadLog{KV: kvReaders}, Policy: cfg.Feed, Log: cfg.Log}
 	start := time.Now()
 	r, err := st.Replay(ctx, bus)
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 	"feedline/stages/index"
 	"feedline/stages/ingest"
 	"feedline/stages/normalise"
+	"feedline/topology"
 )
 
 // Stage names accepted by --stages; "api" is the HTTP API.
@@ -319,7 +320,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	if err := declare(ctx, cfg, s.bus); err != nil {
 		return nil, err
 	}
-	kvUploads, err := s.bus.KV(ctx, pipeline.BucketUploads)
+	kvUploads, err := s.bus.KV(ctx, topology.BucketUploads)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +328,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	// Normalise writes upload issue lists and the API reads them: say now,
 	// not at the first upload, when the stream is missing.
 	if cfg.runs("api") || cfg.runs("normalise") {
-		if _, err := s.bus.JS.Stream(ctx, natskv.StreamIssues); err != nil {
+		if _, err := s.bus.JetStream().Stream(ctx, natskv.StreamIssues); err != nil {
 			return nil, fmt.Errorf("open stream %s: %w", natskv.StreamIssues, err)
 		}
 	}
@@ -335,19 +336,19 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	// user per service, the others may not touch it.
 	var files natskv.Files
 	if cfg.runs("api") || cfg.runs("ingest") {
-		if files.Store, err = s.bus.Objects(ctx); err != nil {
+		if files.Store, err = s.bus.Objects(ctx, topology.ObjectUploads); err != nil {
 			return nil, err
 		}
 	}
 	// The API sweeps chunks of unfinished writes from the store's stream.
 	if cfg.runs("api") {
-		if files.Stream, err = s.bus.ObjectsStream(ctx); err != nil {
+		if files.Stream, err = s.bus.ObjectsStream(ctx, topology.ObjectUploads); err != nil {
 			return nil, err
 		}
 	}
 	var mappings natskv.Mappings
 	if cfg.runs("api") || cfg.runs("ingest") || cfg.runs("normalise") {
-		if mappings.KV, err = s.bus.KV(ctx, pipeline.BucketMappings); err != nil {
+		if mappings.KV, err = s.bus.KV(ctx, topology.BucketMappings); err != nil {
 			return nil, err
 		}
 	}
@@ -360,7 +361,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			log.Error("could not note a dead-lettered batch on its upload", "upload", d.Source.Upload, "err", err)
 		}
 	}
-	pub := pipeline.JetStreamPublisher{JS: s.bus.JS}
+	pub := s.bus.Publisher()
 
 	// The embedded index is one process's files: the API and the index
 	// stage share it in that process. Elasticsearch is shared by all.
@@ -410,13 +411,13 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	var reader *fanout.Reader
 	var posts natskv.Posts
 	if cfg.runs("fanout") || cfg.runs("api") {
-		kvPosts, err := s.bus.KV(ctx, pipeline.BucketPosts)
+		kvPosts, err := s.bus.KV(ctx, topology.BucketPosts)
 		if err != nil {
 			cancel()
 			return nil, err
 		}
-		posts = natskv.Posts{KV: kvPosts, JS: s.bus.JS}
-		kvReaders, err := s.bus.KV(ctx, pipeline.BucketReaders)
+		posts = natskv.Posts{KV: kvPosts, JS: s.bus.JetStream()}
+		kvReaders, err := s.bus.KV(ctx, topology.BucketReaders)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -469,7 +470,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			cancel()
 			return nil, err
 		}
-		kvPartners, err := s.bus.KV(ctx, pipeline.BucketPartners)
+		kvPartners, err := s.bus.KV(ctx, topology.BucketPartners)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -489,7 +490,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Detect:   detectFormat,
 			Open:     decode.OpenRows,
 			TempDir:  filepath.Join(cfg.DataDir, "tmp"),
-			Issues:   natskv.Issues{JS: s.bus.JS},
+			Issues:   natskv.Issues{JS: s.bus.JetStream()},
 			Pub:      pub,
 			Ready:    s.ready,
 			Metrics:  metrics,
@@ -504,12 +505,12 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Uploads:          s.ledger,
 			Slots:            s.ledger,
 			MaxInFlight:      cfg.MaxInFlight,
-			Stages:           consumerWatch{js: s.bus.JS},
+			Stages:           consumerWatch{js: s.bus.JetStream()},
 			Sources:          natskv.Sources{KV: kvSources},
 			Fetch:            cfg.Fetch,
 		}
 		if reader != nil && cfg.TokenKey != "" {
-			kvRequests, err := s.bus.KV(ctx, pipeline.BucketRequests)
+			kvRequests, err := s.bus.KV(ctx, topology.BucketRequests)
 			if err != nil {
 				cancel()
 				return nil, err

@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // consumerWatch implements api.StageWatch from the stages' durable
@@ -22,9 +22,9 @@ type consumerWatch struct {
 // stageStreams are the stages an upload passes and the stream each reads;
 // a stage's durable consumer is named after it.
 var stageStreams = map[string]string{
-	"ingest":    pipeline.StreamUploads,
-	"normalise": pipeline.StreamRaw,
-	"index":     pipeline.StreamProducts,
+	"ingest":    topology.StreamUploads,
+	"normalise": topology.StreamRaw,
+	"index":     topology.StreamProducts,
 }
 
 // recentlyActive is how long after its last delivery a consumer counts as

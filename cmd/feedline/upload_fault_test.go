@@ -19,6 +19,7 @@ import (
 	"feedline/connectors/decode"
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // storedState is what a system keeps of uploads: the upload records and the
@@ -37,7 +38,7 @@ func (ts *testSystem) stored() storedState {
 
 func storedOf(ctx context.Context, t *testing.T, bus *pipeline.Bus) storedState {
 	t.Helper()
-	kv, err := bus.KV(ctx, pipeline.BucketUploads)
+	kv, err := bus.KV(ctx, topology.BucketUploads)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +52,13 @@ func storedOf(ctx context.Context, t *testing.T, bus *pipeline.Bus) storedState 
 			records++
 		}
 	}
-	return storedState{records: records, objMsgs: streamMsgs(ctx, t, bus, "OBJ_"+pipeline.ObjectUploads)}
+	return storedState{records: records, objMsgs: streamMsgs(ctx, t, bus, "OBJ_"+topology.ObjectUploads)}
 }
 
 // streamMsgs counts the messages a stream holds.
 func streamMsgs(ctx context.Context, t *testing.T, bus *pipeline.Bus, stream string) uint64 {
 	t.Helper()
-	st, err := bus.JS.Stream(ctx, stream)
+	st, err := bus.JetStream().Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}

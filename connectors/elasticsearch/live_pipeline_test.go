@@ -16,6 +16,7 @@ import (
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/index"
+	"feedline/topology"
 )
 
 // liveStage is the index stage as feedline runs it (embedded JetStream,
@@ -41,18 +42,18 @@ func startIndexStage(t *testing.T, ix schemas.ProductIndex) *liveStage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		bus.Close()
 		t.Fatal(err)
 	}
-	kv, err := bus.KV(ctx, pipeline.BucketUploads)
+	kv, err := bus.KV(ctx, topology.BucketUploads)
 	if err != nil {
 		bus.Close()
 		t.Fatal(err)
 	}
 	metrics := pipeline.NewMetrics()
 	runner := pipeline.NewRunner(bus, metrics, quiet)
-	ls := &liveStage{t: t, bus: bus, runner: runner, pub: pipeline.JetStreamPublisher{JS: bus.JS}, ledger: natskv.Ledger{KV: kv}, metrics: metrics}
+	ls := &liveStage{t: t, bus: bus, runner: runner, pub: bus.Publisher(), ledger: natskv.Ledger{KV: kv}, metrics: metrics}
 	st := &index.Stage{Index: ix, Ledger: ls.ledger, Log: quiet, Writers: 2, DeadLetter: runner.PublishDeadLetter}
 	c := st.Config()
 	if ls.cons, err = runner.Consumer(ctx, c); err != nil {
@@ -111,7 +112,7 @@ func (ls *liveStage) paused() bool {
 // deadLetters counts the entries on the dead-letter stream.
 func (ls *liveStage) deadLetters() uint64 {
 	ls.t.Helper()
-	st, err := ls.bus.JS.Stream(ls.t.Context(), pipeline.StreamDLQ)
+	st, err := ls.bus.JetStream().Stream(ls.t.Context(), topology.StreamDLQ)
 	if err != nil {
 		ls.t.Fatal(err)
 	}

@@ -7,20 +7,18 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"feedline/pipeline"
 	"feedline/schemas"
 )
 
 // publishIssues stores the issues of one batch as normalise does.
-func publishIssues(t *testing.T, js jetstream.JetStream, b schemas.IssueBatch) {
+func publishIssues(t *testing.T, bus *pipeline.Bus, b schemas.IssueBatch) {
 	t.Helper()
 	data, err := json.Marshal(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := pipeline.JetStreamPublisher{JS: js}
+	pub := bus.Publisher()
 	if _, err := pub.Publish(context.Background(), pipeline.Outgoing{Subject: schemas.IssuesSubject(b.Partner, b.Upload),
 		MsgID: schemas.MsgID("issues", b.Upload, b.Batch, b.Part), Data: data}); err != nil {
 		t.Fatal(err)
@@ -34,10 +32,10 @@ func publishIssues(t *testing.T, js jetstream.JetStream, b schemas.IssueBatch) {
 func TestIssuesListsEveryIssueOnceAndStreams(t *testing.T) {
 	ctx := context.Background()
 	b := testBus(t)
-	if err := DeclareIssues(ctx, b.JS, 1); err != nil {
+	if err := DeclareIssues(ctx, b.JetStream(), 1); err != nil {
 		t.Fatal(err)
 	}
-	log := Issues{JS: b.JS}
+	log := Issues{JS: b.JetStream()}
 	if ok, err := log.Stored(ctx, "acme", "u1"); err != nil || ok {
 		t.Fatalf("stored before anything was published: %v %v", ok, err)
 	}
@@ -49,18 +47,18 @@ func TestIssuesListsEveryIssueOnceAndStreams(t *testing.T) {
 			ib.Issues = append(ib.Issues, schemas.Issue{Row: int64(n*perBatch + i + 1), SourceID: fmt.Sprint("sku-", n*perBatch+i), Field: "price",
 				Code: schemas.CodePriceUnparseable, Severity: schemas.SeverityError, Reason: reason})
 		}
-		publishIssues(t, b.JS, ib)
+		publishIssues(t, b, ib)
 		if n%10 == 0 {
-			publishIssues(t, b.JS, ib) // within the duplicate window: dropped by JetStream
+			publishIssues(t, b, ib) // within the duplicate window: dropped by JetStream
 		}
 	}
 	// A redelivery after the duplicate window: stored again, skipped by the reader.
 	again := schemas.IssueBatch{Upload: "u1", Partner: "acme", Batch: 7, Issues: []schemas.Issue{{Row: 7001, Code: schemas.CodePriceUnparseable}}}
 	data, _ := json.Marshal(again)
-	if _, err := b.JS.Publish(ctx, schemas.IssuesSubject("acme", "u1"), data); err != nil {
+	if _, err := b.JetStream().Publish(ctx, schemas.IssuesSubject("acme", "u1"), data); err != nil {
 		t.Fatal(err)
 	}
-	publishIssues(t, b.JS, schemas.IssueBatch{Upload: "u2", Partner: "acme", Issues: []schemas.Issue{{Row: 1, Code: schemas.CodeMissingTitle}}})
+	publishIssues(t, b, schemas.IssueBatch{Upload: "u2", Partner: "acme", Issues: []schemas.Issue{{Row: 1, Code: schemas.CodeMissingTitle}}})
 
 	if ok, err := log.Stored(ctx, "acme", "u1"); err != nil || !ok {
 		t.Fatalf("stored = %v, %v", ok, err)

@@ -12,6 +12,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 func testBus(t *testing.T) *pipeline.Bus {
@@ -23,7 +24,7 @@ func testBus(t *testing.T) *pipeline.Bus {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	if err := b.Declare(ctx); err != nil {
+	if err := b.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -32,7 +33,7 @@ func testBus(t *testing.T) *pipeline.Bus {
 func TestLedgerFirstNormaliseRecordWinsAndStatusFolds(t *testing.T) {
 	ctx := context.Background()
 	b := testBus(t)
-	kv, err := b.KV(ctx, pipeline.BucketUploads)
+	kv, err := b.KV(ctx, topology.BucketUploads)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestLedgerFirstNormaliseRecordWinsAndStatusFolds(t *testing.T) {
 func TestConcurrentBatchRecordsCountEachBatchOnce(t *testing.T) {
 	ctx := context.Background()
 	b := testBus(t)
-	kv, err := b.KV(ctx, pipeline.BucketUploads)
+	kv, err := b.KV(ctx, topology.BucketUploads)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestConcurrentBatchRecordsCountEachBatchOnce(t *testing.T) {
 func TestMappingVersionsNeverCollide(t *testing.T) {
 	ctx := context.Background()
 	b := testBus(t)
-	kv, err := b.KV(ctx, pipeline.BucketMappings)
+	kv, err := b.KV(ctx, topology.BucketMappings)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestMappingVersionsNeverCollide(t *testing.T) {
 func TestPartnersAreCreatedOnce(t *testing.T) {
 	ctx := context.Background()
 	b := testBus(t)
-	kv, err := b.KV(ctx, pipeline.BucketPartners)
+	kv, err := b.KV(ctx, topology.BucketPartners)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestPartnersAreCreatedOnce(t *testing.T) {
 func TestReadLogKeepsEachReadersLastRead(t *testing.T) {
 	ctx := context.Background()
 	b := testBus(t)
-	kv, err := b.KV(ctx, pipeline.BucketReaders)
+	kv, err := b.KV(ctx, topology.BucketReaders)
 	if err != nil {
 		t.Fatal(err)
 	}

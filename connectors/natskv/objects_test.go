@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"feedline/pipeline"
+	"feedline/topology"
 )
 
 // failingReader yields n bytes, then fails like a connection that broke.
@@ -32,11 +33,11 @@ func testFiles(t *testing.T) (Files, *pipeline.Bus) {
 	t.Helper()
 	ctx := context.Background()
 	b := testBus(t)
-	store, err := b.Objects(ctx)
+	store, err := b.Objects(ctx, topology.ObjectUploads)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := b.ObjectsStream(ctx)
+	stream, err := b.ObjectsStream(ctx, topology.ObjectUploads)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,12 +81,12 @@ func TestSweepRemovesOnlyWhatNoUploadNeeds(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		for range 3 {
-			if _, err := b.JS.Publish(ctx, "$O."+pipeline.ObjectUploads+".C."+nuid, []byte(strings.Repeat("c", 1000))); err != nil {
+			if _, err := b.JetStream().Publish(ctx, "$O."+topology.ObjectUploads+".C."+nuid, []byte(strings.Repeat("c", 1000))); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	last, err := f.Stream.GetLastMsgForSubject(ctx, "$O."+pipeline.ObjectUploads+".C.deadwrite")
+	last, err := f.Stream.GetLastMsgForSubject(ctx, "$O."+topology.ObjectUploads+".C.deadwrite")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +106,12 @@ func TestSweepRemovesOnlyWhatNoUploadNeeds(t *testing.T) {
 		t.Error("the orphaned file is still there")
 	}
 	subjects := map[string]uint64{}
-	info, err := f.Stream.Info(ctx, jetstream.WithSubjectFilter("$O."+pipeline.ObjectUploads+".C.>"))
+	info, err := f.Stream.Info(ctx, jetstream.WithSubjectFilter("$O."+topology.ObjectUploads+".C.>"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for s, n := range info.State.Subjects {
-		subjects[strings.TrimPrefix(s, "$O."+pipeline.ObjectUploads+".C.")] = n
+		subjects[strings.TrimPrefix(s, "$O."+topology.ObjectUploads+".C.")] = n
 	}
 	if subjects["deadwrite"] != 0 || subjects["livewrite"] != 3 {
 		t.Errorf("chunks left per write: %v; want the live write's 3 only besides the kept file", subjects)

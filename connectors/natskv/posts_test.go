@@ -12,15 +12,16 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 func testPosts(t *testing.T) Posts {
 	b := testBus(t)
-	kv, err := b.KV(context.Background(), pipeline.BucketPosts)
+	kv, err := b.KV(context.Background(), topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Posts{KV: kv, JS: b.JS}
+	return Posts{KV: kv, JS: b.JetStream()}
 }
 
 func TestPostsReadManyInOneCallSkippingMissingAndDeleted(t *testing.T) {
@@ -82,14 +83,14 @@ func BenchmarkPostsGet20(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bus.Close()
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		b.Fatal(err)
 	}
-	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := Posts{KV: kv, JS: bus.JS}
+	s := Posts{KV: kv, JS: bus.JetStream()}
 	var ids []string
 	for i := range 1000 {
 		p := schemas.Post{ID: strings.ToLower(ulid.Make().String()), Author: "u1", Text: fmt.Sprint("post ", i), CreatedAt: time.Now()}

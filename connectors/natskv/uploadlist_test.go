@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 func testLedger(t *testing.T) Ledger {
 	t.Helper()
-	kv, err := testBus(t).KV(context.Background(), pipeline.BucketUploads)
+	kv, err := testBus(t).KV(context.Background(), topology.BucketUploads)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // Stage turns events into analytics rows, one durable write per fetched batch.
@@ -25,9 +26,9 @@ func (s *Stage) Configs() []pipeline.Stage {
 	// Product batches hold up to 1,000 changes each; search queries are one
 	// row each. Either way a write waits at most a second to gather rows.
 	cs := []pipeline.Stage{
-		{Name: "analytics", Stream: pipeline.StreamProducts, Handle: s.Handle, BatchSize: 64, MaxBytes: 32 << 20, MaxWait: 2 * time.Second, Linger: time.Second},
-		{Name: "analytics-search", Stream: pipeline.StreamAnalytics, Subjects: []string{schemas.SubjectSearch, schemas.SubjectFeedRead}, Handle: s.Handle, BatchSize: 4096, MaxWait: 2 * time.Second, Linger: time.Second},
-		{Name: "analytics-social", Stream: pipeline.StreamSocial, Handle: s.Handle, BatchSize: 4096, MaxWait: 2 * time.Second, Linger: time.Second},
+		{Name: "analytics", Stream: topology.StreamProducts, Handle: s.Handle, BatchSize: 64, MaxBytes: 32 << 20, MaxWait: 2 * time.Second, Linger: time.Second},
+		{Name: "analytics-search", Stream: topology.StreamAnalytics, Subjects: []string{schemas.SubjectSearch, schemas.SubjectFeedRead}, Handle: s.Handle, BatchSize: 4096, MaxWait: 2 * time.Second, Linger: time.Second},
+		{Name: "analytics-social", Stream: topology.StreamSocial, Handle: s.Handle, BatchSize: 4096, MaxWait: 2 * time.Second, Linger: time.Second},
 	}
 	if h, ok := s.Sink.(schemas.HealthChecker); ok {
 		for i := range cs {

@@ -19,6 +19,7 @@ import (
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // crashingStore fails one feed write part-way through a fan-out, as a
@@ -48,7 +49,7 @@ func testBus(t *testing.T) *pipeline.Bus {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	if err := b.Declare(ctx); err != nil {
+	if err := b.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -68,11 +69,11 @@ func TestRedeliveryAfterACrashMidChunkLeavesNoDuplicateOrGap(t *testing.T) {
 func testRedelivery(t *testing.T, backend schemas.FeedStore) {
 	ctx := context.Background()
 	bus := testBus(t)
-	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	posts := natskv.Posts{KV: kv, JS: bus.JS}
+	posts := natskv.Posts{KV: kv, JS: bus.JetStream()}
 	store := &crashingStore{FeedStore: backend, failAt: 3}
 	now := time.Now()
 	const followers = 5000
@@ -243,11 +244,11 @@ func TestCursorRoundTripAndRejection(t *testing.T) {
 func TestInactiveReaderIsSkippedThenRebuiltOnRead(t *testing.T) {
 	ctx := context.Background()
 	bus := testBus(t)
-	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	posts := natskv.Posts{KV: kv, JS: bus.JS}
+	posts := natskv.Posts{KV: kv, JS: bus.JetStream()}
 	store := feedstore.New()
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }

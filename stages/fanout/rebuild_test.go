@@ -13,6 +13,7 @@ import (
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // newestOfAll is the brute-force answer: every timeline read whole.
@@ -146,11 +147,11 @@ func TestRebuildGivesWhatFanOutGave(t *testing.T) {
 func testRebuildGivesWhatFanOutGave(t *testing.T, store schemas.FeedStore) {
 	ctx := context.Background()
 	bus := testBus(t)
-	kv, err := bus.KV(ctx, pipeline.BucketPosts)
+	kv, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	posts := natskv.Posts{KV: kv, JS: bus.JS}
+	posts := natskv.Posts{KV: kv, JS: bus.JetStream()}
 	now := time.Now()
 	pol := Policy{FeedCap: 60, TimelineCap: 60}
 	st := &Stage{Store: store, Posts: posts, Policy: pol, Log: quiet()}

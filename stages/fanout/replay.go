@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"feedline/pipeline"
+	"feedline/topology"
 )
 
 // Replayed counts what a replay applied.
@@ -46,10 +47,10 @@ func (s *Stage) Replay(ctx context.Context, bus *pipeline.Bus) (Replayed, error)
 			return nil
 		}
 	}
-	if _, err := bus.Replay(ctx, pipeline.StreamSocial, "", apply(&r.Social, s.HandleSocial)); err != nil {
+	if _, err := bus.Replay(ctx, topology.StreamSocial, "", apply(&r.Social, s.HandleSocial)); err != nil {
 		return r, err
 	}
-	if _, err := bus.Replay(ctx, pipeline.StreamProducts, "", apply(&r.Catalog, s.HandleCatalog)); err != nil {
+	if _, err := bus.Replay(ctx, topology.StreamProducts, "", apply(&r.Catalog, s.HandleCatalog)); err != nil {
 		return r, err
 	}
 	return r, nil

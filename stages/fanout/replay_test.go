@@ -13,6 +13,7 @@ import (
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // logged is a live system's feed side over a real bus: every write is
@@ -29,15 +30,15 @@ type logged struct {
 func newLogged(t *testing.T, store schemas.FeedStore) *logged {
 	ctx := t.Context()
 	bus := testBus(t)
-	kvPosts, err := bus.KV(ctx, pipeline.BucketPosts)
+	kvPosts, err := bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kvReaders, err := bus.KV(ctx, pipeline.BucketReaders)
+	kvReaders, err := bus.KV(ctx, topology.BucketReaders)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &logged{t: t, bus: bus, pub: pipeline.JetStreamPublisher{JS: bus.JS}, posts: natskv.Posts{KV: kvPosts, JS: bus.JS}, reads: natskv.ReadLog{KV: kvReaders}}
+	l := &logged{t: t, bus: bus, pub: bus.Publisher(), posts: natskv.Posts{KV: kvPosts, JS: bus.JetStream()}, reads: natskv.ReadLog{KV: kvReaders}}
 	l.st = l.stage(store)
 	return l
 }

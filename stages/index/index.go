@@ -11,6 +11,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // Stage writes product batches into a schemas.ProductIndex.
@@ -30,7 +31,7 @@ type Stage struct {
 func (s *Stage) Config() pipeline.Stage {
 	c := pipeline.Stage{
 		Name:      "index",
-		Stream:    pipeline.StreamProducts,
+		Stream:    topology.StreamProducts,
 		Handle:    s.Handle,
 		BatchSize: 32,
 	}

@@ -6,6 +6,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // Rebuilt counts what a rebuild applied.
@@ -40,7 +41,7 @@ func Rebuild(ctx context.Context, bus *pipeline.Bus, ix schemas.ProductIndex, fr
 		}
 		return nil
 	}
-	_, last, err := bus.ReplayFrom(ctx, pipeline.StreamProducts, "", from, func(m *pipeline.Message) error {
+	_, last, err := bus.ReplayFrom(ctx, topology.StreamProducts, "", from, func(m *pipeline.Message) error {
 		var b schemas.ProductBatch
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			r.Skipped++

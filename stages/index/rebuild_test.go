@@ -12,6 +12,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 func TestRebuildAppliesTheLogAndCatchesUpFromWhereItStopped(t *testing.T) {
@@ -22,10 +23,10 @@ func TestRebuildAppliesTheLogAndCatchesUpFromWhereItStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
-	pub := pipeline.JetStreamPublisher{JS: bus.JS}
+	pub := bus.Publisher()
 	send := func(batch int, data []byte) {
 		t.Helper()
 		if _, err := pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectProduct, "acme"), MsgID: fmt.Sprint("b", batch), Data: data}); err != nil {
@@ -125,10 +126,10 @@ func TestReindexBuildsANewVersionAndCatchesUpAfterTheSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
-	pub := pipeline.JetStreamPublisher{JS: bus.JS}
+	pub := bus.Publisher()
 	send := func(n int, changes ...schemas.ProductChange) {
 		t.Helper()
 		data, _ := json.Marshal(schemas.ProductBatch{Upload: "u", Partner: "acme", Batch: n, Changes: changes})

@@ -9,15 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/nats-io/nats.go"
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // Batch limits: a raw batch closes at whichever comes first.
@@ -47,7 +46,7 @@ type Stage struct {
 func (s *Stage) Config() pipeline.Stage {
 	return pipeline.Stage{
 		Name:      "ingest",
-		Stream:    pipeline.StreamUploads,
+		Stream:    topology.StreamUploads,
 		Handle:    pipeline.PerMessage(s.Handle),
 		BatchSize: 1,
 		// Files take long: heartbeats keep the message, the timeout only
@@ -225,7 +224,7 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 			return nil
 		}
 		batch.Columns = append([]string(nil), dec.Columns()...)
-		if err := s.publish(ctx, flight, up, batch); err != nil {
+		if err := s.publish(ctx, flight, batch); err != nil {
 			return err
 		}
 		rec.Batches++
@@ -364,24 +363,12 @@ func (s *Stage) newBatch(up schemas.UploadEvent, seq uint64, n int) *schemas.Raw
 	}
 }
 
-func (s *Stage) publish(ctx context.Context, f pipeline.Flight, up schemas.UploadEvent, b *schemas.RawBatch) error {
-	data, err := schemas.MarshalRawBatch(b)
+func (s *Stage) publish(ctx context.Context, f pipeline.Flight, b *schemas.RawBatch) error {
+	out, err := pipeline.Envelope(b)
 	if err != nil {
 		return err
 	}
-	hdr := nats.Header{}
-	hdr.Set(schemas.HeaderPartner, up.Partner)
-	hdr.Set(schemas.HeaderUpload, up.ID)
-	hdr.Set(schemas.HeaderBatch, strconv.Itoa(b.Batch))
-	if len(b.Rows) > 0 {
-		hdr.Set(schemas.HeaderRow, strconv.FormatInt(b.Rows[0].Row, 10))
-	}
-	return f.Publish(ctx, pipeline.Outgoing{
-		Subject: schemas.Subject(schemas.SubjectRaw, up.Partner),
-		MsgID:   schemas.MsgID("raw", up.ID, b.Batch),
-		Data:    data,
-		Header:  hdr,
-	})
+	return f.Publish(ctx, out)
 }
 
 // publishEnd closes the upload's raw stream; its id makes a republish a no-op.
@@ -389,18 +376,6 @@ func (s *Stage) publishEnd(ctx context.Context, up schemas.UploadEvent, seq uint
 	end := s.newBatch(up, seq, rec.Batches)
 	end.Rows = nil
 	end.End = &schemas.IngestTotal{Rows: rec.Rows, Batches: rec.Batches}
-	data, err := schemas.MarshalRawBatch(end)
-	if err != nil {
-		return err
-	}
-	hdr := nats.Header{}
-	hdr.Set(schemas.HeaderPartner, up.Partner)
-	hdr.Set(schemas.HeaderUpload, up.ID)
-	_, err = s.Pub.Publish(ctx, pipeline.Outgoing{
-		Subject: schemas.Subject(schemas.SubjectRaw, up.Partner),
-		MsgID:   schemas.MsgID("raw", up.ID, "end"),
-		Data:    data,
-		Header:  hdr,
-	})
+	_, err := pipeline.Publish(ctx, s.Pub, end)
 	return err
 }

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parquet-go/parquet-go"
 
@@ -22,6 +21,7 @@ import (
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // system is the ingest stage running on an embedded JetStream with the real
@@ -50,7 +50,7 @@ func startSystem(t *testing.T, wrap func(schemas.FileStore) schemas.FileStore) *
 		t.Fatal(err)
 	}
 	t.Cleanup(bus.Close)
-	if err := bus.Declare(ctx); err != nil {
+	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
 	bucket := func(name string) jetstream.KeyValue {
@@ -60,12 +60,12 @@ func startSystem(t *testing.T, wrap func(schemas.FileStore) schemas.FileStore) *
 		}
 		return kv
 	}
-	objects, err := bus.Objects(ctx)
+	objects, err := bus.Objects(ctx, topology.ObjectUploads)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &system{t: t, bus: bus, ledger: natskv.Ledger{KV: bucket(pipeline.BucketUploads)}, files: natskv.Files{Store: objects},
-		mappings: natskv.Mappings{KV: bucket(pipeline.BucketMappings)}}
+	s := &system{t: t, bus: bus, ledger: natskv.Ledger{KV: bucket(topology.BucketUploads)}, files: natskv.Files{Store: objects},
+		mappings: natskv.Mappings{KV: bucket(topology.BucketMappings)}}
 	files := s.files
 	if wrap != nil {
 		files = wrap(files)
@@ -80,7 +80,7 @@ func startSystem(t *testing.T, wrap func(schemas.FileStore) schemas.FileStore) *
 		}
 	}
 	stage := &Stage{Files: files, Ledger: s.ledger, Mappings: s.mappings, Open: decode.OpenRows,
-		Pub: pipeline.JetStreamPublisher{JS: bus.JS}, TempDir: t.TempDir(), Log: quiet}
+		Pub: bus.Publisher(), TempDir: t.TempDir(), Log: quiet}
 	cfg := stage.Config()
 	runCtx, stop := context.WithCancel(context.Background())
 	if _, err := s.runner.Consumer(ctx, cfg); err != nil {
@@ -143,11 +143,9 @@ func (s *system) publish(ev schemas.UploadEvent, msgID string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	h := nats.Header{}
-	h.Set(schemas.HeaderPartner, ev.Partner)
-	h.Set(schemas.HeaderUpload, ev.ID)
-	out := pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectUploaded, ev.Partner), MsgID: msgID, Data: data, Header: h}
-	if _, err := (pipeline.JetStreamPublisher{JS: s.bus.JS}).Publish(context.Background(), out); err != nil {
+	md := pipeline.Metadata{schemas.HeaderPartner: ev.Partner, schemas.HeaderUpload: ev.ID}
+	out := pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectUploaded, ev.Partner), MsgID: msgID, Data: data, Metadata: md}
+	if _, err := s.bus.Publisher().Publish(context.Background(), out); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -190,7 +188,7 @@ func (s *system) closed(id string) (schemas.IngestRecord, rawOf) {
 func (s *system) raw() []schemas.RawBatch {
 	s.t.Helper()
 	var out []schemas.RawBatch
-	_, err := s.bus.Replay(context.Background(), pipeline.StreamRaw, schemas.SubjectRaw+".>", func(m *pipeline.Message) error {
+	_, err := s.bus.Replay(context.Background(), topology.StreamRaw, schemas.SubjectRaw+".>", func(m *pipeline.Message) error {
 		var b schemas.RawBatch
 		if err := schemas.UnmarshalRawBatch(m.Data, &b); err != nil {
 			return err
@@ -240,7 +238,7 @@ func (s *system) rawOf(id string) rawOf {
 func (s *system) deadLetters(n int) []schemas.DeadLetter {
 	s.t.Helper()
 	ctx := context.Background()
-	st, err := s.bus.JS.Stream(ctx, pipeline.StreamDLQ)
+	st, err := s.bus.JetStream().Stream(ctx, topology.StreamDLQ)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -259,7 +257,7 @@ func (s *system) deadLetters(n int) []schemas.DeadLetter {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var out []schemas.DeadLetter
-	_, err = s.bus.Replay(ctx, pipeline.StreamDLQ, schemas.Subject(schemas.SubjectDLQ, "ingest"), func(m *pipeline.Message) error {
+	_, err = s.bus.Replay(ctx, topology.StreamDLQ, schemas.Subject(schemas.SubjectDLQ, "ingest"), func(m *pipeline.Message) error {
 		var d schemas.DeadLetter
 		if err := json.Unmarshal(m.Data, &d); err != nil {
 			return err

@@ -5,7 +5,6 @@ package normalise
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,10 +16,10 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/nats-io/nats.go"
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // DeleteChunk is how many deletions one product batch carries.
@@ -65,7 +64,7 @@ func New(ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipelin
 func (s *Stage) Config() pipeline.Stage {
 	return pipeline.Stage{
 		Name:      "normalise",
-		Stream:    pipeline.StreamRaw,
+		Stream:    topology.StreamRaw,
 		Handle:    pipeline.Concurrent(s.Handle, 2),
 		BatchSize: 16,
 	}
@@ -75,7 +74,7 @@ func (s *Stage) Config() pipeline.Stage {
 func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
 	start := time.Now()
 	s.bus = bus
-	n, err := bus.Replay(ctx, pipeline.StreamProducts, "", func(m *pipeline.Message) error {
+	n, err := bus.Replay(ctx, topology.StreamProducts, "", func(m *pipeline.Message) error {
 		s.fold(m)
 		return nil
 	})
@@ -92,7 +91,7 @@ func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
 // fold applies one product batch from the log to the state.
 func (s *Stage) fold(m *pipeline.Message) {
 	defer s.applied.Store(m.Sequence)
-	if m.Header.Get(schemas.HeaderOrigin) == s.instance {
+	if m.Metadata.Get(schemas.HeaderOrigin) == s.instance {
 		return // committed when it was published
 	}
 	var b schemas.ProductBatch
@@ -107,7 +106,7 @@ func (s *Stage) fold(m *pipeline.Message) {
 // from where Rebuild stopped, until ctx ends.
 func (s *Stage) Follow(ctx context.Context) {
 	go func() {
-		if err := s.bus.Follow(ctx, pipeline.StreamProducts, s.applied.Load()+1, s.fold); err != nil {
+		if err := s.bus.Follow(ctx, topology.StreamProducts, s.applied.Load()+1, s.fold); err != nil {
 			s.Log.Error("following the product log failed; change detection may miss other workers' changes", "err", err)
 		}
 	}()
@@ -116,7 +115,7 @@ func (s *Stage) Follow(ctx context.Context) {
 // caughtUp waits briefly until the state holds everything the product log
 // holds now, so a full upload's deletions see every worker's changes.
 func (s *Stage) caughtUp(ctx context.Context) (bool, error) {
-	last, err := s.bus.LastSequence(ctx, pipeline.StreamProducts)
+	last, err := s.bus.LastSequence(ctx, topology.StreamProducts)
 	if err != nil {
 		return false, err
 	}
@@ -170,10 +169,10 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	}
 	if staged {
 		// The catalog learns these changes when the upload is applied.
-		_, err := s.publish(ctx, out, stagedSubject(out), schemas.MsgID("staged", rb.Upload, rb.Batch))
+		_, err := s.publish(ctx, schemas.StagedBatch{ProductBatch: out})
 		return err
 	}
-	at, err := s.publish(ctx, out, productSubject(out), schemas.MsgID("product", rb.Upload, rb.Batch))
+	at, err := s.publish(ctx, out)
 	if err != nil {
 		return err
 	}
@@ -189,22 +188,14 @@ const maxIssuePart = 1 << 20
 // republish within the duplicate window a no-op, and readers skip a part
 // they saw.
 func (s *Stage) publishIssues(ctx context.Context, rb *schemas.RawBatch, issues []schemas.Issue) error {
-	subject := schemas.IssuesSubject(rb.Partner, rb.Upload)
 	for part := 0; len(issues) > 0; part++ {
 		n, size := 0, 0
 		for n < len(issues) && (n == 0 || size+issueSize(&issues[n]) <= maxIssuePart) {
 			size += issueSize(&issues[n])
 			n++
 		}
-		data, err := json.Marshal(schemas.IssueBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: rb.Batch, Part: part, Issues: issues[:n]})
-		if err != nil {
-			return err
-		}
-		hdr := nats.Header{}
-		hdr.Set(schemas.HeaderPartner, rb.Partner)
-		hdr.Set(schemas.HeaderUpload, rb.Upload)
-		hdr.Set(schemas.HeaderBatch, strconv.Itoa(rb.Batch))
-		if _, err := s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: schemas.MsgID("issues", rb.Upload, rb.Batch, part), Data: data, Header: hdr}); err != nil {
+		ib := &schemas.IssueBatch{Upload: rb.Upload, Partner: rb.Partner, Batch: rb.Batch, Part: part, Issues: issues[:n]}
+		if _, err := pipeline.Publish(ctx, s.Pub, ib); err != nil {
 			return err
 		}
 		issues = issues[n:]
@@ -215,14 +206,6 @@ func (s *Stage) publishIssues(ctx context.Context, rb *schemas.RawBatch, issues 
 // issueSize is about what an issue takes in JSON.
 func issueSize(i *schemas.Issue) int {
 	return 96 + len(i.SourceID) + len(i.Field) + len(i.Code) + len(i.Reason)
-}
-
-func productSubject(b *schemas.ProductBatch) string {
-	return schemas.Subject(schemas.SubjectProduct, b.Partner)
-}
-
-func stagedSubject(b *schemas.ProductBatch) string {
-	return schemas.Subject(schemas.Subject(schemas.SubjectStaged, b.Partner), b.Upload)
 }
 
 // staged decides, once per upload, whether a full upload's changes wait in
@@ -532,7 +515,7 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 			for _, id := range part {
 				b.Changes = append(b.Changes, schemas.ProductChange{Kind: schemas.ChangeDelete, ID: id, Version: rb.UploadSeq<<32 | deleteRow})
 			}
-			at, err := s.publish(ctx, b, productSubject(b), schemas.MsgID("product", rb.Upload, b.Batch))
+			at, err := s.publish(ctx, b)
 			if err != nil {
 				return err
 			}
@@ -548,7 +531,7 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 	}}
 	s.Log.Info("upload normalised", "upload", rb.Upload, "partner", rb.Partner, "read", counts.Read,
 		"accepted", counts.Accepted, "unchanged", counts.Unchanged, "rejected", counts.Rejected, "deleted", deleted)
-	if _, err := s.publish(ctx, end, productSubject(end), schemas.MsgID("product", rb.Upload, "end")); err != nil {
+	if _, err := s.publish(ctx, end); err != nil {
 		return err
 	}
 	if staged {
@@ -565,7 +548,7 @@ func (s *Stage) hold(ctx context.Context, rb *schemas.RawBatch) (bool, error) {
 		return false, err
 	}
 	listed := map[uint64]struct{}{}
-	if _, err := s.bus.Replay(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}), func(m *pipeline.Message) error {
+	if _, err := s.bus.Replay(ctx, topology.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload), func(m *pipeline.Message) error {
 		var b schemas.ProductBatch
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
@@ -598,12 +581,12 @@ func (s *Stage) hold(ctx context.Context, rb *schemas.RawBatch) (bool, error) {
 // applyStaged publishes a staged upload's changes to the product log, in
 // the order they were staged, and folds them into the catalog.
 func (s *Stage) applyStaged(ctx context.Context, rb *schemas.RawBatch, wantSome bool) error {
-	n, err := s.bus.Replay(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}), func(m *pipeline.Message) error {
+	n, err := s.bus.Replay(ctx, topology.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload), func(m *pipeline.Message) error {
 		var b schemas.ProductBatch
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
 		}
-		at, err := s.publishData(ctx, &b, m.Data, productSubject(&b), schemas.MsgID("product", rb.Upload, b.Batch))
+		at, err := s.publish(ctx, stored{&b, m.Data})
 		if err != nil {
 			return err
 		}
@@ -614,30 +597,32 @@ func (s *Stage) applyStaged(ctx context.Context, rb *schemas.RawBatch, wantSome 
 		return err
 	}
 	if n == 0 && wantSome {
-		return pipeline.Terminal(fmt.Errorf("the changes of upload %s are gone: it was held longer than they are kept (%s); upload the file again", rb.Upload, pipeline.StagedRetention))
+		return pipeline.Terminal(fmt.Errorf("the changes of upload %s are gone: it was held longer than they are kept (%s); upload the file again", rb.Upload, topology.StagedRetention))
 	}
 	return nil
 }
 
 // discardStaged removes what a full upload staged.
 func (s *Stage) discardStaged(ctx context.Context, rb *schemas.RawBatch) error {
-	return s.bus.Purge(ctx, pipeline.StreamStaged, stagedSubject(&schemas.ProductBatch{Partner: rb.Partner, Upload: rb.Upload}))
+	return s.bus.Purge(ctx, topology.StreamStaged, schemas.StagedSubject(rb.Partner, rb.Upload))
 }
 
-// publish stores a product batch and returns its stream sequence.
-func (s *Stage) publish(ctx context.Context, b *schemas.ProductBatch, subject, id string) (uint64, error) {
-	data, err := schemas.MarshalProductBatch(b)
+// publish stores a product batch (on the product log, or staged) and
+// returns its stream sequence. It is marked as this worker's, so Follow
+// skips it.
+func (s *Stage) publish(ctx context.Context, b pipeline.Event) (uint64, error) {
+	out, err := pipeline.Envelope(b)
 	if err != nil {
 		return 0, err
 	}
-	return s.publishData(ctx, b, data, subject, id)
+	out.Metadata[schemas.HeaderOrigin] = s.instance
+	return s.Pub.Publish(ctx, out)
 }
 
-func (s *Stage) publishData(ctx context.Context, b *schemas.ProductBatch, data []byte, subject, id string) (uint64, error) {
-	hdr := nats.Header{}
-	hdr.Set(schemas.HeaderPartner, b.Partner)
-	hdr.Set(schemas.HeaderUpload, b.Upload)
-	hdr.Set(schemas.HeaderBatch, strconv.Itoa(b.Batch))
-	hdr.Set(schemas.HeaderOrigin, s.instance)
-	return s.Pub.Publish(ctx, pipeline.Outgoing{Subject: subject, MsgID: id, Data: data, Header: hdr})
+// stored is a staged batch on its way to the product log as it was stored.
+type stored struct {
+	*schemas.ProductBatch
+	data []byte
 }
+
+func (b stored) Encode() ([]byte, error) { return b.data, nil }

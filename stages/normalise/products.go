@@ -8,6 +8,7 @@ import (
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // busProducts reads product batches from the PRODUCTS stream by sequence.
@@ -28,17 +29,13 @@ func (p *busProducts) BatchAt(ctx context.Context, seq uint64) (*schemas.Product
 	if b, ok := p.recent.Get(seq); ok {
 		return b, nil
 	}
-	st, err := p.bus.JS.Stream(ctx, pipeline.StreamProducts)
+	m, err := p.bus.MessageAt(ctx, topology.StreamProducts, seq)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", pipeline.StreamProducts, err)
-	}
-	m, err := st.GetMsg(ctx, seq)
-	if err != nil {
-		return nil, fmt.Errorf("read %s sequence %d: %w", pipeline.StreamProducts, seq, err)
+		return nil, err
 	}
 	var b schemas.ProductBatch
 	if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
-		return nil, fmt.Errorf("%s sequence %d: %w", pipeline.StreamProducts, seq, err)
+		return nil, fmt.Errorf("%s sequence %d: %w", topology.StreamProducts, seq, err)
 	}
 	p.recent.Add(seq, &b)
 	return &b, nil

@@ -1,0 +1,85 @@
+// Package topology is feedline's layout on JetStream: the streams that
+// chain the stages, the buckets of small state and the store of uploaded
+// files, and how long each keeps what it holds. The runtime (package
+// pipeline) declares whatever it is given; this is what feedline gives it.
+// Stages name the streams they read from here, and the process that starts
+// them declares Feedline.
+package topology
+
+import (
+	"time"
+
+	"feedline/pipeline"
+	"feedline/schemas"
+)
+
+// Stream names.
+const (
+	StreamUploads   = "UPLOADS"
+	StreamRaw       = "RAW"
+	StreamProducts  = "PRODUCTS"
+	StreamAnalytics = "ANALYTICS"
+	StreamDLQ       = "DLQ"
+	StreamSocial    = "SOCIAL"
+	StreamStaged    = "STAGED"
+)
+
+// StagedRetention is how long a held upload's changes wait for its
+// partner's confirmation.
+const StagedRetention = 30 * 24 * time.Hour
+
+// Buckets of small state kept in JetStream.
+const (
+	BucketUploads  = "uploads"  // key-value: upload records and per-batch progress
+	BucketPartners = "partners" // key-value: partners and hashed keys
+	BucketMappings = "mappings" // key-value: every mapping version
+	ObjectUploads  = "uploads"  // object store: the uploaded files
+	BucketPosts    = "posts"    // key-value: post content, the durable home every instance reads
+	BucketRequests = "requests" // key-value: first answers to writes sent with an Idempotency-Key
+	BucketReaders  = "readers"  // key-value: each shopper's last feed read, restored before feeds are replayed
+)
+
+// IdempotencyWindow is how long a write's Idempotency-Key is remembered.
+const IdempotencyWindow = 24 * time.Hour
+
+// DuplicateWindow is how long JetStream remembers message ids: a crashed
+// stage republishing within it creates no duplicate.
+const DuplicateWindow = 20 * time.Minute
+
+// Feedline is every stream, bucket and object store feedline needs.
+// PRODUCTS is kept forever: it is the source of truth every derived store
+// is rebuilt from.
+func Feedline() pipeline.Topology {
+	week := 7 * 24 * time.Hour
+	stream := func(name, subject string, maxAge time.Duration) pipeline.StreamSpec {
+		return pipeline.StreamSpec{Name: name, Subjects: []string{subject + ".>"}, MaxAge: maxAge, Duplicates: DuplicateWindow}
+	}
+	return pipeline.Topology{
+		Streams: []pipeline.StreamSpec{
+			stream(StreamUploads, schemas.SubjectUploaded, 30*24*time.Hour),
+			stream(StreamRaw, schemas.SubjectRaw, week),
+			stream(StreamProducts, schemas.SubjectProduct, 0),
+			stream(StreamAnalytics, "analytics", 30*24*time.Hour),
+			stream(StreamDLQ, schemas.SubjectDLQ, 30*24*time.Hour),
+			// Shopper writes are kept forever: feeds and the follow graph
+			// are rebuilt from them.
+			stream(StreamSocial, "social", 0),
+			// A full upload's changes wait here until the upload closes,
+			// and a held one's until it is confirmed.
+			stream(StreamStaged, schemas.SubjectStaged, StagedRetention),
+		},
+		Buckets: []pipeline.BucketSpec{
+			{Name: BucketUploads, Description: "upload records and per-batch progress", MaxValueSize: 1 << 20},
+			{Name: BucketPartners, Description: "partners and hashed API keys"},
+			{Name: BucketMappings, Description: "every version of every partner mapping"},
+			// Posts and feed reads are read in batches: a moment's lag
+			// shows an older feed, never a wrong decision.
+			{Name: BucketPosts, Description: "post content by post id", ReplicaReads: true},
+			{Name: BucketRequests, Description: "first answers to idempotent writes", TTL: IdempotencyWindow},
+			{Name: BucketReaders, Description: "last feed read by shopper", ReplicaReads: true},
+		},
+		ObjectStores: []pipeline.ObjectStoreSpec{
+			{Name: ObjectUploads, Description: "uploaded partner files"},
+		},
+	}
+}
