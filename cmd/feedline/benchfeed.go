@@ -34,6 +34,7 @@ import (
 	"feedline/connectors/feedstore"
 	"feedline/connectors/natskv"
 	"feedline/connectors/redisfeed"
+	"feedline/feed"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/fanout"
@@ -206,7 +207,7 @@ func (b *feedBench) backend() string {
 func (b *feedBench) embedded() bool { return b.cfg.RedisURL == "" }
 
 // feedCap is the feed policy's cap on entries per feed.
-func (b *feedBench) feedCap() int { return fanout.Policy{}.WithDefaults().FeedCap }
+func (b *feedBench) feedCap() int { return feed.Policy{}.WithDefaults().FeedCap }
 
 func (b *feedBench) user(kind string, i int) string { return fmt.Sprintf("%s-%s%d", b.tag, kind, i) }
 
@@ -475,7 +476,7 @@ func (b *feedBench) fanout(ctx context.Context) error {
 	// share of the pipeline in order, the masters at once, so there the
 	// last written on each master is checked; the embedded store writes a
 	// chunk shard by shard, so there the whole last chunk is checked.
-	chunk := fanout.Policy{}.WithDefaults().Chunk
+	chunk := feed.Policy{}.WithDefaults().Chunk
 	lastChunk := followers[:(n-1)%chunk+1]
 	watched, err := b.lastWritten(ctx, lastChunk)
 	if err != nil {

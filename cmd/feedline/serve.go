@@ -24,6 +24,7 @@ import (
 	"feedline/connectors/decode"
 	"feedline/connectors/natskv"
 	"feedline/connectors/redisfeed"
+	"feedline/feed"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/analytics"
@@ -108,7 +109,7 @@ type serveConfig struct {
 	ClickHouseURL string // empty: Parquet files
 	RedisURL      string // empty: feed state in the process
 	TokenKey      string
-	Feed          fanout.Policy
+	Feed          feed.Policy
 	Body          api.BodyLimits
 	// MaxDeletePercent holds full uploads that would delete more of a
 	// partner's catalog; 0 means schemas.DefaultMaxDeletePercent.
@@ -393,7 +394,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	// The news feed. Its state lives in Redis when configured; else in the
 	// process, rebuilt from the log now, and then the API and the fan-out
 	// stage share it in this process.
-	var reader *fanout.Reader
+	var reader *feed.Reader
 	var posts natskv.Posts
 	if cfg.runs("fanout") || cfg.runs("api") {
 		kvPosts, err := s.bus.KV(ctx, pipeline.BucketPosts)
@@ -425,7 +426,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		if cfg.runs("fanout") {
 			configs = append(configs, fan.Configs()...)
 		}
-		reader = &fanout.Reader{Store: s.feeds, Posts: posts, Reads: reads, Policy: cfg.Feed}
+		reader = &feed.Reader{Store: s.feeds, Posts: posts, Reads: reads, Policy: cfg.Feed}
 		if lookup, ok := s.index.(schemas.ProductLookup); ok {
 			reader.Products = lookup
 		}
