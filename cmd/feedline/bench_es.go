@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"feedline/connectors/elasticsearch"
 )
 
 // benchSearchNode is the Elasticsearch-API node `feedline bench --es-url`
@@ -18,19 +20,6 @@ type benchSearchNode struct {
 	alias     string   // prefix of the aliases of the runs
 	used      []string // one alias per run, so no run finds another's products
 	transport http.RoundTripper
-}
-
-// productHeader adds the X-Elastic-Product header go-elasticsearch requires
-// to every answer without it: OpenSearch does not send it. Only bench and
-// tests use it; serve talks to Elasticsearch.
-type productHeader struct{ base http.RoundTripper }
-
-func (p productHeader) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, err := p.base.RoundTrip(req)
-	if err == nil && res.Header.Get("X-Elastic-Product") == "" {
-		res.Header.Set("X-Elastic-Product", "Elasticsearch")
-	}
-	return res, err
 }
 
 // probeSearchNode asks the node what it runs; an OpenSearch node gets the
@@ -59,7 +48,7 @@ func probeSearchNode(ctx context.Context, list string) (*benchSearchNode, error)
 	n.name = "Elasticsearch " + info.Version.Number
 	if info.Version.Distribution == "opensearch" {
 		n.name = "OpenSearch " + info.Version.Number
-		n.transport = productHeader{base}
+		n.transport = elasticsearch.OpenSearchTransport{Base: base}
 	}
 	return n, nil
 }

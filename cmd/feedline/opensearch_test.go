@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"feedline/connectors/elasticsearch"
 	"feedline/schemas"
 )
 
@@ -46,7 +47,7 @@ func onSearchNode(t *testing.T, addr string) func(*serveConfig) {
 	return func(c *serveConfig) {
 		c.ESURLs = []string{addr}
 		c.ESAlias = alias
-		c.ESTransport = productHeader{http.DefaultTransport.(*http.Transport).Clone()}
+		c.ESTransport = elasticsearch.OpenSearchTransport{Base: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 }
 
