@@ -254,11 +254,6 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// benchMapping maps the columns of decode.GenerateCSV and GenerateParquet.
-const benchMapping = `{"fields": {"id": "id", "title": "title", "description": "description", "brand": "brand", "category": "category",
-  "price": "price", "sale_price": "sale_price", "currency": "currency", "availability": "availability", "url": "link",
-  "image_urls": "image_link", "gtin": "gtin", "updated_at": "updated_at"}}`
-
 func writeFile(path string, gen func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -358,7 +353,7 @@ func benchPartner(ctx context.Context, c *apiClient) error {
 			return err
 		}
 	}
-	return c.doJSON(ctx, "PUT", "/v1/partners/bench/mapping", bytes.NewReader([]byte(benchMapping)), nil)
+	return c.doJSON(ctx, "PUT", "/v1/partners/bench/mapping", bytes.NewReader([]byte(decode.GeneratedMapping)), nil)
 }
 
 // benchUpload pushes a file and waits until it is normalised (or, with

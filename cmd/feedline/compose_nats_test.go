@@ -436,7 +436,7 @@ func TestComposeStagesRunAsTheirNATSUsers(t *testing.T) {
 	}
 
 	key := apiSys.addPartner("alpha")
-	apiSys.setMapping("alpha", key, benchMapping)
+	apiSys.setMapping("alpha", key, decode.GeneratedMapping)
 	var file bytes.Buffer
 	if err := decode.GenerateCSV(&file, 2_000, 1); err != nil {
 		t.Fatal(err)
