@@ -360,7 +360,7 @@ func decodeOnly(path string) (time.Duration, error) {
 		if err == io.EOF {
 			return time.Since(start), nil
 		}
-		var re *decode.RowError
+		var re *schemas.RowError
 		if err != nil && !errors.As(err, &re) {
 			return 0, err
 		}

@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/text/encoding/korean"
 	"golang.org/x/text/transform"
+
+	"feedline/schemas"
 )
 
 const benchRows = 20_000
@@ -144,7 +146,7 @@ func benchmarkStream(b *testing.B, pack func(io.Writer) io.WriteCloser) {
 			if err == io.EOF {
 				break
 			}
-			var re *RowError
+			var re *schemas.RowError
 			if err != nil && !errors.As(err, &re) {
 				b.Fatal(err)
 			}

@@ -313,7 +313,7 @@ func (z *zipFeed) Columns() []string { return z.cols[:len(z.cols):len(z.cols)] }
 func (z *zipFeed) Next() (schemas.RawRow, error) {
 	for z.err == nil {
 		row, err := z.cur.Next()
-		var re *RowError
+		var re *schemas.RowError
 		switch {
 		case err == io.EOF:
 			z.offset = z.last
@@ -330,7 +330,7 @@ func (z *zipFeed) Next() (schemas.RawRow, error) {
 		case errors.As(err, &re):
 			z.join()
 			z.last = z.offset + re.Row
-			return schemas.RawRow{}, &RowError{Row: z.last, Code: re.Code, Reason: re.Reason, Values: z.align(re.Values)}
+			return schemas.RawRow{}, &schemas.RowError{Row: z.last, Code: re.Code, Reason: re.Reason, Values: z.align(re.Values)}
 		case err != nil:
 			z.err = err
 			return schemas.RawRow{}, err

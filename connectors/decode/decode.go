@@ -5,7 +5,7 @@
 // UTF-8, UTF-16, EUC-KR (CP949) and Windows-1252; and can tell all of them
 // apart from the first bytes of a file.
 //
-// Errors come in two kinds. A *RowError rejects one row and decoding goes on;
+// Errors come in two kinds. A *schemas.RowError rejects one row and decoding goes on;
 // any other error ends the file. The sentinel errors below classify the fatal
 // errors a partner can fix; their wrapped messages say how.
 package decode
@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
 	"feedline/schemas"
@@ -49,7 +48,7 @@ type Options struct {
 	// Quoted says whether a quote at the start of a field opens a quoted
 	// field (CSV/TSV only); nil = the format's default (see quotesFields).
 	Quoted      *bool
-	MaxRowBytes int    // a row longer than this is rejected (RowError), decoding goes on; 0 = DefaultMaxRowBytes
+	MaxRowBytes int    // a row longer than this is rejected (schemas.RowError), decoding goes on; 0 = DefaultMaxRowBytes
 	TempDir     string // Parquet and zip need random access: the stream is spooled to a temp file here ("" = os.TempDir()), removed on Close
 	// Charset is the text encoding the partner declared ("" detects it).
 	Charset string
@@ -65,7 +64,7 @@ type Options struct {
 // reorders, so a row's Values may be shorter than Columns; missing trailing
 // values are empty. The slice returned must not be modified.
 //
-// Next returns io.EOF after the last row, a *RowError for one bad row (call
+// Next returns io.EOF after the last row, a *schemas.RowError for one bad row (call
 // Next again to go on), or any other error when the file cannot be read
 // further; that error is returned again by every later call. Each row's
 // Values belong to the caller.
@@ -79,22 +78,13 @@ type Decoder interface {
 	Close() error
 }
 
-// RowError rejects one source row. Row is the 1-based data row number: the
-// header is not counted and neither are blank lines.
-//
-// Values is a best-effort split of the row, so the caller can still tell
-// which product it was about: its fields when the record could be split,
-// else its first line cut at every delimiter with quotes as ordinary
-// characters; invalid UTF-8 is replaced. It is nil when nothing usable was
-// kept (a row over the size limit, an NDJSON line that is not an object).
-type RowError struct {
-	Row    int64
-	Code   string // the issue code (schemas.Code…)
-	Reason string
-	Values []string
-}
-
-func (e *RowError) Error() string { return "row " + strconv.FormatInt(e.Row, 10) + ": " + e.Reason }
+// A rejected row is a *schemas.RowError. Its Row is the 1-based data row
+// number: the header is not counted and neither are blank lines. Its Values
+// are a best-effort split of the row, so the caller can still tell which
+// product it was about: its fields when the record could be split, else its
+// first line cut at every delimiter with quotes as ordinary characters;
+// invalid UTF-8 is replaced. They are nil when nothing usable was kept (a
+// row over the size limit, an NDJSON line that is not an object).
 
 // Open detects or validates the format of r and returns a decoder positioned
 // at the first row. A gzip, bzip2 or zip file (told by its first bytes) is
@@ -245,7 +235,7 @@ func OpenRows(r io.Reader, opt schemas.DecoderOptions) (schemas.RowDecoder, erro
 	return rowDecoder{d}, nil
 }
 
-// rowDecoder reports a rejected row as the ingest stage's port spells it.
+// rowDecoder is a Decoder as the ingest stage's port spells it.
 type rowDecoder struct{ Decoder }
 
 // Charset is the text encoding decided so far.
@@ -254,15 +244,6 @@ func (d rowDecoder) Charset() string {
 		return c.Charset()
 	}
 	return ""
-}
-
-func (d rowDecoder) Next() (schemas.RawRow, error) {
-	row, err := d.Decoder.Next()
-	var re *RowError
-	if errors.As(err, &re) {
-		return row, &schemas.RowError{Row: re.Row, Code: re.Code, Reason: re.Reason, Values: re.Values}
-	}
-	return row, err
 }
 
 // skipBOM drops a UTF-8 byte order mark at the start of br.

@@ -25,7 +25,7 @@ func decodeAll(t testing.TB, d Decoder) decoded {
 	out := decoded{rejects: map[int64]string{}, rejectedValues: map[int64][]string{}}
 	for range 1_000_000 {
 		row, err := d.Next()
-		var re *RowError
+		var re *schemas.RowError
 		switch {
 		case err == nil:
 			out.rows = append(out.rows, row)
@@ -85,7 +85,7 @@ func (d decoded) rowNumbers() []int64 {
 }
 
 func TestRowErrorMessage(t *testing.T) {
-	err := error(&RowError{Row: 42, Reason: "row has 3 fields, the header has 4"})
+	err := error(&schemas.RowError{Row: 42, Reason: "row has 3 fields, the header has 4"})
 	if got, want := err.Error(), "row 42: row has 3 fields, the header has 4"; got != want {
 		t.Fatalf("Error() = %q, want %q", got, want)
 	}

@@ -342,7 +342,7 @@ func Example() {
 	fmt.Println(d.Format(), d.Columns())
 	for {
 		row, err := d.Next()
-		var re *RowError
+		var re *schemas.RowError
 		switch {
 		case err == io.EOF:
 			return

@@ -61,7 +61,7 @@ func checkRows(t *testing.T, data []byte, opt Options) (int64, bool) {
 	last := int64(0)
 	for range len(data) + 2 {
 		row, err := d.Next()
-		var re *RowError
+		var re *schemas.RowError
 		switch {
 		case err == nil:
 			if growing := schemas.ColumnsGrow(d.Format()); growing {

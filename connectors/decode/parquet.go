@@ -205,7 +205,7 @@ func (p *parquetFile) Next() (schemas.RawRow, error) {
 	p.pending = p.pending[1:]
 	p.row++
 	if r.reason != "" {
-		return schemas.RawRow{}, &RowError{Row: p.row, Code: r.code, Reason: r.reason}
+		return schemas.RawRow{}, &schemas.RowError{Row: p.row, Code: r.code, Reason: r.reason}
 	}
 	return schemas.RawRow{Row: p.row, Values: r.values}, nil
 }

@@ -374,7 +374,7 @@ func BenchmarkStrayQuotes(b *testing.B) {
 					if err == io.EOF {
 						break
 					}
-					if _, ok := err.(*RowError); err != nil && !ok {
+					if _, ok := err.(*schemas.RowError); err != nil && !ok {
 						b.Fatal(err)
 					}
 					rows++
