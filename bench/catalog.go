@@ -350,7 +350,7 @@ func decodeOnly(path string) (time.Duration, error) {
 	}
 	defer f.Close()
 	start := time.Now()
-	d, err := decode.Open(f, decode.Options{})
+	d, err := decode.Open(f, schemas.DecoderOptions{})
 	if err != nil {
 		return 0, err
 	}

@@ -89,7 +89,7 @@ func mappingLintCmd(args []string, stdout io.Writer) error {
 	}
 	pv, err := schemas.PreviewFile(schemas.PreviewRequest{
 		Sample: data, Truncated: truncated, Kind: kind, Delimiter: delim, Mapping: m, Partner: *partner,
-		Open: decode.OpenRows, TempDir: os.TempDir(), Now: time.Now().UTC(),
+		Open: decode.Open, TempDir: os.TempDir(), Now: time.Now().UTC(),
 	})
 	if err != nil {
 		fmt.Fprintf(stdout, "%s: %v\n", *sample, err)

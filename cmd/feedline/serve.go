@@ -368,7 +368,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		if err := os.MkdirAll(tmp, 0o755); err != nil {
 			return nil, err
 		}
-		st := &ingest.Stage{Files: files, Ledger: s.ledger, Mappings: mappings, Open: decode.OpenRows, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest"),
+		st := &ingest.Stage{Files: files, Ledger: s.ledger, Mappings: mappings, Open: decode.Open, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest"),
 			MaxBytes: cfg.MaxFileBytes, MaxExpansion: cfg.MaxExpansion}
 		configs = append(configs, st.Config())
 	}
@@ -473,7 +473,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Files:    files,
 			Index:    s.index,
 			Detect:   detectFormat,
-			Open:     decode.OpenRows,
+			Open:     decode.Open,
 			TempDir:  filepath.Join(cfg.DataDir, "tmp"),
 			Issues:   natskv.Issues{JS: s.bus.JS},
 			Pub:      pub,

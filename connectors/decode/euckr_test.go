@@ -25,7 +25,7 @@ func TestEUCKRNaverEPDecodesToUTF8(t *testing.T) {
 	if format, _, err := Detect([]byte(enc)[:HeadSize]); err != nil || format != schemas.FormatNaverEP {
 		t.Fatalf("Detect = %q, %v; want naver_ep", format, err)
 	}
-	d, err := Open(bytes.NewReader([]byte(enc)), Options{})
+	d, err := Open(bytes.NewReader([]byte(enc)), schemas.DecoderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

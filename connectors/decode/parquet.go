@@ -55,7 +55,7 @@ type parquetLeaf struct {
 	text   bool // byte arrays that must be UTF-8
 }
 
-func openParquet(r io.Reader, opt Options) (_ *parquetFile, err error) {
+func openParquet(r io.Reader, opt schemas.DecoderOptions) (_ *parquetFile, err error) {
 	spool, err := os.CreateTemp(opt.TempDir, "feedline-upload-*.parquet")
 	if err != nil {
 		return nil, fmt.Errorf("spooling the Parquet file: %w", err)
