@@ -82,7 +82,7 @@ func mappingLintCmd(args []string, stdout io.Writer) error {
 	if truncated {
 		data = data[:schemas.PreviewMaxBytes]
 	}
-	kind, err := detectFormat(data[:min(len(data), decode.HeadSize)], *format, m.Resolve().Charset)
+	kind, err := decode.DetectFormat(data[:min(len(data), decode.HeadSize)], *format, m.Resolve().Charset)
 	if err != nil {
 		fmt.Fprintf(stdout, "%s cannot be read as a product feed: %v\n", *sample, err)
 		return errLint

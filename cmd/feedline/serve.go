@@ -472,7 +472,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Ledger:   s.ledger,
 			Files:    files,
 			Index:    s.index,
-			Detect:   detectFormat,
+			Detect:   decode.DetectFormat,
 			Open:     decode.Open,
 			TempDir:  filepath.Join(cfg.DataDir, "tmp"),
 			Issues:   natskv.Issues{JS: s.bus.JS},

@@ -91,13 +91,13 @@ func TestDetectFileTellsCharsetAndCompression(t *testing.T) {
 	for _, c := range []struct {
 		head     []byte
 		declared string
-		want     Detected
+		want     schemas.FileKind
 	}{
-		{encode(t, korean.EUCKR, "id\ttitle\tprice_pc\n1\t나이키\t1\n"), "", Detected{Format: schemas.FormatNaverEP, Delimiter: '\t', Charset: schemas.CharsetEUCKR}},
-		{[]byte("id,title\n1,shoe\n"), "", Detected{Format: schemas.FormatCSV, Delimiter: ','}},
-		{[]byte("id,title\n1,shoe\n"), "euc-kr", Detected{Format: schemas.FormatCSV, Delimiter: ',', Charset: schemas.CharsetEUCKR}},
-		{gzipped("id\ttitle\n1\tCafé\n"), "", Detected{Format: schemas.FormatTSV, Delimiter: '\t', Compression: schemas.CompressionGzip, Charset: schemas.CharsetUTF8}},
-		{[]byte(`<?xml version="1.0" encoding="ISO-8859-1"?><rss xmlns:g="http://base.google.com/ns/1.0">`), "", Detected{Format: schemas.FormatGoogleMerchantXML, Charset: schemas.CharsetWindows1252}},
+		{encode(t, korean.EUCKR, "id\ttitle\tprice_pc\n1\t나이키\t1\n"), "", schemas.FileKind{Format: schemas.FormatNaverEP, Delimiter: '\t', Charset: schemas.CharsetEUCKR}},
+		{[]byte("id,title\n1,shoe\n"), "", schemas.FileKind{Format: schemas.FormatCSV, Delimiter: ','}},
+		{[]byte("id,title\n1,shoe\n"), "euc-kr", schemas.FileKind{Format: schemas.FormatCSV, Delimiter: ',', Charset: schemas.CharsetEUCKR}},
+		{gzipped("id\ttitle\n1\tCafé\n"), "", schemas.FileKind{Format: schemas.FormatTSV, Delimiter: '\t', Compression: schemas.CompressionGzip, Charset: schemas.CharsetUTF8}},
+		{[]byte(`<?xml version="1.0" encoding="ISO-8859-1"?><rss xmlns:g="http://base.google.com/ns/1.0">`), "", schemas.FileKind{Format: schemas.FormatGoogleMerchantXML, Charset: schemas.CharsetWindows1252}},
 	} {
 		got, err := DetectFile(c.head, c.declared)
 		if err != nil || got != c.want {
