@@ -51,8 +51,14 @@ func DefaultCatalogConfig() CatalogConfig {
 	return CatalogConfig{Rows: 1_000_000, Changed: 0.05}
 }
 
-// Validate checks the outside NATS, when there is one.
+// Validate checks the sizes and the outside NATS, when there is one.
 func (c CatalogConfig) Validate() error {
+	if c.Rows < 1 {
+		return fmt.Errorf("--rows %d: want a whole number above 0", c.Rows)
+	}
+	if !(c.Changed > 0 && c.Changed <= 1) {
+		return fmt.Errorf("--changed %g: want a share above 0 and at most 1", c.Changed)
+	}
 	if c.NATS != nil {
 		return c.NATS.Validate()
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,5 +56,30 @@ func TestReadPatternGivesEveryAuthorOneAudience(t *testing.T) {
 	small := newReadPattern(60, 5, 800)
 	if small.follows*small.postsPerAuthor != 800 {
 		t.Errorf("small pattern %+v fills feeds to %d", small, small.follows*small.postsPerAuthor)
+	}
+}
+
+// TestFeedConfigValidate: unknown steps and sizes a run cannot take are
+// refused before any work, naming the flag.
+func TestFeedConfigValidate(t *testing.T) {
+	if err := DefaultFeedConfig().Validate(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		change func(*FeedConfig)
+		want   string
+	}{
+		"an unknown step":         {func(c *FeedConfig) { c.Steps = []string{"fanout", "write"} }, `unknown step "write"`},
+		"no followers":            {func(c *FeedConfig) { c.Followers = 0 }, "--followers 0"},
+		"a short run":             {func(c *FeedConfig) { c.Duration = 500 * time.Millisecond }, "--duration 500ms"},
+		"fewer conns than thread": {func(c *FeedConfig) { c.Threads, c.Conns = 4, 2 }, "--conns 2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := DefaultFeedConfig()
+			tc.change(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate: %v, want an error naming %s", err, tc.want)
+			}
+		})
 	}
 }
