@@ -100,7 +100,7 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 		Files:          e.files,
 		Index:          index,
 		Detect:         detect,
-		Open:           decode.OpenRows,
+		Open:           decode.Open,
 		TempDir:        t.TempDir(),
 		Issues:         natskv.Issues{JS: bus.JetStream()},
 		Pub:            bus.Publisher(),

@@ -75,9 +75,11 @@ func PerMessage(h Handler) BatchHandler {
 }
 
 // Concurrent adapts a Handler to a BatchHandler that handles up to workers
-// messages of a batch at once. Only for handlers whose messages need no
-// order among themselves (versions settle order downstream).
+// messages of a batch at once (fewer than one is one). Only for handlers
+// whose messages need no order among themselves (versions settle order
+// downstream).
 func Concurrent(h Handler, workers int) BatchHandler {
+	workers = max(workers, 1)
 	return func(ctx context.Context, msgs []*Message) []error {
 		errs := make([]error, len(msgs))
 		var wg sync.WaitGroup
@@ -104,8 +106,9 @@ func Concurrent(h Handler, workers int) BatchHandler {
 // order: messages with the same key are handled one after another in
 // delivery order, different keys at once on up to workers goroutines (one
 // author's follow and unfollow stay in order; different authors' posts
-// fan out in parallel).
+// fan out in parallel). Fewer than one worker is one.
 func ConcurrentByKey(h Handler, workers int, key func(*Message) string) BatchHandler {
+	workers = max(workers, 1)
 	return func(ctx context.Context, msgs []*Message) []error {
 		groups := map[string][]int{}
 		var order []string
@@ -228,7 +231,20 @@ type Runner struct {
 
 // NewRunner builds a runner on an open bus.
 func NewRunner(bus *Bus, m *Metrics, log *slog.Logger) *Runner {
-	return &Runner{Bus: bus, Pub: bus.Publisher(), Metrics: m, Log: log, bound: map[string]bool{}}
+	r := &Runner{Bus: bus, Metrics: m, Log: log, bound: map[string]bool{}}
+	if bus != nil {
+		r.Pub = bus.Publisher()
+	}
+	return r
+}
+
+// check says what a runner lacks that NewRunner gives it, so a zero or
+// half-built Runner answers an error rather than panicking.
+func (r *Runner) check() error {
+	if r.Bus == nil || r.Pub == nil || r.Metrics == nil || r.Log == nil {
+		return errors.New("pipeline: a runner needs a Bus, a Pub, Metrics and a Log; build it with NewRunner on an open bus")
+	}
+	return nil
 }
 
 // Bound lists the stages whose consumers are bound, for readiness.
@@ -244,12 +260,18 @@ func (r *Runner) Bound() map[string]bool {
 
 func (r *Runner) setBound(name string, v bool) {
 	r.mu.Lock()
+	if r.bound == nil {
+		r.bound = map[string]bool{}
+	}
 	r.bound[name] = v
 	r.mu.Unlock()
 }
 
 // Consumer declares (idempotently) the stage's durable pull consumer.
 func (r *Runner) Consumer(ctx context.Context, s Stage) (jetstream.Consumer, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
 	s.defaults()
 	cfg := jetstream.ConsumerConfig{
 		Durable:   s.Name,
@@ -280,6 +302,9 @@ func (r *Runner) Consumer(ctx context.Context, s Stage) (jetstream.Consumer, err
 // cluster losing a node, electing a leader or moving the consumer is waited
 // out: the stage asks again, and declares its consumer again when it is gone.
 func (r *Runner) Run(ctx context.Context, s Stage) error {
+	if err := r.check(); err != nil {
+		return err
+	}
 	s.defaults()
 	log := r.Log.With("stage", s.Name)
 	cons, err := r.Consumer(ctx, s)
@@ -574,6 +599,9 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 // item of a message they otherwise handled (one product a backend refused);
 // msgID makes a repeated entry a duplicate.
 func (r *Runner) PublishDeadLetter(ctx context.Context, d schemas.DeadLetter, msgID string) error {
+	if err := r.check(); err != nil {
+		return err
+	}
 	data, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)

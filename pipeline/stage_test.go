@@ -731,3 +731,52 @@ func TestNakAndTermFailuresAreLogged(t *testing.T) {
 		t.Errorf("dead letters %+v, want the one of sequence 2", d)
 	}
 }
+
+// TestConcurrentWithoutWorkersHandlesEveryMessage: asking for no workers
+// gets one, not a batch that waits forever.
+func TestConcurrentWithoutWorkersHandlesEveryMessage(t *testing.T) {
+	msgs := []*Message{{Subject: "a", Data: []byte("1")}, {Subject: "b", Data: []byte("2")}, {Subject: "a", Data: []byte("3")}}
+	for name, handle := range map[string]func(Handler) BatchHandler{
+		"Concurrent": func(h Handler) BatchHandler { return Concurrent(h, 0) },
+		"ConcurrentByKey": func(h Handler) BatchHandler {
+			return ConcurrentByKey(h, -1, func(m *Message) string { return m.Subject })
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var handled atomic.Int32
+			done := make(chan []error, 1)
+			go func() {
+				done <- handle(func(context.Context, *Message) error { handled.Add(1); return nil })(t.Context(), msgs)
+			}()
+			select {
+			case errs := <-done:
+				if handled.Load() != int32(len(msgs)) || len(errs) != len(msgs) {
+					t.Errorf("handled %d of %d messages, %d results", handled.Load(), len(msgs), len(errs))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the batch was not handled in 10 s")
+			}
+		})
+	}
+}
+
+// TestRunnerWithoutNewRunnerSaysSo: a zero Runner, or one built on no bus,
+// answers an error naming NewRunner instead of panicking.
+func TestRunnerWithoutNewRunnerSaysSo(t *testing.T) {
+	for name, r := range map[string]*Runner{"zero": {}, "no bus": NewRunner(nil, NewMetrics(), slog.New(slog.DiscardHandler))} {
+		t.Run(name, func(t *testing.T) {
+			if err := r.Run(t.Context(), Stage{Name: "x", Stream: streamRaw, Handle: PerMessage(func(context.Context, *Message) error { return nil })}); err == nil || !strings.Contains(err.Error(), "NewRunner") {
+				t.Errorf("Run: %v", err)
+			}
+			if _, err := r.Consumer(t.Context(), Stage{Name: "x", Stream: streamRaw}); err == nil || !strings.Contains(err.Error(), "NewRunner") {
+				t.Errorf("Consumer: %v", err)
+			}
+			if err := r.PublishDeadLetter(t.Context(), schemas.DeadLetter{Stage: "x"}, "id"); err == nil || !strings.Contains(err.Error(), "NewRunner") {
+				t.Errorf("PublishDeadLetter: %v", err)
+			}
+			if b := r.Bound(); len(b) != 0 {
+				t.Errorf("Bound: %v", b)
+			}
+		})
+	}
+}

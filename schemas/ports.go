@@ -41,9 +41,12 @@ type DecoderOptions struct {
 	Charset string
 	TempDir string // where a Parquet or zip stream is spooled for random access
 	// MaxBytes bounds what a file may unpack to (and be spooled as);
-	// MaxExpansion its unpacked bytes per packed byte. 0 = the decoder's default.
+	// MaxExpansion its unpacked bytes per packed byte (past its first 64
+	// MiB); MaxRowBytes a row, longer ones are rejected (a RowError) and
+	// decoding goes on. 0 = the decoder's default.
 	MaxBytes     int64
 	MaxExpansion int
+	MaxRowBytes  int
 }
 
 // ColumnsGrow reports whether a format's columns appear as rows are read

@@ -1,481 +1,154 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/csv"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"runtime"
-	"runtime/pprof"
-	"strconv"
 	"strings"
-	"time"
 
-	"feedline/connectors/decode"
+	"feedline/bench"
+	"feedline/connectors/natskv"
+	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
-// benchCmd measures the catalog path end to end on the embedded default:
-// raw decode (the baseline), decode + normalise, upload to searchable, and
-// a re-upload with a share of rows changed; with --es-url, upload to
-// searchable again with that node as the index; with --es-url and --nats
-// both, once more on the distributed path (the outside NATS, the search node
-// and, with --clickhouse, ClickHouse). "bench feed" measures the news feed
-// instead.
+// benchCmd runs "feedline bench": the catalog benchmark, or with "feed"
+// first the news-feed one, on systems started in this process.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "feed" {
-		return benchFeedCmd(ctx, args[1:], stdout, stderr)
+		cfg, err := parseFeedBenchConfig(args[1:], stderr)
+		if err != nil {
+			return err
+		}
+		return bench.Feed(ctx, benchLauncher{}, cfg, stdout, stderr)
 	}
+	cfg, err := parseCatalogBenchConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	return bench.Catalog(ctx, benchLauncher{}, cfg, stdout, stderr)
+}
+
+func parseCatalogBenchConfig(args []string, stderr io.Writer) (bench.CatalogConfig, error) {
+	c := bench.DefaultCatalogConfig()
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rows := fs.Int("rows", 1_000_000, "rows in the generated partner file")
-	changed := fs.Float64("changed", 0.05, "share of rows changed in the re-upload")
-	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
+	fs.IntVar(&c.Rows, "rows", c.Rows, "rows in the generated partner file")
+	fs.Float64Var(&c.Changed, "changed", c.Changed, "share of rows changed in the re-upload")
+	fs.StringVar(&c.Dir, "dir", "", "work directory (default: a temporary one, removed afterwards)")
 	skip := fs.String("skip", "", "comma-separated steps to skip: normalise,parquet,full,es,distributed,reupload")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the heap was largest, to this file")
-	maxDelete := fs.Int("max-delete-percent", 0, "the service's --max-delete-percent (0: its default); 100 never holds, so full re-uploads are not staged")
-	esURL := fs.String("es-url", "", "also run the full pipeline with this Elasticsearch (or OpenSearch) node as the index, beside the embedded one")
-	outside := benchNATSFlags(fs)
-	clickhouseURL := fs.String("clickhouse", "", "ClickHouse DSN for the analytics of the distributed run (--es-url and --nats); its database is created when missing")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile, taken when the heap was largest, to this file")
+	fs.IntVar(&c.MaxDeletePercent, "max-delete-percent", 0, "the service's --max-delete-percent (0: its default); 100 never holds, so full re-uploads are not staged")
+	fs.StringVar(&c.ESURL, "es-url", "", "also run the full pipeline with this Elasticsearch (or OpenSearch) node as the index, beside the embedded one")
+	natsURLs := fs.String("nats", "", "also run decode + normalise on this outside NATS (comma-separated URLs), beside the embedded default; "+
+		"feedline's streams and buckets there are deleted before and after: never point it at a system in use")
+	replicas := fs.Int("nats-replicas", 3, "replicas of the streams and buckets on --nats")
+	user := fs.String("nats-user", "admin", "NATS user for --nats, who may create and delete streams; its password is FEEDLINE_NATS_PASSWORD")
+	fs.StringVar(&c.ClickHouseURL, "clickhouse", "", "ClickHouse DSN for the analytics of the distributed run (--es-url and --nats); its database is created when missing")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return c, err
 	}
-	onNATS, err := outside.config()
+	c.Skip = strings.Split(*skip, ",")
+	if *natsURLs != "" {
+		c.NATS = &bench.NATS{URLs: *natsURLs, Replicas: *replicas, Auth: pipeline.ClientAuth{User: *user, Password: os.Getenv("FEEDLINE_NATS_PASSWORD")}}
+	}
+	return c, nil
+}
+
+func parseFeedBenchConfig(args []string, stderr io.Writer) (bench.FeedConfig, error) {
+	def := bench.DefaultFeedConfig()
+	c := def
+	fs := flag.NewFlagSet("bench feed", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL for the feed state, redis://host:port/db or redis+cluster://host:port,host:port (a scratch database: the bench leaves its data there); empty keeps it in the process")
+	fs.BoolVar(&c.Flush, "flush", false, "empty the --redis database (every master of a cluster) before starting (it must be empty otherwise)")
+	steps := fs.String("steps", strings.Join(def.Steps, ","), "comma-separated steps to run: "+strings.Join(bench.FeedSteps(), ","))
+	fs.IntVar(&c.Followers, "followers", def.Followers, "fanout: active followers of the author whose posts are timed")
+	fs.IntVar(&c.Posts, "posts", def.Posts, "fanout: posts timed one at a time, and posted in one burst")
+	fs.IntVar(&c.Rate, "rate", def.Rate, "freshness: posts per second")
+	fs.IntVar(&c.Authors, "authors", def.Authors, "freshness: authors taking turns to post")
+	fs.IntVar(&c.Audience, "audience", def.Audience, "freshness: active followers of each author")
+	fs.DurationVar(&c.Duration, "duration", def.Duration, "length of the freshness run and of each wrk run")
+	fs.IntVar(&c.Users, "users", def.Users, "read: shoppers with full feeds, 1,000 of whom wrk reads as")
+	fs.IntVar(&c.Follows, "follows", def.Follows, "read: authors each shopper follows")
+	fs.StringVar(&c.Wrk, "wrk", def.Wrk, "read: the wrk program")
+	fs.IntVar(&c.Threads, "threads", def.Threads, "read: wrk threads")
+	fs.IntVar(&c.Conns, "conns", def.Conns, "read: wrk connections")
+	fs.IntVar(&c.TargetRate, "target-rate", def.TargetRate, "read: requests per second the latency is also measured at, pacing wrk")
+	fs.BoolVar(&c.Serve, "serve", false, "read: seed, print the wrk commands and keep serving until interrupted, instead of running wrk")
+	fs.IntVar(&c.MemFeeds, "mem-feeds", def.MemFeeds, "memory: feeds of 800 entries seeded to weigh an entry")
+	fs.StringVar(&c.Out, "out", "", "also write the result table to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "read: write a CPU profile of this process during the full-speed wrk run to this file")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: feedline bench feed [--redis URL] [--users N] [--duration D] [--out FILE] [flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c.Steps = nil
+	for _, s := range strings.Split(*steps, ",") {
+		c.Steps = append(c.Steps, strings.TrimSpace(s))
+	}
+	return c, nil
+}
+
+// benchLauncher starts the systems the bench measures, as serve does.
+type benchLauncher struct{}
+
+func (benchLauncher) Start(ctx context.Context, r bench.Run) (bench.System, error) {
+	cfg := serveConfig{
+		DataDir: r.DataDir, HTTP: "127.0.0.1:0", AdminKey: r.AdminKey, Stages: r.Stages, TokenKey: r.TokenKey,
+		MaxDeletePercent: r.MaxDeletePercent, RedisURL: r.RedisURL, ClickHouseURL: r.ClickHouseURL,
+		ESURLs: r.ESURLs, ESAlias: r.ESAlias, ESTransport: r.ESTransport, Log: r.Log,
+	}
+	if cfg.Stages == nil {
+		cfg.Stages = allStages
+	}
+	if r.NATS != nil {
+		cfg.NATS, cfg.NATSReplicas, cfg.NATSAuth = r.NATS.URLs, r.NATS.Replicas, r.NATS.Auth
+	}
+	sys, err := startSystem(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return benchSystem{sys}, nil
+}
+
+func (benchLauncher) EmptyNATS(ctx context.Context, n bench.NATS) error {
+	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{URL: n.URLs, Auth: n.Auth, Replicas: n.Replicas, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	work := *dir
-	if work == "" {
-		var err error
-		if work, err = os.MkdirTemp("", "feedline-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(work)
-	}
-	if *memProfile != "" {
-		stop := watchHeap(*memProfile)
-		defer stop()
-	}
-	var node *benchSearchNode
-	if *esURL != "" {
-		var err error
-		if node, err = probeSearchNode(ctx, *esURL); err != nil {
-			return err
-		}
-		defer func() {
-			if err := node.drop(context.WithoutCancel(ctx)); err != nil {
-				fmt.Fprintf(stderr, "removing the bench indexes %s-*-v* from %s: %v\n", node.alias, node.urls[0], err)
-			}
-		}()
-	}
-	skipped := func(step string) bool { return strings.Contains(","+*skip+",", ","+step+",") }
-	log := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
-	report := &benchReport{rows: *rows}
+	defer bus.Close()
+	return removeDeclared(ctx, bus)
+}
 
-	csvPath := filepath.Join(work, "catalog.csv")
-	if err := writeFile(csvPath, func(w io.Writer) error { return decode.GenerateCSV(w, *rows, 1) }); err != nil {
-		return err
-	}
-	parquetPath := filepath.Join(work, "catalog.parquet")
-	if !skipped("parquet") {
-		if err := writeFile(parquetPath, func(w io.Writer) error { return decode.GenerateParquet(w, *rows, 1) }); err != nil {
-			return err
-		}
-	}
-	changedPath := filepath.Join(work, "catalog-changed.csv")
-	if err := changePrices(csvPath, changedPath, *changed); err != nil {
-		return err
-	}
-	st, _ := os.Stat(csvPath)
-	log("generated %d rows (%.1f MiB CSV) in %s", *rows, float64(st.Size())/(1<<20), work)
+// benchSystem is a started system as the bench sees it.
+type benchSystem struct{ *system }
 
-	// Baseline: the decoder alone, same file, same process.
-	d, err := decodeOnly(csvPath)
+func (s benchSystem) Addr() string { return s.addr }
+
+func (s benchSystem) Feeds() schemas.FeedStore { return s.feeds }
+
+func (s benchSystem) Posts(ctx context.Context) (schemas.PostStore, error) {
+	kv, err := s.bus.KV(ctx, topology.BucketPosts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	report.add("decode only (CSV, baseline)", d, *rows)
-	log("decode only: %s", d)
-
-	// on says where a run's outside systems are: nil for the embedded default.
-	type on struct {
-		es         *benchSearchNode
-		bus        *benchBus
-		clickhouse string
-	}
-	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int, where on) ([]time.Duration, error) {
-		cfg := serveConfig{
-			DataDir: dataDir, HTTP: "127.0.0.1:0", AdminKey: "bench-admin", Stages: stages, MaxDeletePercent: *maxDelete,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		}
-		if where.es != nil {
-			where.es.use(&cfg)
-		}
-		cfg.ClickHouseURL = where.clickhouse
-		if where.bus != nil {
-			if err := where.bus.apply(ctx, &cfg); err != nil {
-				return nil, err
-			}
-		}
-		sys, err := startSystem(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			_ = sys.Stop(sctx)
-			if where.bus != nil {
-				if err := where.bus.empty(sctx); err != nil {
-					log("%s: %v", name, err)
-				}
-			}
-		}()
-		c := newClient("http://"+sys.addr, "bench-admin")
-		if err := benchPartner(ctx, c); err != nil {
-			return nil, err
-		}
-		var out []time.Duration
-		for i := 0; i < uploads; i++ {
-			f := file
-			if i > 0 {
-				f = changedPath
-			}
-			dur, status, err := benchUpload(ctx, c, f, waitIndexed)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			log("%s upload %d: %s %+v", name, i+1, dur.Round(time.Millisecond), status.Counts)
-			out = append(out, dur)
-		}
-		return out, nil
-	}
-
-	if !skipped("normalise") {
-		uploads := 2
-		if skipped("reupload") {
-			uploads = 1
-		}
-		ds, err := run("decode+normalise CSV", []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-normalise"), uploads, on{})
-		if err != nil {
-			return err
-		}
-		report.add("upload + decode + normalise (CSV, index off)", ds[0], *rows)
-		if len(ds) > 1 {
-			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, decode + normalise (index off)", *changed*100), ds[1], *rows)
-		}
-		if onNATS != nil {
-			ds, err := run("decode+normalise CSV on "+onNATS.name(), []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-nats"), uploads, on{bus: onNATS})
-			if err != nil {
-				return err
-			}
-			report.add("upload + decode + normalise (CSV, index off) on "+onNATS.name(), ds[0], *rows)
-			if len(ds) > 1 {
-				report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, decode + normalise (index off) on %s", *changed*100, onNATS.name()), ds[1], *rows)
-			}
-		}
-	}
-	if !skipped("parquet") {
-		ds, err := run("decode+normalise Parquet", []string{"api", "ingest", "normalise"}, parquetPath, false, filepath.Join(work, "data-parquet"), 1, on{})
-		if err != nil {
-			return err
-		}
-		report.add("upload + decode + normalise (Parquet, index off)", ds[0], *rows)
-	}
-	if !skipped("full") {
-		uploads := 2
-		if skipped("reupload") {
-			uploads = 1
-		}
-		ds, err := run("full pipeline", allStages, csvPath, true, filepath.Join(work, "data-full"), uploads, on{})
-		if err != nil {
-			return err
-		}
-		report.add("upload to searchable (all stages)", ds[0], *rows)
-		if len(ds) > 1 {
-			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied", *changed*100), ds[1], *rows)
-		}
-	}
-	if node != nil && !skipped("es") {
-		uploads := 2
-		if skipped("reupload") {
-			uploads = 1
-		}
-		log("full pipeline on %s at %s", node.name, node.urls[0])
-		ds, err := run("full pipeline, "+node.name, allStages, csvPath, true, filepath.Join(work, "data-es"), uploads, on{es: node})
-		if err != nil {
-			return err
-		}
-		report.add("upload to searchable (all stages, "+node.name+" index)", ds[0], *rows)
-		if len(ds) > 1 {
-			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied (%s)", *changed*100, node.name), ds[1], *rows)
-		}
-	}
-	if node != nil && onNATS != nil && !skipped("distributed") {
-		uploads := 2
-		if skipped("reupload") {
-			uploads = 1
-		}
-		where := on{es: node, bus: onNATS, clickhouse: *clickhouseURL}
-		name := onNATS.name() + " + " + node.name
-		if where.clickhouse != "" {
-			name += " + ClickHouse"
-		}
-		ds, err := run("full pipeline, "+name, allStages, csvPath, true, filepath.Join(work, "data-distributed"), uploads, where)
-		if err != nil {
-			return err
-		}
-		report.add("upload to searchable (all stages, "+name+")", ds[0], *rows)
-		if len(ds) > 1 {
-			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied (%s)", *changed*100, name), ds[1], *rows)
-		}
-	}
-	report.peakRSS = peakRSS()
-	report.print(stdout)
-	return nil
+	return natskv.Posts{KV: kv, JS: s.bus.JetStream()}, nil
 }
 
-// benchMapping maps the columns of decode.GenerateCSV and GenerateParquet.
-const benchMapping = `{"fields": {"id": "id", "title": "title", "description": "description", "brand": "brand", "category": "category",
-  "price": "price", "sale_price": "sale_price", "currency": "currency", "availability": "availability", "url": "link",
-  "image_urls": "image_link", "gtin": "gtin", "updated_at": "updated_at"}}`
-
-func writeFile(path string, gen func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := gen(w); err != nil {
-		f.Close()
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// changePrices copies a generated CSV, raising the price of every n-th row.
-func changePrices(src, dst string, share float64) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	every := int(1 / share)
-	return writeFile(dst, func(w io.Writer) error {
-		r := csv.NewReader(bufio.NewReaderSize(in, 1<<20))
-		r.FieldsPerRecord = -1
-		r.LazyQuotes = true
-		cw := csv.NewWriter(w)
-		header, err := r.Read()
-		if err != nil {
-			return err
-		}
-		price := -1
-		for i, h := range header {
-			if h == "price" {
-				price = i
-			}
-		}
-		if price < 0 {
-			return errors.New("generated file has no price column")
-		}
-		if err := cw.Write(header); err != nil {
-			return err
-		}
-		for n := 0; ; n++ {
-			rec, err := r.Read()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			if n%every == 0 && price < len(rec) {
-				if v, err := strconv.ParseFloat(rec[price], 64); err == nil {
-					rec[price] = strconv.FormatFloat(v+1, 'f', -1, 64)
-				}
-			}
-			if err := cw.Write(rec); err != nil {
-				return err
-			}
-		}
-		cw.Flush()
-		return cw.Error()
-	})
-}
-
-func decodeOnly(path string) (time.Duration, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	start := time.Now()
-	d, err := decode.Open(f, decode.Options{})
-	if err != nil {
-		return 0, err
-	}
-	defer d.Close()
-	for {
-		_, err := d.Next()
-		if err == io.EOF {
-			return time.Since(start), nil
-		}
-		var re *decode.RowError
-		if err != nil && !errors.As(err, &re) {
-			return 0, err
-		}
-	}
-}
-
-func benchPartner(ctx context.Context, c *apiClient) error {
-	if err := c.doJSON(ctx, "POST", "/v1/partners", bytes.NewReader([]byte(`{"id":"bench"}`)), nil); err != nil {
-		var p *problem
-		if !errors.As(err, &p) || p.Status != 409 {
-			return err
-		}
-	}
-	return c.doJSON(ctx, "PUT", "/v1/partners/bench/mapping", bytes.NewReader([]byte(benchMapping)), nil)
-}
-
-// benchUpload pushes a file and waits until it is normalised (or, with
-// waitIndexed, done); the clock starts before the first byte is sent.
-func benchUpload(ctx context.Context, c *apiClient, path string, waitIndexed bool) (time.Duration, schemas.UploadStatus, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, schemas.UploadStatus{}, err
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	start := time.Now()
-	var acc struct {
-		UploadID string `json:"upload_id"`
-	}
-	if err := c.do(ctx, "POST", "/v1/partners/bench/uploads?mode=full", f, st.Size(), &acc); err != nil {
-		return 0, schemas.UploadStatus{}, err
-	}
-	fmt.Fprintf(os.Stderr, "  %.1f MiB stored in %s\n", float64(st.Size())/(1<<20), time.Since(start).Round(time.Millisecond))
-	for {
-		var s schemas.UploadStatus
-		if err := c.do(ctx, "GET", "/v1/uploads/"+acc.UploadID, nil, -1, &s); err != nil {
-			return 0, s, err
-		}
-		switch {
-		case s.State == schemas.StateFailed:
-			return 0, s, fmt.Errorf("upload failed: %s", s.Error)
-		case s.State == schemas.StateHeld:
-			return 0, s, fmt.Errorf("upload held: it would delete %d of %d products", s.Hold.WouldDelete, s.Hold.Live)
-		case s.State == schemas.StateDone, !waitIndexed && s.Normalised:
-			return time.Since(start), s, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, s, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-type benchLine struct {
-	name string
-	dur  time.Duration
-	rows int
-}
-
-type benchReport struct {
-	rows    int
-	lines   []benchLine
-	peakRSS int64
-}
-
-func (r *benchReport) add(name string, d time.Duration, rows int) {
-	r.lines = append(r.lines, benchLine{name, d, rows})
-}
-
-func (r *benchReport) print(w io.Writer) {
-	host, _ := os.Hostname()
-	fmt.Fprintf(w, "feedline bench, %d rows, %s, %d CPUs (%s/%s), %s\n\n", r.rows, host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintln(w, "| step | time | rows/s | rate ÷ baseline rate |")
-	fmt.Fprintln(w, "|---|---|---|---|")
-	base := 0.0
-	for i, l := range r.lines {
-		rate := float64(l.rows) / l.dur.Seconds()
-		if i == 0 {
-			base = rate
-		}
-		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.3f |\n", l.name, l.dur.Seconds(), rate, rate/base)
-	}
-	if r.peakRSS > 0 {
-		fmt.Fprintf(w, "\npeak resident memory of the process: %.0f MiB\n", float64(r.peakRSS)/(1<<20))
-	}
-}
-
-// watchHeap writes a heap profile to path each time the heap in use reaches
-// a new high, checked every second.
-func watchHeap(path string) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		var high uint64
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse <= high {
-				continue
-			}
-			high = ms.HeapInuse
-			if f, err := os.Create(path); err == nil {
-				_ = pprof.WriteHeapProfile(f)
-				_ = f.Close()
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
-// peakRSS reads the process's high-water resident set size (Linux).
-func peakRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
+// removeDeclared deletes every stream Declare creates; for benchmarks and
+// tests on a NATS of their own.
+func removeDeclared(ctx context.Context, bus *pipeline.Bus) error {
+	return bus.Undeclare(ctx, topology.Feedline())
 }

@@ -383,10 +383,10 @@ func TestComposeServicesOnTheNATSCluster(t *testing.T) {
 	wipeFeedline(t, c)
 	t.Cleanup(func() { wipeFeedline(t, c) })
 
-	d := loadDeployment(t, nil)
+	d := loadDeployment(t)
 	natsURL := c.URLs()
 	onCluster := func(service string) serveConfig {
-		cfg := d.localConfig(t, service, natsURL, u.String())
+		cfg := localConfig(t, d, service, natsURL, u.String())
 		cfg.NATSReplicas = 3
 		cfg.NATSAuth.Password = c.Password(cfg.NATSAuth.User)
 		// The one-off declaring service reads its settings from the environment.
@@ -394,12 +394,12 @@ func TestComposeServicesOnTheNATSCluster(t *testing.T) {
 		t.Setenv("FEEDLINE_NATS_REPLICAS", "3")
 		return cfg
 	}
-	for name, pr := range d.feedline {
-		if pr.oneShot {
+	for name, pr := range d.Feedline() {
+		if pr.OneShot {
 			onCluster(name)
 			var out, errOut bytes.Buffer
-			if code := run(t.Context(), pr.args, &out, &errOut); code != 0 {
-				t.Fatalf("service %s (feedline %v) exited %d: %s", name, pr.args, code, errOut.String())
+			if code := run(t.Context(), pr.Args, &out, &errOut); code != 0 {
+				t.Fatalf("service %s (feedline %v) exited %d: %s", name, pr.Args, code, errOut.String())
 			}
 		}
 	}

@@ -28,6 +28,7 @@ import (
 
 	"feedline/connectors/decode"
 	"feedline/connectors/natskv"
+	"feedline/deploy/deploytest"
 	"feedline/schemas"
 	"feedline/topology"
 )
@@ -63,10 +64,10 @@ func (v *violations) take() []string {
 
 // composeNATS runs the first NATS node of the deployment alone: its
 // configuration and environment, without routes, on a loopback port.
-func composeNATS(t *testing.T, d *deployment) (string, *violations) {
+func composeNATS(t *testing.T, d *deploytest.Deployment) (string, *violations) {
 	t.Helper()
-	node := d.roles["nats"][0]
-	opts, err := d.natsOptions(node)
+	node := d.Roles("nats")[0]
+	opts, err := d.NATSOptions(node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,20 +92,20 @@ func composeNATS(t *testing.T, d *deployment) (string, *violations) {
 
 // localConfig is service's configuration from compose.yaml, pointed at the
 // test's NATS and with the other backends embedded (or the test Redis).
-func (d *deployment) localConfig(t *testing.T, service, natsURL, redisURL string) serveConfig {
+func localConfig(t *testing.T, d *deploytest.Deployment, service, natsURL, redisURL string) serveConfig {
 	t.Helper()
-	pr, ok := d.feedline[service]
+	pr, ok := d.Feedline()[service]
 	if !ok {
 		t.Fatalf("no feedline service %s", service)
 	}
-	env := maps.Clone(pr.env)
+	env := maps.Clone(pr.Env)
 	for k, v := range map[string]string{
 		"FEEDLINE_NATS": natsURL, "FEEDLINE_NATS_REPLICAS": "1", "FEEDLINE_DATA": t.TempDir(), "FEEDLINE_HTTP": "127.0.0.1:0",
 		"FEEDLINE_ES_URL": "", "FEEDLINE_ES_USERNAME": "", "FEEDLINE_ES_PASSWORD": "", "FEEDLINE_CLICKHOUSE_URL": "", "FEEDLINE_REDIS_URL": redisURL,
 	} {
 		env[k] = v
 	}
-	cfg, err := configFor(t, env, pr.args)
+	cfg, err := configFor(t, env, pr.Args)
 	if err != nil {
 		t.Fatalf("service %s: %v", service, err)
 	}
@@ -112,16 +113,16 @@ func (d *deployment) localConfig(t *testing.T, service, natsURL, redisURL string
 }
 
 // declareAsSetup runs the deployment's one-off declaring service.
-func (d *deployment) declareAsSetup(t *testing.T, natsURL string) {
+func declareAsSetup(t *testing.T, d *deploytest.Deployment, natsURL string) {
 	t.Helper()
-	for name, pr := range d.feedline {
-		if !pr.oneShot {
+	for name, pr := range d.Feedline() {
+		if !pr.OneShot {
 			continue
 		}
-		d.localConfig(t, name, natsURL, "") // sets its environment
+		localConfig(t, d, name, natsURL, "") // sets its environment
 		var out, errOut bytes.Buffer
-		if code := run(t.Context(), pr.args, &out, &errOut); code != 0 {
-			t.Fatalf("service %s (feedline %v) exited %d: %s", name, pr.args, code, errOut.String())
+		if code := run(t.Context(), pr.Args, &out, &errOut); code != 0 {
+			t.Fatalf("service %s (feedline %v) exited %d: %s", name, pr.Args, code, errOut.String())
 		}
 		return
 	}
@@ -137,9 +138,9 @@ type natsClient struct {
 	errs chan error
 }
 
-func (d *deployment) connectAs(t *testing.T, service, natsURL string) *natsClient {
+func connectAs(t *testing.T, d *deploytest.Deployment, service, natsURL string) *natsClient {
 	t.Helper()
-	cfg := d.localConfig(t, service, natsURL, "")
+	cfg := localConfig(t, d, service, natsURL, "")
 	c := &natsClient{t: t, name: service, errs: make(chan error, 64)}
 	nc, err := nats.Connect(natsURL, nats.UserInfo(cfg.NATSAuth.User, cfg.NATSAuth.Password), nats.CustomInboxPrefix(cfg.NATSInbox),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { c.errs <- err }))
@@ -193,7 +194,7 @@ func (c *natsClient) refused(what, subject string, op func(ctx context.Context) 
 // Each service user can do what its stage needs and nothing it does not
 // need, and nobody gets in without credentials.
 func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
-	d := loadDeployment(t, nil)
+	d := loadDeployment(t)
 	natsURL, logged := composeNATS(t, d)
 	for name, opts := range map[string][]nats.Option{"no credentials": nil, "a wrong password": {nats.UserInfo("api", "guess")}} {
 		if nc, err := nats.Connect(natsURL, opts...); err == nil {
@@ -204,7 +205,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 		}
 	}
 	// A service started before nats-setup says what is missing and what to run.
-	early := d.localConfig(t, "ingest", natsURL, "")
+	early := localConfig(t, d, "ingest", natsURL, "")
 	early.Log = slog.New(slog.DiscardHandler)
 	if sys, err := startSystem(t.Context(), early); err == nil {
 		_ = sys.Stop(t.Context())
@@ -212,11 +213,11 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "feedline nats declare") {
 		t.Errorf("ingest before the streams are declared: %v", err)
 	}
-	d.declareAsSetup(t, natsURL)
+	declareAsSetup(t, d, natsURL)
 
-	api := d.connectAs(t, "api", natsURL)
-	ingest := d.connectAs(t, "ingest", natsURL)
-	normalise := d.connectAs(t, "normalise", natsURL)
+	api := connectAs(t, d, "api", natsURL)
+	ingest := connectAs(t, d, "ingest", natsURL)
+	normalise := connectAs(t, d, "normalise", natsURL)
 	publish := func(c *natsClient, subject string) func(context.Context) error {
 		return func(ctx context.Context) error {
 			_, err := c.js.Publish(ctx, subject, []byte(`{}`))
@@ -352,7 +353,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 		_, err := normalise.js.Publish(ctx, "$KV.mappings.alpha.1", []byte(`{}`))
 		return err
 	})
-	setup := d.connectAs(t, "nats-setup", natsURL)
+	setup := connectAs(t, d, "nats-setup", natsURL)
 	setup.refused("delete a stream", "$JS.API.STREAM.DELETE.DLQ", func(ctx context.Context) error {
 		return setup.js.DeleteStream(ctx, topology.StreamDLQ)
 	})
@@ -409,14 +410,14 @@ func TestComposeStagesRunAsTheirNATSUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := loadDeployment(t, nil)
+	d := loadDeployment(t)
 	natsURL, logged := composeNATS(t, d)
-	d.declareAsSetup(t, natsURL)
+	declareAsSetup(t, d, natsURL)
 	var logs safeBuffer
 	systems := map[string]*system{}
 	var apiSys *testSystem
 	for _, service := range []string{"api", "ingest", "normalise", "index", "analytics", "fanout"} {
-		cfg := d.localConfig(t, service, natsURL, u.String())
+		cfg := localConfig(t, d, service, natsURL, u.String())
 		cfg.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})).With("service", service)
 		if service == "api" {
 			cfg.AdminKey, cfg.TokenKey = testAdminKey, testTokenKey
@@ -436,7 +437,7 @@ func TestComposeStagesRunAsTheirNATSUsers(t *testing.T) {
 	}
 
 	key := apiSys.addPartner("alpha")
-	apiSys.setMapping("alpha", key, benchMapping)
+	apiSys.setMapping("alpha", key, decode.GeneratedMapping)
 	var file bytes.Buffer
 	if err := decode.GenerateCSV(&file, 2_000, 1); err != nil {
 		t.Fatal(err)

@@ -132,7 +132,7 @@ func TestKilledMidIngestRestartsWithoutLossOrDuplicates(t *testing.T) {
 	p := startProcess(t, bin, dir, addr)
 	ts := &testSystem{t: t, base: "http://" + addr, dir: dir}
 	key := ts.addPartner("acme")
-	ts.setMapping("acme", key, benchMapping)
+	ts.setMapping("acme", key, decode.GeneratedMapping)
 	r := ts.upload("acme", key, file.Bytes(), "mode=full")
 	if r.Status != http.StatusAccepted {
 		t.Fatalf("upload: %d %s", r.Status, r.Body)

@@ -30,6 +30,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"feedline/connectors/redisfeed"
+	"feedline/deploy/deploytest"
 	"feedline/pipeline/natstest"
 	"feedline/schemas"
 	"feedline/topology"
@@ -333,15 +334,15 @@ func TestSeparateWorkerProcessesOnNATSClusterOpenSearchClickHouseRedisCluster(t 
 	})
 
 	// The services of compose.yaml, pointed at the test's servers.
-	d := loadDeployment(t, nil)
+	d := loadDeployment(t)
 	var base []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "FEEDLINE_") {
 			base = append(base, kv)
 		}
 	}
-	environment := func(service string, pr container, httpAddr string) []string {
-		env := maps.Clone(pr.env)
+	environment := func(service string, pr deploytest.Container, httpAddr string) []string {
+		env := maps.Clone(pr.Env)
 		user := env["FEEDLINE_NATS_USER"]
 		for k, v := range map[string]string{
 			"FEEDLINE_DATA": t.TempDir(), "FEEDLINE_HTTP": httpAddr,
@@ -369,19 +370,19 @@ func TestSeparateWorkerProcessesOnNATSClusterOpenSearchClickHouseRedisCluster(t 
 		return out
 	}
 
-	for _, name := range slices.Sorted(maps.Keys(d.feedline)) {
-		pr := d.feedline[name]
-		if !pr.oneShot {
+	for _, name := range slices.Sorted(maps.Keys(d.Feedline())) {
+		pr := d.Feedline()[name]
+		if !pr.OneShot {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		cmd := exec.CommandContext(cctx, bin, pr.args...)
+		cmd := exec.CommandContext(cctx, bin, pr.Args...)
 		cmd.Env = environment(name, pr, "")
 		cmd.SysProcAttr = natstest.DieWithTest()
 		out, err := cmd.CombinedOutput()
 		cancel()
 		if err != nil || !strings.Contains(string(out), "declared on") {
-			t.Fatalf("%s (feedline %s): %v\n%s", name, strings.Join(pr.args, " "), err, out)
+			t.Fatalf("%s (feedline %s): %v\n%s", name, strings.Join(pr.Args, " "), err, out)
 		}
 	}
 	for _, s := range []string{topology.StreamUploads, topology.StreamRaw, topology.StreamProducts, topology.StreamSocial, "KV_" + topology.BucketUploads, "OBJ_" + topology.ObjectUploads} {
@@ -397,24 +398,21 @@ func TestSeparateWorkerProcessesOnNATSClusterOpenSearchClickHouseRedisCluster(t 
 
 	byService := map[string][]*serviceProcess{}
 	var procs []*serviceProcess
-	for _, name := range slices.Sorted(maps.Keys(d.feedline)) {
-		pr := d.feedline[name]
-		if pr.oneShot {
+	for _, name := range slices.Sorted(maps.Keys(d.Feedline())) {
+		pr := d.Feedline()[name]
+		if pr.OneShot {
 			continue
 		}
-		if pr.err != nil {
-			t.Fatalf("compose service %s: %v", name, pr.err)
+		cfg, err := pr.Config()
+		if err != nil {
+			t.Fatalf("compose service %s: %v", name, err)
 		}
-		if pr.env["FEEDLINE_NATS_DECLARE"] != "false" {
-			t.Fatalf("compose service %s runs with FEEDLINE_NATS_DECLARE=%q, want false", name, pr.env["FEEDLINE_NATS_DECLARE"])
+		if pr.Env["FEEDLINE_NATS_DECLARE"] != "false" {
+			t.Fatalf("compose service %s runs with FEEDLINE_NATS_DECLARE=%q, want false", name, pr.Env["FEEDLINE_NATS_DECLARE"])
 		}
-		replicas := 1
-		if s := d.p.Services[name]; s.Deploy != nil && s.Deploy.Replicas != nil {
-			replicas = *s.Deploy.Replicas
-		}
-		for i := 1; i <= replicas; i++ {
+		for i := 1; i <= d.Replicas(name); i++ {
 			addr := freeAddr(t)
-			p := &serviceProcess{name: fmt.Sprintf("%s-%d", name, i), service: name, stages: pr.cfg.Stages, args: pr.args,
+			p := &serviceProcess{name: fmt.Sprintf("%s-%d", name, i), service: name, stages: cfg.Stages, args: pr.Args,
 				env: environment(name, pr, addr), http: addr, logs: &safeBuffer{}}
 			procs = append(procs, p)
 			byService[name] = append(byService[name], p)

@@ -398,7 +398,7 @@ func TestWorkersShareAStageOverOutsideNATS(t *testing.T) {
 		t.Fatal("the worker embedded its own server instead of joining")
 	}
 	key := ts.addPartner("acme")
-	ts.setMapping("acme", key, benchMapping)
+	ts.setMapping("acme", key, decode.GeneratedMapping)
 	var file bytes.Buffer
 	if err := decode.GenerateCSV(&file, 20_000, 3); err != nil {
 		t.Fatal(err)

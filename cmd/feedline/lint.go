@@ -82,14 +82,14 @@ func mappingLintCmd(args []string, stdout io.Writer) error {
 	if truncated {
 		data = data[:schemas.PreviewMaxBytes]
 	}
-	kind, err := detectFormat(data[:min(len(data), decode.HeadSize)], *format, m.Resolve().Charset)
+	kind, err := decode.DetectFormat(data[:min(len(data), decode.HeadSize)], *format, m.Resolve().Charset)
 	if err != nil {
 		fmt.Fprintf(stdout, "%s cannot be read as a product feed: %v\n", *sample, err)
 		return errLint
 	}
 	pv, err := schemas.PreviewFile(schemas.PreviewRequest{
 		Sample: data, Truncated: truncated, Kind: kind, Delimiter: delim, Mapping: m, Partner: *partner,
-		Open: decode.OpenRows, TempDir: os.TempDir(), Now: time.Now().UTC(),
+		Open: decode.Open, TempDir: os.TempDir(), Now: time.Now().UTC(),
 	})
 	if err != nil {
 		fmt.Fprintf(stdout, "%s: %v\n", *sample, err)

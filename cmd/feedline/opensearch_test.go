@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"feedline/api"
+	"feedline/connectors/elasticsearch"
 	"feedline/schemas"
 )
 
@@ -47,7 +48,7 @@ func onSearchNode(t *testing.T, addr string) func(*serveConfig) {
 	return func(c *serveConfig) {
 		c.ESURLs = []string{addr}
 		c.ESAlias = alias
-		c.ESTransport = productHeader{http.DefaultTransport.(*http.Transport).Clone()}
+		c.ESTransport = elasticsearch.OpenSearchTransport{Base: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 }
 

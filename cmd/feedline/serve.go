@@ -24,6 +24,7 @@ import (
 	"feedline/connectors/decode"
 	"feedline/connectors/natskv"
 	"feedline/connectors/redisfeed"
+	"feedline/feed"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/analytics"
@@ -112,7 +113,7 @@ type serveConfig struct {
 	RedisURL      string // empty: feed state in the process
 	RedisPrefix   string // starts every Redis key; empty is redisfeed.DefaultPrefix
 	TokenKey      string
-	Feed          fanout.Policy
+	Feed          feed.Policy
 	Body          api.BodyLimits
 	// MaxDeletePercent holds full uploads that would delete more of a
 	// partner's catalog; 0 means schemas.DefaultMaxDeletePercent.
@@ -382,7 +383,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		if err := os.MkdirAll(tmp, 0o755); err != nil {
 			return nil, err
 		}
-		st := &ingest.Stage{Files: files, Ledger: s.ledger, Mappings: mappings, Open: decode.OpenRows, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest"),
+		st := &ingest.Stage{Files: files, Ledger: s.ledger, Mappings: mappings, Open: decode.Open, Pub: pub, TempDir: tmp, Log: log.With("stage", "ingest"),
 			MaxBytes: cfg.MaxFileBytes, MaxExpansion: cfg.MaxExpansion}
 		configs = append(configs, st.Config())
 	}
@@ -408,7 +409,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	// The news feed. Its state lives in Redis when configured; else in the
 	// process, rebuilt from the log now, and then the API and the fan-out
 	// stage share it in this process.
-	var reader *fanout.Reader
+	var reader *feed.Reader
 	var posts natskv.Posts
 	if cfg.runs("fanout") || cfg.runs("api") {
 		kvPosts, err := s.bus.KV(ctx, topology.BucketPosts)
@@ -440,7 +441,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		if cfg.runs("fanout") {
 			configs = append(configs, fan.Configs()...)
 		}
-		reader = &fanout.Reader{Store: s.feeds, Posts: posts, Reads: reads, Policy: cfg.Feed}
+		reader = &feed.Reader{Store: s.feeds, Posts: posts, Reads: reads, Policy: cfg.Feed}
 		if lookup, ok := s.index.(schemas.ProductLookup); ok {
 			reader.Products = lookup
 		}
@@ -487,8 +488,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Ledger:   s.ledger,
 			Files:    files,
 			Index:    s.index,
-			Detect:   detectFormat,
-			Open:     decode.OpenRows,
+			Detect:   decode.DetectFormat,
+			Open:     decode.Open,
 			TempDir:  filepath.Join(cfg.DataDir, "tmp"),
 			Issues:   natskv.Issues{JS: s.bus.JetStream()},
 			Pub:      pub,

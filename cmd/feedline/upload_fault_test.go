@@ -117,7 +117,7 @@ func TestUploadCutShortChangesNothing(t *testing.T) {
 		c.Body = api.BodyLimits{Idle: 2 * time.Second, MinRate: 4096}
 	})
 	key := ts.addPartner("acme")
-	ts.setMapping("acme", key, benchMapping)
+	ts.setMapping("acme", key, decode.GeneratedMapping)
 	var full bytes.Buffer
 	if err := decode.GenerateCSV(&full, 2_000, 0); err != nil {
 		t.Fatal(err)
@@ -277,7 +277,7 @@ func TestKilledMidBodyLeavesNoOrphanedChunks(t *testing.T) {
 	p := startProcess(t, bin, dir, addr)
 	ts := &testSystem{t: t, base: "http://" + addr, dir: dir}
 	key := ts.addPartner("acme")
-	ts.setMapping("acme", key, benchMapping)
+	ts.setMapping("acme", key, decode.GeneratedMapping)
 
 	var file bytes.Buffer
 	if err := decode.GenerateCSV(&file, 60_000, 0); err != nil {

@@ -7,20 +7,18 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"feedline/schemas"
 )
 
 // migrationsTable records the applied schema versions. Workers starting at
 // once may each record a version; the engine folds the copies.
 const migrationsTable = "schema_migrations"
 
-// Migrate applies the schema migrations (schemas.ClickHouseMigrations) that
+// Migrate applies the schema migrations (Migrations) that
 // database has not recorded yet, in version order. The database must exist.
 // Every statement is idempotent, so concurrent calls from several workers,
 // or a call after one that failed part way, succeed.
 func Migrate(ctx context.Context, conn driver.Conn, database string) error {
-	migrations, err := schemas.ClickHouseMigrations()
+	migrations, err := Migrations()
 	if err != nil {
 		return err
 	}
@@ -45,7 +43,7 @@ ORDER BY version`)
 			continue
 		}
 		for _, stmt := range m.Statements {
-			stmt = strings.ReplaceAll(stmt, schemas.ClickHouseDatabasePlaceholder, db)
+			stmt = strings.ReplaceAll(stmt, databasePlaceholder, db)
 			if err := execIdempotent(ctx, conn, stmt); err != nil {
 				return fmt.Errorf("clickhouse: migration %03d_%s: %w", m.Version, m.Name, err)
 			}
@@ -81,7 +79,7 @@ func AppliedVersions(ctx context.Context, conn driver.Conn, database string) ([]
 
 // record notes an applied migration. It uses a native batch: an INSERT with
 // inline VALUES never completes on ClickHouse 18.16 over this driver.
-func record(ctx context.Context, conn driver.Conn, table string, m schemas.ClickHouseMigration) error {
+func record(ctx context.Context, conn driver.Conn, table string, m Migration) error {
 	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" (version, name)")
 	if err != nil {
 		return err

@@ -44,7 +44,7 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 		t.Fatalf("second Migrate: %v", err)
 	}
 
-	migrations, err := schemas.ClickHouseMigrations()
+	migrations, err := Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 }
 
 func TestMigrationsAreParsed(t *testing.T) {
-	migrations, err := schemas.ClickHouseMigrations()
+	migrations, err := Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}

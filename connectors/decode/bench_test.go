@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/text/encoding/korean"
 	"golang.org/x/text/transform"
+
+	"feedline/schemas"
 )
 
 const benchRows = 20_000
@@ -28,7 +30,7 @@ func benchmarkDecode(b *testing.B, generate func(io.Writer, int, int64) error) {
 	b.ReportAllocs()
 	rows, dir := 0, b.TempDir()
 	for b.Loop() {
-		d, err := Open(bytes.NewReader(file), Options{TempDir: dir})
+		d, err := Open(bytes.NewReader(file), schemas.DecoderOptions{TempDir: dir})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -134,7 +136,7 @@ func benchmarkStream(b *testing.B, pack func(io.Writer) io.WriteCloser) {
 		runtime.GC()
 		stop := make(chan struct{})
 		peak := peakHeap(stop)
-		d, err := Open(pr, Options{})
+		d, err := Open(pr, schemas.DecoderOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -144,7 +146,7 @@ func benchmarkStream(b *testing.B, pack func(io.Writer) io.WriteCloser) {
 			if err == io.EOF {
 				break
 			}
-			var re *RowError
+			var re *schemas.RowError
 			if err != nil && !errors.As(err, &re) {
 				b.Fatal(err)
 			}
@@ -195,7 +197,7 @@ func BenchmarkMerchantXML(b *testing.B) {
 	b.ReportAllocs()
 	rows := 0
 	for b.Loop() {
-		d, err := Open(bytes.NewReader(file), Options{})
+		d, err := Open(bytes.NewReader(file), schemas.DecoderOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -45,25 +45,25 @@ func TestCharsetOfTheWholeFile(t *testing.T) {
 	cases := []struct {
 		name    string
 		file    []byte
-		opt     Options
+		opt     schemas.DecoderOptions
 		charset string
 		row     int    // a row to look at
 		want    string // its title
 		rows    int
 	}{
-		{"one-row EUC-KR file", encode(t, korean.EUCKR, "id\ttitle\tprice\n1\t나이키 운동화\t12900\n"), Options{}, schemas.CharsetEUCKR, 1, "나이키 운동화", 1},
-		{"EUC-KR in every third row", encode(t, korean.EUCKR, thirds.String()), Options{}, schemas.CharsetEUCKR, 3, "무선 청소기 2", 3000},
-		{"EUC-KR only past the head", encode(t, korean.EUCKR, "id\ttitle\tprice\n"+asciiRows(5000)+"K1\t오뚜기 라면 한 봉지\t4500\n"), Options{}, schemas.CharsetEUCKR, 5001, "오뚜기 라면 한 봉지", 5001},
-		{"Windows-1252 only past the head", encode(t, charmap.Windows1252, "id\ttitle\tprice\n"+asciiRows(5000)+"W1\tCrème brûlée “spécial”\t450\n"), Options{}, schemas.CharsetWindows1252, 5001, "Crème brûlée “spécial”", 5001},
-		{"Windows-1252 German", encode(t, charmap.Windows1252, "id;titel;preis\n1;Größe Müller Öl;12,50\n"), Options{}, schemas.CharsetWindows1252, 1, "Größe Müller Öl", 1},
-		{"UTF-8 past the head", []byte("id\ttitle\tprice\n" + asciiRows(5000) + "U1\t무선 청소기\t1\n"), Options{}, schemas.CharsetUTF8, 5001, "무선 청소기", 5001},
-		{"UTF-16LE with a BOM", append([]byte{0xFF, 0xFE}, encode(t, unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "id,title\n1,나이키 운동화\n2,Café\n")...), Options{}, schemas.CharsetUTF16LE, 1, "나이키 운동화", 2},
-		{"UTF-16BE with a BOM", append([]byte{0xFE, 0xFF}, encode(t, unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), "id,title\n1,나이키 운동화\n")...), Options{}, schemas.CharsetUTF16BE, 1, "나이키 운동화", 1},
-		{"UTF-16LE without a BOM", encode(t, unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "id,title\n1,Shoe\n2,Bag\n"), Options{}, schemas.CharsetUTF16LE, 2, "Bag", 2},
+		{"one-row EUC-KR file", encode(t, korean.EUCKR, "id\ttitle\tprice\n1\t나이키 운동화\t12900\n"), schemas.DecoderOptions{}, schemas.CharsetEUCKR, 1, "나이키 운동화", 1},
+		{"EUC-KR in every third row", encode(t, korean.EUCKR, thirds.String()), schemas.DecoderOptions{}, schemas.CharsetEUCKR, 3, "무선 청소기 2", 3000},
+		{"EUC-KR only past the head", encode(t, korean.EUCKR, "id\ttitle\tprice\n"+asciiRows(5000)+"K1\t오뚜기 라면 한 봉지\t4500\n"), schemas.DecoderOptions{}, schemas.CharsetEUCKR, 5001, "오뚜기 라면 한 봉지", 5001},
+		{"Windows-1252 only past the head", encode(t, charmap.Windows1252, "id\ttitle\tprice\n"+asciiRows(5000)+"W1\tCrème brûlée “spécial”\t450\n"), schemas.DecoderOptions{}, schemas.CharsetWindows1252, 5001, "Crème brûlée “spécial”", 5001},
+		{"Windows-1252 German", encode(t, charmap.Windows1252, "id;titel;preis\n1;Größe Müller Öl;12,50\n"), schemas.DecoderOptions{}, schemas.CharsetWindows1252, 1, "Größe Müller Öl", 1},
+		{"UTF-8 past the head", []byte("id\ttitle\tprice\n" + asciiRows(5000) + "U1\t무선 청소기\t1\n"), schemas.DecoderOptions{}, schemas.CharsetUTF8, 5001, "무선 청소기", 5001},
+		{"UTF-16LE with a BOM", append([]byte{0xFF, 0xFE}, encode(t, unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "id,title\n1,나이키 운동화\n2,Café\n")...), schemas.DecoderOptions{}, schemas.CharsetUTF16LE, 1, "나이키 운동화", 2},
+		{"UTF-16BE with a BOM", append([]byte{0xFE, 0xFF}, encode(t, unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), "id,title\n1,나이키 운동화\n")...), schemas.DecoderOptions{}, schemas.CharsetUTF16BE, 1, "나이키 운동화", 1},
+		{"UTF-16LE without a BOM", encode(t, unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "id,title\n1,Shoe\n2,Bag\n"), schemas.DecoderOptions{}, schemas.CharsetUTF16LE, 2, "Bag", 2},
 		// The partner's declaration wins over what the bytes suggest.
-		{"declared windows-1252 over Korean-looking bytes", encode(t, charmap.Windows1252, "id\ttitle\n1\tÀÌ¸§\n"), Options{Charset: "latin1"}, schemas.CharsetWindows1252, 1, "ÀÌ¸§", 1},
-		{"declared euc-kr", encode(t, korean.EUCKR, "id\ttitle\n1\t가\n"), Options{Charset: "CP949"}, schemas.CharsetEUCKR, 1, "가", 1},
-		{"declared utf-16", append([]byte{0xFE, 0xFF}, encode(t, unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), "id,title\n1,x\n")...), Options{Charset: "utf-16"}, schemas.CharsetUTF16BE, 1, "x", 1},
+		{"declared windows-1252 over Korean-looking bytes", encode(t, charmap.Windows1252, "id\ttitle\n1\tÀÌ¸§\n"), schemas.DecoderOptions{Charset: "latin1"}, schemas.CharsetWindows1252, 1, "ÀÌ¸§", 1},
+		{"declared euc-kr", encode(t, korean.EUCKR, "id\ttitle\n1\t가\n"), schemas.DecoderOptions{Charset: "CP949"}, schemas.CharsetEUCKR, 1, "가", 1},
+		{"declared utf-16", append([]byte{0xFE, 0xFF}, encode(t, unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), "id,title\n1,x\n")...), schemas.DecoderOptions{Charset: "utf-16"}, schemas.CharsetUTF16BE, 1, "x", 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -91,13 +91,13 @@ func TestDetectFileTellsCharsetAndCompression(t *testing.T) {
 	for _, c := range []struct {
 		head     []byte
 		declared string
-		want     Detected
+		want     schemas.FileKind
 	}{
-		{encode(t, korean.EUCKR, "id\ttitle\tprice_pc\n1\t나이키\t1\n"), "", Detected{Format: schemas.FormatNaverEP, Delimiter: '\t', Charset: schemas.CharsetEUCKR}},
-		{[]byte("id,title\n1,shoe\n"), "", Detected{Format: schemas.FormatCSV, Delimiter: ','}},
-		{[]byte("id,title\n1,shoe\n"), "euc-kr", Detected{Format: schemas.FormatCSV, Delimiter: ',', Charset: schemas.CharsetEUCKR}},
-		{gzipped("id\ttitle\n1\tCafé\n"), "", Detected{Format: schemas.FormatTSV, Delimiter: '\t', Compression: schemas.CompressionGzip, Charset: schemas.CharsetUTF8}},
-		{[]byte(`<?xml version="1.0" encoding="ISO-8859-1"?><rss xmlns:g="http://base.google.com/ns/1.0">`), "", Detected{Format: schemas.FormatGoogleMerchantXML, Charset: schemas.CharsetWindows1252}},
+		{encode(t, korean.EUCKR, "id\ttitle\tprice_pc\n1\t나이키\t1\n"), "", schemas.FileKind{Format: schemas.FormatNaverEP, Delimiter: '\t', Charset: schemas.CharsetEUCKR}},
+		{[]byte("id,title\n1,shoe\n"), "", schemas.FileKind{Format: schemas.FormatCSV, Delimiter: ','}},
+		{[]byte("id,title\n1,shoe\n"), "euc-kr", schemas.FileKind{Format: schemas.FormatCSV, Delimiter: ',', Charset: schemas.CharsetEUCKR}},
+		{gzipped("id\ttitle\n1\tCafé\n"), "", schemas.FileKind{Format: schemas.FormatTSV, Delimiter: '\t', Compression: schemas.CompressionGzip, Charset: schemas.CharsetUTF8}},
+		{[]byte(`<?xml version="1.0" encoding="ISO-8859-1"?><rss xmlns:g="http://base.google.com/ns/1.0">`), "", schemas.FileKind{Format: schemas.FormatGoogleMerchantXML, Charset: schemas.CharsetWindows1252}},
 	} {
 		got, err := DetectFile(c.head, c.declared)
 		if err != nil || got != c.want {

@@ -18,7 +18,7 @@ import (
 	"feedline/schemas"
 )
 
-// Limits on what an upload may unpack to, when Options leave them 0.
+// Limits on what an upload may unpack to, when the options leave them 0.
 const (
 	DefaultMaxBytes     = 4 << 30 // 4 GiB, unpacked or spooled
 	DefaultMaxExpansion = 200     // unpacked bytes per packed byte
@@ -98,7 +98,7 @@ func sizeText(n int64) string {
 
 // openCompressed opens a gzip or bzip2 stream: its content is unpacked as
 // it is read, never whole, and decoded as the file it holds.
-func openCompressed(br *bufio.Reader, opt Options, compression string) (Decoder, error) {
+func openCompressed(br *bufio.Reader, opt schemas.DecoderOptions, compression string) (schemas.RowDecoder, error) {
 	packed := &countingReader{r: br}
 	var inner io.Reader
 	var closer io.Closer
@@ -163,7 +163,7 @@ var errExcel = fmt.Errorf("%w: it is an Excel workbook; export the sheet as CSV 
 // is at its end), checks what it declares against the limits, and decodes
 // its feed files one after the other as one file: the same layout in each,
 // rows numbered on across them.
-func openZip(br *bufio.Reader, opt Options) (_ Decoder, err error) {
+func openZip(br *bufio.Reader, opt schemas.DecoderOptions) (_ schemas.RowDecoder, err error) {
 	spool, err := os.CreateTemp(opt.TempDir, "feedline-upload-*.zip")
 	if err != nil {
 		return nil, fmt.Errorf("spooling the zip archive: %w", err)
@@ -214,7 +214,7 @@ func openZip(br *bufio.Reader, opt Options) (_ Decoder, err error) {
 	if err := z.openEntry(0); err != nil {
 		return nil, err
 	}
-	return &fileDecoder{Decoder: z, compression: schemas.CompressionZip, charset: z.charset}, nil
+	return &fileDecoder{RowDecoder: z, compression: schemas.CompressionZip, charset: z.charset}, nil
 }
 
 // zipFeed decodes the feed files of an archive as one: the first file's
@@ -224,7 +224,7 @@ func openZip(br *bufio.Reader, opt Options) (_ Decoder, err error) {
 type zipFeed struct {
 	spool   *os.File
 	entries []*zip.File
-	opt     Options
+	opt     schemas.DecoderOptions
 	at      int // the entry being read
 	cur     *fileDecoder
 	rc      io.ReadCloser
@@ -313,7 +313,7 @@ func (z *zipFeed) Columns() []string { return z.cols[:len(z.cols):len(z.cols)] }
 func (z *zipFeed) Next() (schemas.RawRow, error) {
 	for z.err == nil {
 		row, err := z.cur.Next()
-		var re *RowError
+		var re *schemas.RowError
 		switch {
 		case err == io.EOF:
 			z.offset = z.last
@@ -330,7 +330,7 @@ func (z *zipFeed) Next() (schemas.RawRow, error) {
 		case errors.As(err, &re):
 			z.join()
 			z.last = z.offset + re.Row
-			return schemas.RawRow{}, &RowError{Row: z.last, Code: re.Code, Reason: re.Reason, Values: z.align(re.Values)}
+			return schemas.RawRow{}, &schemas.RowError{Row: z.last, Code: re.Code, Reason: re.Reason, Values: z.align(re.Values)}
 		case err != nil:
 			z.err = err
 			return schemas.RawRow{}, err

@@ -5,7 +5,7 @@
 // UTF-8, UTF-16, EUC-KR (CP949) and Windows-1252; and can tell all of them
 // apart from the first bytes of a file.
 //
-// Errors come in two kinds. A *RowError rejects one row and decoding goes on;
+// Errors come in two kinds. A *schemas.RowError rejects one row and decoding goes on;
 // any other error ends the file. The sentinel errors below classify the fatal
 // errors a partner can fix; their wrapped messages say how.
 package decode
@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
 	"feedline/schemas"
@@ -36,72 +35,39 @@ var (
 	ErrTooLarge       = errors.New("the file is too large")
 )
 
-// DefaultMaxRowBytes is the row size limit when Options.MaxRowBytes is 0.
+// DefaultMaxRowBytes is the row size limit when DecoderOptions.MaxRowBytes is 0.
 const DefaultMaxRowBytes = 1 << 20
 
 // HeadSize is how many leading bytes Detect needs to decide on a format.
 const HeadSize = 64 << 10
 
-// Options selects and tunes a decoder.
-type Options struct {
-	Format    string // one of schemas.Formats; "" = detect
-	Delimiter rune   // CSV/TSV only; 0 = detect (',', '\t', ';', '|')
-	// Quoted says whether a quote at the start of a field opens a quoted
-	// field (CSV/TSV only); nil = the format's default (see quotesFields).
-	Quoted      *bool
-	MaxRowBytes int    // a row longer than this is rejected (RowError), decoding goes on; 0 = DefaultMaxRowBytes
-	TempDir     string // Parquet and zip need random access: the stream is spooled to a temp file here ("" = os.TempDir()), removed on Close
-	// Charset is the text encoding the partner declared ("" detects it).
-	Charset string
-	// MaxBytes bounds what a file may unpack to, and what is spooled; 0 = DefaultMaxBytes.
-	MaxBytes int64
-	// MaxExpansion bounds unpacked bytes per packed byte (past 64 MiB); 0 = DefaultMaxExpansion.
-	MaxExpansion int
-}
-
-// Decoder yields the rows of one file.
-//
-// Columns is the header. For NDJSON it grows as new keys appear and never
-// reorders, so a row's Values may be shorter than Columns; missing trailing
-// values are empty. The slice returned must not be modified.
-//
-// Next returns io.EOF after the last row, a *RowError for one bad row (call
-// Next again to go on), or any other error when the file cannot be read
-// further; that error is returned again by every later call. Each row's
-// Values belong to the caller.
-//
-// Close releases what the decoder holds; it does not close the reader the
-// decoder was opened on.
-type Decoder interface {
-	Format() string // the format actually decoded
-	Columns() []string
-	Next() (schemas.RawRow, error)
-	Close() error
-}
-
-// RowError rejects one source row. Row is the 1-based data row number: the
-// header is not counted and neither are blank lines.
-//
-// Values is a best-effort split of the row, so the caller can still tell
-// which product it was about: its fields when the record could be split,
-// else its first line cut at every delimiter with quotes as ordinary
-// characters; invalid UTF-8 is replaced. It is nil when nothing usable was
-// kept (a row over the size limit, an NDJSON line that is not an object).
-type RowError struct {
-	Row    int64
-	Code   string // the issue code (schemas.Code…)
-	Reason string
-	Values []string
-}
-
-func (e *RowError) Error() string { return "row " + strconv.FormatInt(e.Row, 10) + ": " + e.Reason }
+// A rejected row is a *schemas.RowError. Its Row is the 1-based data row
+// number: the header is not counted and neither are blank lines. Its Values
+// are a best-effort split of the row, so the caller can still tell which
+// product it was about: its fields when the record could be split, else its
+// first line cut at every delimiter with quotes as ordinary characters;
+// invalid UTF-8 is replaced. They are nil when nothing usable was kept (a
+// row over the size limit, an NDJSON line that is not an object).
 
 // Open detects or validates the format of r and returns a decoder positioned
-// at the first row. A gzip, bzip2 or zip file (told by its first bytes) is
-// unpacked and the file inside decoded; text is read as UTF-8 whatever its
-// charset. It reads at most a few head buffers before returning, except for
-// Parquet and zip, which are first copied whole to a temporary file.
-func Open(r io.Reader, opt Options) (Decoder, error) {
+// at the first row (a schemas.OpenDecoder). A gzip, bzip2 or zip file (told
+// by its first bytes) is unpacked and the file inside decoded; text is read
+// as UTF-8 whatever its charset. It reads at most a few head buffers before
+// returning, except for Parquet and zip, which are first copied whole to a
+// temporary file (in opt.TempDir, "" = os.TempDir(), removed on Close). Zero
+// limits in opt are DefaultMaxRowBytes, DefaultMaxBytes and
+// DefaultMaxExpansion.
+//
+// The decoder's Columns are the header. For NDJSON they grow as new keys
+// appear and never reorder, so a row's Values may be shorter than Columns;
+// missing trailing values are empty. The slice returned must not be
+// modified. Next returns io.EOF after the last row, a *schemas.RowError for
+// one bad row (call Next again to go on), or any other error when the file
+// cannot be read further; that error is returned again by every later call.
+// Each row's Values belong to the caller. The decoder also reports the
+// Charset decided so far ("" while all text was ASCII, and for Parquet).
+// Close releases what the decoder holds; it does not close r.
+func Open(r io.Reader, opt schemas.DecoderOptions) (schemas.RowDecoder, error) {
 	if opt.MaxRowBytes <= 0 {
 		opt.MaxRowBytes = DefaultMaxRowBytes
 	}
@@ -136,7 +102,7 @@ func Open(r io.Reader, opt Options) (Decoder, error) {
 }
 
 // openPlain opens a file that is not (or no longer) packed.
-func openPlain(r io.Reader, opt Options, compression string) (*fileDecoder, error) {
+func openPlain(r io.Reader, opt schemas.DecoderOptions, compression string) (*fileDecoder, error) {
 	raw := bufio.NewReaderSize(r, HeadSize)
 	head, err := raw.Peek(HeadSize)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
@@ -153,7 +119,7 @@ func openPlain(r io.Reader, opt Options, compression string) (*fileDecoder, erro
 		if err != nil {
 			return nil, err
 		}
-		return &fileDecoder{Decoder: p, compression: compression, charset: func() string { return "" }}, nil
+		return &fileDecoder{RowDecoder: p, compression: compression, charset: func() string { return "" }}, nil
 	}
 	if err := refuseBinary(head); err != nil {
 		return nil, err
@@ -177,7 +143,7 @@ func openPlain(r io.Reader, opt Options, compression string) (*fileDecoder, erro
 	if err != nil {
 		return nil, err
 	}
-	var dec Decoder
+	var dec schemas.RowDecoder
 	switch format {
 	case schemas.FormatParquet:
 		return nil, fmt.Errorf("%w: the file is not Parquet", ErrFormatMismatch)
@@ -201,13 +167,13 @@ func openPlain(r io.Reader, opt Options, compression string) (*fileDecoder, erro
 	if err != nil {
 		return nil, err
 	}
-	return &fileDecoder{Decoder: dec, compression: compression, charset: text.Charset}, nil
+	return &fileDecoder{RowDecoder: dec, compression: compression, charset: text.Charset}, nil
 }
 
 // fileDecoder is a decoder with what it took to read its file: the
 // compression unpacked, the charset decided so far, and what to close.
 type fileDecoder struct {
-	Decoder
+	schemas.RowDecoder
 	compression string
 	charset     func() string
 	closers     []io.Closer
@@ -221,7 +187,7 @@ func (f *fileDecoder) Compression() string { return f.compression }
 func (f *fileDecoder) Charset() string { return f.charset() }
 
 func (f *fileDecoder) Close() error {
-	err := f.Decoder.Close()
+	err := f.RowDecoder.Close()
 	for _, c := range f.closers {
 		if cerr := c.Close(); err == nil {
 			err = cerr
@@ -234,36 +200,6 @@ func (f *fileDecoder) Close() error {
 // partner says otherwise: CSV does (RFC 4180); in TSV and its merchant
 // layouts a quote is an ordinary character, such as an inch mark in a title.
 func quotesFields(format string) bool { return format == schemas.FormatCSV }
-
-// OpenRows opens a decoder for the ingest stage (a schemas.OpenDecoder).
-func OpenRows(r io.Reader, opt schemas.DecoderOptions) (schemas.RowDecoder, error) {
-	d, err := Open(r, Options{Format: opt.Format, Delimiter: opt.Delimiter, Quoted: opt.Quoted, TempDir: opt.TempDir,
-		Charset: opt.Charset, MaxBytes: opt.MaxBytes, MaxExpansion: opt.MaxExpansion})
-	if err != nil {
-		return nil, err
-	}
-	return rowDecoder{d}, nil
-}
-
-// rowDecoder reports a rejected row as the ingest stage's port spells it.
-type rowDecoder struct{ Decoder }
-
-// Charset is the text encoding decided so far.
-func (d rowDecoder) Charset() string {
-	if c, ok := d.Decoder.(interface{ Charset() string }); ok {
-		return c.Charset()
-	}
-	return ""
-}
-
-func (d rowDecoder) Next() (schemas.RawRow, error) {
-	row, err := d.Decoder.Next()
-	var re *RowError
-	if errors.As(err, &re) {
-		return row, &schemas.RowError{Row: re.Row, Code: re.Code, Reason: re.Reason, Values: re.Values}
-	}
-	return row, err
-}
 
 // skipBOM drops a UTF-8 byte order mark at the start of br.
 func skipBOM(br *bufio.Reader) {

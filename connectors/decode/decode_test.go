@@ -20,12 +20,12 @@ type decoded struct {
 }
 
 // decodeAll reads d to the end. It fails the test if d does not stop.
-func decodeAll(t testing.TB, d Decoder) decoded {
+func decodeAll(t testing.TB, d schemas.RowDecoder) decoded {
 	t.Helper()
 	out := decoded{rejects: map[int64]string{}, rejectedValues: map[int64][]string{}}
 	for range 1_000_000 {
 		row, err := d.Next()
-		var re *RowError
+		var re *schemas.RowError
 		switch {
 		case err == nil:
 			out.rows = append(out.rows, row)
@@ -53,7 +53,7 @@ func decodeAll(t testing.TB, d Decoder) decoded {
 	return out
 }
 
-func openString(t testing.TB, input string, opt Options) Decoder {
+func openString(t testing.TB, input string, opt schemas.DecoderOptions) schemas.RowDecoder {
 	t.Helper()
 	d, err := Open(strings.NewReader(input), opt)
 	if err != nil {
@@ -85,7 +85,7 @@ func (d decoded) rowNumbers() []int64 {
 }
 
 func TestRowErrorMessage(t *testing.T) {
-	err := error(&RowError{Row: 42, Reason: "row has 3 fields, the header has 4"})
+	err := error(&schemas.RowError{Row: 42, Reason: "row has 3 fields, the header has 4"})
 	if got, want := err.Error(), "row 42: row has 3 fields, the header has 4"; got != want {
 		t.Fatalf("Error() = %q, want %q", got, want)
 	}
@@ -105,7 +105,7 @@ func TestOpenFormat(t *testing.T) {
 	tests := []struct {
 		name       string
 		input      string
-		opt        Options
+		opt        schemas.DecoderOptions
 		wantFormat string
 		wantErr    error
 		wantMsg    string // part of the error message
@@ -116,35 +116,35 @@ func TestOpenFormat(t *testing.T) {
 		{name: "detect naver ep", input: naverFile, wantFormat: schemas.FormatNaverEP},
 		{name: "detect ndjson", input: ndjsonFile, wantFormat: schemas.FormatNDJSON},
 		{name: "detect parquet", input: parquetFile.String(), wantFormat: schemas.FormatParquet},
-		{name: "named csv", input: csvFile, opt: Options{Format: schemas.FormatCSV}, wantFormat: schemas.FormatCSV},
-		{name: "named tsv", input: tsvFile, opt: Options{Format: schemas.FormatTSV}, wantFormat: schemas.FormatTSV},
-		{name: "named google merchant over plain tsv", input: tsvFile, opt: Options{Format: schemas.FormatGoogleMerchant}, wantFormat: schemas.FormatGoogleMerchant},
-		{name: "named naver ep", input: naverFile, opt: Options{Format: schemas.FormatNaverEP}, wantFormat: schemas.FormatNaverEP},
-		{name: "named csv with given delimiter", input: "a;b\n1;2\n", opt: Options{Format: schemas.FormatCSV, Delimiter: ';'}, wantFormat: schemas.FormatCSV},
-		{name: "named parquet", input: parquetFile.String(), opt: Options{Format: schemas.FormatParquet}, wantFormat: schemas.FormatParquet},
+		{name: "named csv", input: csvFile, opt: schemas.DecoderOptions{Format: schemas.FormatCSV}, wantFormat: schemas.FormatCSV},
+		{name: "named tsv", input: tsvFile, opt: schemas.DecoderOptions{Format: schemas.FormatTSV}, wantFormat: schemas.FormatTSV},
+		{name: "named google merchant over plain tsv", input: tsvFile, opt: schemas.DecoderOptions{Format: schemas.FormatGoogleMerchant}, wantFormat: schemas.FormatGoogleMerchant},
+		{name: "named naver ep", input: naverFile, opt: schemas.DecoderOptions{Format: schemas.FormatNaverEP}, wantFormat: schemas.FormatNaverEP},
+		{name: "named csv with given delimiter", input: "a;b\n1;2\n", opt: schemas.DecoderOptions{Format: schemas.FormatCSV, Delimiter: ';'}, wantFormat: schemas.FormatCSV},
+		{name: "named parquet", input: parquetFile.String(), opt: schemas.DecoderOptions{Format: schemas.FormatParquet}, wantFormat: schemas.FormatParquet},
 
-		{name: "parquet given, csv sent", input: csvFile, opt: Options{Format: schemas.FormatParquet},
+		{name: "parquet given, csv sent", input: csvFile, opt: schemas.DecoderOptions{Format: schemas.FormatParquet},
 			wantErr: ErrFormatMismatch, wantMsg: "comma-separated"},
-		{name: "parquet given, gzipped csv sent", input: string(gzipped(csvFile)), opt: Options{Format: schemas.FormatParquet},
+		{name: "parquet given, gzipped csv sent", input: string(gzipped(csvFile)), opt: schemas.DecoderOptions{Format: schemas.FormatParquet},
 			wantErr: ErrFormatMismatch, wantMsg: "comma-separated"},
-		{name: "ndjson given, csv sent", input: csvFile, opt: Options{Format: schemas.FormatNDJSON},
+		{name: "ndjson given, csv sent", input: csvFile, opt: schemas.DecoderOptions{Format: schemas.FormatNDJSON},
 			wantErr: ErrFormatMismatch, wantMsg: "comma-separated"},
-		{name: "ndjson given, parquet sent", input: parquetFile.String(), opt: Options{Format: schemas.FormatNDJSON},
+		{name: "ndjson given, parquet sent", input: parquetFile.String(), opt: schemas.DecoderOptions{Format: schemas.FormatNDJSON},
 			wantErr: ErrFormatMismatch, wantMsg: "Parquet"},
-		{name: "csv given, parquet sent", input: parquetFile.String(), opt: Options{Format: schemas.FormatCSV},
+		{name: "csv given, parquet sent", input: parquetFile.String(), opt: schemas.DecoderOptions{Format: schemas.FormatCSV},
 			wantErr: ErrFormatMismatch, wantMsg: "Parquet"},
-		{name: "csv given, ndjson sent", input: ndjsonFile, opt: Options{Format: schemas.FormatCSV},
+		{name: "csv given, ndjson sent", input: ndjsonFile, opt: schemas.DecoderOptions{Format: schemas.FormatCSV},
 			wantErr: ErrFormatMismatch, wantMsg: "NDJSON"},
-		{name: "tsv given, csv sent", input: csvFile, opt: Options{Format: schemas.FormatTSV},
+		{name: "tsv given, csv sent", input: csvFile, opt: schemas.DecoderOptions{Format: schemas.FormatTSV},
 			wantErr: ErrFormatMismatch, wantMsg: "comma-separated"},
-		{name: "unknown format", input: csvFile, opt: Options{Format: "xlsx"}, wantErr: ErrUnsupported, wantMsg: "xlsx"},
-		{name: "bad delimiter", input: csvFile, opt: Options{Delimiter: '"'}, wantErr: ErrUnsupported},
+		{name: "unknown format", input: csvFile, opt: schemas.DecoderOptions{Format: "xlsx"}, wantErr: ErrUnsupported, wantMsg: "xlsx"},
+		{name: "bad delimiter", input: csvFile, opt: schemas.DecoderOptions{Delimiter: '"'}, wantErr: ErrUnsupported},
 		{name: "empty", input: "", wantErr: ErrEmpty},
-		{name: "empty, format given", input: "", opt: Options{Format: schemas.FormatParquet}, wantErr: ErrEmpty},
+		{name: "empty, format given", input: "", opt: schemas.DecoderOptions{Format: schemas.FormatParquet}, wantErr: ErrEmpty},
 		{name: "blank lines only", input: "\n \r\n\t\n", wantErr: ErrEmpty},
-		{name: "bom only", input: "\ufeff", opt: Options{Format: schemas.FormatCSV}, wantErr: ErrEmpty},
+		{name: "bom only", input: "\ufeff", opt: schemas.DecoderOptions{Format: schemas.FormatCSV}, wantErr: ErrEmpty},
 		{name: "binary", input: "id,title\n\x00\x01\x02\x03", wantErr: ErrBinary},
-		{name: "binary, csv given", input: "\x00\x01\x02\x03\x04", opt: Options{Format: schemas.FormatCSV}, wantErr: ErrBinary},
+		{name: "binary, csv given", input: "\x00\x01\x02\x03\x04", opt: schemas.DecoderOptions{Format: schemas.FormatCSV}, wantErr: ErrBinary},
 		{name: "json array", input: `[{"id":1}]`, wantErr: ErrUnsupported, wantMsg: "NDJSON"},
 		{name: "duplicate header", input: "id,title,id\n1,a,2\n", wantErr: ErrBadHeader, wantMsg: `"id" appears twice`},
 		{name: "empty header name", input: "id,,price\n1,a,2\n", wantErr: ErrBadHeader, wantMsg: "column 2"},
@@ -208,7 +208,7 @@ func TestReadErrorIsFatal(t *testing.T) {
 			if format == schemas.FormatNDJSON {
 				input = strings.Repeat(`{"id":"1","title":"a"}`+"\n", 10_000)
 			}
-			d, err := Open(&failingReader{data: []byte(input), err: boom}, Options{Format: format})
+			d, err := Open(&failingReader{data: []byte(input), err: boom}, schemas.DecoderOptions{Format: format})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,7 +229,7 @@ func TestNextAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, input := range []string{"id,title\n1,a\n2,b\n", `{"id":"1"}` + "\n" + `{"id":"2"}` + "\n", pq.String()} {
-		d := openString(t, input, Options{TempDir: t.TempDir()})
+		d := openString(t, input, schemas.DecoderOptions{TempDir: t.TempDir()})
 		if _, err := d.Next(); err != nil {
 			t.Fatalf("%s: first row: %v", d.Format(), err)
 		}
@@ -245,5 +245,5 @@ func TestNextAfterClose(t *testing.T) {
 	}
 }
 
-// quoting is a quoting setting for Options.Quoted.
+// quoting is a quoting setting for DecoderOptions.Quoted.
 func quoting(on bool) *bool { return &on }

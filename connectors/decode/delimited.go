@@ -132,7 +132,7 @@ func (d *delimited) Next() (schemas.RawRow, error) {
 	}
 	d.row++
 	if reason != "" {
-		return schemas.RawRow{}, &RowError{Row: d.row, Code: code, Reason: reason, Values: fields}
+		return schemas.RawRow{}, &schemas.RowError{Row: d.row, Code: code, Reason: reason, Values: fields}
 	}
 	return schemas.RawRow{Row: d.row, Values: fields}, nil
 }

@@ -19,7 +19,7 @@ func TestDelimited(t *testing.T) {
 	tests := []struct {
 		name        string
 		input       string
-		opt         Options
+		opt         schemas.DecoderOptions
 		wantCols    []string
 		wantRows    [][]string
 		wantNumbers []int64          // row numbers of wantRows; nil = 1..n
@@ -119,7 +119,7 @@ func TestDelimited(t *testing.T) {
 		},
 		{
 			name:        "rows over the limit are rejected, decoding goes on",
-			opt:         Options{MaxRowBytes: 16},
+			opt:         schemas.DecoderOptions{MaxRowBytes: 16},
 			input:       "id,title\n1,0123456789abcd\n2,0123456789abcde\n3,\"0123456789,abcdefghij\"\r\n4,ok\n",
 			wantCols:    []string{"id", "title"},
 			wantRows:    [][]string{{"1", "0123456789abcd"}, {"4", "ok"}},
@@ -130,7 +130,7 @@ func TestDelimited(t *testing.T) {
 			// Past the limit a field spanning lines is taken for a stray
 			// quote: its first line is rejected, the next read again.
 			name:        "a field spanning lines past the limit rejects its first line",
-			opt:         Options{MaxRowBytes: 16},
+			opt:         schemas.DecoderOptions{MaxRowBytes: 16},
 			input:       "id,title\n1,ok\n2,\"0123456789\nabcdefghij\"\r\n3,ok\n",
 			wantCols:    []string{"id", "title"},
 			wantRows:    [][]string{{"1", "ok"}, {"3", "ok"}},
@@ -160,7 +160,7 @@ func TestDelimited(t *testing.T) {
 		},
 		{
 			name:     "given delimiter wins",
-			opt:      Options{Delimiter: '|'},
+			opt:      schemas.DecoderOptions{Delimiter: '|'},
 			input:    "id,x|title\n1,y|Shoe\n",
 			wantCols: []string{"id,x", "title"},
 			wantRows: [][]string{{"1,y", "Shoe"}},
@@ -173,14 +173,14 @@ func TestDelimited(t *testing.T) {
 		},
 		{
 			name:     "tabs with quoting on",
-			opt:      Options{Quoted: quoting(true)},
+			opt:      schemas.DecoderOptions{Quoted: quoting(true)},
 			input:    "id\ttitle\tprice\n1\tShoe, red\t12900\n2\t\"Bag\tbig\"\t1\n",
 			wantCols: []string{"id", "title", "price"},
 			wantRows: [][]string{{"1", "Shoe, red", "12900"}, {"2", "Bag\tbig", "1"}},
 		},
 		{
 			name:     "csv with quoting off",
-			opt:      Options{Quoted: quoting(false)},
+			opt:      schemas.DecoderOptions{Quoted: quoting(false)},
 			input:    "id,title\n1,\"Shoe\n2,\"\"\n",
 			wantCols: []string{"id", "title"},
 			wantRows: [][]string{{"1", `"Shoe`}, {"2", `""`}},
@@ -262,7 +262,7 @@ func TestHugeLine(t *testing.T) {
 				before, after = strings.NewReader(`{"id":"1"}`+"\n"+`{"id":"`), strings.NewReader(`"}`+"\n"+`{"id":"2"}`+"\n")
 				huge = &repeatReader{b: 'x', n: size - len(`{"id":""}`)}
 			}
-			d, err := Open(io.MultiReader(before, huge, after), Options{})
+			d, err := Open(io.MultiReader(before, huge, after), schemas.DecoderOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -297,7 +297,7 @@ func TestQuoteAcrossBufferEdges(t *testing.T) {
 	for k := -20; k <= 2; k++ {
 		pad := strings.Repeat("p", HeadSize-2+k)
 		input := "id,a,b,c\n1," + pad + ",\"x\"\"y\r\nz\",w\r\n2,\"q\",\"\",\r\n"
-		got := decodeAll(t, openString(t, input, Options{}))
+		got := decodeAll(t, openString(t, input, schemas.DecoderOptions{}))
 		if got.err != nil || len(got.rejects) > 0 {
 			t.Fatalf("k=%d: err %v, rejects %v", k, got.err, got.rejects)
 		}
@@ -313,7 +313,7 @@ func TestDelimitedMatchesEncodingCSV(t *testing.T) {
 	if err := GenerateCSV(&buf, 3000, 7); err != nil {
 		t.Fatal(err)
 	}
-	got := decodeAll(t, openString(t, buf.String(), Options{}))
+	got := decodeAll(t, openString(t, buf.String(), schemas.DecoderOptions{}))
 	if got.err != nil || len(got.rejects) > 0 {
 		t.Fatalf("err %v, rejects %v", got.err, got.rejects)
 	}
@@ -333,7 +333,7 @@ func TestDelimitedMatchesEncodingCSV(t *testing.T) {
 
 func Example() {
 	input := "id,title,price\n1,\"Shoe, red\",12900\n2,Bag\n3,Hat,5000\n"
-	d, err := Open(strings.NewReader(input), Options{})
+	d, err := Open(strings.NewReader(input), schemas.DecoderOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -342,7 +342,7 @@ func Example() {
 	fmt.Println(d.Format(), d.Columns())
 	for {
 		row, err := d.Next()
-		var re *RowError
+		var re *schemas.RowError
 		switch {
 		case err == io.EOF:
 			return

@@ -2,35 +2,24 @@ package decode
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"feedline/schemas"
 )
 
-// Detect names the format of a file from its first bytes (up to HeadSize;
-// more are ignored). For delimited text it also returns the delimiter; for
-// Parquet, NDJSON and XML the delimiter is 0. The error wraps ErrEmpty,
-// ErrBinary, ErrEncoding or ErrUnsupported and says what the file looks like
-// instead.
-func Detect(head []byte) (format string, delimiter rune, err error) {
-	d, err := DetectFile(head, "")
-	return d.Format, d.Delimiter, err
-}
-
-// Detected is what the first bytes of a file say about it.
-type Detected struct {
-	Format      string
-	Delimiter   rune   // delimited text only
-	Compression string // what it is packed in: gzip, zip, bzip2 or ""
-	Charset     string // the text encoding, "" while the head is all ASCII (or Parquet)
-}
-
-// DetectFile is Detect telling also the compression (the format is that of
-// the file inside) and the charset, which a declared charset decides.
-func DetectFile(head []byte, charset string) (Detected, error) {
-	var d Detected
+// DetectFile names the format of a file from its first bytes (up to
+// HeadSize; more are ignored), and tells its compression (the format is
+// then that of the file inside) and its charset, which a declared charset
+// decides. For delimited text it also gives the delimiter; for Parquet,
+// NDJSON and XML the delimiter is 0, and the charset is "" while the head is
+// all ASCII (or Parquet). The error wraps ErrEmpty, ErrBinary, ErrEncoding
+// or ErrUnsupported and says what the file looks like instead.
+func DetectFile(head []byte, charset string) (schemas.FileKind, error) {
+	var d schemas.FileKind
 	truncated := len(head) >= HeadSize
 	if len(head) > HeadSize {
 		head = head[:HeadSize]
@@ -66,6 +55,45 @@ func DetectFile(head []byte, charset string) (Detected, error) {
 	}
 	d.Format, d.Delimiter = s.format, rune(s.comma)
 	return d, nil
+}
+
+// DetectFormat is DetectFile reconciled with the format the partner named
+// (a schemas.DetectFormat): a named format the file does not look like is
+// refused, except that a Google Merchant feed may be TSV or XML and any of
+// the delimited formats may be named for delimited text. Its errors are
+// schemas.ErrEmptyFile or schemas.ErrUnreadableFile.
+func DetectFormat(head []byte, named, charset string) (schemas.FileKind, error) {
+	if named != "" && !slices.Contains(schemas.Formats, named) {
+		return schemas.FileKind{}, schemas.FileError(schemas.ErrUnreadableFile, fmt.Errorf("format %q is not supported; use one of %v", named, schemas.Formats))
+	}
+	kind, err := DetectFile(head, charset)
+	if err != nil {
+		if errors.Is(err, ErrEmpty) {
+			return schemas.FileKind{}, schemas.FileError(schemas.ErrEmptyFile, err)
+		}
+		return schemas.FileKind{}, schemas.FileError(schemas.ErrUnreadableFile, err)
+	}
+	switch {
+	case named == "" || named == kind.Format:
+		return kind, nil
+	case named == schemas.FormatGoogleMerchant && kind.Format == schemas.FormatGoogleMerchantXML:
+		return kind, nil // a Google Merchant feed is TSV or XML: the file tells which
+	case isDelimited(named) && isDelimited(kind.Format):
+		kind.Format = named
+		return kind, nil
+	}
+	return schemas.FileKind{}, schemas.FileError(schemas.ErrUnreadableFile,
+		fmt.Errorf("%w: the file looks like %s, not %s; send it with format=%s or leave the format out", ErrFormatMismatch, kind.Format, named, kind.Format))
+}
+
+// isDelimited reports whether format is one of the delimited text formats,
+// which share one decoder: a partner may name any of them for such a file.
+func isDelimited(format string) bool {
+	switch format {
+	case schemas.FormatCSV, schemas.FormatTSV, schemas.FormatGoogleMerchant, schemas.FormatNaverEP:
+		return true
+	}
+	return false
 }
 
 // sniffed is what the head of a file looks like.

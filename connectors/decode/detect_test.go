@@ -100,7 +100,8 @@ func TestDetect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			format, delim, err := Detect([]byte(tt.head))
+			kind, err := DetectFile([]byte(tt.head), "")
+			format, delim := kind.Format, kind.Delimiter
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("Detect error = %v (format %q), want %v", err, format, tt.wantErr)
@@ -124,8 +125,52 @@ func TestDetect(t *testing.T) {
 func TestDetectIgnoresBytesPastHead(t *testing.T) {
 	head := bytes.Repeat([]byte("id,title\n"), HeadSize/9+1)
 	file := append(bytes.Clone(head[:HeadSize]), 0, 0, 0, 0)
-	format, _, err := Detect(file)
+	kind, err := DetectFile(file, "")
+	format := kind.Format
 	if err != nil || format != schemas.FormatCSV {
 		t.Fatalf("Detect = %q, %v; want csv", format, err)
+	}
+}
+
+// TestDetectFormatReconcilesTheNamedFormat: a named format is kept where
+// the file allows it and refused, with the error a partner is answered,
+// where it does not.
+func TestDetectFormatReconcilesTheNamedFormat(t *testing.T) {
+	const csvHead, ndjsonHead = "id,title\n1,kettle\n", `{"id":"1","title":"kettle"}` + "\n"
+	xmlHead := `<?xml version="1.0"?><rss xmlns:g="http://base.google.com/ns/1.0"><channel><item><g:id>1</g:id></item></channel></rss>`
+	for _, tc := range []struct {
+		name, head, named string
+		want              schemas.FileKind
+		wantErr           []error
+		wantMsg           string
+	}{
+		{name: "detected", head: csvHead, want: schemas.FileKind{Format: schemas.FormatCSV, Delimiter: ','}},
+		{name: "named as detected", head: ndjsonHead, named: schemas.FormatNDJSON, want: schemas.FileKind{Format: schemas.FormatNDJSON}},
+		{name: "another delimited format named", head: csvHead, named: schemas.FormatTSV, want: schemas.FileKind{Format: schemas.FormatTSV, Delimiter: ','}},
+		{name: "a Google Merchant feed in XML", head: xmlHead, named: schemas.FormatGoogleMerchant, want: schemas.FileKind{Format: schemas.FormatGoogleMerchantXML}},
+		{name: "a format that does not exist", head: csvHead, named: "xlsx", wantErr: []error{schemas.ErrUnreadableFile}, wantMsg: `format "xlsx" is not supported`},
+		{name: "an empty file", head: "", named: schemas.FormatCSV, wantErr: []error{schemas.ErrEmptyFile, ErrEmpty}},
+		{name: "a binary file", head: "\x00\x01\x02\x03 not text", wantErr: []error{schemas.ErrUnreadableFile, ErrBinary}},
+		{name: "NDJSON named for CSV", head: csvHead, named: schemas.FormatNDJSON, wantErr: []error{schemas.ErrUnreadableFile, ErrFormatMismatch},
+			wantMsg: "the file looks like csv, not ndjson; send it with format=csv or leave the format out"},
+		{name: "CSV named for NDJSON", head: ndjsonHead, named: schemas.FormatCSV, wantErr: []error{schemas.ErrUnreadableFile, ErrFormatMismatch}, wantMsg: "looks like ndjson, not csv"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DetectFormat([]byte(tc.head), tc.named, "")
+			for _, want := range tc.wantErr {
+				if !errors.Is(err, want) {
+					t.Errorf("error %v, want one that is %v", err, want)
+				}
+			}
+			if tc.wantErr == nil && err != nil {
+				t.Fatalf("DetectFormat: %v", err)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("error %q does not say %q", err, tc.wantMsg)
+			}
+			if got != tc.want {
+				t.Errorf("DetectFormat = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

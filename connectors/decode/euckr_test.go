@@ -22,10 +22,10 @@ func TestEUCKRNaverEPDecodesToUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if format, _, err := Detect([]byte(enc)[:HeadSize]); err != nil || format != schemas.FormatNaverEP {
-		t.Fatalf("Detect = %q, %v; want naver_ep", format, err)
+	if kind, err := DetectFile([]byte(enc)[:HeadSize], ""); err != nil || kind.Format != schemas.FormatNaverEP {
+		t.Fatalf("Detect = %q, %v; want naver_ep", kind.Format, err)
 	}
-	d, err := Open(bytes.NewReader([]byte(enc)), Options{})
+	d, err := Open(bytes.NewReader([]byte(enc)), schemas.DecoderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

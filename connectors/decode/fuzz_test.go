@@ -40,8 +40,8 @@ func FuzzCSV(f *testing.F) {
 		// The charset is declared: these invariants are the CSV reader's
 		// (FuzzCharset covers detecting it).
 		sameAsEncodingCSV(t, data)
-		checkRows(t, data, Options{Format: "csv", MaxRowBytes: 64, Charset: "utf-8"})
-		if n, ok := checkRows(t, data, Options{Format: "csv", Delimiter: ',', Quoted: quoting(false), MaxRowBytes: 64, Charset: "utf-8"}); ok && utf8.Valid(data) {
+		checkRows(t, data, schemas.DecoderOptions{Format: "csv", MaxRowBytes: 64, Charset: "utf-8"})
+		if n, ok := checkRows(t, data, schemas.DecoderOptions{Format: "csv", Delimiter: ',', Quoted: quoting(false), MaxRowBytes: 64, Charset: "utf-8"}); ok && utf8.Valid(data) {
 			if want := nonBlankLines(data, ',') - 1; n != int64(want) {
 				t.Fatalf("input %q without quoting: %d rows, want one per non-blank line after the header (%d)", data, n, want)
 			}
@@ -51,7 +51,7 @@ func FuzzCSV(f *testing.F) {
 
 // checkRows decodes data and checks what every decoder promises. It returns
 // how many rows (good or bad) it read, and whether it read to io.EOF.
-func checkRows(t *testing.T, data []byte, opt Options) (int64, bool) {
+func checkRows(t *testing.T, data []byte, opt schemas.DecoderOptions) (int64, bool) {
 	d, err := Open(bytes.NewReader(data), opt)
 	if err != nil {
 		return 0, false
@@ -61,7 +61,7 @@ func checkRows(t *testing.T, data []byte, opt Options) (int64, bool) {
 	last := int64(0)
 	for range len(data) + 2 {
 		row, err := d.Next()
-		var re *RowError
+		var re *schemas.RowError
 		switch {
 		case err == nil:
 			if growing := schemas.ColumnsGrow(d.Format()); growing {
@@ -134,7 +134,7 @@ func sameAsEncodingCSV(t *testing.T, data []byte) {
 	if err != nil || len(want) == 0 {
 		return
 	}
-	d, err := Open(bytes.NewReader(data), Options{Format: "csv", Delimiter: ',', Charset: "utf-8"})
+	d, err := Open(bytes.NewReader(data), schemas.DecoderOptions{Format: "csv", Delimiter: ',', Charset: "utf-8"})
 	if err != nil {
 		return // binary, or a header the decoder refuses
 	}
@@ -208,7 +208,7 @@ func FuzzMerchantXML(f *testing.F) {
 			`<feed xmlns="http://www.w3.org/2005/Atom" xmlns:g="http://base.google.com/ns/1.0">`,
 		} {
 			data := append([]byte(root), items...)
-			checkRows(t, data, Options{Format: schemas.FormatGoogleMerchantXML, MaxRowBytes: 256})
+			checkRows(t, data, schemas.DecoderOptions{Format: schemas.FormatGoogleMerchantXML, MaxRowBytes: 256})
 		}
 	})
 }
@@ -221,22 +221,22 @@ func FuzzPacked(f *testing.F) {
 		f.Add([]byte(seed), uint16(7))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, flip uint16) {
-		plain := rowsOf(t, data, Options{MaxRowBytes: 256})
+		plain := rowsOf(t, data, schemas.DecoderOptions{MaxRowBytes: 256})
 		for _, packed := range [][]byte{gzipped(string(data)), zippedInOrder(t, zipEntry{"feed.txt", string(data)})} {
-			if got := rowsOf(t, packed, Options{MaxRowBytes: 256, TempDir: t.TempDir()}); !reflect.DeepEqual(got, plain) {
+			if got := rowsOf(t, packed, schemas.DecoderOptions{MaxRowBytes: 256, TempDir: t.TempDir()}); !reflect.DeepEqual(got, plain) {
 				t.Fatalf("input %q: packed %v, plain %v", data, got, plain)
 			}
 			if len(packed) > 0 {
 				damaged := bytes.Clone(packed)
 				damaged[int(flip)%len(damaged)] ^= 0x5A
-				checkRows(t, damaged, Options{MaxRowBytes: 256, TempDir: t.TempDir()})
+				checkRows(t, damaged, schemas.DecoderOptions{MaxRowBytes: 256, TempDir: t.TempDir()})
 			}
 		}
 	})
 }
 
 // rowsOf decodes data and summarises what came out, for comparing two reads.
-func rowsOf(t *testing.T, data []byte, opt Options) []string {
+func rowsOf(t *testing.T, data []byte, opt schemas.DecoderOptions) []string {
 	d, err := Open(bytes.NewReader(data), opt)
 	if err != nil {
 		return []string{"open: " + errKind(err)}
@@ -278,7 +278,7 @@ func FuzzCharset(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, cs := range []string{"", "euc-kr", "windows-1252", "utf-16", "utf-16be"} {
-			checkRows(t, data, Options{Charset: cs, MaxRowBytes: 256})
+			checkRows(t, data, schemas.DecoderOptions{Charset: cs, MaxRowBytes: 256})
 		}
 		if _, err := DetectFile(data, ""); err != nil && errKind(err) == err.Error() {
 			t.Fatalf("DetectFile(%q) fails without a kind a partner is told: %v", data, err)

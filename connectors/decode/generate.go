@@ -47,6 +47,12 @@ func (p *productRow) values() []string {
 		p.Currency, p.Availability, p.Link, p.ImageLink, p.GTIN, p.UpdatedAt.Format(time.RFC3339Nano)}
 }
 
+// GeneratedMapping is the partner mapping (JSON) of the columns GenerateCSV
+// and GenerateParquet write.
+const GeneratedMapping = `{"fields": {"id": "id", "title": "title", "description": "description", "brand": "brand", "category": "category",
+  "price": "price", "sale_price": "sale_price", "currency": "currency", "availability": "availability", "url": "link",
+  "image_urls": "image_link", "gtin": "gtin", "updated_at": "updated_at"}}`
+
 // GenerateCSV writes a header line and then rows realistic products as CSV,
 // with the columns id, title, description, brand, category, price,
 // sale_price, currency, availability, link, image_link, gtin and updated_at.

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"feedline/schemas"
 )
 
 // TestGeneratorsAgree decodes the three generated formats of one seed and
@@ -26,7 +28,7 @@ func TestGeneratorsAgree(t *testing.T) {
 		if err := g.gen(&buf, rows, 42); err != nil {
 			t.Fatalf("%s: %v", g.name, err)
 		}
-		d := openString(t, buf.String(), Options{})
+		d := openString(t, buf.String(), schemas.DecoderOptions{})
 		if d.Format() != g.name {
 			t.Fatalf("%s: detected as %s", g.name, d.Format())
 		}

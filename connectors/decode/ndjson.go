@@ -73,10 +73,10 @@ func (n *ndjson) Next() (schemas.RawRow, error) {
 		}
 		n.row++
 		if size > n.max {
-			return schemas.RawRow{}, &RowError{Row: n.row, Code: schemas.CodeRowTooLong, Reason: tooLong(size, n.max)}
+			return schemas.RawRow{}, &schemas.RowError{Row: n.row, Code: schemas.CodeRowTooLong, Reason: tooLong(size, n.max)}
 		}
 		if reason := n.flatten(line); reason != "" {
-			return schemas.RawRow{}, &RowError{Row: n.row, Code: schemas.CodeJSONInvalid, Reason: reason}
+			return schemas.RawRow{}, &schemas.RowError{Row: n.row, Code: schemas.CodeJSONInvalid, Reason: reason}
 		}
 		return schemas.RawRow{Row: n.row, Values: n.values()}, nil
 	}

@@ -4,13 +4,15 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"feedline/schemas"
 )
 
 func TestNDJSON(t *testing.T) {
 	tests := []struct {
 		name        string
 		input       string
-		opt         Options
+		opt         schemas.DecoderOptions
 		wantCols    []string
 		wantRows    [][]string // padded to the final columns
 		wantLens    []int      // len(Values) of each row; nil = not checked
@@ -96,7 +98,7 @@ func TestNDJSON(t *testing.T) {
 		},
 		{
 			name:        "lines over the limit are rejected",
-			opt:         Options{MaxRowBytes: 20},
+			opt:         schemas.DecoderOptions{MaxRowBytes: 20},
 			input:       `{"id":"12345678901"}` + "\n" + `{"id":"123456789012"}` + "\r\n" + `{"id":"3"}`,
 			wantCols:    []string{"id"},
 			wantRows:    [][]string{{"12345678901"}, {"3"}},

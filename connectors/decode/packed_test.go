@@ -78,7 +78,7 @@ func TestPackedFilesAreUnpackedAsTheyAreRead(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			d, err := Open(bytes.NewReader(c.file), Options{TempDir: dir})
+			d, err := Open(bytes.NewReader(c.file), schemas.DecoderOptions{TempDir: dir})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +109,7 @@ func TestZipOfSeveralFiles(t *testing.T) {
 		zipEntry{"export/.DS_Store", "junk"},
 		zipEntry{"export/part-2.csv", "id,title,price\n3,Hat,300\n4,\"Cap,50\n"},
 	)
-	d, err := Open(bytes.NewReader(archive), Options{TempDir: t.TempDir()})
+	d, err := Open(bytes.NewReader(archive), schemas.DecoderOptions{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestZipOfSeveralFiles(t *testing.T) {
 	}
 
 	nd := zippedInOrder(t, zipEntry{"a.ndjson", `{"id":"1","title":"x"}` + "\n"}, zipEntry{"b.ndjson", `{"id":"2","price":5}` + "\n"})
-	d, err = Open(bytes.NewReader(nd), Options{TempDir: t.TempDir()})
+	d, err = Open(bytes.NewReader(nd), schemas.DecoderOptions{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestZipOfSeveralFiles(t *testing.T) {
 		"other columns": zippedInOrder(t, zipEntry{"a.csv", "id,title\n1,x\n"}, zipEntry{"b.csv", "sku,name\n2,y\n"}),
 		"other format":  zippedInOrder(t, zipEntry{"a.csv", "id,title\n1,x\n"}, zipEntry{"b.ndjson", `{"id":"2"}` + "\n"}),
 	} {
-		d, err := Open(bytes.NewReader(archive), Options{TempDir: t.TempDir()})
+		d, err := Open(bytes.NewReader(archive), schemas.DecoderOptions{TempDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,10 +144,10 @@ func TestZipOfSeveralFiles(t *testing.T) {
 			t.Errorf("%s: err %v, want one naming both files", name, got.err)
 		}
 	}
-	if _, err := Open(bytes.NewReader(zippedInOrder(t, zipEntry{"empty/", ""})), Options{TempDir: t.TempDir()}); !errors.Is(err, ErrEmpty) {
+	if _, err := Open(bytes.NewReader(zippedInOrder(t, zipEntry{"empty/", ""})), schemas.DecoderOptions{TempDir: t.TempDir()}); !errors.Is(err, ErrEmpty) {
 		t.Errorf("archive without files: %v", err)
 	}
-	if _, err := Open(bytes.NewReader(zipped(t, map[string]string{"[Content_Types].xml": "<Types/>", "xl/workbook.xml": "<w/>"})), Options{TempDir: t.TempDir()}); !errors.Is(err, ErrBinary) ||
+	if _, err := Open(bytes.NewReader(zipped(t, map[string]string{"[Content_Types].xml": "<Types/>", "xl/workbook.xml": "<w/>"})), schemas.DecoderOptions{TempDir: t.TempDir()}); !errors.Is(err, ErrBinary) ||
 		!strings.Contains(err.Error(), "Excel") {
 		t.Errorf("an Excel workbook: %v", err)
 	}
@@ -163,7 +163,7 @@ func TestPackedFilesPastTheLimits(t *testing.T) {
 		big.WriteString(line)
 	}
 	bomb := gzipped(big.String()) // 100 MiB of one repeated line: a ratio of about a thousand
-	d, err := Open(bytes.NewReader(bomb), Options{})
+	d, err := Open(bytes.NewReader(bomb), schemas.DecoderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,14 +173,14 @@ func TestPackedFilesPastTheLimits(t *testing.T) {
 		t.Errorf("gzip bomb: %v after %d rows", got.err, len(got.rows))
 	}
 	zbomb := zipped(t, map[string]string{"feed.csv": big.String()})
-	if _, err := Open(bytes.NewReader(zbomb), Options{TempDir: t.TempDir()}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "feed.csv") {
+	if _, err := Open(bytes.NewReader(zbomb), schemas.DecoderOptions{TempDir: t.TempDir()}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "feed.csv") {
 		t.Errorf("zip bomb: %v", err)
 	}
-	small := Options{TempDir: t.TempDir(), MaxBytes: 1 << 20}
+	small := schemas.DecoderOptions{TempDir: t.TempDir(), MaxBytes: 1 << 20}
 	if _, err := Open(bytes.NewReader(zbomb), small); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("zip over the size limit: %v", err)
 	}
-	d, err = Open(bytes.NewReader(gzipped(big.String()[:4<<20])), Options{MaxBytes: 1 << 20})
+	d, err = Open(bytes.NewReader(gzipped(big.String()[:4<<20])), schemas.DecoderOptions{MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestPackedFilesPastTheLimits(t *testing.T) {
 		fmt.Fprintf(&long, "%d,item %d\n", i, i*7919)
 	}
 	cut := gzipped(long.String())
-	d, err = Open(bytes.NewReader(cut[:len(cut)/2]), Options{})
+	d, err = Open(bytes.NewReader(cut[:len(cut)/2]), schemas.DecoderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestPackedFilesPastTheLimits(t *testing.T) {
 	if !errors.Is(got.err, ErrCorrupt) || len(got.rows) == 0 {
 		t.Errorf("gzip cut short: %v after %d rows", got.err, len(got.rows))
 	}
-	if _, err := Open(bytes.NewReader(cut[:40]), Options{}); !errors.Is(err, ErrCorrupt) {
+	if _, err := Open(bytes.NewReader(cut[:40]), schemas.DecoderOptions{}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("gzip cut inside its head: %v", err)
 	}
 }

@@ -55,7 +55,7 @@ type parquetLeaf struct {
 	text   bool // byte arrays that must be UTF-8
 }
 
-func openParquet(r io.Reader, opt Options) (_ *parquetFile, err error) {
+func openParquet(r io.Reader, opt schemas.DecoderOptions) (_ *parquetFile, err error) {
 	spool, err := os.CreateTemp(opt.TempDir, "feedline-upload-*.parquet")
 	if err != nil {
 		return nil, fmt.Errorf("spooling the Parquet file: %w", err)
@@ -205,7 +205,7 @@ func (p *parquetFile) Next() (schemas.RawRow, error) {
 	p.pending = p.pending[1:]
 	p.row++
 	if r.reason != "" {
-		return schemas.RawRow{}, &RowError{Row: p.row, Code: r.code, Reason: r.reason}
+		return schemas.RawRow{}, &schemas.RowError{Row: p.row, Code: r.code, Reason: r.reason}
 	}
 	return schemas.RawRow{Row: p.row, Values: r.values}, nil
 }

@@ -74,7 +74,7 @@ func TestParquet(t *testing.T) {
 		},
 	})
 	dir := t.TempDir()
-	d, err := Open(bytes.NewReader(file), Options{TempDir: dir})
+	d, err := Open(bytes.NewReader(file), schemas.DecoderOptions{TempDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestParquetRowLimit(t *testing.T) {
 		Title string `parquet:"title"`
 	}
 	file := writeParquet(t, []row{{"1", "short"}, {"2", strings.Repeat("x", 100)}, {"3", "fine"}})
-	got := decodeAll(t, openString(t, string(file), Options{MaxRowBytes: 50}))
+	got := decodeAll(t, openString(t, string(file), schemas.DecoderOptions{MaxRowBytes: 50}))
 	if got.err != nil {
 		t.Fatal(got.err)
 	}
@@ -144,7 +144,7 @@ func TestParquetInvalidUTF8(t *testing.T) {
 		ID string `parquet:"id"`
 	}
 	file := writeParquet(t, []row{{"ok"}, {"caf\xe9"}, {"fine"}})
-	got := decodeAll(t, openString(t, string(file), Options{}))
+	got := decodeAll(t, openString(t, string(file), schemas.DecoderOptions{}))
 	if got.err != nil || len(got.rows) != 2 || !strings.Contains(got.rejects[2], `column "id" is not valid UTF-8`) {
 		t.Fatalf("err %v, rows %d, rejects %v", got.err, len(got.rows), got.rejects)
 	}
@@ -168,7 +168,7 @@ func TestParquetDamaged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			d, err := Open(bytes.NewReader(tt.input), Options{TempDir: dir})
+			d, err := Open(bytes.NewReader(tt.input), schemas.DecoderOptions{TempDir: dir})
 			if err == nil {
 				got := decodeAll(t, d)
 				_ = d.Close()
@@ -196,7 +196,7 @@ func TestParquetScrambledPages(t *testing.T) {
 		for i := 4; i < len(file)/2; i += step {
 			file[i] ^= 0x5a
 		}
-		d, err := Open(bytes.NewReader(file), Options{TempDir: t.TempDir()})
+		d, err := Open(bytes.NewReader(file), schemas.DecoderOptions{TempDir: t.TempDir()})
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("step %d: Open error %v, want ErrCorrupt", step, err)

@@ -38,7 +38,7 @@ func naverRow(i int, title string) []string {
 func TestStrayQuoteInTSVIsAnOrdinaryCharacter(t *testing.T) {
 	const n, stray = 100, 37
 	file := naverEP(n, map[int]string{stray: inchTitle, 60: `32" 커브드 "게이밍" 모니터`})
-	for _, opt := range []Options{{}, {Format: schemas.FormatNaverEP}, {Format: schemas.FormatTSV}, {Quoted: quoting(false)}} {
+	for _, opt := range []schemas.DecoderOptions{{}, {Format: schemas.FormatNaverEP}, {Format: schemas.FormatTSV}, {Quoted: quoting(false)}} {
 		t.Run(fmt.Sprintf("format %q", opt.Format), func(t *testing.T) {
 			d := openString(t, file, opt)
 			if want := opt.Format; want != "" && d.Format() != want || want == "" && d.Format() != schemas.FormatNaverEP {
@@ -67,7 +67,7 @@ func TestStrayQuoteInTSVIsAnOrdinaryCharacter(t *testing.T) {
 func TestStrayQuoteInQuotedTSVRejectsOnlyItsRow(t *testing.T) {
 	const n, stray = 100, 37
 	file := naverEP(n, map[int]string{stray: inchTitle})
-	got := decodeAll(t, openString(t, file, Options{Format: schemas.FormatNaverEP, Quoted: quoting(true)}))
+	got := decodeAll(t, openString(t, file, schemas.DecoderOptions{Format: schemas.FormatNaverEP, Quoted: quoting(true)}))
 	if got.err != nil {
 		t.Fatal(got.err)
 	}
@@ -154,7 +154,7 @@ func TestStrayQuoteInCSVRejectsOnlyItsRow(t *testing.T) {
 		{n: n, strays: []int{n}, multiline: []int{n - 1}},
 	} {
 		t.Run(fmt.Sprintf("strays %v multiline %v final newline %v", f.strays, f.multiline, !f.noFinalNL), func(t *testing.T) {
-			got := decodeAll(t, openString(t, f.String(), Options{}))
+			got := decodeAll(t, openString(t, f.String(), schemas.DecoderOptions{}))
 			if got.err != nil {
 				t.Fatal(got.err)
 			}
@@ -191,7 +191,7 @@ func TestStrayQuoteEndings(t *testing.T) {
 	tests := []struct {
 		name        string
 		input       string
-		opt         Options
+		opt         schemas.DecoderOptions
 		wantRows    map[int64][]string
 		wantRejects map[int64]string
 		wantValues  map[int64][]string
@@ -308,7 +308,7 @@ func TestStrayQuoteLookBackIsBounded(t *testing.T) {
 	for range lines {
 		b.WriteString("a\",b,\"\n")
 	}
-	d, err := Open(bytes.NewReader(b.Bytes()), Options{Format: schemas.FormatCSV, MaxRowBytes: max})
+	d, err := Open(bytes.NewReader(b.Bytes()), schemas.DecoderOptions{Format: schemas.FormatCSV, MaxRowBytes: max})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestStrayQuoteLookBackIsBounded(t *testing.T) {
 	if got.err != nil || len(got.rows) != 0 || len(got.rejects) != lines {
 		t.Fatalf("err %v, %d rows, %d rejects; want %d rejects", got.err, len(got.rows), len(got.rejects), lines)
 	}
-	src := &d.(*fileDecoder).Decoder.(*delimited).src
+	src := &d.(*fileDecoder).RowDecoder.(*delimited).src
 	t.Logf("read %d bytes, %d of them again", src.fresh, src.again)
 	if limit := 5*src.fresh + 6*max; src.again > limit {
 		t.Fatalf("read %d bytes again for a %d-byte file, more than %d", src.again, src.fresh, limit)
@@ -346,15 +346,15 @@ func BenchmarkStrayQuotes(b *testing.B) {
 		name  string
 		rows  int
 		every int
-		opt   Options
+		opt   schemas.DecoderOptions
 	}{
-		{"csv/clean/10k", 10_000, 0, Options{}},
-		{"csv/every-row/10k", 10_000, 1, Options{}},
-		{"csv/every-row/100k", 100_000, 1, Options{}},
-		{"csv/every-100th/10k", 10_000, 100, Options{}},
-		{"csv/every-100th/100k", 100_000, 100, Options{}},
-		{"tsv/clean/10k", 10_000, 0, Options{Format: schemas.FormatTSV, Delimiter: '\t'}},
-		{"tsv/every-row/10k", 10_000, 1, Options{Format: schemas.FormatTSV, Delimiter: '\t'}},
+		{"csv/clean/10k", 10_000, 0, schemas.DecoderOptions{}},
+		{"csv/every-row/10k", 10_000, 1, schemas.DecoderOptions{}},
+		{"csv/every-row/100k", 100_000, 1, schemas.DecoderOptions{}},
+		{"csv/every-100th/10k", 10_000, 100, schemas.DecoderOptions{}},
+		{"csv/every-100th/100k", 100_000, 100, schemas.DecoderOptions{}},
+		{"tsv/clean/10k", 10_000, 0, schemas.DecoderOptions{Format: schemas.FormatTSV, Delimiter: '\t'}},
+		{"tsv/every-row/10k", 10_000, 1, schemas.DecoderOptions{Format: schemas.FormatTSV, Delimiter: '\t'}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			file := inchMarkCSV(bc.rows, bc.every)
@@ -374,7 +374,7 @@ func BenchmarkStrayQuotes(b *testing.B) {
 					if err == io.EOF {
 						break
 					}
-					if _, ok := err.(*RowError); err != nil && !ok {
+					if _, ok := err.(*schemas.RowError); err != nil && !ok {
 						b.Fatal(err)
 					}
 					rows++

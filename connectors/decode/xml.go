@@ -136,7 +136,7 @@ func (m *merchantXML) Next() (schemas.RawRow, error) {
 		return schemas.RawRow{}, m.err
 	}
 	if m.size > m.max {
-		return schemas.RawRow{}, &RowError{Row: m.row, Code: schemas.CodeRowTooLong, Reason: fmt.Sprintf("item %d is %d bytes, the limit is %d", m.row, m.size, m.max)}
+		return schemas.RawRow{}, &schemas.RowError{Row: m.row, Code: schemas.CodeRowTooLong, Reason: fmt.Sprintf("item %d is %d bytes, the limit is %d", m.row, m.size, m.max)}
 	}
 	n := len(m.values)
 	for n > 0 && !m.set[n-1] {

@@ -75,7 +75,7 @@ const atomFeed = `<?xml version="1.0"?>
 `
 
 func TestMerchantRSS(t *testing.T) {
-	d := openString(t, rssFeed, Options{})
+	d := openString(t, rssFeed, schemas.DecoderOptions{})
 	defer d.Close()
 	if d.Format() != schemas.FormatGoogleMerchantXML {
 		t.Fatalf("format %s", d.Format())
@@ -120,7 +120,7 @@ func TestMerchantRSS(t *testing.T) {
 }
 
 func TestMerchantAtom(t *testing.T) {
-	d := openString(t, atomFeed, Options{Format: schemas.FormatGoogleMerchant})
+	d := openString(t, atomFeed, schemas.DecoderOptions{Format: schemas.FormatGoogleMerchant})
 	defer d.Close()
 	got := decodeAll(t, d)
 	if got.err != nil || len(got.rows) != 1 || d.Format() != schemas.FormatGoogleMerchantXML {
@@ -143,21 +143,21 @@ func TestMerchantXMLProblems(t *testing.T) {
 		return "<item><g:id>" + id + "</g:id><g:title>T</g:title><g:price>1 USD</g:price>" + extra + "</item>"
 	}
 	// An item over the row limit is one rejected row; the next items go on.
-	d := openString(t, head+item("1", "")+item("2", "<g:description>"+strings.Repeat("x", 2000)+"</g:description>")+item("3", "")+"</channel></rss>", Options{MaxRowBytes: 1000})
+	d := openString(t, head+item("1", "")+item("2", "<g:description>"+strings.Repeat("x", 2000)+"</g:description>")+item("3", "")+"</channel></rss>", schemas.DecoderOptions{MaxRowBytes: 1000})
 	got := decodeAll(t, d)
 	d.Close()
 	if got.err != nil || len(got.rows) != 2 || got.rows[1].Row != 3 || !strings.Contains(got.rejects[2], "limit") {
 		t.Errorf("long item: rows %v rejects %v err %v", got.rows, got.rejects, got.err)
 	}
 	// Malformed markup ends the file with its line.
-	d = openString(t, head+item("1", "")+"\n<item><g:id>2</g:id><g:title>a < b</g:title></item></channel></rss>", Options{})
+	d = openString(t, head+item("1", "")+"\n<item><g:id>2</g:id><g:title>a < b</g:title></item></channel></rss>", schemas.DecoderOptions{})
 	got = decodeAll(t, d)
 	d.Close()
 	if !errors.Is(got.err, ErrCorrupt) || !strings.Contains(got.err.Error(), "line 2") || len(got.rows) != 1 {
 		t.Errorf("malformed: rows %v err %v", got.rows, got.err)
 	}
 	// A file cut short.
-	d = openString(t, head+item("1", "")+"<item><g:id>2</g:id><g:ti", Options{})
+	d = openString(t, head+item("1", "")+"<item><g:id>2</g:id><g:ti", schemas.DecoderOptions{})
 	got = decodeAll(t, d)
 	d.Close()
 	if !errors.Is(got.err, ErrCorrupt) {
@@ -173,7 +173,7 @@ func TestMerchantXMLOfThousandsOfItems(t *testing.T) {
 		fmt.Fprintf(&b, "<item><g:id>P%d</g:id><title>Item %d</title><g:price>%d.00 EUR</g:price><g:additional_image_link>https://i/%d-a.jpg</g:additional_image_link><g:additional_image_link>https://i/%d-b.jpg</g:additional_image_link></item>\n", i, i, i+1, i, i)
 	}
 	b.WriteString("</channel></rss>")
-	d := openString(t, b.String(), Options{})
+	d := openString(t, b.String(), schemas.DecoderOptions{})
 	defer d.Close()
 	got := decodeAll(t, d)
 	if got.err != nil || len(got.rows) != 5000 || got.rows[4999].Values[0] != "P4999" || !strings.Contains(got.rows[10].Values[3], "\n") {

@@ -35,25 +35,12 @@ func liveURL(t testing.TB) string {
 	return addr
 }
 
-// productHeader adds the X-Elastic-Product header OpenSearch does not send:
-// go-elasticsearch refuses a server without it. Tests only; an Elasticsearch
-// node sends it itself.
-type productHeader struct{ base http.RoundTripper }
-
-func (p productHeader) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, err := p.base.RoundTrip(req)
-	if err == nil && res.Header.Get("X-Elastic-Product") == "" {
-		res.Header.Set("X-Elastic-Product", "Elasticsearch")
-	}
-	return res, err
-}
-
 // liveTransport is a fresh transport for one Index, so closing idle
 // connections of one test touches no other.
 func liveTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 8
-	return productHeader{t}
+	return OpenSearchTransport{Base: t}
 }
 
 // liveConfig configures an Index on addr under a fresh alias.

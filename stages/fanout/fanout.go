@@ -16,47 +16,11 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/oklog/ulid/v2"
 
+	"feedline/feed"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/topology"
 )
-
-// Policy tunes the feed; zero fields take the defaults.
-type Policy struct {
-	FeedCap     int // entries kept per reader's feed; default 800
-	TimelineCap int // entries kept per author's timeline; default 800
-	// CelebrityFollowers is the audience above which an author is not
-	// fanned out to; default 10,000.
-	CelebrityFollowers int
-	// InactiveAfter skips readers who have not read their feed for this
-	// long; their feed is rebuilt on their next read. Default 30 days.
-	InactiveAfter time.Duration
-	// PriceDropPercent is the smallest price drop that becomes news; default 10.
-	PriceDropPercent int
-	// NewProductsPerDay caps "new product" items per shop and day, so a
-	// shop loading its whole catalog does not flood its followers; default 10.
-	NewProductsPerDay int
-	Chunk             int // readers per feed write; default 1,000
-}
-
-// WithDefaults fills the zero fields.
-func (p Policy) WithDefaults() Policy {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&p.FeedCap, 800)
-	def(&p.TimelineCap, 800)
-	def(&p.CelebrityFollowers, 10_000)
-	def(&p.PriceDropPercent, 10)
-	def(&p.NewProductsPerDay, 10)
-	def(&p.Chunk, 1000)
-	if p.InactiveAfter <= 0 {
-		p.InactiveAfter = 30 * 24 * time.Hour
-	}
-	return p
-}
 
 // Stage applies social events and catalog news to the feed store.
 type Stage struct {
@@ -65,7 +29,7 @@ type Stage struct {
 	// Reads is where Replay finds who was active; nil replays with the
 	// activity the store holds.
 	Reads  schemas.ReadLog
-	Policy Policy
+	Policy feed.Policy
 	Now    func() time.Time
 	Log    *slog.Logger
 
@@ -105,7 +69,7 @@ func (s *Stage) Configs() []pipeline.Stage {
 	}
 }
 
-func (s *Stage) policy() Policy { return s.Policy.WithDefaults() }
+func (s *Stage) policy() feed.Policy { return s.Policy.WithDefaults() }
 
 func (s *Stage) now() time.Time {
 	if s.Now != nil {
@@ -341,7 +305,7 @@ func (s *Stage) unfollow(ctx context.Context, ev schemas.SocialEvent) error {
 	if err != nil {
 		return err
 	}
-	return rebuildFeed(ctx, s.Store, ev.User, celebs, pol.FeedCap)
+	return feed.Rebuild(ctx, s.Store, ev.User, celebs, pol.FeedCap)
 }
 
 // HandleCatalog turns a product batch into shop news: new products (a few

@@ -17,6 +17,7 @@ import (
 
 	"feedline/connectors/feedstore"
 	"feedline/connectors/natskv"
+	"feedline/feed"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/topology"
@@ -86,7 +87,7 @@ func testRedelivery(t *testing.T, backend schemas.FeedStore) {
 			t.Fatal(err)
 		}
 	}
-	st := &Stage{Store: store, Posts: posts, Policy: Policy{Chunk: 700}, Log: quiet()}
+	st := &Stage{Store: store, Posts: posts, Policy: feed.Policy{Chunk: 700}, Log: quiet()}
 	runner := pipeline.NewRunner(bus, pipeline.NewMetrics(), quiet())
 	cfg := st.Configs()[0]
 	cfg.Backoff = func(uint64) time.Duration { return 50 * time.Millisecond }
@@ -143,7 +144,7 @@ func TestCatalogNewsCollapsesAndIsCapped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := &Stage{Store: store, Policy: Policy{NewProductsPerDay: 3, PriceDropPercent: 10}, Now: func() time.Time { return now }, Log: quiet()}
+	st := &Stage{Store: store, Policy: feed.Policy{NewProductsPerDay: 3, PriceDropPercent: 10}, Now: func() time.Time { return now }, Log: quiet()}
 	product := func(sku string, at time.Time) *schemas.Product {
 		return &schemas.Product{ID: "acme:" + sku, Partner: "acme", SKU: sku, Title: sku, UpdatedAt: at}
 	}
@@ -211,33 +212,6 @@ func TestEntryIDIsDeterministicAndTimeOrdered(t *testing.T) {
 	}
 }
 
-func TestMergeKeepsNewestFirstWithoutDuplicates(t *testing.T) {
-	e := func(id string) schemas.FeedEntry { return schemas.FeedEntry{ID: id} }
-	got := merge(4, []schemas.FeedEntry{e("9"), e("5"), e("1")}, []schemas.FeedEntry{e("8"), e("5"), e("2")})
-	want := []string{"9", "8", "5", "2"}
-	for i, g := range got {
-		if g.ID != want[i] {
-			t.Fatalf("merge %v", got)
-		}
-	}
-	if len(got) != 4 {
-		t.Fatalf("merge %v", got)
-	}
-}
-
-func TestCursorRoundTripAndRejection(t *testing.T) {
-	id := newID()
-	got, err := decodeCursor(encodeCursor(id))
-	if err != nil || got != id {
-		t.Errorf("round trip %q %v", got, err)
-	}
-	for _, c := range []string{"!!", encodeCursor("not-a-ulid"), "ZjE6"} {
-		if _, err := decodeCursor(c); !errors.Is(err, schemas.ErrBadCursor) {
-			t.Errorf("cursor %q accepted", c)
-		}
-	}
-}
-
 // TestInactiveReaderIsSkippedThenRebuiltOnRead: a follower idle for longer
 // than InactiveAfter gets nothing on write, and their next read rebuilds
 // the feed from the followees' timelines.
@@ -252,7 +226,7 @@ func TestInactiveReaderIsSkippedThenRebuiltOnRead(t *testing.T) {
 	store := feedstore.New()
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	pol := Policy{InactiveAfter: 30 * 24 * time.Hour}
+	pol := feed.Policy{InactiveAfter: 30 * 24 * time.Hour}
 	for _, u := range []string{"bob", "carol"} {
 		if _, _, err := store.Follow(ctx, schemas.FollowEdge{ID: newID(), User: u, Author: "user:alice"}); err != nil {
 			t.Fatal(err)
@@ -279,7 +253,7 @@ func TestInactiveReaderIsSkippedThenRebuiltOnRead(t *testing.T) {
 	if raw, _ := store.Feed(ctx, "carol", "", 10); len(raw) != 1 {
 		t.Fatalf("the active reader's feed %+v", raw)
 	}
-	r := &Reader{Store: store, Posts: posts, Policy: pol, Now: clock}
+	r := &feed.Reader{Store: store, Posts: posts, Policy: pol, Now: clock}
 	page, err := r.Feed(ctx, "bob", "", 20)
 	if err != nil {
 		t.Fatal(err)

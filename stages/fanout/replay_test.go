@@ -11,6 +11,7 @@ import (
 
 	"feedline/connectors/feedstore"
 	"feedline/connectors/natskv"
+	"feedline/feed"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/topology"
@@ -47,8 +48,8 @@ func (l *logged) stage(store schemas.FeedStore) *Stage {
 	return &Stage{Store: store, Posts: l.posts, Reads: l.reads, Log: quiet()}
 }
 
-func (l *logged) reader(store schemas.FeedStore) *Reader {
-	return &Reader{Store: store, Posts: l.posts, Reads: l.reads}
+func (l *logged) reader(store schemas.FeedStore) *feed.Reader {
+	return &feed.Reader{Store: store, Posts: l.posts, Reads: l.reads}
 }
 
 func (l *logged) write(subject string, ev schemas.SocialEvent) {

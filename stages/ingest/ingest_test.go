@@ -79,7 +79,7 @@ func startSystem(t *testing.T, wrap func(schemas.FileStore) schemas.FileStore) *
 			s.noted = append(s.noted, d.Source.Upload)
 		}
 	}
-	stage := &Stage{Files: files, Ledger: s.ledger, Mappings: s.mappings, Open: decode.OpenRows,
+	stage := &Stage{Files: files, Ledger: s.ledger, Mappings: s.mappings, Open: decode.Open,
 		Pub: bus.Publisher(), TempDir: t.TempDir(), Log: quiet}
 	cfg := stage.Config()
 	runCtx, stop := context.WithCancel(context.Background())

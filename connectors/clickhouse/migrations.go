@@ -1,4 +1,4 @@
-package schemas
+package clickhouse
 
 import (
 	"cmp"
@@ -11,32 +11,32 @@ import (
 	"strings"
 )
 
-// ClickHouse schema: versioned migrations in clickhouse/NNN_name.sql, applied
-// in order by connectors/clickhouse.Migrate. Every statement is idempotent
-// (IF NOT EXISTS), so several workers may apply the same version at once.
-// The DDL runs on ClickHouse 18.16 and on current releases alike.
+// The analytics schema: versioned migrations in migrations/NNN_name.sql,
+// applied in order by Migrate. Every statement is idempotent (IF NOT EXISTS),
+// so several workers may apply the same version at once. The DDL runs on
+// ClickHouse 18.16 and on current releases alike.
 
-//go:embed clickhouse/*.sql
-var clickHouseFiles embed.FS
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
 
-// ClickHouseDatabasePlaceholder stands for the quoted database name in the
-// migration statements; the migrator substitutes it before running them.
-const ClickHouseDatabasePlaceholder = "{database}"
+// databasePlaceholder stands for the quoted database name in the migration
+// statements; Migrate substitutes it before running them.
+const databasePlaceholder = "{database}"
 
-// ClickHouseMigration is one version of the ClickHouse schema.
-type ClickHouseMigration struct {
+// Migration is one version of the ClickHouse schema.
+type Migration struct {
 	Version    uint32
 	Name       string   // from the file name, e.g. "tables" for 001_tables.sql
 	Statements []string // one SQL statement each, comments removed
 }
 
-// ClickHouseMigrations returns the embedded migrations in version order.
-func ClickHouseMigrations() ([]ClickHouseMigration, error) {
-	names, err := fs.Glob(clickHouseFiles, "clickhouse/*.sql")
+// Migrations returns the embedded migrations in version order.
+func Migrations() ([]Migration, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ClickHouseMigration, 0, len(names))
+	out := make([]Migration, 0, len(names))
 	for _, name := range names {
 		base := strings.TrimSuffix(path.Base(name), ".sql")
 		num, label, ok := strings.Cut(base, "_")
@@ -44,7 +44,7 @@ func ClickHouseMigrations() ([]ClickHouseMigration, error) {
 		if !ok || err != nil || v == 0 || label == "" {
 			return nil, fmt.Errorf("clickhouse migration %s: name must be NNN_name.sql", name)
 		}
-		text, err := clickHouseFiles.ReadFile(name)
+		text, err := migrationFiles.ReadFile(name)
 		if err != nil {
 			return nil, err
 		}
@@ -52,9 +52,9 @@ func ClickHouseMigrations() ([]ClickHouseMigration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse migration %s: %w", name, err)
 		}
-		out = append(out, ClickHouseMigration{Version: uint32(v), Name: label, Statements: stmts})
+		out = append(out, Migration{Version: uint32(v), Name: label, Statements: stmts})
 	}
-	slices.SortFunc(out, func(a, b ClickHouseMigration) int { return cmp.Compare(a.Version, b.Version) })
+	slices.SortFunc(out, func(a, b Migration) int { return cmp.Compare(a.Version, b.Version) })
 	for i := 1; i < len(out); i++ {
 		if out[i].Version == out[i-1].Version {
 			return nil, fmt.Errorf("clickhouse migrations %s and %s share version %d", out[i-1].Name, out[i].Name, out[i].Version)

@@ -1,4 +1,4 @@
-package fanout
+package feed
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 // timelinesPerRead bounds the authors of one Timelines call.
 const timelinesPerRead = 500
 
-// rebuildFeed fills reader's feed with the newest feedCap entries of their
+// Rebuild fills reader's feed with the newest feedCap entries of their
 // own timeline and every followee's, which is what fan-out on write gives
 // an active reader; celebrities (sorted) stay merged at read time.
-func rebuildFeed(ctx context.Context, store schemas.FeedStore, reader string, celebs []string, feedCap int) error {
+func Rebuild(ctx context.Context, store schemas.FeedStore, reader string, celebs []string, feedCap int) error {
 	authors := []string{schemas.Author(schemas.FolloweeUser, reader)}
 	before := ""
 	for {

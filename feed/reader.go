@@ -1,4 +1,4 @@
-package fanout
+package feed
 
 import (
 	"cmp"
@@ -183,7 +183,7 @@ func (r *Reader) Rebuild(ctx context.Context, reader string) error {
 	if err != nil {
 		return err
 	}
-	return rebuildFeed(ctx, r.Store, reader, celebs, r.Policy.WithDefaults().FeedCap)
+	return Rebuild(ctx, r.Store, reader, celebs, r.Policy.WithDefaults().FeedCap)
 }
 
 // followedCelebrities lists the celebrities reader follows.

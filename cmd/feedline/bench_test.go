@@ -76,58 +76,6 @@ func TestBenchFeedWithoutWrkSaysHowToInstallIt(t *testing.T) {
 	}
 }
 
-func TestParseWrkSummary(t *testing.T) {
-	out := []byte("Running 20s test @ http://127.0.0.1:1/v1/feed?limit=20\n  2 threads and 32 connections\n" +
-		"feedline-wrk requests=40000 duration_us=20000000 p50_us=1500 p99_us=8200 max_us=31000 status=3 connect=0 read=1 write=0 timeout=0\n")
-	r, err := parseWrkSummary(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.rate() != 2000 || r.P50 != 1500*time.Microsecond || r.P99 != 8200*time.Microsecond || r.Max != 31*time.Millisecond || r.errors() != 4 {
-		t.Errorf("parsed %+v, rate %.1f, errors %d", r, r.rate(), r.errors())
-	}
-	if _, err := parseWrkSummary([]byte("Requests/sec: 100\n")); err == nil {
-		t.Error("output without the summary line parsed")
-	}
-	if _, err := parseWrkSummary([]byte("feedline-wrk requests=1 p50_us=x\n")); err == nil {
-		t.Error("a malformed summary parsed")
-	}
-}
-
-// TestReadPatternGivesEveryAuthorOneAudience: the seeded graph is even, and
-// every feed fills to the cap.
-func TestReadPatternGivesEveryAuthorOneAudience(t *testing.T) {
-	p := newReadPattern(10_000, 50, 800)
-	if p.authors != 1000 || p.postsPerAuthor != 16 {
-		t.Fatalf("pattern %+v", p)
-	}
-	auds := p.audiences(strconv.Itoa)
-	follows := map[string]map[int]bool{}
-	for a, aud := range auds {
-		if len(aud) != 500 {
-			t.Fatalf("author %d has %d followers, want 500", a, len(aud))
-		}
-		for _, u := range aud {
-			if follows[u] == nil {
-				follows[u] = map[int]bool{}
-			}
-			follows[u][a] = true
-		}
-	}
-	if len(follows) != 10_000 {
-		t.Fatalf("%d users follow someone", len(follows))
-	}
-	for u, as := range follows {
-		if len(as) != 50 {
-			t.Fatalf("user %s follows %d distinct authors, want 50", u, len(as))
-		}
-	}
-	small := newReadPattern(60, 5, 800)
-	if small.follows*small.postsPerAuthor != 800 {
-		t.Errorf("small pattern %+v fills feeds to %d", small, small.follows*small.postsPerAuthor)
-	}
-}
-
 // TestBenchFeedSmokeOnARedisCluster runs the fan-out, freshness and memory
 // steps at tiny sizes on a Redis Cluster of the test's own (the bench
 // empties the masters it is given): every post reaches every feed, and the
@@ -155,5 +103,35 @@ func TestBenchFeedSmokeOnARedisCluster(t *testing.T) {
 	args = []string{"feed", "--redis", cl.URL, "--steps", "memory", "--mem-feeds", "10"}
 	if err := benchCmd(t.Context(), args, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "give a scratch database, or --flush") {
 		t.Errorf("a second run on the used cluster: %v", err)
+	}
+}
+
+// TestBenchCatalogSmoke runs the catalog benchmark at a tiny size on the
+// embedded default: every step measures and lands in the table.
+func TestBenchCatalogSmoke(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if err := benchCmd(t.Context(), []string{"--rows", "300", "--dir", t.TempDir()}, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	table := stdout.String()
+	for _, step := range []string{
+		"decode only (CSV, baseline)",
+		"upload + decode + normalise (CSV, index off)",
+		"re-upload, 5% rows changed, decode + normalise (index off)",
+		"upload + decode + normalise (Parquet, index off)",
+		"upload to searchable (all stages)",
+		"re-upload, 5% rows changed, to fully applied",
+	} {
+		m := regexp.MustCompile(`\| ` + regexp.QuoteMeta(step) + ` \| [0-9.]+ s \| ([0-9]+) \|`).FindStringSubmatch(table)
+		if m == nil {
+			t.Errorf("the table lacks the step %q:\n%s", step, table)
+			continue
+		}
+		if rate, _ := strconv.Atoi(m[1]); rate <= 0 {
+			t.Errorf("%s: %s rows/s", step, m[1])
+		}
+	}
+	if !strings.HasPrefix(table, "feedline bench, 300 rows,") {
+		t.Errorf("the table's heading: %q", strings.SplitN(table, "\n", 2)[0])
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"feedline/connectors/elasticsearch"
 )
 
-// benchSearchNode is the Elasticsearch-API node `feedline bench --es-url`
+// searchNode is the Elasticsearch-API node the catalog bench (--es-url)
 // measures the index stage against, under an alias of its own.
-type benchSearchNode struct {
+type searchNode struct {
 	urls      []string
 	name      string   // "Elasticsearch 8.19.7", "OpenSearch 2.19.6"
 	alias     string   // prefix of the aliases of the runs
@@ -20,23 +22,10 @@ type benchSearchNode struct {
 	transport http.RoundTripper
 }
 
-// productHeader adds the X-Elastic-Product header go-elasticsearch requires
-// to every answer without it: OpenSearch does not send it. Only bench and
-// tests use it; serve talks to Elasticsearch.
-type productHeader struct{ base http.RoundTripper }
-
-func (p productHeader) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, err := p.base.RoundTrip(req)
-	if err == nil && res.Header.Get("X-Elastic-Product") == "" {
-		res.Header.Set("X-Elastic-Product", "Elasticsearch")
-	}
-	return res, err
-}
-
 // probeSearchNode asks the node what it runs; an OpenSearch node gets the
 // product header added.
-func probeSearchNode(ctx context.Context, list string) (*benchSearchNode, error) {
-	n := &benchSearchNode{alias: fmt.Sprintf("feedline-bench-%08x", rand.Uint32())}
+func probeSearchNode(ctx context.Context, list string) (*searchNode, error) {
+	n := &searchNode{alias: fmt.Sprintf("feedline-bench-%08x", rand.Uint32())}
 	for _, u := range strings.Split(list, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			n.urls = append(n.urls, strings.TrimRight(u, "/"))
@@ -59,12 +48,12 @@ func probeSearchNode(ctx context.Context, list string) (*benchSearchNode, error)
 	n.name = "Elasticsearch " + info.Version.Number
 	if info.Version.Distribution == "opensearch" {
 		n.name = "OpenSearch " + info.Version.Number
-		n.transport = productHeader{base}
+		n.transport = elasticsearch.OpenSearchTransport{Base: base}
 	}
 	return n, nil
 }
 
-func (n *benchSearchNode) call(ctx context.Context, method, path string, out any) (int, error) {
+func (n *searchNode) call(ctx context.Context, method, path string, out any) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, n.urls[0]+path, nil)
@@ -85,15 +74,15 @@ func (n *benchSearchNode) call(ctx context.Context, method, path string, out any
 	return res.StatusCode, nil
 }
 
-// use points a run's configuration at the node under an alias of its own.
-func (n *benchSearchNode) use(c *serveConfig) {
+// use points a run at the node under an alias of its own.
+func (n *searchNode) use(c *Run) {
 	alias := fmt.Sprintf("%s-%d", n.alias, len(n.used)+1)
 	n.used = append(n.used, alias)
 	c.ESURLs, c.ESAlias, c.ESTransport = n.urls, alias, n.transport
 }
 
 // drop deletes the indexes and the templates the runs made.
-func (n *benchSearchNode) drop(ctx context.Context) error {
+func (n *searchNode) drop(ctx context.Context) error {
 	for _, alias := range n.used {
 		var indexes map[string]json.RawMessage
 		if _, err := n.call(ctx, "GET", "/"+alias+"-v*", &indexes); err != nil {

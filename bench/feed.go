@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,19 +31,18 @@ import (
 
 	"feedline/api"
 	"feedline/connectors/feedstore"
-	"feedline/connectors/natskv"
 	"feedline/connectors/redisfeed"
+	"feedline/feed"
 	"feedline/pipeline"
 	"feedline/schemas"
 	"feedline/stages/fanout"
-	"feedline/topology"
 )
 
-// Steps of "feedline bench feed", in the order they run.
-var feedBenchSteps = []string{"memory", "fanout", "freshness", "read"}
+// FeedSteps are the steps of the feed benchmark, in the order they run.
+func FeedSteps() []string { return []string{"memory", "fanout", "freshness", "read"} }
 
-// feedBenchConfig is what "feedline bench feed" measures and at which sizes.
-type feedBenchConfig struct {
+// FeedConfig is what "feedline bench feed" measures and at which sizes.
+type FeedConfig struct {
 	RedisURL string // empty: the embedded feed store
 	Flush    bool   // empty the Redis database (every master of a cluster) first
 	Steps    []string
@@ -71,12 +69,49 @@ type feedBenchConfig struct {
 	CPUProfile string // of the process during the full-speed wrk run
 }
 
-// benchFeedCmd measures the news feed on a whole system started in this
-// process: fan-out to a large audience, freshness under a steady post rate,
-// feed reads under wrk, and the memory a feed entry takes.
-func benchFeedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseFeedBenchConfig(args, stderr)
-	if err != nil {
+// DefaultFeedConfig runs every step at the sizes BENCHMARKS.md reports.
+func DefaultFeedConfig() FeedConfig {
+	return FeedConfig{
+		Steps:     FeedSteps(),
+		Followers: 5000, Posts: 200,
+		Rate: 500, Authors: 100, Audience: 200, Duration: 20 * time.Second,
+		Users: 10_000, Follows: 50, Wrk: "wrk", Threads: 2, Conns: 32, TargetRate: 2000,
+		MemFeeds: 10_000,
+	}
+}
+
+// Validate checks the steps are known and every size is one a run can take.
+func (c FeedConfig) Validate() error {
+	for _, s := range c.Steps {
+		if !slices.Contains(FeedSteps(), s) {
+			return fmt.Errorf("unknown step %q (known: %s)", s, strings.Join(FeedSteps(), ", "))
+		}
+	}
+	for name, v := range map[string]int{
+		"followers": c.Followers, "posts": c.Posts, "rate": c.Rate, "authors": c.Authors, "audience": c.Audience,
+		"users": c.Users, "follows": c.Follows, "threads": c.Threads, "conns": c.Conns, "target-rate": c.TargetRate, "mem-feeds": c.MemFeeds,
+	} {
+		if v < 1 {
+			return fmt.Errorf("--%s %d: want a whole number above 0", name, v)
+		}
+	}
+	if c.Duration < time.Second {
+		return fmt.Errorf("--duration %s: want at least 1s", c.Duration)
+	}
+	if c.Conns < c.Threads {
+		return fmt.Errorf("--conns %d: wrk needs at least one connection per thread (--threads %d)", c.Conns, c.Threads)
+	}
+	return nil
+}
+
+func (c FeedConfig) runs(step string) bool { return slices.Contains(c.Steps, step) }
+
+// Feed measures the news feed on a whole system started in this process:
+// fan-out to a large audience, freshness under a steady post rate, feed
+// reads under wrk, and the memory a feed entry takes. It prints the result
+// table to stdout (and to cfg.Out) and its progress to stderr.
+func Feed(ctx context.Context, l Launcher, cfg FeedConfig, stdout, stderr io.Writer) error {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	if cfg.runs("read") && !cfg.Serve {
@@ -88,11 +123,12 @@ func benchFeedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		cfg.Wrk = path
 	}
 	b := &feedBench{
-		cfg:    cfg,
-		tag:    benchTag(),
-		stdout: stdout,
-		log:    func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) },
-		report: &feedReport{},
+		cfg:      cfg,
+		launcher: l,
+		tag:      benchTag(),
+		stdout:   stdout,
+		log:      func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) },
+		report:   &feedReport{},
 	}
 	if err := b.run(ctx); err != nil {
 		return err
@@ -111,77 +147,19 @@ func benchFeedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-func parseFeedBenchConfig(args []string, stderr io.Writer) (feedBenchConfig, error) {
-	fs := flag.NewFlagSet("bench feed", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c feedBenchConfig
-	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL for the feed state, redis://host:port/db or redis+cluster://host:port,host:port (a scratch database: the bench leaves its data there); empty keeps it in the process")
-	fs.BoolVar(&c.Flush, "flush", false, "empty the --redis database (every master of a cluster) before starting (it must be empty otherwise)")
-	steps := fs.String("steps", strings.Join(feedBenchSteps, ","), "comma-separated steps to run: "+strings.Join(feedBenchSteps, ","))
-	fs.IntVar(&c.Followers, "followers", 5000, "fanout: active followers of the author whose posts are timed")
-	fs.IntVar(&c.Posts, "posts", 200, "fanout: posts timed one at a time, and posted in one burst")
-	fs.IntVar(&c.Rate, "rate", 500, "freshness: posts per second")
-	fs.IntVar(&c.Authors, "authors", 100, "freshness: authors taking turns to post")
-	fs.IntVar(&c.Audience, "audience", 200, "freshness: active followers of each author")
-	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "length of the freshness run and of each wrk run")
-	fs.IntVar(&c.Users, "users", 10_000, "read: shoppers with full feeds, 1,000 of whom wrk reads as")
-	fs.IntVar(&c.Follows, "follows", 50, "read: authors each shopper follows")
-	fs.StringVar(&c.Wrk, "wrk", "wrk", "read: the wrk program")
-	fs.IntVar(&c.Threads, "threads", 2, "read: wrk threads")
-	fs.IntVar(&c.Conns, "conns", 32, "read: wrk connections")
-	fs.IntVar(&c.TargetRate, "target-rate", 2000, "read: requests per second the latency is also measured at, pacing wrk")
-	fs.BoolVar(&c.Serve, "serve", false, "read: seed, print the wrk commands and keep serving until interrupted, instead of running wrk")
-	fs.IntVar(&c.MemFeeds, "mem-feeds", 10_000, "memory: feeds of 800 entries seeded to weigh an entry")
-	fs.StringVar(&c.Out, "out", "", "also write the result table to this file")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "read: write a CPU profile of this process during the full-speed wrk run to this file")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: feedline bench feed [--redis URL] [--users N] [--duration D] [--out FILE] [flags]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	for _, s := range strings.Split(*steps, ",") {
-		s = strings.TrimSpace(s)
-		if !slices.Contains(feedBenchSteps, s) {
-			return c, fmt.Errorf("unknown step %q (known: %s)", s, strings.Join(feedBenchSteps, ", "))
-		}
-		c.Steps = append(c.Steps, s)
-	}
-	for name, v := range map[string]int{
-		"followers": c.Followers, "posts": c.Posts, "rate": c.Rate, "authors": c.Authors, "audience": c.Audience,
-		"users": c.Users, "follows": c.Follows, "threads": c.Threads, "conns": c.Conns, "target-rate": c.TargetRate, "mem-feeds": c.MemFeeds,
-	} {
-		if v < 1 {
-			return c, fmt.Errorf("--%s %d: want a whole number above 0", name, v)
-		}
-	}
-	if c.Duration < time.Second {
-		return c, fmt.Errorf("--duration %s: want at least 1s", c.Duration)
-	}
-	if c.Conns < c.Threads {
-		return c, fmt.Errorf("--conns %d: wrk needs at least one connection per thread (--threads %d)", c.Conns, c.Threads)
-	}
-	return c, nil
-}
-
-func (c feedBenchConfig) runs(step string) bool { return slices.Contains(c.Steps, step) }
-
 // feedBench is one run of the feed benchmark.
 type feedBench struct {
-	cfg    feedBenchConfig
-	tag    string // starts every user id, so runs against one Redis stay apart
-	key    []byte
-	sys    *system
-	base   string
-	http   *http.Client
-	posts  natskv.Posts
-	stdout io.Writer
-	log    func(format string, a ...any)
-	report *feedReport
+	cfg      FeedConfig
+	launcher Launcher
+	tag      string // starts every user id, so runs against one Redis stay apart
+	key      []byte
+	feeds    schemas.FeedStore // the started system's
+	base     string
+	http     *http.Client
+	posts    schemas.PostStore
+	stdout   io.Writer
+	log      func(format string, a ...any)
+	report   *feedReport
 
 	// cluster is set when the feed state is on a Redis Cluster.
 	cluster bool
@@ -207,7 +185,7 @@ func (b *feedBench) backend() string {
 func (b *feedBench) embedded() bool { return b.cfg.RedisURL == "" }
 
 // feedCap is the feed policy's cap on entries per feed.
-func (b *feedBench) feedCap() int { return fanout.Policy{}.WithDefaults().FeedCap }
+func (b *feedBench) feedCap() int { return feed.Policy{}.WithDefaults().FeedCap }
 
 func (b *feedBench) user(kind string, i int) string { return fmt.Sprintf("%s-%s%d", b.tag, kind, i) }
 
@@ -235,15 +213,14 @@ func (b *feedBench) run(ctx context.Context) error {
 	var key [24]byte
 	_, _ = rand.Read(key[:])
 	b.key = []byte(hex.EncodeToString(key[:]))
-	sys, err := startSystem(ctx, serveConfig{
-		DataDir: filepath.Join(work, "data"), HTTP: "127.0.0.1:0", Stages: allStages,
-		RedisURL: b.cfg.RedisURL, TokenKey: string(b.key),
+	sys, err := b.launcher.Start(ctx, Run{
+		DataDir: filepath.Join(work, "data"), RedisURL: b.cfg.RedisURL, TokenKey: string(b.key),
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return err
 	}
-	b.sys, b.base = sys, "http://"+sys.addr
+	b.feeds, b.base = sys.Feeds(), "http://"+sys.Addr()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -251,11 +228,9 @@ func (b *feedBench) run(ctx context.Context) error {
 	}()
 	b.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	defer b.http.CloseIdleConnections()
-	kv, err := sys.bus.KV(ctx, topology.BucketPosts)
-	if err != nil {
+	if b.posts, err = sys.Posts(ctx); err != nil {
 		return err
 	}
-	b.posts = natskv.Posts{KV: kv, JS: sys.bus.JetStream()}
 	steps := []struct {
 		name string
 		run  func(context.Context) error
@@ -385,7 +360,7 @@ type feedPoll struct {
 func (b *feedBench) waitInFeed(ctx context.Context, reader, id string, p feedPoll) (time.Time, error) {
 	start := time.Now()
 	for {
-		entries, err := b.sys.feeds.Feed(ctx, reader, "", p.Depth)
+		entries, err := b.feeds.Feed(ctx, reader, "", p.Depth)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -413,7 +388,7 @@ func (b *feedBench) missing(ctx context.Context, readers []string, id string, de
 	g.SetLimit(16)
 	for _, r := range readers {
 		g.Go(func() error {
-			entries, err := b.sys.feeds.Feed(gctx, r, "", depth)
+			entries, err := b.feeds.Feed(gctx, r, "", depth)
 			if err != nil {
 				return err
 			}
@@ -432,7 +407,7 @@ func (b *feedBench) missing(ctx context.Context, readers []string, id string, de
 // writes last: the oldest on one Redis; on a Redis Cluster the oldest on
 // each master; on the embedded store every one.
 func (b *feedBench) lastWritten(ctx context.Context, oldestFirst []string) ([]string, error) {
-	st, ok := b.sys.feeds.(*redisfeed.Store)
+	st, ok := b.feeds.(*redisfeed.Store)
 	if !ok {
 		return oldestFirst, nil
 	}
@@ -463,10 +438,10 @@ func (b *feedBench) fanout(ctx context.Context) error {
 		followers[i] = b.user("s", i)
 	}
 	start := time.Now()
-	if err := seedFollows(ctx, b.sys.feeds, author, followers, time.Now().Add(-2*time.Hour)); err != nil {
+	if err := seedFollows(ctx, b.feeds, author, followers, time.Now().Add(-2*time.Hour)); err != nil {
 		return err
 	}
-	if err := markRead(ctx, b.sys.feeds, followers); err != nil {
+	if err := markRead(ctx, b.feeds, followers); err != nil {
 		return err
 	}
 	b.log("fanout: %d followers seeded in %s", n, time.Since(start).Round(time.Millisecond))
@@ -476,7 +451,7 @@ func (b *feedBench) fanout(ctx context.Context) error {
 	// share of the pipeline in order, the masters at once, so there the
 	// last written on each master is checked; the embedded store writes a
 	// chunk shard by shard, so there the whole last chunk is checked.
-	chunk := fanout.Policy{}.WithDefaults().Chunk
+	chunk := feed.Policy{}.WithDefaults().Chunk
 	lastChunk := followers[:(n-1)%chunk+1]
 	watched, err := b.lastWritten(ctx, lastChunk)
 	if err != nil {
@@ -535,7 +510,7 @@ func (b *feedBench) fanout(ctx context.Context) error {
 	})
 
 	// The handler alone, on events that bypass JetStream: the fan-out's own cost.
-	stage := &fanout.Stage{Store: b.sys.feeds, Posts: b.posts, Policy: b.sys.cfg.Feed, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	stage := &fanout.Stage{Store: b.feeds, Posts: b.posts, Policy: feed.Policy{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var handle durations
 	for i := range b.cfg.Posts {
 		p := schemas.Post{ID: strings.ToLower(ulid.Make().String()), Author: star, Text: postText(i), CreatedAt: time.Now().UTC()}
@@ -575,7 +550,7 @@ func (b *feedBench) fanout(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		entries, err := b.sys.feeds.Feed(ctx, followers[0], "", len(ids))
+		entries, err := b.feeds.Feed(ctx, followers[0], "", len(ids))
 		if err != nil {
 			return err
 		}
@@ -616,7 +591,7 @@ func (b *feedBench) freshness(ctx context.Context) error {
 		for j := range audience {
 			audience[j] = fmt.Sprintf("%s-fr%d-%d", b.tag, a, j)
 		}
-		if err := seedFollows(ctx, b.sys.feeds, schemas.Author(schemas.FolloweeUser, authors[a]), audience, time.Now().Add(-time.Hour)); err != nil {
+		if err := seedFollows(ctx, b.feeds, schemas.Author(schemas.FolloweeUser, authors[a]), audience, time.Now().Add(-time.Hour)); err != nil {
 			return err
 		}
 		// The oldest edge is written last (on a cluster, on each master).
@@ -627,7 +602,7 @@ func (b *feedBench) freshness(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := markRead(ctx, b.sys.feeds, audience); err != nil {
+		if err := markRead(ctx, b.feeds, audience); err != nil {
 			return err
 		}
 		var err error
@@ -804,7 +779,7 @@ func (b *feedBench) read(ctx context.Context) error {
 	audiences := p.audiences(user)
 	start := time.Now()
 	for a, aud := range audiences {
-		if err := seedFollows(ctx, b.sys.feeds, schemas.Author(schemas.FolloweeUser, author(a)), aud, time.Now().Add(-48*time.Hour)); err != nil {
+		if err := seedFollows(ctx, b.feeds, schemas.Author(schemas.FolloweeUser, author(a)), aud, time.Now().Add(-48*time.Hour)); err != nil {
 			return err
 		}
 	}
@@ -812,12 +787,12 @@ func (b *feedBench) read(ctx context.Context) error {
 	for u := range readers {
 		readers[u] = user(u)
 	}
-	if err := markRead(ctx, b.sys.feeds, readers); err != nil {
+	if err := markRead(ctx, b.feeds, readers); err != nil {
 		return err
 	}
 	b.log("read: %d users × %d follows seeded in %s", p.users, p.follows, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	if err := p.seedFeeds(ctx, b.sys.feeds, audiences, author, feedCap, true, b.posts.Put); err != nil {
+	if err := p.seedFeeds(ctx, b.feeds, audiences, author, feedCap, true, b.posts.Put); err != nil {
 		return err
 	}
 	b.log("read: %d posts, %d feeds of %d entries seeded in %s", p.authors*p.postsPerAuthor, p.users, p.follows*p.postsPerAuthor, time.Since(start).Round(time.Millisecond))
