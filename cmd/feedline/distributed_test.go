@@ -457,6 +457,9 @@ func TestSeparateWorkerProcessesOnNATSClusterOpenSearchClickHouseRedisCluster(t 
 	api := byService["api"][0]
 	ts := &testSystem{t: t, base: "http://" + api.http, searchRetry: 10 * time.Second}
 
+	// The shop is a partner before shoppers can follow it.
+	key := ts.addPartner(partner)
+
 	// Shoppers: two authors, followers who follow both and the shop, one
 	// of whom reads for the first time at the end.
 	const followers = 40
@@ -485,7 +488,6 @@ func TestSeparateWorkerProcessesOnNATSClusterOpenSearchClickHouseRedisCluster(t 
 	phase(fmt.Sprintf("%d followers follow %s, %s and shop %s", followers, alice.id, carol.id, partner))
 
 	// 1. Catalog: an upload through killed workers.
-	key := ts.addPartner(partner)
 	ts.setMapping(partner, key, `{"preset": "naver_ep"}`)
 	const rows = 30_000
 	priceOf := func(i int) int { return 1000 + i }
