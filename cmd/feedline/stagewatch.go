@@ -19,12 +19,18 @@ type consumerWatch struct {
 	js jetstream.JetStream
 }
 
-// stageStreams are the stages an upload passes and the stream each reads;
-// a stage's durable consumer is named after it.
-var stageStreams = map[string]string{
-	"ingest":    topology.StreamUploads,
-	"normalise": topology.StreamRaw,
-	"index":     topology.StreamProducts,
+// streamOf is the stream a stage an upload passes reads; a stage's durable
+// consumer is named after it.
+func streamOf(stage string) (string, bool) {
+	switch stage {
+	case "ingest":
+		return topology.StreamUploads, true
+	case "normalise":
+		return topology.StreamRaw, true
+	case "index":
+		return topology.StreamProducts, true
+	}
+	return "", false
 }
 
 // recentlyActive is how long after its last delivery a consumer counts as
@@ -33,7 +39,7 @@ const recentlyActive = 5 * time.Second
 
 func (w consumerWatch) Waiting(ctx context.Context, stage string) (schemas.Waiting, error) {
 	out := schemas.Waiting{Stage: stage}
-	stream, ok := stageStreams[stage]
+	stream, ok := streamOf(stage)
 	if !ok {
 		return out, fmt.Errorf("stage %q reads no upload's messages", stage)
 	}
