@@ -202,19 +202,11 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 	if err != nil || stop.cancelled {
 		return rec, err
 	}
-	rc, err := s.Files.Open(ctx, up.Object)
+	dec, closeFile, err := s.openFile(ctx, up, opts)
 	if err != nil {
-		if errors.Is(err, schemas.ErrNotFound) {
-			return rec, fmt.Errorf("%w: the uploaded file is gone from the store", errFile)
-		}
 		return rec, err
 	}
-	defer rc.Close()
-	dec, err := s.Open(rc, opts)
-	if err != nil {
-		return rec, fmt.Errorf("%w: %w", errFile, err)
-	}
-	defer dec.Close()
+	defer closeFile()
 
 	flight := s.Pub.Flight(16)
 	batch := s.newBatch(up, m.Sequence, 0)
@@ -289,24 +281,35 @@ func (s *Stage) decode(ctx context.Context, up schemas.UploadEvent, m *pipeline.
 	return rec, flight.Wait(ctx)
 }
 
+// openFile opens an upload's stored file with its decoder; closeFile
+// closes both. A file gone from the store, or one that cannot be decoded,
+// fails the upload (errFile).
+func (s *Stage) openFile(ctx context.Context, up schemas.UploadEvent, opts schemas.DecoderOptions) (_ schemas.RowDecoder, closeFile func(), _ error) {
+	rc, err := s.Files.Open(ctx, up.Object)
+	if err != nil {
+		if errors.Is(err, schemas.ErrNotFound) {
+			return nil, nil, fmt.Errorf("%w: the uploaded file is gone from the store", errFile)
+		}
+		return nil, nil, err
+	}
+	dec, err := s.Open(rc, opts)
+	if err != nil {
+		rc.Close()
+		return nil, nil, fmt.Errorf("%w: %w", errFile, err)
+	}
+	return dec, func() { dec.Close(); rc.Close() }, nil
+}
+
 // survey reads the file once without publishing: it fails a file whose
 // columns cannot feed the mapping, and returns the rows that a later row of
 // the same product supersedes, each with the row that does. It keeps one
 // hash per distinct product id, not the rows.
 func (s *Stage) survey(ctx context.Context, up schemas.UploadEvent, mapping schemas.Mapping, opts schemas.DecoderOptions, stop *cancelCheck) (map[int64]int64, error) {
-	rc, err := s.Files.Open(ctx, up.Object)
+	dec, closeFile, err := s.openFile(ctx, up, opts)
 	if err != nil {
-		if errors.Is(err, schemas.ErrNotFound) {
-			return nil, fmt.Errorf("%w: the uploaded file is gone from the store", errFile)
-		}
 		return nil, err
 	}
-	defer rc.Close()
-	dec, err := s.Open(rc, opts)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errFile, err)
-	}
-	defer dec.Close()
+	defer closeFile()
 	growing := schemas.ColumnsGrow(dec.Format())
 	if !growing {
 		if err := mapping.CheckColumns(dec.Columns()); err != nil {
