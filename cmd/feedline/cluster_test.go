@@ -12,13 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"feedline/pipeline"
 	"feedline/pipeline/natstest"
@@ -348,24 +344,7 @@ func TestComposeServicesOnTheNATSCluster(t *testing.T) {
 		t.Skip("starts every stage")
 	}
 	c := natstest.Start(t)
-	redisURL := os.Getenv("FEEDLINE_TEST_REDIS")
-	if redisURL == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("FEEDLINE_TEST_REDIS is not set; .ci/run starts a Redis for this test")
-		}
-		t.Skip("FEEDLINE_TEST_REDIS is not set (the services' users may not rebuild feeds from the log)")
-	}
-	u, err := url.Parse(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/9" // this test's own database
-	opt, _ := redis.ParseURL(u.String())
-	rc := redis.NewClient(opt)
-	defer rc.Close()
-	if err := rc.FlushDB(t.Context()).Err(); err != nil {
-		t.Fatal(err)
-	}
+	u := emptyRedisDB(t, 9)
 	_, admin := c.Admin()
 
 	d := loadDeployment(t)

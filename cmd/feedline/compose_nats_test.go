@@ -389,26 +389,7 @@ func TestComposeStagesRunAsTheirNATSUsers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts every stage")
 	}
-	redisURL := os.Getenv("FEEDLINE_TEST_REDIS")
-	if redisURL == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("FEEDLINE_TEST_REDIS is not set; .ci/run starts a Redis for this test")
-		}
-		// Without Redis the API and fan-out rebuild feeds from the log,
-		// which their deployment users may not read.
-		t.Skip("FEEDLINE_TEST_REDIS is not set")
-	}
-	u, err := url.Parse(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/8" // this test's own database
-	opt, _ := redis.ParseURL(u.String())
-	rc := redis.NewClient(opt)
-	defer rc.Close()
-	if err := rc.FlushDB(t.Context()).Err(); err != nil {
-		t.Fatal(err)
-	}
+	u := emptyRedisDB(t, 8)
 
 	d := loadDeployment(t)
 	natsURL, logged := composeNATS(t, d)
@@ -504,4 +485,33 @@ func (s *safeBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// emptyRedisDB is database db of $FEEDLINE_TEST_REDIS, emptied: the
+// deployment tests' own, since the services' NATS users may not rebuild
+// feeds from the log without Redis.
+func emptyRedisDB(t *testing.T, db int) *url.URL {
+	t.Helper()
+	redisURL := os.Getenv("FEEDLINE_TEST_REDIS")
+	if redisURL == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("FEEDLINE_TEST_REDIS is not set; .ci/run starts a Redis for this test")
+		}
+		t.Skip("FEEDLINE_TEST_REDIS is not set (the services' NATS users may not rebuild feeds from the log)")
+	}
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = fmt.Sprint("/", db)
+	opt, err := redis.ParseURL(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(opt)
+	defer rc.Close()
+	if err := rc.FlushDB(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
