@@ -33,6 +33,7 @@ import (
 	"feedline/stages/ingest"
 	"feedline/stages/normalise"
 	"feedline/topology"
+	"feedline/web"
 )
 
 // Stage names accepted by --stages; "api" is the HTTP API.
@@ -521,6 +522,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			apiCfg.Requests = natskv.Requests{KV: kvRequests}
 		}
 		s.app = api.New(apiCfg)
+		web.Mount(s.app.App)
 		// An embedded server has had no writer before this process, so
 		// whatever is unfinished now was left by an earlier one.
 		first := time.Now().Add(-staleUpload)

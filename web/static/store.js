@@ -1,0 +1,151 @@
+// The storefront: search, facets that narrow, sort, cursor pages.
+'use strict';
+
+(() => {
+  const { api, el, money, effectivePrice, availabilityNames, productURL, showError } = feedline;
+  const $ = (id) => document.getElementById(id);
+  const multi = ['brand', 'category', 'availability', 'partner'];
+
+  // The search lives in the page's query string (no keys there), so a
+  // search can be bookmarked and the back button works.
+  function fromURL() {
+    const u = new URLSearchParams(location.search);
+    const s = { q: u.get('q') || '', sort: u.get('sort') || 'relevance', min_price: u.get('min_price') || '', max_price: u.get('max_price') || '' };
+    for (const f of multi) s[f] = u.getAll(f);
+    return s;
+  }
+
+  let state = fromURL();
+  let cursors = ['']; // cursors[i] opens page i+1
+  let page = 0;
+  let shops = new Set(); // shops seen in results, offered as a filter
+  let currency = 'KRW';
+
+  function query(s, cursor) {
+    const u = new URLSearchParams();
+    if (s.q) u.set('q', s.q);
+    if (s.sort && s.sort !== 'relevance') u.set('sort', s.sort);
+    for (const f of multi) for (const v of s[f]) u.append(f, v);
+    if (s.min_price) u.set('min_price', s.min_price);
+    if (s.max_price) u.set('max_price', s.max_price);
+    if (cursor) u.set('cursor', cursor);
+    return u;
+  }
+
+  async function run(push) {
+    if (push) history.pushState(null, '', '/?' + query(state, ''));
+    cursors = [''];
+    page = 0;
+    await load();
+  }
+
+  async function load() {
+    const u = query(state, cursors[page]);
+    u.set('limit', '12');
+    $('hits').setAttribute('aria-busy', 'true');
+    try {
+      const res = await api('/v1/search?' + u);
+      showError($('error'), null);
+      render(res);
+    } catch (e) {
+      showError($('error'), e);
+    } finally {
+      $('hits').removeAttribute('aria-busy');
+    }
+  }
+
+  function render(res) {
+    $('total').textContent = res.total;
+    const list = $('hits');
+    list.replaceChildren();
+    if (res.hits.length) currency = res.hits[0].currency || currency;
+    for (const p of res.hits) {
+      shops.add(p.partner);
+      list.append(hit(p));
+    }
+    if (!res.hits.length) list.append(el('li', { class: 'empty' }, 'No products match. Try fewer words or clear a filter.'));
+    cursors = cursors.slice(0, page + 1);
+    if (res.next_cursor) cursors.push(res.next_cursor);
+    $('prev').disabled = page === 0;
+    $('next').disabled = !res.next_cursor;
+    $('page-no').textContent = 'Page ' + (page + 1);
+    renderFacet('brand', res.facets.brand || []);
+    renderFacet('category', res.facets.category || []);
+    renderFacet('availability', Object.keys(availabilityNames).map((v) => ({ value: v })));
+    renderFacet('partner', [...shops].sort().map((v) => ({ value: v })));
+  }
+
+  function hit(p) {
+    const price = effectivePrice(p);
+    return el('li', { class: 'hit', 'data-id': p.id },
+      el('a', { href: productURL(p.id), class: 'title' }, p.title),
+      el('div', { class: 'meta' },
+        p.brand ? el('span', { class: 'brand-name' }, p.brand) : null,
+        el('span', { class: 'shop' }, 'Shop: ' + p.partner),
+        el('span', { class: 'avail avail-' + p.availability }, availabilityNames[p.availability] || p.availability)),
+      el('div', { class: 'price' },
+        price !== p.price ? el('s', { class: 'was' }, money(p.price, p.currency)) : null,
+        ' ', el('strong', {}, money(price, p.currency))));
+  }
+
+  function renderFacet(name, counts) {
+    const box = document.querySelector('#facet-' + name + ' .options');
+    box.replaceChildren();
+    const chosen = new Set(state[name]);
+    // A chosen value stays visible even when the facet no longer lists it.
+    for (const v of chosen) if (!counts.some((c) => c.value === v)) counts = counts.concat([{ value: v }]);
+    counts.forEach((c, i) => {
+      const id = 'f-' + name + '-' + i;
+      const label = name === 'availability' ? availabilityNames[c.value] : c.value;
+      const input = el('input', { type: 'checkbox', id, value: c.value, checked: chosen.has(c.value), 'data-facet': name });
+      input.addEventListener('change', () => {
+        state[name] = input.checked ? state[name].concat([c.value]) : state[name].filter((v) => v !== c.value);
+        run(true);
+      });
+      box.append(el('div', { class: 'option' }, input,
+        el('label', { for: id }, label, c.count !== undefined ? el('span', { class: 'count' }, ' (' + c.count + ')') : null)));
+    });
+    if (!counts.length) box.append(el('p', { class: 'muted' }, 'None'));
+  }
+
+  function toMinor(v) {
+    if (v === '') return '';
+    return String(Math.round(Number(v) * Math.pow(10, feedline.fractionDigits(currency))));
+  }
+  function toMajor(v) {
+    if (v === '') return '';
+    return String(Number(v) / Math.pow(10, feedline.fractionDigits(currency)));
+  }
+
+  function fill() {
+    $('q').value = state.q;
+    $('sort').value = state.sort;
+    $('min-price').value = toMajor(state.min_price);
+    $('max-price').value = toMajor(state.max_price);
+  }
+
+  $('search').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    state.q = $('q').value.trim();
+    state.sort = $('sort').value;
+    run(true);
+  });
+  $('sort').addEventListener('change', () => { state.sort = $('sort').value; run(true); });
+  $('apply-price').addEventListener('click', () => {
+    state.min_price = toMinor($('min-price').value);
+    state.max_price = toMinor($('max-price').value);
+    run(true);
+  });
+  $('clear-filters').addEventListener('click', () => {
+    for (const f of multi) state[f] = [];
+    state.min_price = state.max_price = '';
+    fill();
+    run(true);
+  });
+  $('next').addEventListener('click', () => { if (cursors[page + 1]) { page++; load(); window.scrollTo(0, 0); } });
+  $('prev').addEventListener('click', () => { if (page > 0) { page--; load(); } });
+  window.addEventListener('popstate', () => { state = fromURL(); fill(); run(false); });
+
+  fill();
+  run(false);
+})();

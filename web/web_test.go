@@ -1,0 +1,87 @@
+package web_test
+
+import (
+	"io"
+	"io/fs"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"feedline/web"
+)
+
+func TestPagesAndAssetsCarryThePolicy(t *testing.T) {
+	app := fiber.New()
+	web.Mount(app)
+	for _, tc := range []struct{ path, contentType string }{
+		{"/", "text/html"},
+		{"/product?id=acme:1", "text/html"},
+		{"/assets/style.css", "text/css"},
+		{"/assets/common.js", "text/javascript"},
+		{"/assets/store.js", "text/javascript"},
+	} {
+		res, err := app.Test(httptest.NewRequest("GET", tc.path, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 || len(body) == 0 {
+			t.Errorf("%s: %d, %d bytes", tc.path, res.StatusCode, len(body))
+			continue
+		}
+		if got := res.Header.Get("Content-Type"); !strings.HasPrefix(got, tc.contentType) {
+			t.Errorf("%s: Content-Type %q, want %s", tc.path, got, tc.contentType)
+		}
+		csp := res.Header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: Content-Security-Policy %q lacks %s", tc.path, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-") {
+			t.Errorf("%s: Content-Security-Policy %q allows unsafe sources", tc.path, csp)
+		}
+		for h, want := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"} {
+			if got := res.Header.Get(h); got != want {
+				t.Errorf("%s: %s %q, want %q", tc.path, h, got, want)
+			}
+		}
+	}
+	for _, path := range []string{"/assets/index.html", "/assets/nothing.js", "/assets/..%2fweb.go"} {
+		res, err := app.Test(httptest.NewRequest("GET", path, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 404 {
+			t.Errorf("%s: %d, want 404", path, res.StatusCode)
+		}
+	}
+}
+
+// The policy forbids inline script and style, so the pages must have none:
+// a page that did would break in the browser, not in review.
+func TestPagesHaveNoInlineScriptOrStyle(t *testing.T) {
+	inline := regexp.MustCompile(`(?i)<script|<style|\sstyle=|\son[a-z]+=|javascript:`)
+	src := regexp.MustCompile(`(?i)<script\s[^>]*src="/assets/[a-z]+\.js"[^>]*></script>`)
+	pages, err := fs.Glob(os.DirFS("static"), "*.html")
+	if err != nil || len(pages) < 2 {
+		t.Fatalf("pages: %v %v", pages, err)
+	}
+	for _, name := range pages {
+		data, err := os.ReadFile("static/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		html := src.ReplaceAllString(string(data), "")
+		if m := inline.FindString(html); m != "" {
+			t.Errorf("%s: inline script or style %q", name, m)
+		}
+		if strings.Contains(string(data), "http://") || strings.Contains(string(data), "https://") {
+			t.Errorf("%s: names an outside address; pages load only from their own origin", name)
+		}
+	}
+}
