@@ -30,6 +30,8 @@ func Mount(app *fiber.App) {
 	}
 	app.Get("/", serveFile(files, "index.html"))
 	app.Get("/product", serveFile(files, "product.html"))
+	app.Get("/feed", serveFile(files, "feed.html"))
+	app.Get("/partner", serveFile(files, "partner.html"))
 	app.Get("/assets/:name", func(c *fiber.Ctx) error {
 		name := c.Params("name")
 		if path.Ext(name) == ".html" {

@@ -5,6 +5,7 @@ import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
 import { strict as assert } from 'node:assert';
 import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 
 const env = process.env;
 const base = env.FEEDLINE_BASE;
@@ -123,6 +124,136 @@ await scenario('a product that does not exist shows why', async (page) => {
   await err.waitFor();
   assert.match(await err.textContent(), /No product "acme:NO-SUCH"/);
   await check(page, 'product-missing');
+});
+
+// The API as the partner's own tools use it, for what the shopper's
+// scenario needs to happen in the catalog meanwhile.
+async function push(file, mode) {
+  const body = await readFile(path.join(env.FEEDLINE_FIXTURES, file));
+  const res = await fetch(`${base}/v1/partners/${env.FEEDLINE_PARTNER}/uploads?mode=${mode}&filename=${file}`,
+    { method: 'POST', headers: { Authorization: 'Bearer ' + env.FEEDLINE_PARTNER_KEY }, body });
+  const answer = await res.text();
+  assert.equal(res.status, 202, answer);
+  return JSON.parse(answer).upload_id;
+}
+
+// until retries check, running between each try, until it passes.
+async function until(what, check, between, ms = 20000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`${what}: ${e.message}`);
+    }
+    if (between) await between();
+    await new Promise((r) => setTimeout(r, 400));
+  }
+}
+
+await scenario('a shopper follows a shop, posts, and sees the post and a price drop in the feed', async (page) => {
+  await page.goto(base + '/feed');
+  await page.getByLabel('Shopper token').fill('not-a-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#error:not([hidden])').waitFor();
+  await page.getByLabel('Shopper token').fill(env.FEEDLINE_SHOPPER_TOKEN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#me').getByText('bob').waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('feedline.shopper')), env.FEEDLINE_SHOPPER_TOKEN);
+  assert.equal(await page.evaluate(() => localStorage.length), 0, 'nothing in localStorage');
+  assert.ok(!page.url().includes(env.FEEDLINE_SHOPPER_TOKEN), 'the token is not in the address');
+
+  await page.getByLabel('Kind').selectOption('shop');
+  await page.getByLabel('Id', { exact: true }).fill(env.FEEDLINE_PARTNER);
+  await page.getByRole('button', { name: 'Follow', exact: true }).click();
+  await page.getByRole('status').getByText('Following Shop ' + env.FEEDLINE_PARTNER).waitFor();
+  await until('the following list names the shop',
+    async () => assert.ok(await page.locator('#following').getByText('Shop ' + env.FEEDLINE_PARTNER).count() > 0),
+    () => page.reload().then(() => page.locator('#me').waitFor()));
+
+  const text = 'Hello from the browser ' + Date.now();
+  await page.getByLabel('What do you want to share?').fill(text);
+  await page.getByRole('button', { name: 'Post', exact: true }).click();
+  await until('the post is in the feed',
+    async () => assert.ok(await page.locator('#feed li.post').getByText(text).count() > 0),
+    () => page.getByRole('button', { name: 'Refresh' }).click());
+
+  // The shop cuts every price by a fifth: a price drop becomes news.
+  await push(env.FEEDLINE_PARTNER + '-cheaper.csv', 'full');
+  await until('a price drop is in the feed',
+    async () => assert.ok(await page.locator('#feed li.drop').count() > 0),
+    () => page.getByRole('button', { name: 'Refresh' }).click(), 40000);
+  const drop = await page.locator('#feed li.drop').first().textContent();
+  assert.match(drop, /Price drop: .*₩/);
+  await check(page, 'feed');
+
+  // Thirty drops are newer than the post: it is further down, and older
+  // items load as one scrolls to the end.
+  const before = await page.locator('#feed li.item').count();
+  assert.ok(await page.locator('#older').isVisible(), 'there are older items');
+  await until('scrolling to the end loads the post again', async () => {
+    await page.locator('#older').scrollIntoViewIfNeeded().catch(() => {});
+    assert.ok(await page.locator('#feed li.post').getByText(text).count() > 0);
+  });
+  assert.ok(await page.locator('#feed li.item').count() > before, 'older items were added');
+  const ids = await page.locator('#feed li.item').evaluateAll((els) => els.map((e) => e.dataset.id));
+  assert.equal(new Set(ids).size, ids.length, 'no item is shown twice');
+
+  // Following a shopper, then unfollowing.
+  await page.getByLabel('Kind').selectOption('user');
+  await page.getByLabel('Id', { exact: true }).fill('alice');
+  await page.getByRole('button', { name: 'Follow', exact: true }).click();
+  await until('the following list names alice', async () => assert.ok(await page.locator('#following').getByText('alice').count() > 0),
+    () => page.reload().then(() => page.locator('#me').waitFor()));
+  await page.getByRole('button', { name: 'Unfollow alice' }).click();
+  await until('alice leaves the following list', async () => assert.equal(await page.locator('#following').getByText('alice').count(), 0),
+    () => page.reload().then(() => page.locator('#me').waitFor()));
+}, { viewport: phone });
+
+await scenario('a partner uploads a file with bad rows and sees the issue summary', async (page) => {
+  await page.goto(base + '/partner');
+  await page.getByLabel('Partner id').fill(env.FEEDLINE_PARTNER);
+  await page.getByLabel('API key').fill('wrong-key');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const err = page.locator('#error:not([hidden])');
+  await err.waitFor();
+  assert.ok((await err.textContent()).length > 10, 'the refusal says why');
+  await page.getByLabel('API key').fill(env.FEEDLINE_PARTNER_KEY);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#me').getByText(env.FEEDLINE_PARTNER).waitFor();
+  assert.ok(!page.url().includes(env.FEEDLINE_PARTNER_KEY), 'the key is not in the address');
+  await page.locator('#uploads tbody tr[data-id]').first().waitFor();
+  await page.locator('#mapping-version').getByText('Version').waitFor();
+  await page.locator('#source').getByText('No scheduled source').waitFor();
+
+  await page.getByLabel(/^File/).setInputFiles(path.join(env.FEEDLINE_FIXTURES, 'bad-rows.csv'));
+  await page.getByLabel('Mode').selectOption('delta');
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await page.locator('#status:not([hidden])').waitFor();
+  assert.equal(await page.locator('#progress').getAttribute('value'), '100');
+  await page.locator('#stages li.done').getByText('Indexed').waitFor({ timeout: 30000 });
+  const summary = await page.locator('#issue-summary tbody').textContent();
+  assert.match(summary, /missing_title/);
+  assert.match(summary, /price_unparseable/);
+  assert.match(await page.locator('#rejections tbody').textContent(), /AC-1005/);
+  const counts = await page.locator('#counts').textContent();
+  assert.match(counts, /accepted6/);
+  assert.match(counts, /rejected2/);
+  await check(page, 'partner-upload');
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: /Download every issue/ }).click()]);
+  const list = await readFile(await download.path(), 'utf8');
+  assert.match(list, /missing_title/);
+  assert.match(list, /price_unparseable/);
+
+  // The mapping tried on the same sample shows what it would make.
+  await page.getByLabel('Sample file').setInputFiles(path.join(env.FEEDLINE_FIXTURES, 'bad-rows.csv'));
+  await page.getByRole('button', { name: 'Preview' }).click();
+  await page.locator('#preview:not([hidden])').waitFor();
+  assert.match(await page.locator('#preview-counts').textContent(), /8 rows read: 6 valid, 2 rejected/);
+  assert.equal(await page.locator('#preview-products tbody tr').count(), 6);
+  await page.locator('#uploads tbody tr[data-id]').nth(1).waitFor();
+  await check(page, 'partner-console');
 });
 
 await browser.close();

@@ -1,0 +1,295 @@
+// The partner console: upload with progress and live status, the upload
+// list, issues, the mapping with a preview, the scheduled source.
+'use strict';
+
+(() => {
+  const { api, answer, el, money, showError, session } = feedline;
+  const $ = (id) => document.getElementById(id);
+  let partner = session.get('partner');
+  let key = session.get('partner_key');
+  let current = ''; // the upload shown in the status panel
+  let polling = 0;
+  let uploadsCursor = '';
+
+  function call(path, opts = {}) {
+    return api(path, Object.assign({ token: key }, opts));
+  }
+  function base() {
+    return '/v1/partners/' + encodeURIComponent(partner);
+  }
+  function fail(e) {
+    showError($('error'), e);
+    if (e.status === 401 || e.status === 403) signOut();
+  }
+  function row(...cells) {
+    return el('tr', {}, ...cells.map((c) => el('td', {}, c)));
+  }
+  function summaryRows(tbody, summary) {
+    tbody.replaceChildren();
+    for (const s of summary || []) tbody.append(row(s.severity, s.code, s.field || '', s.count, (s.first_rows || []).join(', ')));
+    if (!tbody.children.length) tbody.append(el('tr', {}, el('td', { colspan: '5' }, 'No issues.')));
+  }
+
+  // The stages an upload goes through, and how its status says each is done.
+  const stages = [
+    ['Received', () => true],
+    ['Read', (st) => st.state !== 'received' && (st.counts.read > 0 || st.normalised || st.state === 'done')],
+    ['Normalised', (st) => st.normalised || st.state === 'done'],
+    ['Indexed', (st) => st.state === 'done' && st.counts.indexed + st.counts.deleted >= st.counts.accepted],
+  ];
+  const finished = ['done', 'failed', 'cancelled', 'held'];
+
+  function showStatus(st) {
+    $('status').hidden = false;
+    $('status-id').textContent = st.id;
+    let line = 'State: ' + st.state;
+    if (st.waiting_for) line += ' (waiting for ' + st.waiting_for + ')';
+    if (st.error) line += ': ' + st.error;
+    if (st.hold) line += ': held, it would delete ' + st.hold.would_delete + ' of ' + st.hold.live + ' live products';
+    $('status-line').textContent = line;
+    $('stages').replaceChildren(...stages.map(([name, done]) => {
+      const ok = done(st);
+      return el('li', { class: ok ? 'done' : '' }, (ok ? '✓ ' : '… ') + name);
+    }));
+    const c = st.counts || {};
+    $('counts').tBodies[0].replaceChildren(
+      ...['read', 'accepted', 'unchanged', 'rejected', 'excluded', 'warnings', 'indexed', 'deleted'].map((k) =>
+        el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, c[k] || 0))));
+    summaryRows($('issue-summary').tBodies[0], st.issue_summary);
+    const rej = $('rejections').tBodies[0];
+    rej.replaceChildren(...(st.rejections || []).map((r) => row(r.row, r.source_id, r.code, r.reason)));
+    if (!rej.children.length) rej.append(el('tr', {}, el('td', { colspan: '4' }, 'No rejected rows.')));
+  }
+
+  // Polls the upload's status until it finishes.
+  async function watch(id) {
+    current = id;
+    const mine = ++polling;
+    for (;;) {
+      let st;
+      try {
+        st = await call('/v1/uploads/' + encodeURIComponent(id));
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      if (mine !== polling) return;
+      showStatus(st);
+      if (finished.includes(st.state) && (st.state !== 'done' || stages[3][1](st))) {
+        loadUploads(true);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  function upload(file, mode) {
+    const u = new URLSearchParams({ mode, filename: file.name });
+    const xhr = new XMLHttpRequest();
+    $('upload-progress').hidden = false;
+    $('progress').value = 0;
+    $('upload-button').disabled = true;
+    xhr.upload.addEventListener('progress', (ev) => {
+      if (ev.lengthComputable) $('progress').value = Math.round((ev.loaded / ev.total) * 100);
+    });
+    xhr.addEventListener('load', async () => {
+      $('upload-button').disabled = false;
+      const res = new Response(xhr.response, { status: xhr.status, statusText: xhr.statusText, headers: { 'Content-Type': xhr.getResponseHeader('Content-Type') || '' } });
+      try {
+        const out = await answer(res);
+        $('progress').value = 100;
+        showError($('error'), null);
+        watch(out.upload_id);
+      } catch (e) {
+        fail(e);
+      }
+    });
+    xhr.addEventListener('error', () => {
+      $('upload-button').disabled = false;
+      showError($('error'), new Error('The upload was cut off before the server answered. Check your connection and upload again.'));
+    });
+    xhr.open('POST', base() + '/uploads?' + u);
+    xhr.setRequestHeader('Authorization', 'Bearer ' + key);
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.send(file);
+  }
+
+  async function loadUploads(reset) {
+    try {
+      const u = new URLSearchParams({ limit: '20' });
+      if (!reset && uploadsCursor) u.set('cursor', uploadsCursor);
+      const page = await call(base() + '/uploads?' + u);
+      const tbody = $('uploads').tBodies[0];
+      if (reset) tbody.replaceChildren();
+      for (const st of page.uploads) {
+        tbody.append(el('tr', { 'data-id': st.id },
+          el('td', {}, feedline.when(st.received_at)), el('td', {}, st.filename || st.source || ''),
+          el('td', {}, st.state), el('td', {}, st.counts.accepted), el('td', {}, st.counts.rejected),
+          el('td', {}, el('button', { type: 'button', class: 'link', 'aria-label': 'Details of upload ' + st.id, onclick: () => watch(st.id) }, 'Details'))));
+      }
+      if (reset && !page.uploads.length) tbody.append(el('tr', {}, el('td', { colspan: '6' }, 'No uploads yet.')));
+      uploadsCursor = page.next_cursor || '';
+      $('uploads-more').hidden = !uploadsCursor;
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  // The issue list needs the key, so it is fetched and handed to the
+  // browser as a file rather than linked.
+  async function downloadIssues() {
+    if (!current) return;
+    try {
+      const res = await fetch('/v1/uploads/' + encodeURIComponent(current) + '/issues?format=csv', { headers: { Authorization: 'Bearer ' + key } });
+      if (!res.ok) await answer(res);
+      const url = URL.createObjectURL(await res.blob());
+      const a = el('a', { href: url, download: current + '-issues.csv' });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  async function loadMapping() {
+    try {
+      const m = await call(base() + '/mapping');
+      $('mapping-version').textContent = 'Version ' + m.version + (m.updated_at ? ', saved ' + feedline.when(m.updated_at) : '');
+      const shown = Object.assign({}, m);
+      delete shown.version;
+      delete shown.updated_at;
+      $('mapping').value = JSON.stringify(shown, null, 2);
+    } catch (e) {
+      if (e.status === 404) {
+        $('mapping-version').textContent = 'No mapping yet: write one and save it.';
+        $('mapping').value = '{\n  "fields": {}\n}';
+      } else fail(e);
+    }
+  }
+
+  async function saveMapping() {
+    try {
+      JSON.parse($('mapping').value);
+    } catch (e) {
+      showError($('error'), new Error('The mapping is not valid JSON: ' + e.message));
+      return;
+    }
+    try {
+      await call(base() + '/mapping', { method: 'PUT', body: $('mapping').value, headers: { 'Content-Type': 'application/json' } });
+      showError($('error'), null);
+      loadMapping();
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  async function preview() {
+    const file = $('sample-file').files[0];
+    if (!file) {
+      showError($('error'), new Error('Choose a sample file to preview the mapping on.'));
+      return;
+    }
+    const form = new FormData();
+    form.append('mapping', new Blob([$('mapping').value], { type: 'application/json' }), 'mapping.json');
+    form.append('file', file, file.name);
+    try {
+      const pv = await call(base() + '/mapping/preview', { method: 'POST', body: form });
+      showError($('error'), null);
+      $('preview').hidden = false;
+      const c = pv.counts;
+      $('preview-counts').textContent = `${c.read} rows read: ${c.valid} valid, ${c.rejected} rejected, ${c.warnings} warnings` +
+        (pv.truncated ? ' (the first part of the file)' : '') + '. Columns: ' + (pv.columns || []).join(', ');
+      const tbody = $('preview-products').tBodies[0];
+      tbody.replaceChildren(...(pv.products || []).slice(0, 20).map((p) =>
+        row(p.id, p.title, p.brand || '', money(p.sale_price ?? p.price, p.currency), p.availability)));
+      summaryRows($('preview-issues').tBodies[0], pv.issue_summary);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  async function loadSource() {
+    const box = $('source');
+    try {
+      const s = await call(base() + '/source');
+      const last = s.last_fetch;
+      box.replaceChildren(el('dl', {},
+        el('dt', {}, 'Feed'), el('dd', {}, s.url),
+        el('dt', {}, 'Every'), el('dd', {}, s.every + ' (' + s.mode + ')'),
+        el('dt', {}, 'Next fetch'), el('dd', {}, s.fetching ? 'fetching now' : feedline.when(s.next_fetch_at)),
+        el('dt', {}, 'Last fetch'), el('dd', {}, last
+          ? `${feedline.when(last.at)}: ${last.status}${last.http_status ? ' (HTTP ' + last.http_status + ')' : ''}${last.error ? ', ' + last.error : ''}${last.upload_id ? ', upload ' + last.upload_id : ''}`
+          : 'not fetched yet'),
+        s.failures ? el('dt', {}, 'Failures in a row') : null, s.failures ? el('dd', {}, s.failures) : null));
+      $('fetch-now').hidden = false;
+    } catch (e) {
+      if (e.status === 404) {
+        box.replaceChildren(el('p', { class: 'muted' }, 'No scheduled source: feedline fetches nothing for you. Set one with PUT ' + base() + '/source.'));
+        $('fetch-now').hidden = true;
+      } else box.replaceChildren(el('p', { class: 'error' }, e.message));
+    }
+  }
+
+  async function fetchNow() {
+    try {
+      await call(base() + '/source/fetch', { method: 'POST' });
+      showError($('error'), null);
+      setTimeout(loadSource, 1000);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  function signOut() {
+    session.clear('partner');
+    session.clear('partner_key');
+    partner = key = '';
+    polling++;
+    show();
+  }
+
+  function show() {
+    const on = !!(partner && key);
+    $('signin').hidden = on;
+    $('console').hidden = !on;
+    if (!on) return;
+    $('me').textContent = partner;
+    loadUploads(true);
+    loadMapping();
+    loadSource();
+  }
+
+  $('signin-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    partner = $('partner-id').value.trim();
+    key = $('partner-key').value.trim();
+    try {
+      await call(base() + '/uploads?limit=1');
+    } catch (e) {
+      partner = key = '';
+      showError($('error'), e);
+      return;
+    }
+    session.set('partner', partner);
+    session.set('partner_key', key);
+    $('partner-key').value = '';
+    showError($('error'), null);
+    show();
+  });
+  $('signout').addEventListener('click', signOut);
+  $('upload-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const file = $('upload-file').files[0];
+    if (file) upload(file, $('upload-mode').value);
+  });
+  $('uploads-refresh').addEventListener('click', () => loadUploads(true));
+  $('uploads-more').addEventListener('click', () => loadUploads(false));
+  $('download-issues').addEventListener('click', downloadIssues);
+  $('save-mapping').addEventListener('click', saveMapping);
+  $('preview-button').addEventListener('click', preview);
+  $('fetch-now').addEventListener('click', fetchNow);
+
+  show();
+})();
