@@ -271,6 +271,9 @@ func (r *Reader) page(ctx context.Context, entries []schemas.FeedEntry, limit in
 				continue
 			}
 			item.Product = &p
+			if e.Kind == schemas.FeedKindPriceDrop && e.PriceOld > 0 {
+				item.PriceChange = &schemas.PriceChange{Old: e.PriceOld, New: e.PriceNew, Currency: p.Currency}
+			}
 		}
 		page.Items = append(page.Items, item)
 	}

@@ -3,6 +3,7 @@ package schemas
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -77,19 +78,43 @@ type FeedEntry struct {
 	Kind   string `json:"kind"`   // FeedKind*
 	Author string `json:"author"` // Author(kind, id)
 	Ref    string `json:"ref"`    // post id, or product id
+	// A price drop's effective prices before and after, in minor units:
+	// the feed shows the drop as it happened, whatever the price is now.
+	PriceOld int64 `json:"price_old,omitempty"`
+	PriceNew int64 `json:"price_new,omitempty"`
 }
 
-// String is the entry's compact form, "<id>|<kind>|<author>|<ref>"; caches
-// store entries in this form and order them by it (the id leads).
-func (e FeedEntry) String() string { return e.ID + "|" + e.Kind + "|" + e.Author + "|" + e.Ref }
+// String is the entry's compact form, "<id>|<kind>|<author>|<ref>", or
+// "<id>|price_drop|<author>|<old>-<new>|<ref>" for a price drop with its
+// prices; caches store entries in this form and order them by it (the id
+// leads, the author is always the third field).
+func (e FeedEntry) String() string {
+	if e.PriceOld != 0 || e.PriceNew != 0 {
+		return e.ID + "|" + e.Kind + "|" + e.Author + "|" + strconv.FormatInt(e.PriceOld, 10) + "-" + strconv.FormatInt(e.PriceNew, 10) + "|" + e.Ref
+	}
+	return e.ID + "|" + e.Kind + "|" + e.Author + "|" + e.Ref
+}
 
-// ParseFeedEntry reads the compact form.
+// ParseFeedEntry reads the compact form. A product id always holds a ':',
+// so a field of digits around '-' before it can only be a drop's prices;
+// entries written before drops carried them read as before.
 func ParseFeedEntry(s string) (FeedEntry, error) {
 	parts := strings.SplitN(s, "|", 4)
 	if len(parts) != 4 || parts[0] == "" {
 		return FeedEntry{}, fmt.Errorf("feed entry %q: want id|kind|author|ref", s)
 	}
-	return FeedEntry{ID: parts[0], Kind: parts[1], Author: parts[2], Ref: parts[3]}, nil
+	e := FeedEntry{ID: parts[0], Kind: parts[1], Author: parts[2], Ref: parts[3]}
+	if e.Kind == FeedKindPriceDrop {
+		if prices, ref, ok := strings.Cut(e.Ref, "|"); ok {
+			oldS, newS, dash := strings.Cut(prices, "-")
+			o, errOld := strconv.ParseUint(oldS, 10, 63)
+			n, errNew := strconv.ParseUint(newS, 10, 63)
+			if dash && errOld == nil && errNew == nil {
+				e.Ref, e.PriceOld, e.PriceNew = ref, int64(o), int64(n)
+			}
+		}
+	}
+	return e, nil
 }
 
 // FollowEdge is one "user follows author" relation; ID is the ULID of the
@@ -192,6 +217,9 @@ type FeedItem struct {
 	Author  string    `json:"author"` // "user:<id>" or "shop:<partner>"
 	Post    *Post     `json:"post,omitempty"`
 	Product *Product  `json:"product,omitempty"`
+	// PriceChange is a price drop's prices when it happened (the product
+	// shows today's).
+	PriceChange *PriceChange `json:"price_change,omitempty"`
 }
 
 // FeedPage is one page of a feed or timeline; no NextCursor means the end.

@@ -383,8 +383,13 @@ func isPriceDrop(p *schemas.PriceChange, percent int) bool {
 
 // CatalogEntry derives a catalog item's entry from the change: the same
 // change always gives the same id, so a redelivery adds nothing new.
+// A price drop carries its prices, so the feed shows the drop itself.
 func CatalogEntry(kind, shop string, c schemas.ProductChange, at time.Time) schemas.FeedEntry {
-	return schemas.FeedEntry{ID: EntryID(at, kind, c.ID, fmt.Sprint(c.Version)), Kind: kind, Author: shop, Ref: c.ID}
+	e := schemas.FeedEntry{ID: EntryID(at, kind, c.ID, fmt.Sprint(c.Version)), Kind: kind, Author: shop, Ref: c.ID}
+	if kind == schemas.FeedKindPriceDrop && c.Price != nil {
+		e.PriceOld, e.PriceNew = c.Price.Old, c.Price.New
+	}
+	return e
 }
 
 // EntryID is a ULID with at's time and entropy hashed from parts: time

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,14 +181,22 @@ func TestCatalogNewsCollapsesAndIsCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := map[string]int{}
+	var drops []string
 	for _, e := range feed {
 		kinds[e.Kind]++
+		if e.Kind == schemas.FeedKindPriceDrop {
+			drops = append(drops, fmt.Sprintf("%d→%d", e.PriceOld, e.PriceNew))
+		}
 		if e.Author != "shop:acme" {
 			t.Errorf("entry %+v not from the shop", e)
 		}
 	}
 	if kinds[schemas.FeedKindProduct] != 3 || kinds[schemas.FeedKindPriceDrop] != 2 || len(feed) != 5 {
 		t.Errorf("bob's feed %+v: want 3 new products (the daily cap) and 2 price drops (one per day)", feed)
+	}
+	// Newest first: each drop carries the prices of the change that made it.
+	if want := []string{"7000→5000", "9500→8000"}; !slices.Equal(drops, want) {
+		t.Errorf("price drops %v, want %v", drops, want)
 	}
 	carol, _ := store.Feed(ctx, "carol", "", 100)
 	if len(carol) != len(feed) {
