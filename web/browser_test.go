@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,10 +38,7 @@ func TestPagesInABrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "feedline")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "feedline/cmd/feedline").CombinedOutput(); err != nil {
-		t.Fatalf("build feedline: %v\n%s", err, out)
-	}
+	bin := buildFeedline(ctx, t, dir)
 	sys := startServe(t, bin, filepath.Join(dir, "data"))
 
 	fixtures := filepath.Join(dir, "fixtures")
@@ -64,6 +63,10 @@ func TestPagesInABrowser(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(fixtures, "bad-rows.csv"), badRows, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The partner's own server, which a scheduled source fetches from.
+	feedServer := httptest.NewServer(http.FileServer(http.Dir(fixtures)))
+	defer feedServer.Close()
+
 	shots, err := filepath.Abs(filepath.Join("browsertest", "screenshots"))
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +84,7 @@ func TestPagesInABrowser(t *testing.T) {
 		"FEEDLINE_PARTNER_KEY="+keys["acme"],
 		"FEEDLINE_SHOPPER_TOKEN="+sys.token(t, bin, "bob"),
 		"FEEDLINE_FIXTURES="+fixtures,
+		"FEEDLINE_SOURCE_URL="+feedServer.URL+"/bad-rows.csv",
 		"FEEDLINE_SCREENSHOTS="+shots,
 	)
 	cmd.WaitDelay = 10 * time.Second
@@ -91,6 +95,16 @@ func TestPagesInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser scenarios failed: %v\nfeedline log (tail):\n%s", err, tail(sys.logs.String(), 4000))
 	}
+}
+
+// buildFeedline builds the binary into dir.
+func buildFeedline(ctx context.Context, t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "feedline")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "feedline/cmd/feedline").CombinedOutput(); err != nil {
+		t.Fatalf("build feedline: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // browserTools finds node, the scenarios' packages and Chromium.
@@ -155,7 +169,26 @@ func (s seedShop) csv(scale float64) string {
 
 type serveProcess struct {
 	base string
-	logs *bytes.Buffer
+	logs *syncBuffer
+}
+
+// syncBuffer is the process's log, written by exec's copier while a
+// failing test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -172,20 +205,29 @@ func freeAddr(t *testing.T) string {
 func startServe(t *testing.T, bin, data string) *serveProcess {
 	t.Helper()
 	addr := freeAddr(t)
-	p := &serveProcess{base: "http://" + addr, logs: &bytes.Buffer{}}
-	cmd := exec.Command(bin, "serve", "--data", data, "--http", addr, "--nats-listen", freeAddr(t))
+	p := &serveProcess{base: "http://" + addr, logs: &syncBuffer{}}
+	// Scheduled fetches may reach the test's feed server on loopback.
+	cmd := exec.Command(bin, "serve", "--data", data, "--http", addr, "--nats-listen", freeAddr(t), "--fetch-allow-private=true")
 	cmd.Env = append(os.Environ(), "FEEDLINE_ADMIN_KEY="+testAdminKey, "FEEDLINE_TOKEN_KEY="+testTokenKey)
 	cmd.Stderr = p.logs
 	cmd.SysProcAttr = natstest.DieWithTest()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("feedline serve exited: %v\n%s", err, tail(p.logs.String(), 4000))
+		default:
+		}
 		res, err := http.Get(p.base + "/readyz")
 		if err == nil {
 			res.Body.Close()

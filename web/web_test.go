@@ -89,3 +89,39 @@ func TestPagesHaveNoInlineScriptOrStyle(t *testing.T) {
 		}
 	}
 }
+
+// firstLoad is what a page's first visit fetches besides the API's JSON:
+// the page and the assets it links.
+func firstLoad(t *testing.T, page string) (files []string, bytes int) {
+	t.Helper()
+	html, err := os.ReadFile("static/" + page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, bytes = []string{page}, len(html)
+	for _, m := range regexp.MustCompile(`(?:src|href)="/assets/([a-z]+\.(?:js|css))"`).FindAllStringSubmatch(string(html), -1) {
+		data, err := os.ReadFile("static/" + m[1])
+		if err != nil {
+			t.Fatalf("%s links %s: %v", page, m[1], err)
+		}
+		files = append(files, m[1])
+		bytes += len(data)
+	}
+	return files, bytes
+}
+
+// A page's first load stays small: a phone on a slow network gets it in
+// one round of a few packets, not a framework.
+func TestFirstLoadStaysSmall(t *testing.T) {
+	const budget = 64 << 10
+	for _, page := range []string{"index.html", "product.html", "feed.html", "partner.html"} {
+		files, n := firstLoad(t, page)
+		t.Logf("%s: %d bytes (%s)", page, n, strings.Join(files, " + "))
+		if len(files) < 3 {
+			t.Errorf("%s links %v; want its stylesheet and scripts", page, files)
+		}
+		if n > budget {
+			t.Errorf("%s: first load %d bytes, over the %d-byte budget", page, n, budget)
+		}
+	}
+}

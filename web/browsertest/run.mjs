@@ -105,11 +105,25 @@ await scenario('the second page has no repeats', async (page) => {
   await check(page, 'storefront-page-2');
 });
 
+await scenario('a search marks the words it matched', async (page) => {
+  await page.goto(base + '/');
+  await page.getByRole('searchbox', { name: 'Search products' }).fill('kettle');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.waitForURL(/q=kettle/);
+  await page.locator('#hits li.hit mark').first().waitFor();
+  const titles = await page.locator('#hits li.hit .title').allTextContents();
+  assert.ok(titles.length > 0 && titles.every((t) => /kettle/i.test(t)), `every hit is a kettle: ${titles}`);
+  const marks = await page.locator('#hits li.hit mark').allTextContents();
+  assert.ok(marks.every((m) => m.toLowerCase() === 'kettle'), `only the word is marked: ${marks}`);
+  await check(page, 'storefront-search');
+});
+
 await scenario('the storefront and a product page on a phone', async (page) => {
   await page.goto(base + '/');
   await page.locator('#hits li.hit').first().waitFor();
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= phone.width, `no sideways scrolling on a phone (${width}px wide)`);
+  assert.equal(await page.locator('#facets details').getAttribute('open'), null, 'the filters start folded on a phone');
   await check(page, 'storefront-phone');
   await page.locator('#hits li.hit a.title').first().click();
   await page.locator('#product:not([hidden])').waitFor();
@@ -183,8 +197,13 @@ await scenario('a shopper follows a shop, posts, and sees the post and a price d
   await until('a price drop is in the feed',
     async () => assert.ok(await page.locator('#feed li.drop').count() > 0),
     () => page.getByRole('button', { name: 'Refresh' }).click(), 40000);
-  const drop = await page.locator('#feed li.drop').first().textContent();
-  assert.match(drop, /Price drop: .*₩/);
+  // Each drop shows its old and new price: the file cut every price by a fifth.
+  for (const drop of await page.locator('#feed li.drop').allTextContents()) {
+    const m = drop.match(/Price drop: .*?₩([\d,]+)\s*→\s*₩([\d,]+)/);
+    assert.ok(m, `a drop shows old → new: ${drop}`);
+    const [was, now] = [Number(m[1].replace(/,/g, '')), Number(m[2].replace(/,/g, ''))];
+    assert.equal(now, Math.trunc(was * 0.8), `the drop is the fifth cut: ${drop}`);
+  }
   await check(page, 'feed');
 
   // Thirty drops are newer than the post: it is further down, and older
@@ -254,6 +273,25 @@ await scenario('a partner uploads a file with bad rows and sees the issue summar
   assert.equal(await page.locator('#preview-products tbody tr').count(), 6);
   await page.locator('#uploads tbody tr[data-id]').nth(1).waitFor();
   await check(page, 'partner-console');
+
+  // A scheduled source, set with the partner's tools, and fetched now from the console.
+  const res = await fetch(`${base}/v1/partners/${env.FEEDLINE_PARTNER}/source`, {
+    method: 'PUT', headers: { Authorization: 'Bearer ' + env.FEEDLINE_PARTNER_KEY, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ url: env.FEEDLINE_SOURCE_URL, every: '6h', mode: 'delta' }),
+  });
+  assert.equal(res.status / 100 | 0, 2, await res.text());
+  await page.reload();
+  await page.locator('#source').getByText(env.FEEDLINE_SOURCE_URL).waitFor();
+  await page.getByRole('button', { name: 'Fetch now' }).click();
+  // Setting the source fetches at once; the second fetch finds the file unchanged.
+  await until('the source was fetched into an upload and fetched again', async () => {
+    const text = await page.locator('#source').textContent();
+    assert.match(text, /Last fetch.*(fetched, a new upload|not modified since the last fetch)/);
+    assert.match(text, /Last upload[0-9a-z]{26}/);
+  }, () => page.reload().then(() => page.locator('#source dl').waitFor()), 30000);
+  await page.locator('#source').getByRole('button', { name: /^[0-9a-z]{26}$/ }).click();
+  await page.locator('#status-line').getByText('State: done').waitFor();
+  await check(page, 'partner-source');
 });
 
 await browser.close();

@@ -51,13 +51,12 @@
     if (!p) return el('li', { class: 'item', 'data-id': it.id }, head, el('p', { class: 'muted' }, 'This product is no longer listed.'));
     const link = el('a', { href: productURL(p.id) }, p.title);
     if (it.kind === 'price_drop') {
-      const now = effectivePrice(p);
-      const was = it.price_change ? it.price_change.old : (now !== p.price ? p.price : null);
+      const pc = it.price_change;
       return el('li', { class: 'item drop', 'data-id': it.id }, head,
         el('p', {}, 'Price drop: ', link, ' ',
-          was !== null ? el('span', { class: 'old' }, money(was, p.currency)) : null,
-          was !== null ? ' → ' : 'now ',
-          el('span', { class: 'new' }, money(now, p.currency))));
+          pc ? el('span', { class: 'old' }, el('span', { class: 'visually-hidden' }, 'was '), money(pc.old, pc.currency || p.currency)) : null,
+          pc ? ' → ' : 'now ',
+          el('span', { class: 'new' }, money(pc ? pc.new : effectivePrice(p), (pc && pc.currency) || p.currency))));
     }
     return el('li', { class: 'item product', 'data-id': it.id }, head,
       el('p', {}, 'New: ', link, ' ', money(effectivePrice(p), p.currency)));

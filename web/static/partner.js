@@ -210,6 +210,11 @@
     }
   }
 
+  const fetchOutcomes = {
+    fetched: 'fetched, a new upload', not_modified: 'not modified since the last fetch',
+    failed: 'failed (retried later)', skipped: 'skipped: too many uploads in flight, tried again soon',
+  };
+
   async function loadSource() {
     const box = $('source');
     try {
@@ -220,8 +225,10 @@
         el('dt', {}, 'Every'), el('dd', {}, s.every + ' (' + s.mode + ')'),
         el('dt', {}, 'Next fetch'), el('dd', {}, s.fetching ? 'fetching now' : feedline.when(s.next_fetch_at)),
         el('dt', {}, 'Last fetch'), el('dd', {}, last
-          ? `${feedline.when(last.at)}: ${last.status}${last.http_status ? ' (HTTP ' + last.http_status + ')' : ''}${last.error ? ', ' + last.error : ''}${last.upload_id ? ', upload ' + last.upload_id : ''}`
+          ? `${feedline.when(last.at)}: ${fetchOutcomes[last.status] || last.status}${last.http_status ? ' (HTTP ' + last.http_status + ')' : ''}${last.error ? ', ' + last.error : ''}${last.upload_id ? ', upload ' + last.upload_id : ''}`
           : 'not fetched yet'),
+        s.last_upload_id ? el('dt', {}, 'Last upload') : null,
+        s.last_upload_id ? el('dd', {}, el('button', { type: 'button', class: 'link', onclick: () => watch(s.last_upload_id) }, s.last_upload_id)) : null,
         s.failures ? el('dt', {}, 'Failures in a row') : null, s.failures ? el('dd', {}, s.failures) : null));
       $('fetch-now').hidden = false;
     } catch (e) {

@@ -78,7 +78,7 @@
   function hit(p) {
     const price = effectivePrice(p);
     return el('li', { class: 'hit', 'data-id': p.id },
-      el('a', { href: productURL(p.id), class: 'title' }, p.title),
+      el('a', { href: productURL(p.id), class: 'title' }, ...highlight(p.title, state.q)),
       el('div', { class: 'meta' },
         p.brand ? el('span', { class: 'brand-name' }, p.brand) : null,
         el('span', { class: 'shop' }, 'Shop: ' + p.partner),
@@ -86,6 +86,29 @@
       el('div', { class: 'price' },
         price !== p.price ? el('s', { class: 'was' }, money(p.price, p.currency)) : null,
         ' ', el('strong', {}, money(price, p.currency))));
+  }
+
+  // Marks the words of the query in text, case-insensitively; built from
+  // text nodes, so a title can never become markup.
+  function highlight(text, q) {
+    const words = q.toLowerCase().split(/\s+/).filter((w) => w.length > 0);
+    if (!words.length) return [text];
+    const lower = text.toLowerCase();
+    const out = [];
+    let i = 0;
+    while (i < text.length) {
+      let best = -1, len = 0;
+      for (const w of words) {
+        const at = lower.indexOf(w, i);
+        if (at >= 0 && (best < 0 || at < best || (at === best && w.length > len))) { best = at; len = w.length; }
+      }
+      if (best < 0) break;
+      if (best > i) out.push(text.slice(i, best));
+      out.push(el('mark', {}, text.slice(best, best + len)));
+      i = best + len;
+    }
+    if (i < text.length) out.push(text.slice(i));
+    return out;
   }
 
   function renderFacet(name, counts) {
@@ -145,6 +168,9 @@
   $('next').addEventListener('click', () => { if (cursors[page + 1]) { page++; load(); window.scrollTo(0, 0); } });
   $('prev').addEventListener('click', () => { if (page > 0) { page--; load(); } });
   window.addEventListener('popstate', () => { state = fromURL(); fill(); run(false); });
+
+  // On a phone the filters start folded, so the results come first.
+  if (window.matchMedia('(max-width: 48rem)').matches) document.querySelector('#facets details').open = false;
 
   fill();
   run(false);
