@@ -1,4 +1,4 @@
-// A product's page: its details, its price history and the shop's other products.
+// A product's page: its details and the shop's other products.
 'use strict';
 
 (() => {
@@ -37,18 +37,7 @@
     $('facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     $('shop-name').textContent = p.partner;
     $('product').hidden = false;
-    history(p);
     more(p);
-  }
-
-  async function history(p) {
-    const box = $('history');
-    try {
-      const h = await api('/v1/products/' + encodeURIComponent(p.id) + '/prices');
-      box.replaceChildren(feedline.priceChart(h.prices || [], p.currency));
-    } catch (e) {
-      box.replaceChildren(el('p', { class: 'muted' }, 'Price history is not available: ' + e.message));
-    }
   }
 
   async function more(p) {
