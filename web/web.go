@@ -5,7 +5,9 @@
 package web
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
 	"mime"
 	"path"
@@ -32,22 +34,39 @@ func Mount(app *fiber.App) {
 	app.Get("/product", serveFile(files, "product.html"))
 	app.Get("/feed", serveFile(files, "feed.html"))
 	app.Get("/partner", serveFile(files, "partner.html"))
-	app.Get("/assets/:name", func(c *fiber.Ctx) error {
-		name := c.Params("name")
-		if path.Ext(name) == ".html" {
-			return fiber.ErrNotFound
+	assets := map[string]fiber.Handler{}
+	entries, err := fs.ReadDir(files, ".")
+	if err != nil {
+		panic(err) // embedded: cannot fail
+	}
+	for _, e := range entries {
+		if ext := path.Ext(e.Name()); ext == ".js" || ext == ".css" {
+			assets[e.Name()] = serveFile(files, e.Name())
 		}
-		return serveFile(files, name)(c)
+	}
+	app.Get("/assets/:name", func(c *fiber.Ctx) error {
+		if h, ok := assets[c.Params("name")]; ok {
+			return h(c)
+		}
+		return fiber.ErrNotFound
 	})
 }
 
+// serveFile answers one file, read once; its ETag lets a browser that has
+// it revalidate with a 304 instead of fetching it again.
 func serveFile(files fs.FS, name string) fiber.Handler {
+	body, err := fs.ReadFile(files, name)
+	if err != nil {
+		return func(*fiber.Ctx) error { return fiber.ErrNotFound }
+	}
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
 	return func(c *fiber.Ctx) error {
-		body, err := fs.ReadFile(files, name)
-		if err != nil {
-			return fiber.ErrNotFound
-		}
 		setHeaders(c)
+		c.Set(fiber.HeaderETag, etag)
+		if c.Get(fiber.HeaderIfNoneMatch) == etag {
+			return c.SendStatus(fiber.StatusNotModified)
+		}
 		c.Set(fiber.HeaderContentType, contentType(name))
 		return c.Send(body)
 	}

@@ -55,6 +55,20 @@ func TestPagesAndAssetsCarryThePolicy(t *testing.T) {
 			}
 		}
 	}
+	// A browser that has a file revalidates it for nothing.
+	first, err := app.Test(httptest.NewRequest("GET", "/assets/store.js", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := httptest.NewRequest("GET", "/assets/store.js", nil)
+	again.Header.Set("If-None-Match", first.Header.Get("ETag"))
+	res, err := app.Test(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Header.Get("ETag") == "" || res.StatusCode != 304 || res.Header.Get("Content-Security-Policy") == "" {
+		t.Errorf("revalidation: ETag %q, %d", first.Header.Get("ETag"), res.StatusCode)
+	}
 	for _, path := range []string{"/assets/index.html", "/assets/nothing.js", "/assets/..%2fweb.go"} {
 		res, err := app.Test(httptest.NewRequest("GET", path, nil))
 		if err != nil {
