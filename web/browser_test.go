@@ -83,6 +83,7 @@ func TestPagesInABrowser(t *testing.T) {
 		"FEEDLINE_PARTNER=acme",
 		"FEEDLINE_PARTNER_KEY="+keys["acme"],
 		"FEEDLINE_SHOPPER_TOKEN="+sys.token(t, bin, "bob"),
+		"FEEDLINE_OTHER_SHOPPER_TOKEN="+sys.token(t, bin, "carol"),
 		"FEEDLINE_FIXTURES="+fixtures,
 		"FEEDLINE_SOURCE_URL="+feedServer.URL+"/bad-rows.csv",
 		"FEEDLINE_SCREENSHOTS="+shots,

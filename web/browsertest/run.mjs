@@ -218,6 +218,12 @@ await scenario('a shopper follows a shop, posts, and sees the post and a price d
   const ids = await page.locator('#feed li.item').evaluateAll((els) => els.map((e) => e.dataset.id));
   assert.equal(new Set(ids).size, ids.length, 'no item is shown twice');
 
+  // Another shopper follows bob: he sees her among his followers.
+  const res = await fetch(base + '/v1/follows/user/bob', { method: 'PUT', headers: { Authorization: 'Bearer ' + env.FEEDLINE_OTHER_SHOPPER_TOKEN } });
+  assert.equal(res.status / 100 | 0, 2, await res.text());
+  await until('carol is among the followers', async () => assert.ok(await page.locator('#followers').getByText('carol').count() > 0),
+    () => page.reload().then(() => page.locator('#me').waitFor()));
+
   // Following a shopper, then unfollowing.
   await page.getByLabel('Kind').selectOption('user');
   await page.getByLabel('Id', { exact: true }).fill('alice');
