@@ -55,6 +55,8 @@ async function scenario(name, fn, opts = {}) {
 
 // check takes the page's screenshot and runs axe-core on it.
 async function check(page, name) {
+  const text = await page.locator('body').innerText();
+  assert.doesNotMatch(text, /\b(null|undefined|NaN)\b|\[object /, `${name}: a value the page failed to render`);
   await page.screenshot({ path: path.join(shots, name + '.png'), fullPage: true });
   const res = await new AxeBuilder({ page }).analyze();
   const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');

@@ -20,15 +20,16 @@
     }
     document.title = p.title + ' · feedline';
     $('title').textContent = p.title;
-    $('meta').replaceChildren(
+    $('meta').replaceChildren(el('div', { class: 'meta' },
       p.brand ? el('span', {}, p.brand) : null,
       el('span', {}, 'Shop: ' + p.partner),
-      el('span', { class: 'avail avail-' + p.availability }, availabilityNames[p.availability] || p.availability));
+      el('span', { class: 'avail avail-' + p.availability }, availabilityNames[p.availability] || p.availability)));
     const price = effectivePrice(p);
-    $('price').replaceChildren(
+    $('price').replaceChildren(el('span', {},
       price !== p.price ? el('s', { class: 'was' }, money(p.price, p.currency)) : null, ' ',
-      el('strong', {}, money(price, p.currency)));
+      el('strong', {}, money(price, p.currency))));
     $('description').textContent = p.description || '';
+    $('description').hidden = !p.description;
     const facts = [];
     if (p.category && p.category.length) facts.push(['Category', p.category.join(' › ')]);
     if (p.sku) facts.push(['SKU', p.sku]);
