@@ -297,8 +297,15 @@ func TestUnusableCheckpointsFallBackToAFullReplay(t *testing.T) {
 		restart(t, "corrupt")
 	})
 	t.Run("missing", func(t *testing.T) {
-		if err := os.RemoveAll(checkpointDir(dir)); err != nil {
-			t.Fatal(err)
+		// feedline replay removes them, for a rebuild from the whole log.
+		for _, what := range []string{"catalog", "feeds"} {
+			var out strings.Builder
+			if err := replayCmd(t.Context(), []string{what, "--data", dir}, &out, &out); err != nil || !strings.Contains(out.String(), "rebuilt from the whole log at the next start") {
+				t.Fatalf("replay %s: %v %s", what, err, out.String())
+			}
+		}
+		if left, _ := filepath.Glob(filepath.Join(checkpointDir(dir), "*.ckpt")); len(left) != 0 {
+			t.Fatalf("replay left %v", left)
 		}
 		restart(t, "missing")
 	})
