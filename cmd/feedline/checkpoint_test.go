@@ -168,6 +168,14 @@ func TestRestartFromCheckpointsAnswersAsAFullReplay(t *testing.T) {
 	postMany(40, alice)
 	ts.uploadOK("acme", key, delimited(numbered(100, 20000), ","), "mode=full")
 	eventually(t, "bob's feed", func() bool { return len(bob.pagedIDs(100)) >= 40 })
+	lastRead, err := ts.sys.feeds.LastRead(context.Background(), []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobsFeed, err := ts.sys.feeds.Feed(context.Background(), "bob", "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts.stop()
 	for _, name := range []string{"normalise-catalog.ckpt", "feeds.ckpt"} {
 		if _, err := os.Stat(filepath.Join(checkpointDir(dir), name)); err != nil {
@@ -179,6 +187,14 @@ func TestRestartFromCheckpointsAnswersAsAFullReplay(t *testing.T) {
 	// The tail after those checkpoints: price changes, deletions, posts,
 	// an unfollow, a deleted post and a reader's first read.
 	ts = startTestSystemWith(t, dir, checkpointed(logs))
+	// Reader activity survived to the millisecond (the readers bucket
+	// keeps a read once an hour), and bob's feed is there before he reads.
+	if got, err := ts.sys.feeds.LastRead(context.Background(), []string{"bob"}); err != nil || !got[0].Equal(lastRead[0].Truncate(time.Millisecond)) {
+		t.Errorf("bob's last read after the restart is %v (%v), %v before", got, err, lastRead[0])
+	}
+	if got, err := ts.sys.feeds.Feed(context.Background(), "bob", "", 1000); err != nil || !slices.Equal(got, bobsFeed) {
+		t.Errorf("bob's stored feed after the restart holds %d entries (%v), %d before", len(got), err, len(bobsFeed))
+	}
 	alice, bob, eve, finn = ts.shopper("alice"), ts.shopper("bob"), ts.shopper("eve"), ts.shopper("finn")
 	rows := numbered(110, 20000)
 	for i := range 30 {
