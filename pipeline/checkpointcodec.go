@@ -74,9 +74,10 @@ const maxCheckpointString = 16 << 20
 // CheckpointReader reads what a CheckpointWriter wrote. The first error
 // sticks: after it every read answers zero, and Err reports it.
 type CheckpointReader struct {
-	r   *bufio.Reader
-	buf [8]byte
-	err error
+	r       *bufio.Reader
+	buf     [8]byte
+	scratch []byte // what Bytes answers, reused
+	err     error
 }
 
 func (r *CheckpointReader) fail(err error) {
@@ -143,21 +144,28 @@ func (r *CheckpointReader) Bool() bool {
 }
 
 // String reads a String.
-func (r *CheckpointReader) String() string {
+func (r *CheckpointReader) String() string { return string(r.Bytes()) }
+
+// Bytes reads a String into a buffer that the next read reuses: for
+// looking a value up without allocating it.
+func (r *CheckpointReader) Bytes() []byte {
 	n := r.Uvarint()
 	if r.err != nil || n == 0 {
-		return ""
+		return nil
 	}
 	if n > maxCheckpointString {
 		r.fail(fmt.Errorf("%w: a string of %d bytes", ErrCheckpointCorrupt, n))
-		return ""
+		return nil
 	}
-	b := make([]byte, n)
+	if uint64(cap(r.scratch)) < n {
+		r.scratch = make([]byte, n)
+	}
+	b := r.scratch[:n]
 	if _, err := io.ReadFull(r.r, b); err != nil {
 		r.fail(err)
-		return ""
+		return nil
 	}
-	return string(b)
+	return b
 }
 
 // Count reads a number of things to follow, refusing more than limit, so

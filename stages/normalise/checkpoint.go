@@ -76,7 +76,7 @@ func decodeCatalog(r *pipeline.CheckpointReader) *catalog {
 		for range n {
 			id := r.String()
 			e := entry{fp: r.Uint64(), version: r.Uvarint(), price: r.Varint()}
-			e.currency = c.intern(r.String())
+			e.currency = c.internBytes(r.Bytes())
 			e.seen, e.at, e.deleted = r.Uvarint(), r.Uvarint(), r.Bool()
 			if r.Err() != nil {
 				return c

@@ -45,6 +45,9 @@ func BenchmarkCatalogCheckpoint(b *testing.B) {
 		}
 	})
 	b.Run("load", func(b *testing.B) {
+		if err := ck.Save(CheckpointName, checkpointVersion, nil, c.snapshotLocked().encode); err != nil {
+			b.Fatal(err)
+		}
 		for b.Loop() {
 			var got *catalog
 			if _, ok, err := ck.Load(context.Background(), nil, CheckpointName, checkpointVersion, func(r *pipeline.CheckpointReader) error {
