@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"feedline/pipeline"
 	"feedline/schemas"
@@ -36,7 +37,10 @@ type Run struct {
 	ESAlias          string
 	ESTransport      http.RoundTripper
 	NATS             *NATS // nil: the embedded server
-	Log              *slog.Logger
+	// CheckpointEvery is serve's --checkpoint-every; 0: no checkpoints,
+	// so a start replays the whole log.
+	CheckpointEvery time.Duration
+	Log             *slog.Logger
 }
 
 // NATS is an outside NATS (a cluster) a run uses, with its streams at Replicas.

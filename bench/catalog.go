@@ -29,7 +29,7 @@ type CatalogConfig struct {
 	Changed float64 // share of rows changed in the re-upload
 	Dir     string  // work directory; empty: a temporary one, removed afterwards
 	// Skip names steps left out: normalise, parquet, full, es,
-	// distributed, reupload.
+	// distributed, reupload, restart (which needs full).
 	Skip       []string
 	CPUProfile string // a CPU profile of the whole run
 	MemProfile string // a heap profile, taken when the heap was largest
@@ -150,7 +150,7 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int, where on) ([]time.Duration, error) {
 		r := Run{
 			DataDir: dataDir, AdminKey: "bench-admin", Stages: stages, MaxDeletePercent: cfg.MaxDeletePercent,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			CheckpointEvery: time.Minute, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}
 		if where.es != nil {
 			where.es.use(&r)
@@ -240,6 +240,14 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 		report.add("upload to searchable (all stages)", ds[0], cfg.Rows)
 		if len(ds) > 1 {
 			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied", cfg.Changed*100), ds[1], cfg.Rows)
+		}
+		if !skipped("restart") {
+			full, checkpointed, err := restarts(ctx, l, filepath.Join(work, "data-full"), log)
+			if err != nil {
+				return err
+			}
+			report.add("restart → /readyz, whole log replayed (checkpoints off)", full, cfg.Rows)
+			report.add("restart → /readyz from checkpoints", checkpointed, cfg.Rows)
 		}
 	}
 	if node != nil && !skipped("es") {

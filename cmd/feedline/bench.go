@@ -40,7 +40,7 @@ func parseCatalogBenchConfig(args []string, stderr io.Writer) (bench.CatalogConf
 	fs.IntVar(&c.Rows, "rows", c.Rows, "rows in the generated partner file")
 	fs.Float64Var(&c.Changed, "changed", c.Changed, "share of rows changed in the re-upload")
 	fs.StringVar(&c.Dir, "dir", "", "work directory (default: a temporary one, removed afterwards)")
-	skip := fs.String("skip", "", "comma-separated steps to skip: normalise,parquet,full,es,distributed,reupload")
+	skip := fs.String("skip", "", "comma-separated steps to skip: normalise,parquet,full,es,distributed,reupload,restart")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile, taken when the heap was largest, to this file")
 	fs.IntVar(&c.MaxDeletePercent, "max-delete-percent", 0, "the service's --max-delete-percent (0: its default); 100 never holds, so full re-uploads are not staged")
@@ -108,7 +108,7 @@ func (benchLauncher) Start(ctx context.Context, r bench.Run) (bench.System, erro
 	cfg := serveConfig{
 		DataDir: r.DataDir, HTTP: "127.0.0.1:0", AdminKey: r.AdminKey, Stages: r.Stages, TokenKey: r.TokenKey,
 		MaxDeletePercent: r.MaxDeletePercent, RedisURL: r.RedisURL, ClickHouseURL: r.ClickHouseURL,
-		ESURLs: r.ESURLs, ESAlias: r.ESAlias, ESTransport: r.ESTransport, Log: r.Log,
+		ESURLs: r.ESURLs, ESAlias: r.ESAlias, ESTransport: r.ESTransport, CheckpointEvery: r.CheckpointEvery, Log: r.Log,
 	}
 	if cfg.Stages == nil {
 		cfg.Stages = allStages

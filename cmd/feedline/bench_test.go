@@ -121,6 +121,8 @@ func TestBenchCatalogSmoke(t *testing.T) {
 		"upload + decode + normalise (Parquet, index off)",
 		"upload to searchable (all stages)",
 		"re-upload, 5% rows changed, to fully applied",
+		"restart → /readyz, whole log replayed (checkpoints off)",
+		"restart → /readyz from checkpoints",
 	} {
 		m := regexp.MustCompile(`\| ` + regexp.QuoteMeta(step) + ` \| [0-9.]+ s \| ([0-9]+) \|`).FindStringSubmatch(table)
 		if m == nil {

@@ -14,6 +14,7 @@ import (
 	"feedline/schemas"
 	"feedline/stages/fanout"
 	"feedline/stages/index"
+	"feedline/stages/normalise"
 	"feedline/topology"
 )
 
@@ -114,18 +115,20 @@ func (v *esVersions) Promote(ctx context.Context, next schemas.ProductIndex) err
 	return nil
 }
 
-// replayCmd rebuilds derived state from the log on demand. Only the feed
-// state in Redis needs it: the embedded feed state is rebuilt at every start.
+// replayCmd rebuilds derived state from the log on demand: the feed state
+// in Redis now; state kept in a process (the embedded feed state,
+// normalise's catalog) at its next start, by removing its checkpoint.
 func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "feeds" {
-		return errors.New(`usage: feedline replay feeds [--redis URL] [--nats URL]`)
+	if len(args) == 0 || (args[0] != "feeds" && args[0] != "catalog") {
+		return errors.New(`usage: feedline replay feeds [--redis URL] [--nats URL] | feedline replay catalog [--data DIR]`)
 	}
-	cfg, bus, err := toolSetup(ctx, args[1:], stderr, func(cfg serveConfig) error {
-		if cfg.RedisURL == "" {
-			return errors.New("the embedded feed state is rebuilt from the log at every start; replay feeds fills Redis (set --redis or FEEDLINE_REDIS_URL)")
-		}
-		return nil
-	})
+	if args[0] == "catalog" {
+		return dropCheckpoint(args[1:], normalise.CheckpointName, "normalise's change-detection catalog", stdout, stderr)
+	}
+	if cfg, err := parseServeConfig(args[1:], stderr); err == nil && cfg.RedisURL == "" {
+		return dropCheckpoint(args[1:], feedsCheckpoint, "the embedded feed state", stdout, stderr)
+	}
+	cfg, bus, err := toolSetup(ctx, args[1:], stderr, func(serveConfig) error { return nil })
 	if err != nil {
 		return err
 	}
@@ -151,5 +154,19 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "feeds replayed: the last reads of %d readers, %d shopper writes, %d product batches (%d skipped) in %s\n",
 		r.Readers, r.Social, r.Catalog, r.Skipped, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// dropCheckpoint removes the named checkpoint of the data directory, so
+// the next start rebuilds what it holds from the whole log.
+func dropCheckpoint(args []string, name, what string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := pipeline.NewCheckpoints(checkpointDir(cfg.DataDir), nil).Remove(name); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is rebuilt from the whole log at the next start of feedline serve --data %s\n", what, cfg.DataDir)
 	return nil
 }

@@ -89,6 +89,7 @@ var settings = []setting{
 	{"fetch-allow-private", "FEEDLINE_FETCH_ALLOW_PRIVATE", "false", "let scheduled fetches reach loopback, private and reserved addresses (a feed server on the operator's own network); link-local addresses (cloud metadata) are refused always"},
 	{"fetch-timeout", "FEEDLINE_FETCH_TIMEOUT", "10m", "longest one fetch of a partner's feed may take, from the request to the stored file"},
 	{"fetch-concurrency", "FEEDLINE_FETCH_CONCURRENCY", "16", "fetches one API process runs at once, each with its own connection and deadline"},
+	{"checkpoint-every", "FEEDLINE_CHECKPOINT_EVERY", "1m", "how often derived state held in the process (normalise's catalog, the embedded feed state) is checkpointed under <data>/checkpoints, and on a clean stop, so a start replays only the log after it; 0 turns checkpoints off and every start replays the whole log"},
 }
 
 type serveConfig struct {
@@ -131,7 +132,9 @@ type serveConfig struct {
 	// Fetch says how partners' feeds are fetched. Its MinEvery, RetryAfter
 	// and Tick are not settings: tests shorten them.
 	Fetch api.FetchConfig
-	Log   *slog.Logger
+	// CheckpointEvery is how often derived state is checkpointed; 0 never.
+	CheckpointEvery time.Duration
+	Log             *slog.Logger
 }
 
 func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
@@ -243,6 +246,9 @@ func parseSettings(fs *flag.FlagSet, args []string, stderr io.Writer) (serveConf
 	if err := parseSourceSettings(&cfg, get); err != nil {
 		return cfg, err
 	}
+	if err := parseCheckpointSettings(&cfg, get); err != nil {
+		return cfg, err
+	}
 	if cfg.RedisURL != "" {
 		if err := redisfeed.CheckURL(cfg.RedisURL); err != nil {
 			return cfg, fmt.Errorf("FEEDLINE_REDIS_URL (--redis): %w", err)
@@ -302,6 +308,9 @@ type system struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	httpErr chan error
+
+	checkpoints       *pipeline.Checkpoints // nil when off
+	checkpointSources []pipeline.CheckpointSource
 }
 
 func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
@@ -392,10 +401,12 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	s.cancel = cancel
 	if cfg.runs("normalise") {
 		st := normalise.New(s.ledger, mappings, pub, log.With("stage", "normalise"))
+		st.Checkpoints = s.checkpointStore()
 		if err := st.Rebuild(ctx, s.bus); err != nil {
 			cancel()
 			return nil, err
 		}
+		s.checkpointed(st.Checkpoint())
 		st.Follow(runCtx)
 		configs = append(configs, st.Config())
 	}
@@ -432,12 +443,12 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		fan := &fanout.Stage{Store: s.feeds, Posts: posts, Reads: reads, Policy: cfg.Feed, Log: log.With("stage", "fanout")}
 		if cfg.RedisURL == "" {
 			start := time.Now()
-			r, err := fan.Replay(ctx, s.bus)
+			r, err := s.replayFeeds(ctx, fan)
 			if err != nil {
 				cancel()
 				return nil, fmt.Errorf("rebuild feeds from the log: %w", err)
 			}
-			log.Info("feeds rebuilt from the log", "readers", r.Readers, "social_events", r.Social, "product_batches", r.Catalog, "took", time.Since(start))
+			log.Info("feeds rebuilt from the log", "readers", r.Readers, "social_events", r.Social, "product_batches", r.Catalog, "rebuilt_feeds", r.Rebuilt, "took", time.Since(start))
 		}
 		if cfg.runs("fanout") {
 			configs = append(configs, fan.Configs()...)
@@ -463,6 +474,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			}
 		}()
 	}
+
+	s.runCheckpoints(runCtx)
 
 	metrics := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
 	switch {
@@ -653,6 +666,9 @@ func (s *system) Stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		errs = append(errs, errors.New("stages did not drain in time"))
+	}
+	if err := s.finalCheckpoints(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	s.closeStores()
 	return errors.Join(errs...)

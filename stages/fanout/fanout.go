@@ -64,8 +64,8 @@ func (s *Stage) Configs() []pipeline.Stage {
 		// users run at once, and on Redis that parallelism, not the wait,
 		// decides whether fan-out keeps up (a 2 ms wait fell behind at 500
 		// posts/s; see BENCHMARKS.md).
-		{Name: "fanout", Stream: topology.StreamSocial, Handle: pipeline.ConcurrentByKey(s.HandleSocial, 16, bySubject), BatchSize: 256, Gate: gate},
-		{Name: "fanout-catalog", Stream: topology.StreamProducts, Handle: pipeline.ConcurrentByKey(s.HandleCatalog, 4, bySubject), BatchSize: 16, Gate: gate},
+		{Name: ConsumerSocial, Stream: topology.StreamSocial, Handle: pipeline.ConcurrentByKey(s.HandleSocial, 16, bySubject), BatchSize: 256, Gate: gate},
+		{Name: ConsumerCatalog, Stream: topology.StreamProducts, Handle: pipeline.ConcurrentByKey(s.HandleCatalog, 4, bySubject), BatchSize: 16, Gate: gate},
 	}
 }
 

@@ -100,6 +100,15 @@ func (c *catalog) commit(partner string, seq uint64, changed map[string]entry, s
 	}
 }
 
+// internBytes is intern of a code read into a reused buffer: a code held
+// already costs no allocation.
+func (c *catalog) internBytes(cur []byte) string {
+	if v, ok := c.currency[string(cur)]; ok {
+		return v
+	}
+	return c.intern(string(cur))
+}
+
 func (c *catalog) intern(cur string) string {
 	if v, ok := c.currency[cur]; ok {
 		return v

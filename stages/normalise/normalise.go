@@ -46,6 +46,10 @@ type Stage struct {
 	// Products reads a product's current version from the product log,
 	// for a row that updates only some of its fields.
 	Products ProductLog
+	// Checkpoints, when set, is where Rebuild finds the catalog's latest
+	// checkpoint, so it replays only the log after it.
+	Checkpoints *pipeline.Checkpoints
+	unfolded    atomic.Int64 // own product batches published and not yet folded into cat
 }
 
 // ProductLog reads the product batch stored at a PRODUCTS sequence.
@@ -70,18 +74,23 @@ func (s *Stage) Config() pipeline.Stage {
 	}
 }
 
-// Rebuild folds the product log into the change-detection state.
+// Rebuild folds the product log into the change-detection state: from
+// the latest checkpoint on when there is a usable one, else all of it.
 func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
 	start := time.Now()
 	s.bus = bus
-	n, err := bus.Replay(ctx, topology.StreamProducts, "", func(m *pipeline.Message) error {
+	from, err := s.load(ctx, bus)
+	if err != nil {
+		return fmt.Errorf("rebuild normalise state: %w", err)
+	}
+	n, _, err := bus.ReplayFrom(ctx, topology.StreamProducts, "", from, func(m *pipeline.Message) error {
 		s.fold(m)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("rebuild normalise state: %w", err)
 	}
-	s.Log.Info("normalise state rebuilt", "batches", n, "products", s.cat.size(), "took", time.Since(start).Round(time.Millisecond))
+	s.Log.Info("normalise state rebuilt", "from", from, "batches", n, "products", s.cat.size(), "took", time.Since(start).Round(time.Millisecond))
 	if s.Products == nil {
 		s.Products = newBusProducts(bus)
 	}
@@ -172,12 +181,7 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 		_, err := s.publish(ctx, schemas.StagedBatch{ProductBatch: out})
 		return err
 	}
-	at, err := s.publish(ctx, out)
-	if err != nil {
-		return err
-	}
-	s.cat.commit(rb.Partner, rb.UploadSeq, pending, out.Seen, at)
-	return nil
+	return s.publishFolded(ctx, out, func(at uint64) { s.cat.commit(rb.Partner, rb.UploadSeq, pending, out.Seen, at) })
 }
 
 // maxIssuePart bounds one issues message, well below what a stream takes.
@@ -515,11 +519,9 @@ func (s *Stage) close(ctx context.Context, rb *schemas.RawBatch) error {
 			for _, id := range part {
 				b.Changes = append(b.Changes, schemas.ProductChange{Kind: schemas.ChangeDelete, ID: id, Version: rb.UploadSeq<<32 | deleteRow})
 			}
-			at, err := s.publish(ctx, b)
-			if err != nil {
+			if err := s.publishFolded(ctx, b, func(at uint64) { s.cat.apply(b, at) }); err != nil {
 				return err
 			}
-			s.cat.apply(b, at)
 		}
 		deleted = int64(len(ids))
 	}
@@ -586,12 +588,7 @@ func (s *Stage) applyStaged(ctx context.Context, rb *schemas.RawBatch, wantSome 
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			return fmt.Errorf("staged batch %d of upload %s: %w", m.Sequence, rb.Upload, err)
 		}
-		at, err := s.publish(ctx, stored{&b, m.Data})
-		if err != nil {
-			return err
-		}
-		s.cat.apply(&b, at)
-		return nil
+		return s.publishFolded(ctx, stored{&b, m.Data}, func(at uint64) { s.cat.apply(&b, at) })
 	})
 	if err != nil {
 		return err
@@ -617,6 +614,20 @@ func (s *Stage) publish(ctx context.Context, b pipeline.Event) (uint64, error) {
 	}
 	out.Metadata[schemas.HeaderOrigin] = s.instance
 	return s.Pub.Publish(ctx, out)
+}
+
+// publishFolded publishes a product batch to the product log and folds it
+// into the catalog with fold. A checkpoint is copied only while no batch
+// is between the two (see snapshot).
+func (s *Stage) publishFolded(ctx context.Context, b pipeline.Event, fold func(at uint64)) error {
+	s.unfolded.Add(1)
+	defer s.unfolded.Add(-1)
+	at, err := s.publish(ctx, b)
+	if err != nil {
+		return err
+	}
+	fold(at)
+	return nil
 }
 
 // stored is a staged batch on its way to the product log as it was stored.
