@@ -20,7 +20,9 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"feedline/pipeline"
 	"feedline/schemas"
@@ -76,6 +78,11 @@ type Config struct {
 	// TokenMaxLifetime refuses a shopper token valid for longer, from now
 	// or from its issue; 0 means DefaultTokenMaxLifetime.
 	TokenMaxLifetime time.Duration
+
+	// Tracing, when set, starts a trace for every write; nil traces nothing.
+	Tracing trace.TracerProvider
+	// Registry, when set, takes the HTTP request series.
+	Registry prometheus.Registerer
 }
 
 // FeedReader answers feed and list pages (the fan-out stage's read side).
@@ -109,9 +116,10 @@ const (
 )
 
 type server struct {
-	cfg   Config
-	reads *readLog
-	fetch *fetcher // nil without a source store
+	cfg         Config
+	httpMetrics *httpMetrics // nil without a Registry
+	reads       *readLog
+	fetch       *fetcher // nil without a source store
 }
 
 // App is the Fiber app serving every route.
@@ -169,6 +177,9 @@ func New(cfg Config) *App {
 		cfg.TokenMaxLifetime = DefaultTokenMaxLifetime
 	}
 	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
+	if cfg.Registry != nil {
+		s.httpMetrics = newHTTPMetrics(cfg.Registry)
+	}
 	if cfg.Sources != nil {
 		s.fetch = newFetcher(s, cfg.Sources, cfg.Fetch)
 	}
@@ -197,6 +208,7 @@ func New(cfg Config) *App {
 	app.Use(
 		func(c *fiber.Ctx) error { c.Locals(bodyLimitsKey, cfg.Body); return c.Next() },
 		requestid.New(requestid.Config{Generator: cfg.NewID, ContextKey: requestIDKey}),
+		s.observe,
 		s.accessLog,
 		recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}),
 	)

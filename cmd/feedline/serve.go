@@ -19,6 +19,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"feedline/api"
 	"feedline/connectors/decode"
@@ -131,6 +132,9 @@ type serveConfig struct {
 	// and Tick are not settings: tests shorten them.
 	Fetch api.FetchConfig
 	Log   *slog.Logger
+	// Tracing traces uploads and writes through every stage; nil (the
+	// default: OTEL_TRACES_EXPORTER unset) traces nothing.
+	Tracing trace.TracerProvider
 }
 
 func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
@@ -274,6 +278,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tp, stopTracing, err := openTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
+	cfg.Tracing = tp
 	sys, err := startSystem(ctx, cfg)
 	if err != nil {
 		return err
@@ -309,6 +319,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	s := &system{cfg: cfg, metrics: pipeline.NewMetrics(), httpErr: make(chan error, 1)}
+	s.metrics.Registry.MustRegister(buildInfoCollector())
 	defer func() {
 		if err != nil {
 			s.closeStores()
@@ -354,6 +365,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 	}
 	s.runner = pipeline.NewRunner(s.bus, s.metrics, log)
+	s.runner.Tracing = cfg.Tracing
 	s.runner.DeadLettered = func(ctx context.Context, d schemas.DeadLetter) {
 		if d.Source.Upload == "" {
 			return
@@ -447,6 +459,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 	}
 	for _, c := range configs {
+		c = withFreshness(c, s.metrics)
 		s.stages = append(s.stages, c.Name)
 		// Declare before returning so an upload accepted right after start
 		// is never published before its consumer exists.
@@ -509,6 +522,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Stages:           consumerWatch{js: s.bus.JetStream()},
 			Sources:          natskv.Sources{KV: kvSources},
 			Fetch:            cfg.Fetch,
+			Tracing:          cfg.Tracing,
+			Registry:         s.metrics.Registry,
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, topology.BucketRequests)
