@@ -20,7 +20,6 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 
@@ -81,8 +80,8 @@ type Config struct {
 
 	// Tracing, when set, starts a trace for every write; nil traces nothing.
 	Tracing trace.TracerProvider
-	// Registry, when set, takes the HTTP request series.
-	Registry prometheus.Registerer
+	// HTTPMetrics, when set, counts requests by route and status.
+	HTTPMetrics *HTTPMetrics
 }
 
 // FeedReader answers feed and list pages (the fan-out stage's read side).
@@ -116,10 +115,9 @@ const (
 )
 
 type server struct {
-	cfg         Config
-	httpMetrics *httpMetrics // nil without a Registry
-	reads       *readLog
-	fetch       *fetcher // nil without a source store
+	cfg   Config
+	reads *readLog
+	fetch *fetcher // nil without a source store
 }
 
 // App is the Fiber app serving every route.
@@ -177,9 +175,6 @@ func New(cfg Config) *App {
 		cfg.TokenMaxLifetime = DefaultTokenMaxLifetime
 	}
 	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
-	if cfg.Registry != nil {
-		s.httpMetrics = newHTTPMetrics(cfg.Registry)
-	}
 	if cfg.Sources != nil {
 		s.fetch = newFetcher(s, cfg.Sources, cfg.Fetch)
 	}

@@ -12,15 +12,16 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// httpMetrics are the request series, labelled by the route's pattern (not
+// HTTPMetrics are the request series, labelled by the route's pattern (not
 // the path, whose ids are unbounded) and the status answered.
-type httpMetrics struct {
+type HTTPMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
-	m := &httpMetrics{
+// NewHTTPMetrics registers the request series on reg.
+func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
+	m := &HTTPMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "feedline_http_requests_total", Help: "HTTP requests answered, by method, route pattern and status.",
 		}, []string{"method", "route", "status"}),
@@ -40,7 +41,7 @@ const unmatchedRoute = "unmatched"
 // post, follow …) a trace, continuing the caller's traceparent if it sent
 // one; what the handler publishes carries that trace down the pipeline.
 func (s *server) observe(c *fiber.Ctx) error {
-	if s.httpMetrics == nil && s.cfg.Tracing == nil {
+	if s.cfg.HTTPMetrics == nil && s.cfg.Tracing == nil {
 		return c.Next()
 	}
 	start := time.Now()
@@ -62,9 +63,9 @@ func (s *server) observe(c *fiber.Ctx) error {
 		}
 	}
 	route := routeOf(c)
-	if s.httpMetrics != nil {
-		s.httpMetrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-		s.httpMetrics.duration.WithLabelValues(c.Method(), route).Observe(time.Since(start).Seconds())
+	if m := s.cfg.HTTPMetrics; m != nil {
+		m.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+		m.duration.WithLabelValues(c.Method(), route).Observe(time.Since(start).Seconds())
 	}
 	if span != nil {
 		span.SetName(c.Method() + " " + route)

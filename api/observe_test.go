@@ -20,7 +20,8 @@ func TestRequestMetricsByRouteAndWriteTraces(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
-	e := newEnv(t, func(c *Config) { c.Registry, c.Tracing = reg, tp })
+	m := NewHTTPMetrics(reg)
+	e := newEnv(t, func(c *Config) { c.HTTPMetrics, c.Tracing = m, tp })
 
 	key := e.createPartner(t, "acme")
 	for _, id := range []string{"01aaa", "01bbb"} {
@@ -46,12 +47,12 @@ func TestRequestMetricsByRouteAndWriteTraces(t *testing.T) {
 		{"GET", unmatchedRoute, "404", 1},
 		{"GET", "/healthz", "200", 1},
 	} {
-		got := testutil.ToFloat64(e.app.server.httpMetrics.requests.WithLabelValues(tc.method, tc.route, tc.status))
+		got := testutil.ToFloat64(m.requests.WithLabelValues(tc.method, tc.route, tc.status))
 		if got != tc.want {
 			t.Errorf("%s %s %s: %v requests, want %v", tc.method, tc.route, tc.status, got, tc.want)
 		}
 	}
-	if n := testutil.CollectAndCount(e.app.server.httpMetrics.requests); n != 4 {
+	if n := testutil.CollectAndCount(m.requests); n != 4 {
 		t.Errorf("%d request series, want 4 (one per route and status)", n)
 	}
 

@@ -301,16 +301,18 @@ type system struct {
 	bus     *pipeline.Bus
 	runner  *pipeline.Runner
 	metrics *pipeline.Metrics
-	ledger  natskv.Ledger
-	index   schemas.ProductIndex
-	sink    schemas.AnalyticsSink
-	feeds   schemas.FeedStore
-	app     *api.App
-	stages  []string // every stage this process runs, as the runner names them
-	addr    string
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	httpErr chan error
+	// httpMetrics are the API's request series, on metrics' registry.
+	httpMetrics *api.HTTPMetrics
+	ledger      natskv.Ledger
+	index       schemas.ProductIndex
+	sink        schemas.AnalyticsSink
+	feeds       schemas.FeedStore
+	app         *api.App
+	stages      []string // every stage this process runs, as the runner names them
+	addr        string
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	httpErr     chan error
 }
 
 func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
@@ -318,8 +320,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	s := &system{cfg: cfg, metrics: pipeline.NewMetrics(), httpErr: make(chan error, 1)}
-	s.metrics.Registry.MustRegister(buildInfoCollector())
+	s := &system{cfg: cfg, httpErr: make(chan error, 1)}
+	s.metrics, s.httpMetrics = processMetrics(cfg.DataDir)
 	defer func() {
 		if err != nil {
 			s.closeStores()
@@ -523,7 +525,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Sources:          natskv.Sources{KV: kvSources},
 			Fetch:            cfg.Fetch,
 			Tracing:          cfg.Tracing,
-			Registry:         s.metrics.Registry,
+			HTTPMetrics:      s.httpMetrics,
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, topology.BucketRequests)

@@ -7,6 +7,9 @@ import (
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"feedline/api"
+	"feedline/pipeline"
 )
 
 // buildInfo is what the binary knows of its own build.
@@ -43,12 +46,20 @@ func readBuildInfo() buildInfo {
 // buildInfoCollector is feedline_build_info: always 1, its labels say what runs.
 func buildInfoCollector() prometheus.Collector {
 	b := readBuildInfo()
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "feedline_build_info", Help: "The running binary's version, VCS revision and Go version (always 1).",
-		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "goversion": b.GoVersion},
-	})
-	g.Set(1)
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(b.Version, b.Revision, b.GoVersion).Set(1)
 	return g
+}
+
+// processMetrics is the registry every feedline process serves at
+// /metrics: the stages' series, the API's requests, the build and the data
+// directory's disk.
+func processMetrics(dataDir string) (*pipeline.Metrics, *api.HTTPMetrics) {
+	m := pipeline.NewMetrics()
+	m.Registry.MustRegister(buildInfoCollector(), newDataDiskCollector(dataDir))
+	return m, api.NewHTTPMetrics(m.Registry)
 }
 
 // versionCmd prints the build's version, revision and Go version.
