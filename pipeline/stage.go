@@ -477,6 +477,12 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 			m.Sequence = md.Sequence.Stream
 			m.Delivered = md.NumDelivered
 		}
+		if addressedElsewhere(m, s.Name) {
+			if err := jm.Ack(); err != nil {
+				log.Warn("ack of a dead letter replayed to another stage failed", "seq", m.Sequence, "err", err)
+			}
+			continue
+		}
 		// Delivered past the limit without ever being settled: the handler
 		// crashed or hung on it every time. Do not try it again.
 		if m.Delivered > MaxEarly {
