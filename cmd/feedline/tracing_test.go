@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +125,38 @@ func spanNames(spans tracetest.SpanStubs) []string {
 	}
 	sort.Strings(out)
 	return slices.Compact(out)
+}
+
+// A post's fan-out writes to the feed store inside the post's trace: on
+// Redis (and a Redis Cluster) each command or pipeline is a child span.
+func TestPostTraceReachesTheFeedStore(t *testing.T) {
+	eachFeedBackend(t, func(t *testing.T, tune func(*serveConfig)) {
+		exp := tracetest.NewInMemoryExporter()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		ts := startTestSystemWith(t, t.TempDir(), func(c *serveConfig) { tune(c); c.Tracing = tp })
+		redisBacked := ts.sys.cfg.RedisURL != ""
+		bob := ts.shopper("bob")
+		bob.follow("user", "alice")
+		bob.page("", 1)
+		id := ts.shopper("alice").post("traced to the store")
+		eventually(t, "the post in bob's feed", func() bool { return slices.Contains(bob.feedIDs(), id) })
+		post := spanNamed(t, exp, "POST /v1/posts")
+		waitTrace(t, exp, post, []string{"fanout"})
+		var redisSpans int
+		for _, s := range traceOf(exp.GetSpans(), post) {
+			if strings.HasPrefix(s.Name, "redis ") {
+				redisSpans++
+				if s.SpanKind != trace.SpanKindClient || !s.Parent.IsValid() {
+					t.Errorf("span %s: kind %v parent %v, want a client span under a stage's", s.Name, s.SpanKind, s.Parent)
+				}
+			}
+		}
+		if redisBacked && redisSpans == 0 {
+			t.Errorf("no redis span in the post's trace: %v", spanNames(traceOf(exp.GetSpans(), post)))
+		}
+		if !redisBacked && redisSpans > 0 {
+			t.Errorf("%d redis spans without Redis", redisSpans)
+		}
+	})
 }
