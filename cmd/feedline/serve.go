@@ -301,18 +301,19 @@ type system struct {
 	bus     *pipeline.Bus
 	runner  *pipeline.Runner
 	metrics *pipeline.Metrics
+	ledger  natskv.Ledger
+	index   schemas.ProductIndex
+	sink    schemas.AnalyticsSink
+	feeds   schemas.FeedStore
+	app     *api.App
+	stages  []string // every stage this process runs, as the runner names them
+	addr    string
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	httpErr chan error
+
 	// httpMetrics are the API's request series, on metrics' registry.
 	httpMetrics *api.HTTPMetrics
-	ledger      natskv.Ledger
-	index       schemas.ProductIndex
-	sink        schemas.AnalyticsSink
-	feeds       schemas.FeedStore
-	app         *api.App
-	stages      []string // every stage this process runs, as the runner names them
-	addr        string
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
-	httpErr     chan error
 }
 
 func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
