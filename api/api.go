@@ -21,6 +21,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"feedline/pipeline"
 	"feedline/schemas"
@@ -76,6 +77,11 @@ type Config struct {
 	// TokenMaxLifetime refuses a shopper token valid for longer, from now
 	// or from its issue; 0 means DefaultTokenMaxLifetime.
 	TokenMaxLifetime time.Duration
+
+	// Tracing, when set, starts a trace for every write; nil traces nothing.
+	Tracing trace.TracerProvider
+	// HTTPMetrics, when set, counts requests by route and status.
+	HTTPMetrics *HTTPMetrics
 }
 
 // FeedReader answers feed and list pages (the fan-out stage's read side).
@@ -197,6 +203,7 @@ func New(cfg Config) *App {
 	app.Use(
 		func(c *fiber.Ctx) error { c.Locals(bodyLimitsKey, cfg.Body); return c.Next() },
 		requestid.New(requestid.Config{Generator: cfg.NewID, ContextKey: requestIDKey}),
+		s.observe,
 		s.accessLog,
 		recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}),
 	)

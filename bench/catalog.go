@@ -194,6 +194,13 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 			log("%s upload %d: %s %+v", name, i+1, dur.Round(time.Millisecond), status.Counts)
 			out = append(out, dur)
 		}
+		if waitIndexed {
+			fams, err := ScrapeMetrics(ctx, c.base)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			report.fresh = append(report.fresh, freshLine{name, FreshnessOf(fams)})
+		}
 		return out, nil
 	}
 
@@ -495,7 +502,14 @@ type benchLine struct {
 type benchReport struct {
 	rows    int
 	lines   []benchLine
+	fresh   []freshLine
 	peakRSS int64
+}
+
+// freshLine is the freshness of every sink after one step's uploads.
+type freshLine struct {
+	step  string
+	sinks []Freshness
 }
 
 func (r *benchReport) add(name string, d time.Duration, rows int) {
@@ -514,6 +528,16 @@ func (r *benchReport) print(w io.Writer) {
 			base = rate
 		}
 		fmt.Fprintf(w, "| %s | %.2f s | %.0f | %.3f |\n", l.name, l.dur.Seconds(), rate, rate/base)
+	}
+	if len(r.fresh) > 0 {
+		fmt.Fprintln(w, "\naccept → visible (feedline_freshness_seconds), after each step's uploads:")
+		fmt.Fprintln(w, "\n| step | sink | writes | p50 | p99 |")
+		fmt.Fprintln(w, "|---|---|---|---|---|")
+		for _, f := range r.fresh {
+			for _, s := range f.sinks {
+				fmt.Fprintf(w, "| %s | %s | %d | %.2f s | %.2f s |\n", f.step, s.Sink, s.Count, s.P50, s.P99)
+			}
+		}
 	}
 	if r.peakRSS > 0 {
 		fmt.Fprintf(w, "\npeak resident memory of the process: %.0f MiB\n", float64(r.peakRSS)/(1<<20))

@@ -18,6 +18,8 @@ type Metrics struct {
 	Pending   *prometheus.GaugeVec
 	Items     *prometheus.CounterVec
 	Paused    *prometheus.GaugeVec
+	// Freshness is accept → visible per sink; see RecordFreshness.
+	Freshness *prometheus.HistogramVec
 }
 
 // NewMetrics registers the stage series, plus Go and process collectors, on
@@ -51,8 +53,12 @@ func NewMetrics() *Metrics {
 		Paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "feedline_stage_paused", Help: "1 while a stage waits for its unavailable backend instead of fetching.",
 		}, []string{"stage"}),
+		Freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "feedline_freshness_seconds", Help: "Time from the API accepting a write to a sink (search, analytics, feed) making it visible.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 22),
+		}, []string{"sink"}),
 	}
-	reg.MustRegister(m.In, m.Processed, m.Failed, m.Published, m.Batch, m.Pending, m.Items, m.Paused,
+	reg.MustRegister(m.In, m.Processed, m.Failed, m.Published, m.Batch, m.Pending, m.Items, m.Paused, m.Freshness,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -39,8 +39,9 @@ type JetStreamPublisher struct {
 // msgIDHeader is where JetStream looks for a message's id.
 const msgIDHeader = jetstream.MsgIDHeader
 
-func toMsg(out Outgoing) *nats.Msg {
-	return &nats.Msg{Subject: out.Subject, Data: out.Data, Header: headerOf(out.Metadata, out.MsgID)}
+// toMsg is out as a NATS message, stamped with ctx's trace and acceptance time.
+func toMsg(ctx context.Context, out Outgoing) *nats.Msg {
+	return &nats.Msg{Subject: out.Subject, Data: out.Data, Header: stamp(ctx, headerOf(out.Metadata, out.MsgID))}
 }
 
 // PublishTimeout bounds one publish, its retries included: a lost reply
@@ -58,7 +59,7 @@ const publishAttempt = 5 * time.Second
 func (p JetStreamPublisher) Publish(ctx context.Context, out Outgoing) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
 	defer cancel()
-	msg := toMsg(out)
+	msg := toMsg(ctx, out)
 	pause := 50 * time.Millisecond
 	for {
 		actx, acancel := context.WithTimeout(ctx, publishAttempt)
@@ -107,7 +108,7 @@ func (f *flight) Publish(ctx context.Context, out Outgoing) error {
 			return err
 		}
 	}
-	fut, err := f.pub.js.PublishMsgAsync(toMsg(out))
+	fut, err := f.pub.js.PublishMsgAsync(toMsg(ctx, out))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", out.Subject, err)
 	}

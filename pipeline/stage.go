@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"feedline/schemas"
 )
@@ -63,7 +64,10 @@ func PerMessage(h Handler) BatchHandler {
 	return func(ctx context.Context, msgs []*Message) []error {
 		var errs []error
 		for i, m := range msgs {
-			if err := h(ctx, m); err != nil {
+			mctx, end := messageContext(ctx, m)
+			err := h(mctx, m)
+			end()
+			if err != nil {
 				if errs == nil {
 					errs = make([]error, len(msgs))
 				}
@@ -89,7 +93,9 @@ func Concurrent(h Handler, workers int) BatchHandler {
 			go func() {
 				defer wg.Done()
 				for i := range next {
-					errs[i] = h(ctx, msgs[i])
+					mctx, end := messageContext(ctx, msgs[i])
+					errs[i] = h(mctx, msgs[i])
+					end()
 				}
 			}()
 		}
@@ -128,7 +134,10 @@ func ConcurrentByKey(h Handler, workers int, key func(*Message) string) BatchHan
 				defer wg.Done()
 				for idx := range next {
 					for n, i := range idx {
-						if errs[i] = h(ctx, msgs[i]); errs[i] != nil {
+						mctx, end := messageContext(ctx, msgs[i])
+						errs[i] = h(mctx, msgs[i])
+						end()
+						if errs[i] != nil {
 							// Later messages of the key wait for this one.
 							for _, j := range idx[n+1:] {
 								errs[j] = Later(fmt.Errorf("an earlier message of the same key failed: %w", errs[i]), time.Second)
@@ -224,6 +233,9 @@ type Runner struct {
 	// DeadLettered, when set, hears of every dead-lettered message, so the
 	// upload it belongs to can report the failure.
 	DeadLettered func(ctx context.Context, d schemas.DeadLetter)
+	// Tracing, when set, gives each batch a span continuing its messages'
+	// traces; nil traces nothing.
+	Tracing trace.TracerProvider
 
 	mu    sync.Mutex
 	bound map[string]bool
@@ -465,6 +477,12 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 			m.Sequence = md.Sequence.Stream
 			m.Delivered = md.NumDelivered
 		}
+		if addressedElsewhere(m, s.Name) {
+			if err := jm.Ack(); err != nil {
+				log.Warn("ack of a dead letter replayed to another stage failed", "seq", m.Sequence, "err", err)
+			}
+			continue
+		}
 		// Delivered past the limit without ever being settled: the handler
 		// crashed or hung on it every time. Do not try it again.
 		if m.Delivered > MaxEarly {
@@ -484,9 +502,11 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.HandlerTimeout)
 	defer cancel()
 	hctx = context.WithValue(hctx, tallyKey{}, &tally{stage: s.Name, metrics: r.Metrics})
+	hctx, endSpan := r.startBatch(hctx, s.Name, msgs)
 	stopBeat := heartbeat(msgs, s.AckWait/3)
 	errs := handle(hctx, msgs)
 	stopBeat()
+	endSpan(errs)
 	// A batch that ran out of its time failed on its own account, whatever
 	// deadline errors its calls report.
 	timedOut := hctx.Err() != nil

@@ -21,11 +21,14 @@ func openIndex(ctx context.Context, cfg serveConfig) (schemas.ProductIndex, erro
 		if err != nil {
 			return nil, err
 		}
+		if cfg.Tracing != nil {
+			return tracedEmbedIndex{Index: ix, tr: tracerOf(cfg.Tracing)}, nil
+		}
 		return ix, nil
 	}
 	ix, err := elasticsearch.Open(ctx, elasticsearch.Config{
 		Addresses: cfg.ESURLs, Username: cfg.ESUsername, Password: cfg.ESPassword, Alias: cfg.ESAlias,
-		Transport: cfg.ESTransport, Logger: cfg.Log.With("component", "elasticsearch"),
+		Transport: traceTransport(cfg.ESTransport, cfg.Tracing), Logger: cfg.Log.With("component", "elasticsearch"),
 	})
 	if err != nil {
 		return nil, err
@@ -41,11 +44,17 @@ func openAnalytics(ctx context.Context, cfg serveConfig) (schemas.AnalyticsSink,
 		if err != nil {
 			return nil, err
 		}
+		if cfg.Tracing != nil {
+			return tracedParquet{Sink: sink, tr: tracerOf(cfg.Tracing)}, nil
+		}
 		return sink, nil
 	}
 	sink, err := clickhouse.Open(ctx, clickhouse.Config{DSN: cfg.ClickHouseURL, Logger: cfg.Log.With("component", "clickhouse")})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Tracing != nil {
+		return tracedClickHouse{Sink: sink, tr: tracerOf(cfg.Tracing)}, nil
 	}
 	return sink, nil
 }
@@ -59,6 +68,9 @@ func openFeedStore(ctx context.Context, cfg serveConfig) (schemas.FeedStore, err
 	var opts []redisfeed.Option
 	if cfg.RedisPrefix != "" {
 		opts = append(opts, redisfeed.WithPrefix(cfg.RedisPrefix))
+	}
+	if cfg.Tracing != nil {
+		opts = append(opts, redisfeed.WithHook(redisTracing{tr: tracerOf(cfg.Tracing)}))
 	}
 	st, err := redisfeed.Open(ctx, cfg.RedisURL, opts...)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"feedline/bench"
 	"feedline/connectors/natskv"
 	"feedline/pipeline"
@@ -30,7 +32,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return bench.Catalog(ctx, benchLauncher{}, cfg, stdout, stderr)
+	// The OTEL_* variables trace the bench's systems as they would serve's,
+	// so tracing's cost can be measured.
+	tp, stopTracing, err := openTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
+	return bench.Catalog(ctx, benchLauncher{tracing: tp}, cfg, stdout, stderr)
 }
 
 func parseCatalogBenchConfig(args []string, stderr io.Writer) (bench.CatalogConfig, error) {
@@ -102,13 +111,15 @@ func parseFeedBenchConfig(args []string, stderr io.Writer) (bench.FeedConfig, er
 }
 
 // benchLauncher starts the systems the bench measures, as serve does.
-type benchLauncher struct{}
+type benchLauncher struct {
+	tracing trace.TracerProvider // nil: untraced
+}
 
-func (benchLauncher) Start(ctx context.Context, r bench.Run) (bench.System, error) {
+func (l benchLauncher) Start(ctx context.Context, r bench.Run) (bench.System, error) {
 	cfg := serveConfig{
 		DataDir: r.DataDir, HTTP: "127.0.0.1:0", AdminKey: r.AdminKey, Stages: r.Stages, TokenKey: r.TokenKey,
 		MaxDeletePercent: r.MaxDeletePercent, RedisURL: r.RedisURL, ClickHouseURL: r.ClickHouseURL,
-		ESURLs: r.ESURLs, ESAlias: r.ESAlias, ESTransport: r.ESTransport, CheckpointEvery: r.CheckpointEvery, Log: r.Log,
+		ESURLs: r.ESURLs, ESAlias: r.ESAlias, ESTransport: r.ESTransport, CheckpointEvery: r.CheckpointEvery, Log: r.Log, Tracing: l.tracing,
 	}
 	if cfg.Stages == nil {
 		cfg.Stages = allStages

@@ -133,7 +133,18 @@ func TestBenchCatalogSmoke(t *testing.T) {
 			t.Errorf("%s: %s rows/s", step, m[1])
 		}
 	}
+	// The full pipeline's step reports the search sink's freshness.
+	if m := regexp.MustCompile(`\| full pipeline \| search \| ([0-9]+) \| ([0-9.]+) s \| ([0-9.]+) s \|`).FindStringSubmatch(table); m == nil {
+		t.Errorf("the table lacks the search freshness of the full pipeline:\n%s", table)
+	} else if n, _ := strconv.Atoi(m[1]); n == 0 || parseFloat(m[2]) > parseFloat(m[3]) {
+		t.Errorf("search freshness: %s writes, p50 %s s, p99 %s s", m[1], m[2], m[3])
+	}
 	if !strings.HasPrefix(table, "feedline bench, 300 rows,") {
 		t.Errorf("the table's heading: %q", strings.SplitN(table, "\n", 2)[0])
 	}
+}
+
+func parseFloat(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
 }

@@ -503,6 +503,9 @@ func (l *lineCounter) Write(p []byte) (int, error) {
 }
 
 func dlqCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "replay" {
+		return dlqReplayCmd(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("dlq", flag.ContinueOnError)
 	stage := fs.String("stage", "", "only this stage's entries")
 	limit := fs.Int("limit", 50, "most entries to print")

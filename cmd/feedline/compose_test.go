@@ -7,7 +7,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"feedline/deploy/deploytest"
 )
@@ -35,6 +38,10 @@ func feedlineBinary() deploytest.Binary {
 				NATSInbox: cfg.NATSInbox, NATSNoDeclare: cfg.NATSNoDeclare,
 				ESURLs: cfg.ESURLs, ESUsername: cfg.ESUsername, ESPassword: cfg.ESPassword, ClickHouseURL: cfg.ClickHouseURL,
 			}, err
+		},
+		Metrics: func() *prometheus.Registry {
+			m, _ := processMetrics(os.TempDir())
+			return m.Registry
 		},
 	}
 }

@@ -24,6 +24,10 @@ Usage:
   feedline bench   [--rows N]                                                 catalog benchmark end to end on the embedded default
   feedline bench feed [--redis URL] [--out FILE]                              news-feed benchmark: fan-out, freshness, reads (wrk)
   feedline dlq     [--stage S] [--limit N] [--data DIR | --nats URL]          list dead-letter entries
+  feedline dlq replay --stage S [--data DIR | --nats URL]                     send a stage's dead letters back to it after a fix, each once
+  feedline top     [--url http://HOST:PORT,...] [--once]                      live per-stage rate, lag, paused, dead letters (from /metrics)
+  feedline tap     SUBJECT [--limit N] [--all] [--data DIR | --nats URL]      follow the messages on a subject as they pass
+  feedline version                                                            print the version, VCS revision and Go version
   feedline token   --user U [--ttl 24h]                                       print a shopper token (FEEDLINE_TOKEN_KEY)
   feedline reindex --es-url URL [--nats URL]                                  rebuild the Elasticsearch index from the log, swap the alias
   feedline replay feeds --redis URL [--nats URL]                              rebuild the feed state in Redis from the log
@@ -74,6 +78,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = replayCmd(ctx, args[1:], stdout, stderr)
 	case "nats":
 		err = natsCmd(ctx, args[1:], stdout, stderr)
+	case "top":
+		err = topCmd(ctx, args[1:], stdout, stderr)
+	case "tap":
+		err = tapCmd(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		err = versionCmd(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -19,6 +19,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"feedline/api"
 	"feedline/connectors/decode"
@@ -135,6 +136,9 @@ type serveConfig struct {
 	// CheckpointEvery is how often derived state is checkpointed; 0 never.
 	CheckpointEvery time.Duration
 	Log             *slog.Logger
+	// Tracing traces uploads and writes through every stage; nil (the
+	// default: OTEL_TRACES_EXPORTER unset) traces nothing.
+	Tracing trace.TracerProvider
 }
 
 func (c serveConfig) runs(stage string) bool { return slices.Contains(c.Stages, stage) }
@@ -281,6 +285,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tp, stopTracing, err := openTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
+	cfg.Tracing = tp
 	sys, err := startSystem(ctx, cfg)
 	if err != nil {
 		return err
@@ -311,6 +321,8 @@ type system struct {
 
 	checkpoints       *pipeline.Checkpoints // nil when off
 	checkpointSources []pipeline.CheckpointSource
+	// httpMetrics are the API's request series, on metrics' registry.
+	httpMetrics *api.HTTPMetrics
 }
 
 func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
@@ -318,7 +330,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	s := &system{cfg: cfg, metrics: pipeline.NewMetrics(), httpErr: make(chan error, 1)}
+	s := &system{cfg: cfg, httpErr: make(chan error, 1)}
+	s.metrics, s.httpMetrics = processMetrics(cfg.DataDir)
 	defer func() {
 		if err != nil {
 			s.closeStores()
@@ -364,6 +377,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 	}
 	s.runner = pipeline.NewRunner(s.bus, s.metrics, log)
+	s.runner.Tracing = cfg.Tracing
 	s.runner.DeadLettered = func(ctx context.Context, d schemas.DeadLetter) {
 		if d.Source.Upload == "" {
 			return
@@ -459,6 +473,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 	}
 	for _, c := range configs {
+		c = withFreshness(c, s.metrics)
 		s.stages = append(s.stages, c.Name)
 		// Declare before returning so an upload accepted right after start
 		// is never published before its consumer exists.
@@ -523,6 +538,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Stages:           consumerWatch{js: s.bus.JetStream()},
 			Sources:          natskv.Sources{KV: kvSources},
 			Fetch:            cfg.Fetch,
+			Tracing:          cfg.Tracing,
+			HTTPMetrics:      s.httpMetrics,
 		}
 		if reader != nil && cfg.TokenKey != "" {
 			kvRequests, err := s.bus.KV(ctx, topology.BucketRequests)

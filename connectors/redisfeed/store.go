@@ -79,6 +79,7 @@ type Store struct {
 	addr        string // the server or cluster, for errors
 	tune        func(*redis.Options)
 	tuneCluster func(*redis.ClusterOptions)
+	hooks       []redis.Hook
 }
 
 var (
@@ -115,6 +116,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		s.tune(t.server)
 	}
 	s.rdb = t.client()
+	for _, h := range s.hooks {
+		s.rdb.AddHook(h)
+	}
 	s.cluster, _ = s.rdb.(*redis.ClusterClient)
 	check := s.serverServes
 	if s.cluster != nil {

@@ -40,6 +40,9 @@ type Binary struct {
 	// Configure is the configuration a container with env and args runs
 	// with, as the binary parses it (reading env through t.Setenv).
 	Configure func(t *testing.T, env map[string]string, args []string) (Config, error)
+	// Metrics is the registry a feedline process serves; nil is the
+	// pipeline's series alone.
+	Metrics func() *prometheus.Registry
 }
 
 // Config is the part of a feedline container's configuration the
@@ -1147,12 +1150,16 @@ func (d *Deployment) checkPrometheus() error {
 }
 
 // metricCatalog maps every metric the code registers to its label names.
-func metricCatalog() (map[string][]string, error) {
+func metricCatalog(served func() *prometheus.Registry) (map[string][]string, error) {
+	reg := pipeline.NewMetrics().Registry
+	if served != nil {
+		reg = served()
+	}
 	// Describe rather than Gather: a vector without observations gathers
 	// nothing, but describes its name and labels.
 	descs := make(chan *prometheus.Desc)
 	go func() {
-		pipeline.NewMetrics().Registry.Describe(descs)
+		reg.Describe(descs)
 		close(descs)
 	}()
 	re := regexp.MustCompile(`^Desc\{fqName: "([^"]+)".*variableLabels: \{([^}]*)\}\}$`)
@@ -1203,7 +1210,7 @@ func (d *Deployment) checkGrafana() error {
 			targetLabels[rc.TargetLabel] = true
 		}
 	}
-	catalog, err := metricCatalog()
+	catalog, err := metricCatalog(d.binary.Metrics)
 	if err != nil {
 		return err
 	}
