@@ -28,7 +28,7 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT := bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 lint: $(GOLANGCI_LINT)
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 $(GOLANGCI_LINT):
 	mkdir -p bin/lint-tmp
