@@ -20,7 +20,7 @@ import (
 )
 
 // parseNATSAuth reads how to sign in to an outside NATS, and whether to
-// declare streams and buckets, and refuses what cannot work.
+// declare streams and buckets; Validate refuses what cannot work.
 func parseNATSAuth(cfg *serveConfig, get func(string) string, values map[string]*string) error {
 	cfg.NATSAuth = pipeline.ClientAuth{
 		User:      get("FEEDLINE_NATS_USER"),
@@ -38,13 +38,6 @@ func parseNATSAuth(cfg *serveConfig, get func(string) string, values map[string]
 		return fmt.Errorf("FEEDLINE_NATS_DECLARE %q: want true or false", get("FEEDLINE_NATS_DECLARE"))
 	}
 	cfg.NATSNoDeclare = !declare
-	if cfg.NATS == "" && !cfg.NATSAuth.IsZero() {
-		return fmt.Errorf("the NATS sign-in settings are for an outside server (--nats); the embedded server makes its own credentials in %s",
-			pipeline.EmbeddedCredentialsPath(cfg.DataDir))
-	}
-	if err := cfg.NATSAuth.Check(cfg.NATS); err != nil {
-		return fmt.Errorf("NATS sign-in (FEEDLINE_NATS_USER/_PASSWORD/_TOKEN/_NKEY/_CREDS/_CA/_CERT/_KEY): %w", err)
-	}
 	return nil
 }
 
