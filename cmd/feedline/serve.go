@@ -125,14 +125,16 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			return nil, err
 		}
 	}
-	s.runner = pipeline.NewRunner(s.bus, s.metrics, log)
-	s.runner.DeadLettered = func(ctx context.Context, d schemas.DeadLetter) {
+	noteDeadLetter := func(ctx context.Context, d schemas.DeadLetter) {
 		if d.Source.Upload == "" {
 			return
 		}
 		if err := s.ledger.RecordFailure(ctx, d.Source.Upload, schemas.FailureRecord{Stage: d.Stage, Batch: d.Source.Batch, Error: d.Error}); err != nil {
 			log.Error("could not note a dead-lettered batch on its upload", "upload", d.Source.Upload, "err", err)
 		}
+	}
+	if s.runner, err = pipeline.NewRunner(s.bus, s.metrics, log, pipeline.OnDeadLetter(noteDeadLetter)); err != nil {
+		return nil, err
 	}
 	pub := s.bus.Publisher()
 
@@ -163,8 +165,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	}
 	var norm *normalise.Stage
 	if cfg.runs("normalise") {
-		norm = normalise.New(s.ledger, mappings, pub, log.With("stage", "normalise"))
-		if err := norm.Rebuild(ctx, s.bus); err != nil {
+		if norm, err = normalise.New(ctx, s.bus, s.ledger, mappings, pub, log.With("stage", "normalise")); err != nil {
 			return nil, err
 		}
 		configs = append(configs, norm.Config())

@@ -70,14 +70,16 @@ func startSystem(t *testing.T, wrap func(schemas.FileStore) schemas.FileStore) *
 	if wrap != nil {
 		files = wrap(files)
 	}
-	s.runner = pipeline.NewRunner(bus, pipeline.NewMetrics(), quiet)
 	// As the serving process does: a dead letter is noted on its upload.
-	s.runner.DeadLettered = func(ctx context.Context, d schemas.DeadLetter) {
+	s.runner, err = pipeline.NewRunner(bus, pipeline.NewMetrics(), quiet, pipeline.OnDeadLetter(func(ctx context.Context, d schemas.DeadLetter) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if d.Source.Upload != "" {
 			s.noted = append(s.noted, d.Source.Upload)
 		}
+	}))
+	if err != nil {
+		t.Fatal(err)
 	}
 	stage := &Stage{Files: files, Ledger: s.ledger, Mappings: s.mappings, Open: decode.Open,
 		Pub: bus.Publisher(), TempDir: t.TempDir(), Log: quiet}

@@ -53,8 +53,21 @@ type ProductLog interface {
 	BatchAt(ctx context.Context, seq uint64) (*schemas.ProductBatch, error)
 }
 
-// New builds the stage; call Rebuild before running it.
-func New(ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipeline.Publisher, log *slog.Logger) *Stage {
+// New builds the stage on bus, its change-detection state rebuilt from the
+// product log; Follow keeps that state current while the stage runs.
+func New(ctx context.Context, bus *pipeline.Bus, ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipeline.Publisher, log *slog.Logger) (*Stage, error) {
+	if bus == nil || ledger == nil || mappings == nil || pub == nil || log == nil {
+		return nil, errors.New("normalise: New needs a bus, an upload ledger, a mapping store, a publisher and a logger")
+	}
+	s := newStage(ledger, mappings, pub, log)
+	if err := s.rebuild(ctx, bus); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newStage is the stage before its state is rebuilt.
+func newStage(ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipeline.Publisher, log *slog.Logger) *Stage {
 	staging, _ := lru.New[string, bool](1024) // fails only for a size below 1
 	return &Stage{Ledger: ledger, Mappings: mappings, Pub: pub, Log: log, Now: time.Now, cat: newCatalog(),
 		mappings: map[string]schemas.Mapping{}, instance: strconv.FormatUint(rand.Uint64(), 36), staging: staging}
@@ -70,8 +83,8 @@ func (s *Stage) Config() pipeline.Stage {
 	}
 }
 
-// Rebuild folds the product log into the change-detection state.
-func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
+// rebuild folds the product log into the change-detection state.
+func (s *Stage) rebuild(ctx context.Context, bus *pipeline.Bus) error {
 	start := time.Now()
 	s.bus = bus
 	n, err := bus.Replay(ctx, topology.StreamProducts, "", func(m *pipeline.Message) error {
@@ -103,7 +116,7 @@ func (s *Stage) fold(m *pipeline.Message) {
 }
 
 // Follow keeps the state current with what other normalise workers publish,
-// from where Rebuild stopped, until ctx ends.
+// from where the rebuild stopped, until ctx ends.
 func (s *Stage) Follow(ctx context.Context) {
 	go func() {
 		if err := s.bus.Follow(ctx, topology.StreamProducts, s.applied.Load()+1, s.fold); err != nil {
