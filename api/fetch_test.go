@@ -12,6 +12,7 @@ import (
 
 	"feedline/connectors/natskv"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // feedServer is a partner's feed server on loopback: it serves body with
@@ -82,10 +83,7 @@ func sourcesEnv(t *testing.T, change ...func(*Config)) (*env, *conformance) {
 	t.Helper()
 	ctx := context.Background()
 	e := newEnv(t)
-	if err := natskv.DeclareSources(ctx, e.bus.JetStream(), 1); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := e.bus.KV(ctx, natskv.BucketSources)
+	kv, err := e.bus.KV(ctx, topology.BucketSources)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/topology"
 )
@@ -73,19 +72,16 @@ func declare(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
 	if cfg.NATSNoDeclare {
 		return nil
 	}
-	return declareAll(ctx, cfg, bus)
+	return declareAll(ctx, bus)
 }
 
 // declareAll creates or updates the pipeline's streams and buckets, the
 // ISSUES stream of upload issue lists and the sources bucket of fetched feeds.
-func declareAll(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
+func declareAll(ctx context.Context, bus *pipeline.Bus) error {
 	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		return err
 	}
-	if err := natskv.DeclareIssues(ctx, bus.JetStream(), cfg.NATSReplicas); err != nil {
-		return err
-	}
-	return natskv.DeclareSources(ctx, bus.JetStream(), cfg.NATSReplicas)
+	return bus.Declare(ctx, topology.Stores())
 }
 
 // undeclaredHint says what to do when a stream or bucket a process without
@@ -176,14 +172,13 @@ func natsDeclareCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer bus.Close()
-	if err := declareAll(ctx, cfg, bus); err != nil {
+	if err := declareAll(ctx, bus); err != nil {
 		return err
 	}
 	var names []string
-	for _, sc := range topology.Feedline().Streams {
+	for _, sc := range append(topology.Feedline().Streams, topology.Stores().Streams...) {
 		names = append(names, sc.Name)
 	}
-	names = append(names, natskv.StreamIssues)
 	fmt.Fprintf(stdout, "declared on %s: streams %v, their buckets and the uploads object store (%d replicas)\n", bus.ClientURL(), names, cfg.NATSReplicas)
 	return nil
 }

@@ -100,9 +100,10 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	s.ledger = natskv.Ledger{KV: kvUploads}
 	// Normalise writes upload issue lists and the API reads them: say now,
 	// not at the first upload, when the stream is missing.
+	var issues natskv.Issues
 	if cfg.runs("api") || cfg.runs("normalise") {
-		if _, err := s.bus.JetStream().Stream(ctx, natskv.StreamIssues); err != nil {
-			return nil, fmt.Errorf("open stream %s: %w", natskv.StreamIssues, err)
+		if issues.Stream, err = s.bus.JetStream().Stream(ctx, topology.StreamIssues); err != nil {
+			return nil, fmt.Errorf("open stream %s: %w", topology.StreamIssues, err)
 		}
 	}
 	// Each bucket is opened only where a stage uses it: on a NATS with a
@@ -259,7 +260,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		if err != nil {
 			return nil, err
 		}
-		kvSources, err := s.bus.KV(ctx, natskv.BucketSources)
+		kvSources, err := s.bus.KV(ctx, topology.BucketSources)
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +274,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Detect:   decode.DetectFormat,
 			Open:     decode.Open,
 			TempDir:  filepath.Join(cfg.DataDir, "tmp"),
-			Issues:   natskv.Issues{JS: s.bus.JetStream()},
+			Issues:   issues,
 			Pub:      pub,
 			Ready:    s.ready,
 			Metrics:  metrics,
@@ -283,7 +284,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Body:     cfg.Body,
 
 			MaxDeletePercent: cfg.MaxDeletePercent,
-			IssueRetention:   natskv.IssueRetention,
+			IssueRetention:   topology.IssueRetention,
 			MaxFileBytes:     cfg.MaxFileBytes,
 			Uploads:          s.ledger,
 			Slots:            s.ledger,
