@@ -248,6 +248,7 @@ func TestFetchSourceNow(t *testing.T) {
 // Without --fetch-allow-private a fetch reaches no loopback or private
 // address, also when a name resolves to one (checked after resolution).
 func TestFetchRefusesPrivateAddresses(t *testing.T) {
+	t.Parallel()
 	e, v := sourcesEnv(t, func(c *Config) { c.Fetch.AllowPrivate = false })
 	key := e.partnerWithMapping(t, "acme")
 	srv := newFeedServer(t, fetchFeed)
@@ -265,6 +266,7 @@ func TestFetchRefusesPrivateAddresses(t *testing.T) {
 }
 
 func TestAddressGuard(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		addr          string
 		private, open bool // allowed without and with --fetch-allow-private
@@ -295,6 +297,7 @@ func TestAddressGuard(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		failures int
 		want     time.Duration
@@ -311,6 +314,7 @@ func TestBackoff(t *testing.T) {
 // The scheduler fetches a new source at once, retries a failing server
 // with growing delays, and records every outcome.
 func TestScheduledFetchRetriesWithBackoff(t *testing.T) {
+	// Not in parallel: it measures the delays between retries.
 	e, v := sourcesEnv(t)
 	key := e.partnerWithMapping(t, "acme")
 	srv := newFeedServer(t, fetchFeed)
@@ -358,6 +362,7 @@ func requestTimes(f *feedServer) []time.Time {
 // One partner's slow server holds only its own fetch: another partner's
 // feed is fetched while it hangs.
 func TestSlowServerDelaysNoOtherSource(t *testing.T) {
+	t.Parallel()
 	e, v := sourcesEnv(t, func(c *Config) { c.Fetch.Timeout = 3 * time.Second })
 	slowKey := e.partnerWithMapping(t, "slow")
 	fastKey := e.partnerWithMapping(t, "fast")
@@ -400,6 +405,7 @@ func TestSlowServerDelaysNoOtherSource(t *testing.T) {
 // A lease whose holder died (it never settled) is taken over once it runs
 // out, and the source is fetched by the instance that is alive.
 func TestLeaseOfADeadInstanceRunsOut(t *testing.T) {
+	// Not in parallel: it measures when a lease runs out.
 	e, v := sourcesEnv(t)
 	key := e.partnerWithMapping(t, "acme")
 	srv := newFeedServer(t, fetchFeed)

@@ -104,6 +104,7 @@ func TestServeConfigNATSSignIn(t *testing.T) {
 }
 
 func TestEverySettingIsAFeedlineVariableOnce(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for _, st := range settings {
 		if !strings.HasPrefix(st.Env, "FEEDLINE_") || seen[st.Env] || st.Help == "" {
@@ -116,6 +117,7 @@ func TestEverySettingIsAFeedlineVariableOnce(t *testing.T) {
 // TestReadmeDocumentsEverySetting keeps the README's configuration table
 // in step with the settings the binary reads.
 func TestReadmeDocumentsEverySetting(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +141,7 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 // TestReadmeDocumentsEveryIssueCode keeps the README's table of issue codes
 // in step with the codes the stages report.
 func TestReadmeDocumentsEveryIssueCode(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +154,7 @@ func TestReadmeDocumentsEveryIssueCode(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]int64{"20GiB": 20 << 30, "512 MiB": 512 << 20, "1000": 1000, "4kb": 4 << 10, "7B": 7} {
 		if got, err := parseSize(in); err != nil || got != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
@@ -167,6 +171,7 @@ func TestParseSize(t *testing.T) {
 // configuration Validate accepts, and one built in code with only a data
 // directory takes them.
 func TestSettingsDefaultsAreValid(t *testing.T) {
+	t.Parallel()
 	d, err := defaultConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -200,6 +205,7 @@ func TestSettingsDefaultsAreValid(t *testing.T) {
 // TestValidateRejectsBadValuesAndCombinations: each configuration below
 // cannot work, and the error names the setting to change.
 func TestValidateRejectsBadValuesAndCombinations(t *testing.T) {
+	t.Parallel()
 	base, err := serveConfig{DataDir: t.TempDir(), HTTP: "127.0.0.1:0"}.withDefaults()
 	if err != nil {
 		t.Fatal(err)

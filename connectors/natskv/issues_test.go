@@ -32,6 +32,7 @@ func publishIssues(t *testing.T, bus *pipeline.Bus, b schemas.IssueBatch) {
 // upload's issues are not mixed in. (That the API's answer streams is
 // TestUploadIssuesStream's.)
 func TestIssuesListsEveryIssueOnceAndStreams(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b := testBus(t)
 	if err := b.Declare(ctx, topology.Stores()); err != nil {
