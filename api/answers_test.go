@@ -12,6 +12,7 @@ import (
 // field only when case is ignored, is refused with the key named; a JSON
 // value of the wrong shape is named as JSON, not as a Go type.
 func TestJSONDocumentsAreReadStrictly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	v := newConformance(t)
 	key := e.createPartner(t, "acme")
@@ -66,6 +67,7 @@ func TestJSONDocumentsAreReadStrictly(t *testing.T) {
 // TestLongRequestLineAnswers414: a path too long for the server's buffer
 // is a URI too long (414), while headers that do not fit stay 431.
 func TestLongRequestLineAnswers414(t *testing.T) {
+	t.Parallel()
 	e := &env{app: New(quietConfig())}
 	base := serve(t, e)
 	get := func(path string, header http.Header) response {

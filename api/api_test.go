@@ -26,6 +26,7 @@ func quietConfig() Config {
 }
 
 func TestNewKey(t *testing.T) {
+	t.Parallel()
 	for _, partner := range []string{"acme", "a_b-c", "x"} {
 		key, hash := NewKey(partner)
 		if !regexp.MustCompile(`^fl_` + partner + `_[0-9a-v]{52}$`).MatchString(key) {
@@ -51,6 +52,7 @@ func TestNewKey(t *testing.T) {
 
 // TestAuthentication covers keys that must not get through.
 func TestAuthentication(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	v := newConformance(t)
 	acmeKey := e.createPartner(t, "acme")
@@ -83,6 +85,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestAdminRoutesNeedAdminKeyConfigured(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.AdminKey = "" })
 	v := newConformance(t)
 	for _, key := range []string{"", testAdminKey} {
@@ -118,6 +121,7 @@ func (f failingFiles) Put(_ context.Context, _ string, r io.Reader) (int64, erro
 // 500 without it, and both log their cause under the request id without
 // showing it; and that a failing analytics publish does not touch the answer.
 func TestStoreFailures(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, cause string
 		change      func(*Config)
@@ -199,6 +203,7 @@ func loggedFailure(logs, cause, id string) bool {
 }
 
 func TestSearchNotServed(t *testing.T) {
+	t.Parallel()
 	cfg := quietConfig()
 	e := &env{app: New(cfg)}
 	v := newConformance(t)
@@ -213,6 +218,7 @@ func TestSearchNotServed(t *testing.T) {
 }
 
 func TestReadyzReportsWhatIsDown(t *testing.T) {
+	t.Parallel()
 	cfg := quietConfig()
 	cfg.Ready = func(context.Context) error { return errors.New("jetstream: no responders") }
 	e := &env{app: New(cfg)}
@@ -227,6 +233,7 @@ func TestReadyzReportsWhatIsDown(t *testing.T) {
 }
 
 func TestPanicAnswersProblem(t *testing.T) {
+	t.Parallel()
 	logs := &syncBuffer{}
 	cfg := quietConfig()
 	cfg.Log = slog.New(slog.NewJSONHandler(logs, nil))
@@ -245,6 +252,7 @@ func TestPanicAnswersProblem(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
+	t.Parallel()
 	logs := &syncBuffer{}
 	cfg := quietConfig()
 	cfg.Log = slog.New(slog.NewJSONHandler(logs, nil))
@@ -271,6 +279,7 @@ func TestAccessLog(t *testing.T) {
 }
 
 func TestOpsServesHealthReadinessAndMetricsOnly(t *testing.T) {
+	t.Parallel()
 	var down atomic.Bool
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "feedline_stage_paused{stage=\"index\"} 0\n")
@@ -322,6 +331,7 @@ func (l failingLedger) Status(context.Context, string) (schemas.UploadStatus, er
 // store may report through a handler: each answers its one status, only an
 // outage asks for a retry, and nothing of the store's own words leaks.
 func TestDomainFailuresAnswerTheirStatus(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		kind   error
 		status int

@@ -23,6 +23,7 @@ import (
 // TestEndToEnd drives every route over real stores and holds every answer,
 // errors included, to the OpenAPI document.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	v := newConformance(t)
 	call := func(t *testing.T, req *http.Request, want int) response {

@@ -68,7 +68,11 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		t.Fatal(err)
 	}
-	if err := natskv.DeclareIssues(ctx, bus.JetStream(), 1); err != nil {
+	if err := bus.Declare(ctx, topology.Stores()); err != nil {
+		t.Fatal(err)
+	}
+	issues, err := bus.JetStream().Stream(ctx, topology.StreamIssues)
+	if err != nil {
 		t.Fatal(err)
 	}
 	kv := func(bucket string) jetstream.KeyValue {
@@ -92,7 +96,7 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 	e.ledger = natskv.Ledger{KV: kv(topology.BucketUploads)}
 	e.files = natskv.Files{Store: objects}
 	e.cfg = Config{
-		IssueRetention: natskv.IssueRetention,
+		IssueRetention: topology.IssueRetention,
 		AdminKey:       testAdminKey,
 		Partners:       natskv.Partners{KV: kv(topology.BucketPartners)},
 		Mappings:       natskv.Mappings{KV: kv(topology.BucketMappings)},
@@ -102,7 +106,7 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 		Detect:         detect,
 		Open:           decode.Open,
 		TempDir:        t.TempDir(),
-		Issues:         natskv.Issues{JS: bus.JetStream()},
+		Issues:         natskv.Issues{Stream: issues},
 		Pub:            bus.Publisher(),
 		Ready:          bus.Ready,
 		Log:            slog.New(slog.NewJSONHandler(e.logs, nil)),

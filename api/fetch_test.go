@@ -12,6 +12,7 @@ import (
 
 	"feedline/connectors/natskv"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // feedServer is a partner's feed server on loopback: it serves body with
@@ -82,10 +83,7 @@ func sourcesEnv(t *testing.T, change ...func(*Config)) (*env, *conformance) {
 	t.Helper()
 	ctx := context.Background()
 	e := newEnv(t)
-	if err := natskv.DeclareSources(ctx, e.bus.JetStream(), 1); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := e.bus.KV(ctx, natskv.BucketSources)
+	kv, err := e.bus.KV(ctx, topology.BucketSources)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +248,7 @@ func TestFetchSourceNow(t *testing.T) {
 // Without --fetch-allow-private a fetch reaches no loopback or private
 // address, also when a name resolves to one (checked after resolution).
 func TestFetchRefusesPrivateAddresses(t *testing.T) {
+	t.Parallel()
 	e, v := sourcesEnv(t, func(c *Config) { c.Fetch.AllowPrivate = false })
 	key := e.partnerWithMapping(t, "acme")
 	srv := newFeedServer(t, fetchFeed)
@@ -267,6 +266,7 @@ func TestFetchRefusesPrivateAddresses(t *testing.T) {
 }
 
 func TestAddressGuard(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		addr          string
 		private, open bool // allowed without and with --fetch-allow-private
@@ -297,6 +297,7 @@ func TestAddressGuard(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		failures int
 		want     time.Duration
@@ -313,6 +314,7 @@ func TestBackoff(t *testing.T) {
 // The scheduler fetches a new source at once, retries a failing server
 // with growing delays, and records every outcome.
 func TestScheduledFetchRetriesWithBackoff(t *testing.T) {
+	// Not in parallel: it measures the delays between retries.
 	e, v := sourcesEnv(t)
 	key := e.partnerWithMapping(t, "acme")
 	srv := newFeedServer(t, fetchFeed)
@@ -360,6 +362,7 @@ func requestTimes(f *feedServer) []time.Time {
 // One partner's slow server holds only its own fetch: another partner's
 // feed is fetched while it hangs.
 func TestSlowServerDelaysNoOtherSource(t *testing.T) {
+	t.Parallel()
 	e, v := sourcesEnv(t, func(c *Config) { c.Fetch.Timeout = 3 * time.Second })
 	slowKey := e.partnerWithMapping(t, "slow")
 	fastKey := e.partnerWithMapping(t, "fast")
@@ -402,6 +405,7 @@ func TestSlowServerDelaysNoOtherSource(t *testing.T) {
 // A lease whose holder died (it never settled) is taken over once it runs
 // out, and the source is fetched by the instance that is alive.
 func TestLeaseOfADeadInstanceRunsOut(t *testing.T) {
+	// Not in parallel: it measures when a lease runs out.
 	e, v := sourcesEnv(t)
 	key := e.partnerWithMapping(t, "acme")
 	srv := newFeedServer(t, fetchFeed)

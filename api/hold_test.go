@@ -13,6 +13,7 @@ import (
 )
 
 func TestPartnerSettings(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.MaxDeletePercent = 25 })
 	v := newConformance(t)
 	key := e.createPartner(t, "acme")
@@ -67,6 +68,7 @@ func heldUpload(t *testing.T, e *env, id string) {
 }
 
 func TestHeldUploadDecisions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	v := newConformance(t)
 	key := e.createPartner(t, "acme")

@@ -81,6 +81,7 @@ func recordIssues(t *testing.T, e *env, id string, batches, perBatch int) {
 }
 
 func TestUploadIssuesListEveryIssue(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	v := newConformance(t)
 	key := e.createPartner(t, "acme")
@@ -188,6 +189,7 @@ func (g *gatedIssues) Each(ctx context.Context, partner, upload string, fn func(
 // starts before the list is read: the client gets the first lines while
 // the server has read only the first thousand issues of the log.
 func TestUploadIssuesStream(t *testing.T) {
+	t.Parallel()
 	gate := &gatedIssues{after: 1000, open: make(chan struct{})}
 	e := newEnv(t, func(c *Config) {
 		gate.IssueLog = c.Issues

@@ -56,6 +56,7 @@ func (e *env) fail(t *testing.T, id string) {
 }
 
 func TestListUploads(t *testing.T) {
+	t.Parallel()
 	e, v, key := lifecycleEnv(t, 0)
 	other := e.createPartner(t, "other")
 	var ids []string
@@ -111,6 +112,7 @@ func TestListUploads(t *testing.T) {
 }
 
 func TestUploadsInFlightAreLimited(t *testing.T) {
+	t.Parallel()
 	e, v, key := lifecycleEnv(t, 2)
 	first := e.push(t, v, key, 202)
 	e.push(t, v, key, 202)
@@ -137,6 +139,7 @@ func TestUploadsInFlightAreLimited(t *testing.T) {
 }
 
 func TestCancelUnfinishedUpload(t *testing.T) {
+	t.Parallel()
 	e, v, key := lifecycleEnv(t, 1)
 	other := e.createPartner(t, "other")
 	ctx := context.Background()
@@ -176,6 +179,7 @@ func TestCancelUnfinishedUpload(t *testing.T) {
 }
 
 func TestRetryFailedUpload(t *testing.T) {
+	t.Parallel()
 	e, v, key := lifecycleEnv(t, 0)
 	ctx := context.Background()
 	id := e.push(t, v, key, 202)

@@ -98,6 +98,7 @@ func (v *conformance) checkProblem(t *testing.T, req *http.Request, r response) 
 // TestRoutesMatchOpenAPI fails when a route is added without documenting it,
 // or a documented operation has no route.
 func TestRoutesMatchOpenAPI(t *testing.T) {
+	t.Parallel()
 	app := New(quietConfig())
 	v := newConformance(t)
 	param := regexp.MustCompile(`:([A-Za-z0-9_]+)`)
@@ -136,6 +137,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 // TestOpenAPIOperationsAreComplete keeps every operation browsable and its
 // error answers documented as problems.
 func TestOpenAPIOperationsAreComplete(t *testing.T) {
+	t.Parallel()
 	v := newConformance(t)
 	for path, item := range v.doc.Paths.Map() {
 		for method, op := range item.Operations() {
@@ -162,6 +164,7 @@ func TestOpenAPIOperationsAreComplete(t *testing.T) {
 }
 
 func TestDocsPageIsSelfContained(t *testing.T) {
+	t.Parallel()
 	e := &env{app: New(quietConfig())}
 	r := e.send(t, request(http.MethodGet, "/docs", "", nil))
 	if r.StatusCode != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {

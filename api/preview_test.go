@@ -42,6 +42,7 @@ func previewBody(t *testing.T, mapping, file string) (io.Reader, string) {
 }
 
 func TestMappingPreview(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	v := newConformance(t)
 	key := e.createPartner(t, "acme")
@@ -151,6 +152,7 @@ func TestMappingPreview(t *testing.T) {
 
 // A sample longer than a preview reads is cut at a line and said to be.
 func TestMappingPreviewOfALongSample(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.createPartner(t, "acme")
 	var file bytes.Buffer
@@ -175,6 +177,7 @@ func TestMappingPreviewOfALongSample(t *testing.T) {
 // Rules are validated when the mapping is stored: a bad one is a 422 that
 // names it, and nothing is stored.
 func TestPutMappingValidatesRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	v := newConformance(t)
 	key := e.createPartner(t, "acme")

@@ -189,6 +189,7 @@ func TestLargeUploadIsStreamed(t *testing.T) {
 
 // TestChunkedUploadIsStored covers bodies of unknown length.
 func TestChunkedUploadIsStored(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := e.createPartner(t, "chunky")
 	e.putMapping(t, "chunky", key, map[string]string{"preset": "google_merchant"})
@@ -217,6 +218,7 @@ func TestChunkedUploadIsStored(t *testing.T) {
 // connection after uploads rejected before their body was read: the unread
 // body must never be taken for the next request.
 func TestRejectedUploadKeepsConnectionSound(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	base := serve(t, e)
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
@@ -260,6 +262,7 @@ func TestRejectedUploadKeepsConnectionSound(t *testing.T) {
 // of the file inside; one over the size limit is refused with 413 as the
 // document says.
 func TestPackedUploadIsRecordedAndOversizedRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.MaxFileBytes = 1 << 20 })
 	v := newConformance(t)
 	key := e.createPartner(t, "acme")

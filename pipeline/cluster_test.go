@@ -167,8 +167,10 @@ func TestStagesRideOutANATSNodeLoss(t *testing.T) {
 		time.Sleep(time.Millisecond) // in flight when the node goes
 		return d.handle(ctx, m)
 	})}
-	r := quietRunner(b)
-	r.Log = log
+	r, err := NewRunner(b, NewMetrics(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	stop := runStage(t, r, stage)
 	defer stop()
 

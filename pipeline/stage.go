@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,38 +224,65 @@ func ExponentialBackoff(base, limit time.Duration) func(uint64) time.Duration {
 	}
 }
 
-// Runner runs stages against the bus.
+// Runner runs stages against the bus. Build it with NewRunner.
 type Runner struct {
-	Bus     *Bus
-	Pub     Publisher
-	Metrics *Metrics
-	Log     *slog.Logger
-
-	// DeadLettered, when set, hears of every dead-lettered message, so the
+	bus     *Bus
+	pub     Publisher
+	metrics *Metrics
+	log     *slog.Logger
+	// deadLettered, when set, hears of every dead-lettered message, so the
 	// upload it belongs to can report the failure.
-	DeadLettered func(ctx context.Context, d schemas.DeadLetter)
-	// Tracing, when set, gives each batch a span continuing its messages'
+	deadLettered func(ctx context.Context, d schemas.DeadLetter)
+	// tracing, when set, gives each batch a span continuing its messages'
 	// traces; nil traces nothing.
-	Tracing trace.TracerProvider
+	tracing trace.TracerProvider
 
 	mu    sync.Mutex
 	bound map[string]bool
 }
 
-// NewRunner builds a runner on an open bus.
-func NewRunner(bus *Bus, m *Metrics, log *slog.Logger) *Runner {
-	r := &Runner{Bus: bus, Metrics: m, Log: log, bound: map[string]bool{}}
-	if bus != nil {
-		r.Pub = bus.Publisher()
-	}
-	return r
+// RunnerOption changes a runner NewRunner builds.
+type RunnerOption func(*Runner)
+
+// OnDeadLetter has the runner tell heard of every message it dead-letters,
+// after the entry is stored.
+func OnDeadLetter(heard func(ctx context.Context, d schemas.DeadLetter)) RunnerOption {
+	return func(r *Runner) { r.deadLettered = heard }
 }
 
-// check says what a runner lacks that NewRunner gives it, so a zero or
-// half-built Runner answers an error rather than panicking.
+// WithTracing has the runner give each batch a span continuing its
+// messages' traces; without it nothing is traced.
+func WithTracing(tp trace.TracerProvider) RunnerOption {
+	return func(r *Runner) { r.tracing = tp }
+}
+
+// NewRunner builds a runner on an open bus; metrics and log are required.
+func NewRunner(bus *Bus, m *Metrics, log *slog.Logger, opts ...RunnerOption) (*Runner, error) {
+	var missing []string
+	if bus == nil {
+		missing = append(missing, "an open Bus")
+	}
+	if m == nil {
+		missing = append(missing, "Metrics (NewMetrics)")
+	}
+	if log == nil {
+		missing = append(missing, "a logger")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("pipeline: NewRunner needs %s", strings.Join(missing, ", "))
+	}
+	r := &Runner{bus: bus, pub: bus.Publisher(), metrics: m, log: log, bound: map[string]bool{}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
+}
+
+// check answers an error for a Runner not built by NewRunner, which has
+// nothing to run on, rather than panicking.
 func (r *Runner) check() error {
-	if r.Bus == nil || r.Pub == nil || r.Metrics == nil || r.Log == nil {
-		return errors.New("pipeline: a runner needs a Bus, a Pub, Metrics and a Log; build it with NewRunner on an open bus")
+	if r.bus == nil {
+		return errors.New("pipeline: a Runner has no bus; build it with NewRunner on an open bus")
 	}
 	return nil
 }
@@ -302,7 +330,7 @@ func (r *Runner) Consumer(ctx context.Context, s Stage) (jetstream.Consumer, err
 	default:
 		cfg.FilterSubjects = s.Subjects
 	}
-	c, err := r.Bus.js.CreateOrUpdateConsumer(ctx, s.Stream, cfg)
+	c, err := r.bus.js.CreateOrUpdateConsumer(ctx, s.Stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("declare consumer %s on %s: %w", s.Name, s.Stream, err)
 	}
@@ -318,7 +346,7 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 		return err
 	}
 	s.defaults()
-	log := r.Log.With("stage", s.Name)
+	log := r.log.With("stage", s.Name)
 	cons, err := r.Consumer(ctx, s)
 	for err != nil && Transient(err) && ctx.Err() == nil {
 		log.Warn("declaring the consumer failed; retrying", "err", err)
@@ -331,7 +359,7 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 		}
 		return err
 	}
-	pull, err := newPuller(r.Bus.nc, s.Stream, s.Name)
+	pull, err := newPuller(r.bus.nc, s.Stream, s.Name)
 	if err != nil {
 		return err
 	}
@@ -346,14 +374,14 @@ func (r *Runner) Run(ctx context.Context, s Stage) error {
 	handle = r.observe(s.Name, handle)
 
 	go r.watchLag(ctx, s.Name, cons)
-	r.Metrics.zero(s.Name)
+	r.metrics.zero(s.Name)
 	log.Info("stage started", "stream", s.Stream, "subjects", s.Subjects)
 	out := newOutage(s.Name, s.Gate, func(p bool) {
 		v := 0.0
 		if p {
 			v = 1
 		}
-		r.Metrics.Paused.WithLabelValues(s.Name).Set(v)
+		r.metrics.Paused.WithLabelValues(s.Name).Set(v)
 	})
 	away := &leaderless{log: log}
 	for ctx.Err() == nil {
@@ -501,7 +529,7 @@ func (r *Runner) handleBatch(ctx context.Context, s Stage, handle BatchHandler, 
 	// cancelled with the stage, but bounded.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.HandlerTimeout)
 	defer cancel()
-	hctx = context.WithValue(hctx, tallyKey{}, &tally{stage: s.Name, metrics: r.Metrics})
+	hctx = context.WithValue(hctx, tallyKey{}, &tally{stage: s.Name, metrics: r.metrics})
 	hctx, endSpan := r.startBatch(hctx, s.Name, msgs)
 	stopBeat := heartbeat(msgs, s.AckWait/3)
 	errs := handle(hctx, msgs)
@@ -558,13 +586,13 @@ func (r *Runner) settle(s Stage, m *Message, err error, transient bool, out *out
 		}
 		out.settled(m.Sequence)
 		out.recovered()
-		r.Metrics.Processed.WithLabelValues(s.Name).Inc()
+		r.metrics.Processed.WithLabelValues(s.Name).Inc()
 	case (errors.Is(err, schemas.ErrUnavailable) && !IsTerminal(err) || transient) && m.Delivered < MaxEarly:
 		// A backend down, or JetStream electing a leader: the stage pauses
 		// and the message waits in JetStream without using an attempt.
 		delay := out.trip(m.Sequence)
 		log.Warn("backend unavailable; stage pauses and leaves the message in JetStream", "seq", m.Sequence, "retry_in", delay, "err", err)
-		r.Metrics.Failed.WithLabelValues(s.Name, "unavailable").Inc()
+		r.metrics.Failed.WithLabelValues(s.Name, "unavailable").Inc()
 		nak(m, delay, log)
 	case IsTerminal(err) || out.attempts(m.Sequence, m.Delivered) >= uint64(s.MaxDeliver):
 		out.settled(m.Sequence)
@@ -572,7 +600,7 @@ func (r *Runner) settle(s Stage, m *Message, err error, transient bool, out *out
 	default:
 		delay := s.Backoff(m.Delivered)
 		log.Warn("handler failed; retrying", "seq", m.Sequence, "attempt", m.Delivered, "retry_in", delay, "err", err, "source", m.Source())
-		r.Metrics.Failed.WithLabelValues(s.Name, "retry").Inc()
+		r.metrics.Failed.WithLabelValues(s.Name, "retry").Inc()
 		nak(m, delay, log)
 	}
 }
@@ -604,9 +632,9 @@ func (r *Runner) deadLetter(s Stage, m *Message, cause error, log *slog.Logger) 
 		return
 	}
 	log.Error("message dead-lettered", "seq", m.Sequence, "attempts", m.Delivered, "err", cause, "source", dl.Source)
-	r.Metrics.Failed.WithLabelValues(s.Name, "dead_letter").Inc()
-	if r.DeadLettered != nil {
-		r.DeadLettered(ctx, dl)
+	r.metrics.Failed.WithLabelValues(s.Name, "dead_letter").Inc()
+	if r.deadLettered != nil {
+		r.deadLettered(ctx, dl)
 	}
 	if err := m.msg.Term(); err != nil {
 		// Stored on the DLQ already; the redelivery is dead-lettered again
@@ -628,17 +656,17 @@ func (r *Runner) PublishDeadLetter(ctx context.Context, d schemas.DeadLetter, ms
 	}
 	// A dead letter is not a message the stage sends downstream.
 	ctx = context.WithValue(ctx, tallyKey{}, (*tally)(nil))
-	_, err = r.Pub.Publish(ctx, Outgoing{Subject: schemas.Subject(schemas.SubjectDLQ, d.Stage), MsgID: msgID, Data: data})
+	_, err = r.pub.Publish(ctx, Outgoing{Subject: schemas.Subject(schemas.SubjectDLQ, d.Stage), MsgID: msgID, Data: data})
 	return err
 }
 
 // observe counts messages and times batches.
 func (r *Runner) observe(stage string, next BatchHandler) BatchHandler {
 	return func(ctx context.Context, msgs []*Message) []error {
-		r.Metrics.In.WithLabelValues(stage).Add(float64(len(msgs)))
+		r.metrics.In.WithLabelValues(stage).Add(float64(len(msgs)))
 		start := time.Now()
 		errs := next(ctx, msgs)
-		r.Metrics.Batch.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+		r.metrics.Batch.WithLabelValues(stage).Observe(time.Since(start).Seconds())
 		return errs
 	}
 }
@@ -649,7 +677,7 @@ func (r *Runner) watchLag(ctx context.Context, stage string, cons jetstream.Cons
 	for {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if info, err := cons.Info(ictx); err == nil {
-			r.Metrics.Pending.WithLabelValues(stage).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+			r.metrics.Pending.WithLabelValues(stage).Set(float64(info.NumPending + uint64(info.NumAckPending)))
 		}
 		cancel()
 		select {

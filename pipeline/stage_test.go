@@ -56,8 +56,12 @@ func testBus(t *testing.T, dir string) *Bus {
 	return b
 }
 
-func quietRunner(b *Bus) *Runner {
-	return NewRunner(b, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+func quietRunner(b *Bus, opts ...RunnerOption) *Runner {
+	r, err := NewRunner(b, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	if err != nil {
+		panic(err) // only a test that passes no bus
+	}
+	return r
 }
 
 // runStage runs s until stop is called; stop waits for the runner to return.
@@ -137,7 +141,7 @@ func TestRunnerRetriesTransientErrorsThenSucceeds(t *testing.T) {
 	publish(t, b, "catalog.raw.acme", "m1", "payload")
 	waitFor(t, "third attempt", ok.Load)
 	stop()
-	if got := testutil.ToFloat64(r.Metrics.Failed.WithLabelValues("flaky", "retry")); got != 2 {
+	if got := testutil.ToFloat64(r.metrics.Failed.WithLabelValues("flaky", "retry")); got != 2 {
 		t.Errorf("retry count = %v, want 2", got)
 	}
 	if dl := deadLetters(t, b, "flaky"); len(dl) != 0 {
@@ -179,14 +183,13 @@ func TestRunnerDeadLettersTerminalErrorsAtOnce(t *testing.T) {
 func TestRunnerDeadLettersRefusedMessagesWithoutTheirClaimedSource(t *testing.T) {
 	b := testBus(t, t.TempDir())
 	defer b.Close()
-	r := quietRunner(b)
 	var heard []schemas.DeadLetter
 	var mu sync.Mutex
-	r.DeadLettered = func(_ context.Context, d schemas.DeadLetter) {
+	r := quietRunner(b, OnDeadLetter(func(_ context.Context, d schemas.DeadLetter) {
 		mu.Lock()
 		defer mu.Unlock()
 		heard = append(heard, d)
-	}
+	}))
 	var calls atomic.Int32
 	stop := runStage(t, r, Stage{
 		Name: "guarded", Stream: streamRaw, Subjects: []string{"catalog.raw.acme"},
@@ -303,7 +306,7 @@ func TestUnavailableBackendPausesTheStageWithoutUsingAttempts(t *testing.T) {
 	for i := range 3 {
 		publish(t, b, "catalog.raw.acme", fmt.Sprint("m", i), fmt.Sprint("x", i))
 	}
-	waitFor(t, "the stage to pause", func() bool { return testutil.ToFloat64(r.Metrics.Paused.WithLabelValues("sink")) == 1 })
+	waitFor(t, "the stage to pause", func() bool { return testutil.ToFloat64(r.metrics.Paused.WithLabelValues("sink")) == 1 })
 	waitFor(t, "two probes of the backend", func() bool { return probes.Load() >= 2 })
 	// While paused the stage asks the backend, not the messages: only the
 	// batch that met the outage was tried.
@@ -319,10 +322,10 @@ func TestUnavailableBackendPausesTheStageWithoutUsingAttempts(t *testing.T) {
 	if dl := deadLetters(t, b, "sink"); len(dl) != 0 {
 		t.Errorf("an outage dead-lettered messages: %+v", dl)
 	}
-	if v := testutil.ToFloat64(r.Metrics.Paused.WithLabelValues("sink")); v != 0 {
+	if v := testutil.ToFloat64(r.metrics.Paused.WithLabelValues("sink")); v != 0 {
 		t.Errorf("paused gauge = %v after recovery", v)
 	}
-	if v := testutil.ToFloat64(r.Metrics.Failed.WithLabelValues("sink", "unavailable")); v != 1 {
+	if v := testutil.ToFloat64(r.metrics.Failed.WithLabelValues("sink", "unavailable")); v != 1 {
 		t.Errorf("unavailable failures = %v, want 1", v)
 	}
 }
@@ -634,23 +637,23 @@ func TestStageCountsItemsAndMessagesOut(t *testing.T) {
 	})
 	defer stop()
 	waitFor(t, "the stage's series", func() bool {
-		return testutil.CollectAndCount(r.Metrics.Failed, "feedline_stage_messages_failed_total") == 3 &&
-			testutil.CollectAndCount(r.Metrics.Paused, "feedline_stage_paused") == 1
+		return testutil.CollectAndCount(r.metrics.Failed, "feedline_stage_messages_failed_total") == 3 &&
+			testutil.CollectAndCount(r.metrics.Paused, "feedline_stage_paused") == 1
 	})
-	if n := testutil.CollectAndCount(r.Metrics.Published, "feedline_stage_messages_out_total"); n != 1 {
+	if n := testutil.CollectAndCount(r.metrics.Published, "feedline_stage_messages_out_total"); n != 1 {
 		t.Errorf("%d out series before the first message, want the stage's at 0", n)
 	}
 	publish(t, b, "catalog.raw.acme", "m1", "payload")
 	waitFor(t, "the message handled", handled.Load)
 	waitFor(t, "the message acknowledged", func() bool {
-		return testutil.ToFloat64(r.Metrics.Processed.WithLabelValues("counting")) == 1
+		return testutil.ToFloat64(r.metrics.Processed.WithLabelValues("counting")) == 1
 	})
 	stop()
-	if got := testutil.ToFloat64(r.Metrics.Published.WithLabelValues("counting")); got != 4 {
+	if got := testutil.ToFloat64(r.metrics.Published.WithLabelValues("counting")); got != 4 {
 		t.Errorf("messages out %v, want 4 (one publish, three in a flight, no dead letter)", got)
 	}
 	for outcome, want := range map[string]float64{"read": 5, "rejected": 2} {
-		if got := testutil.ToFloat64(r.Metrics.Items.WithLabelValues("counting", outcome)); got != want {
+		if got := testutil.ToFloat64(r.metrics.Items.WithLabelValues("counting", outcome)); got != want {
 			t.Errorf("items %s %v, want %v", outcome, got, want)
 		}
 	}
@@ -659,7 +662,7 @@ func TestStageCountsItemsAndMessagesOut(t *testing.T) {
 	if _, err := pub.Publish(context.Background(), Outgoing{Subject: "catalog.product.acme", MsgID: "outside", Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(r.Metrics.Published.WithLabelValues("counting")); got != 4 {
+	if got := testutil.ToFloat64(r.metrics.Published.WithLabelValues("counting")); got != 4 {
 		t.Errorf("a publish outside the stage counted: %v", got)
 	}
 }
@@ -690,7 +693,10 @@ func TestNakAndTermFailuresAreLogged(t *testing.T) {
 	defer b.Close()
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	r := NewRunner(b, NewMetrics(), log)
+	r, err := NewRunner(b, NewMetrics(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := Stage{Name: "settling", Stream: streamRaw}
 	s.defaults()
 	out := newOutage(s.Name, nil, func(bool) {})
@@ -760,10 +766,28 @@ func TestConcurrentWithoutWorkersHandlesEveryMessage(t *testing.T) {
 	}
 }
 
-// TestRunnerWithoutNewRunnerSaysSo: a zero Runner, or one built on no bus,
-// answers an error naming NewRunner instead of panicking.
+// TestRunnerWithoutNewRunnerSaysSo: a zero Runner answers an error naming
+// NewRunner instead of panicking, and NewRunner refuses what it cannot run
+// on, naming what is missing.
 func TestRunnerWithoutNewRunnerSaysSo(t *testing.T) {
-	for name, r := range map[string]*Runner{"zero": {}, "no bus": NewRunner(nil, NewMetrics(), slog.New(slog.DiscardHandler))} {
+	b := testBus(t, t.TempDir())
+	defer b.Close()
+	for _, tc := range []struct {
+		name string
+		bus  *Bus
+		m    *Metrics
+		log  *slog.Logger
+		want string
+	}{
+		{"no bus", nil, NewMetrics(), slog.New(slog.DiscardHandler), "an open Bus"},
+		{"no metrics", b, nil, slog.New(slog.DiscardHandler), "Metrics"},
+		{"no logger", b, NewMetrics(), nil, "a logger"},
+	} {
+		if r, err := NewRunner(tc.bus, tc.m, tc.log); err == nil || r != nil || !strings.Contains(err.Error(), "NewRunner") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, %v; want an error naming NewRunner and %q", tc.name, r, err, tc.want)
+		}
+	}
+	for name, r := range map[string]*Runner{"zero": {}} {
 		t.Run(name, func(t *testing.T) {
 			if err := r.Run(t.Context(), Stage{Name: "x", Stream: streamRaw, Handle: PerMessage(func(context.Context, *Message) error { return nil })}); err == nil || !strings.Contains(err.Error(), "NewRunner") {
 				t.Errorf("Run: %v", err)

@@ -124,7 +124,7 @@ func (r *Runner) startBatch(ctx context.Context, stage string, msgs []*Message) 
 	if !first.IsZero() {
 		ctx = WithAccepted(ctx, first)
 	}
-	if r.Tracing == nil {
+	if r.tracing == nil {
 		return ctx, func([]error) {}
 	}
 	var parent trace.SpanContext
@@ -147,7 +147,7 @@ func (r *Runner) startBatch(ctx context.Context, stage string, msgs []*Message) 
 	if parent.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 	}
-	ctx, span := r.Tracing.Tracer(tracerName).Start(ctx, stage,
+	ctx, span := r.tracing.Tracer(tracerName).Start(ctx, stage,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithLinks(links...),
 		trace.WithAttributes(

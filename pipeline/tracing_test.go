@@ -22,18 +22,17 @@ func TestTraceAndAcceptanceTimeTravelThroughStages(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
-	r := quietRunner(b)
-	r.Tracing = tp
+	r := quietRunner(b, WithTracing(tp))
 
 	var mu sync.Mutex
 	seen := map[string]*Message{}
 	first := Stage{Name: "first", Stream: streamRaw, BatchSize: 16, Linger: 300 * time.Millisecond,
 		Handle: PerMessage(func(ctx context.Context, m *Message) error {
-			_, err := r.Pub.Publish(ctx, Outgoing{Subject: "catalog.product.acme", MsgID: "p-" + string(m.Data), Data: m.Data})
+			_, err := r.pub.Publish(ctx, Outgoing{Subject: "catalog.product.acme", MsgID: "p-" + string(m.Data), Data: m.Data})
 			return err
 		})}
 	second := Stage{Name: "second", Stream: streamProducts, BatchSize: 1,
-		Middleware: []Middleware{RecordFreshness(r.Metrics, SinkSearch)},
+		Middleware: []Middleware{RecordFreshness(r.metrics, SinkSearch)},
 		Handle: PerMessage(func(_ context.Context, m *Message) error {
 			mu.Lock()
 			seen[string(m.Data)] = m
@@ -48,7 +47,7 @@ func TestTraceAndAcceptanceTimeTravelThroughStages(t *testing.T) {
 	for _, id := range []string{"a", "b"} {
 		ctx, span := tp.Tracer("test").Start(context.Background(), "POST "+id)
 		ctx = WithAccepted(ctx, accepted)
-		if _, err := r.Pub.Publish(ctx, Outgoing{Subject: "catalog.raw.acme", MsgID: "r-" + id, Data: []byte(id)}); err != nil {
+		if _, err := r.pub.Publish(ctx, Outgoing{Subject: "catalog.raw.acme", MsgID: "r-" + id, Data: []byte(id)}); err != nil {
 			t.Fatal(err)
 		}
 		span.End()
@@ -86,10 +85,10 @@ func TestTraceAndAcceptanceTimeTravelThroughStages(t *testing.T) {
 			t.Errorf("span %s: kind %v, parent %v; want a consumer span continuing a trace", s.Name, s.SpanKind, s.Parent)
 		}
 	}
-	if n := testutil.CollectAndCount(r.Metrics.Freshness); n != 1 {
+	if n := testutil.CollectAndCount(r.metrics.Freshness); n != 1 {
 		t.Errorf("freshness series: %d, want the search sink's", n)
 	}
-	if got := histogramCount(t, r.Metrics, "feedline_freshness_seconds"); got != 2 {
+	if got := histogramCount(t, r.metrics, "feedline_freshness_seconds"); got != 2 {
 		t.Errorf("freshness observations: %d, want 2", got)
 	}
 }

@@ -24,6 +24,15 @@ const (
 	StreamStaged    = "STAGED"
 )
 
+// StreamIssues holds every issue of every upload, apart from the chain of
+// stages: normalise publishes an upload's issue lists, the API reads them
+// back (natskv.Issues).
+const StreamIssues = "ISSUES"
+
+// IssueRetention is how long an upload's issue list is kept; its counts,
+// in the upload record, stay.
+const IssueRetention = 30 * 24 * time.Hour
+
 // StagedRetention is how long a held upload's changes wait for its
 // partner's confirmation.
 const StagedRetention = 30 * 24 * time.Hour
@@ -37,6 +46,7 @@ const (
 	BucketPosts    = "posts"    // key-value: post content, the durable home every instance reads
 	BucketRequests = "requests" // key-value: first answers to writes sent with an Idempotency-Key
 	BucketReaders  = "readers"  // key-value: each shopper's last feed read, restored before feeds are replayed
+	BucketSources  = "sources"  // key-value: partner feeds fetched on a schedule, with the lease of the instance fetching each
 )
 
 // IdempotencyWindow is how long a write's Idempotency-Key is remembered.
@@ -80,6 +90,25 @@ func Feedline() pipeline.Topology {
 		},
 		ObjectStores: []pipeline.ObjectStoreSpec{
 			{Name: ObjectUploads, Description: "uploaded partner files"},
+		},
+	}
+}
+
+// Stores is what the connectors read directly, beside the chain of stages:
+// the stream of upload issues and the bucket of fetched partner feeds.
+// Declare it with Feedline.
+func Stores() pipeline.Topology {
+	return pipeline.Topology{
+		Streams: []pipeline.StreamSpec{
+			// The duplicate window drops a batch's issues published again
+			// soon after a crash; readers skip a part they saw, for a
+			// redelivery after the window.
+			{Name: StreamIssues, Subjects: []string{schemas.SubjectIssues + ".>"}, MaxAge: IssueRetention, Duplicates: DuplicateWindow},
+		},
+		Buckets: []pipeline.BucketSpec{
+			// One record per partner is the state; every write is
+			// compare-and-set on its revision.
+			{Name: BucketSources, Description: "partner feeds fetched on a schedule", ReplicaReads: true},
 		},
 	}
 }

@@ -85,3 +85,23 @@ func TestMatches(t *testing.T) {
 		}
 	}
 }
+
+// Upload issues land in the stream Stores declares beside the stages', and
+// no name is declared twice.
+func TestStoresHoldTheIssuesStreamAndTheSourcesBucket(t *testing.T) {
+	st := Stores()
+	if len(st.Streams) != 1 || st.Streams[0].Name != StreamIssues || !matches(st.Streams[0].Subjects[0], schemas.IssuesSubject("acme", "u1")) ||
+		st.Streams[0].MaxAge != IssueRetention || st.Streams[0].Duplicates != DuplicateWindow {
+		t.Errorf("issues stream %+v", st.Streams)
+	}
+	if len(st.Buckets) != 1 || st.Buckets[0].Name != BucketSources {
+		t.Errorf("buckets %+v", st.Buckets)
+	}
+	seen := map[string]bool{}
+	for _, n := range append(Feedline().StreamNames(), st.StreamNames()...) {
+		if seen[n] {
+			t.Errorf("%s declared twice", n)
+		}
+		seen[n] = true
+	}
+}

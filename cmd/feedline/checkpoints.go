@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
-	"time"
 
 	"feedline/connectors/feedstore"
 	"feedline/pipeline"
@@ -14,16 +12,6 @@ import (
 // feedsCheckpoint names the embedded feed state's checkpoint: feeds,
 // timelines, the follow graph, reader activity and shop-news claims.
 const feedsCheckpoint = "feeds"
-
-// parseCheckpointSettings reads how often derived state is checkpointed.
-func parseCheckpointSettings(cfg *serveConfig, get func(string) string) error {
-	d, err := time.ParseDuration(get("FEEDLINE_CHECKPOINT_EVERY"))
-	if err != nil || d < 0 || (d > 0 && d < time.Second) {
-		return fmt.Errorf("FEEDLINE_CHECKPOINT_EVERY %q: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", get("FEEDLINE_CHECKPOINT_EVERY"))
-	}
-	cfg.CheckpointEvery = d
-	return nil
-}
 
 // checkpointDir is where a data directory's checkpoints are.
 func checkpointDir(dataDir string) string { return filepath.Join(dataDir, "checkpoints") }

@@ -17,6 +17,7 @@ import (
 // the analytics store: an upload's changes, its run and a search arrive
 // in the tables, each once.
 func TestAnalyticsLandInClickHouse(t *testing.T) {
+	t.Parallel()
 	base := os.Getenv("FEEDLINE_TEST_CLICKHOUSE")
 	if base == "" {
 		if os.Getenv("CI") == "true" {

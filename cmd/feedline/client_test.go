@@ -13,6 +13,7 @@ import (
 
 // A 503 with Retry-After sends the file again, whole; a 400 is not retried.
 func TestClientSendsAgainWhenTheAPIAsksToRetry(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var bodies []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

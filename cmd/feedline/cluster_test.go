@@ -95,6 +95,7 @@ func (ts *testSystem) waitState(id, key string, limit time.Duration, what string
 // of the nodes is down, /readyz says NATS is not ready, and ready again
 // once they are back.
 func TestUploadSurvivesANATSNodeLoss(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills and restarts NATS nodes")
 	}
@@ -205,6 +206,7 @@ func TestUploadSurvivesANATSNodeLoss(t *testing.T) {
 // leader of the fan-out stage's consumer): every post reaches every
 // follower's feed exactly once.
 func TestFanOutSurvivesANATSNodeLoss(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills and restarts a NATS node")
 	}

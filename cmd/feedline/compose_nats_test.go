@@ -298,10 +298,14 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 	})
 	api.allowed("read an upload's issues", func(ctx context.Context) error {
 		n := 0
-		if err := (natskv.Issues{JS: api.js}).Each(ctx, "alpha", "u1", func(schemas.Issue) error { n++; return nil }); err != nil {
+		st, err := api.js.Stream(ctx, topology.StreamIssues)
+		if err != nil {
 			return err
 		}
-		if ok, err := (natskv.Issues{JS: api.js}).Stored(ctx, "alpha", "u1"); err != nil || !ok || n != 1 {
+		if err := (natskv.Issues{Stream: st}).Each(ctx, "alpha", "u1", func(schemas.Issue) error { n++; return nil }); err != nil {
+			return err
+		}
+		if ok, err := (natskv.Issues{Stream: st}).Stored(ctx, "alpha", "u1"); err != nil || !ok || n != 1 {
 			return fmt.Errorf("read %d issues, stored %v (%v)", n, ok, err)
 		}
 		return nil

@@ -8,8 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"feedline/api"
+	"feedline/feed"
+	"feedline/pipeline"
 	"feedline/schemas"
 )
 
@@ -101,6 +104,7 @@ func TestServeConfigNATSSignIn(t *testing.T) {
 }
 
 func TestEverySettingIsAFeedlineVariableOnce(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for _, st := range settings {
 		if !strings.HasPrefix(st.Env, "FEEDLINE_") || seen[st.Env] || st.Help == "" {
@@ -113,6 +117,7 @@ func TestEverySettingIsAFeedlineVariableOnce(t *testing.T) {
 // TestReadmeDocumentsEverySetting keeps the README's configuration table
 // in step with the settings the binary reads.
 func TestReadmeDocumentsEverySetting(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +141,7 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 // TestReadmeDocumentsEveryIssueCode keeps the README's table of issue codes
 // in step with the codes the stages report.
 func TestReadmeDocumentsEveryIssueCode(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +154,7 @@ func TestReadmeDocumentsEveryIssueCode(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]int64{"20GiB": 20 << 30, "512 MiB": 512 << 20, "1000": 1000, "4kb": 4 << 10, "7B": 7} {
 		if got, err := parseSize(in); err != nil || got != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
@@ -156,6 +163,128 @@ func TestParseSize(t *testing.T) {
 	for _, bad := range []string{"", "lots", "-1GiB", "1.5GiB", "99999999999TiB"} {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}
+
+// TestSettingsDefaultsAreValid: the settings' defaults alone make a
+// configuration Validate accepts, and one built in code with only a data
+// directory takes them.
+func TestSettingsDefaultsAreValid(t *testing.T) {
+	t.Parallel()
+	d, err := defaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Validate(); err != nil {
+		t.Errorf("the defaults: %v", err)
+	}
+	cfg, err := serveConfig{DataDir: t.TempDir()}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "FEEDLINE_HTTP") {
+		t.Errorf("the api stage without an HTTP address: %v", err)
+	}
+	cfg.HTTP = "127.0.0.1:0"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("filled with the defaults: %v", err)
+	}
+	if !slices.Equal(cfg.Stages, allStages) || cfg.NATSReplicas != 1 || cfg.Feed.FeedCap != 800 || cfg.Feed.TimelineCap != 800 ||
+		cfg.MaxDeletePercent != schemas.DefaultMaxDeletePercent || cfg.TokenMaxLifetime != api.DefaultTokenMaxLifetime ||
+		cfg.MaxFileBytes != 4<<30 || cfg.MaxExpansion != 200 || cfg.Body.Idle != 30*time.Second || cfg.Fetch.Concurrency != 16 ||
+		cfg.MaxInFlight != 0 || cfg.NATSListen != "" || cfg.Log == nil {
+		t.Errorf("filled: %+v", cfg)
+	}
+	tuned, err := serveConfig{DataDir: "d", Feed: feed.Policy{CelebrityFollowers: 2}, MaxInFlight: 3}.withDefaults()
+	if err != nil || tuned.Feed.CelebrityFollowers != 2 || tuned.MaxInFlight != 3 {
+		t.Errorf("a set field must stay: %+v, %v", tuned, err)
+	}
+}
+
+// TestValidateRejectsBadValuesAndCombinations: each configuration below
+// cannot work, and the error names the setting to change.
+func TestValidateRejectsBadValuesAndCombinations(t *testing.T) {
+	t.Parallel()
+	base, err := serveConfig{DataDir: t.TempDir(), HTTP: "127.0.0.1:0"}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tune func(*serveConfig)
+		want string
+	}{
+		{"no data directory", func(c *serveConfig) { c.DataDir = "" }, "FEEDLINE_DATA"},
+		{"an unknown stage", func(c *serveConfig) { c.Stages = []string{"api", "indexer"} }, `unknown stage "indexer"`},
+		{"no stage", func(c *serveConfig) { c.Stages = []string{} }, "names no stage"},
+		{"a stage twice", func(c *serveConfig) { c.Stages = []string{"index", "index"} }, `stage "index" twice`},
+		{"the api without HTTP", func(c *serveConfig) { c.HTTP = "" }, "FEEDLINE_HTTP"},
+		{"zero replicas", func(c *serveConfig) { c.NATSReplicas = -1 }, "nats-replicas"},
+		{"six replicas", func(c *serveConfig) { c.NATS, c.NATSReplicas = "nats://n:4222", 6 }, "nats-replicas"},
+		{"replicas on the embedded server", func(c *serveConfig) { c.NATSReplicas = 3 }, "FEEDLINE_NATS_REPLICAS"},
+		{"not declaring on the embedded server", func(c *serveConfig) { c.NATSNoDeclare = true }, "FEEDLINE_NATS_DECLARE"},
+		{"a NATS user on the embedded server", func(c *serveConfig) { c.NATSAuth = pipeline.ClientAuth{User: "u", Password: "p"} }, "outside server"},
+		{"a NATS user without a password", func(c *serveConfig) { c.NATS, c.NATSAuth = "nats://n:4222", pipeline.ClientAuth{User: "u"} }, "no password"},
+		{"an Elasticsearch user without Elasticsearch", func(c *serveConfig) { c.ESUsername = "elastic" }, "FEEDLINE_ES_URL"},
+		{"an alias without Elasticsearch", func(c *serveConfig) { c.ESAlias = "catalog" }, "FEEDLINE_ES_ALIAS"},
+		{"a Redis prefix without Redis", func(c *serveConfig) { c.RedisPrefix = "staging:" }, "FEEDLINE_REDIS_URL"},
+		{"a Redis prefix with braces", func(c *serveConfig) { c.RedisURL, c.RedisPrefix = "redis://r:6379/0", "a{b}:" }, "without { or }"},
+		{"a Redis URL that is not one", func(c *serveConfig) { c.RedisURL = "http://r:6379" }, "FEEDLINE_REDIS_URL"},
+		{"a short token key", func(c *serveConfig) { c.TokenKey = "short" }, "FEEDLINE_TOKEN_KEY"},
+		{"a token lifetime of seconds", func(c *serveConfig) { c.TokenMaxLifetime = 10 * time.Second }, "FEEDLINE_TOKEN_MAX_LIFETIME"},
+		{"a negative feed cap", func(c *serveConfig) { c.Feed.FeedCap = -1 }, "FEEDLINE_FEED_CAP"},
+		{"a negative celebrity audience", func(c *serveConfig) { c.Feed.CelebrityFollowers = -5 }, "FEEDLINE_CELEBRITY_FOLLOWERS"},
+		{"inactive after an hour", func(c *serveConfig) { c.Feed.InactiveAfter = time.Hour }, "FEEDLINE_INACTIVE_DAYS"},
+		{"a price drop of 100%", func(c *serveConfig) { c.Feed.PriceDropPercent = 100 }, "FEEDLINE_PRICE_DROP_PERCENT"},
+		{"deleting 101%", func(c *serveConfig) { c.MaxDeletePercent = 101 }, "FEEDLINE_MAX_DELETE_PERCENT"},
+		{"an idle timeout of a millisecond", func(c *serveConfig) { c.Body.Idle = time.Millisecond }, "FEEDLINE_UPLOAD_IDLE_TIMEOUT"},
+		{"a negative body rate", func(c *serveConfig) { c.Body.MinRate = -1 }, "FEEDLINE_UPLOAD_MIN_RATE"},
+		{"files of a kilobyte", func(c *serveConfig) { c.MaxFileBytes = 1 << 10 }, "FEEDLINE_MAX_FILE_SIZE"},
+		{"no expansion", func(c *serveConfig) { c.MaxExpansion = 1 }, "FEEDLINE_MAX_EXPANSION"},
+		{"negative uploads in flight", func(c *serveConfig) { c.MaxInFlight = -1 }, "FEEDLINE_MAX_UPLOADS_IN_FLIGHT"},
+		{"a fetch timeout of a millisecond", func(c *serveConfig) { c.Fetch.Timeout = time.Millisecond }, "FEEDLINE_FETCH_TIMEOUT"},
+		{"negative fetch concurrency", func(c *serveConfig) { c.Fetch.Concurrency = -1 }, "FEEDLINE_FETCH_CONCURRENCY"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			cfg.Stages = slices.Clone(base.Stages)
+			tc.tune(&cfg)
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+	for name, tune := range map[string]func(*serveConfig){
+		"as it is":                  func(*serveConfig) {},
+		"a worker without HTTP":     func(c *serveConfig) { c.Stages, c.HTTP = []string{"index"}, "" },
+		"a Redis prefix with Redis": func(c *serveConfig) { c.RedisURL, c.RedisPrefix = "redis://r:6379/0", "staging:" },
+		"an alias with Elasticsearch": func(c *serveConfig) {
+			c.ESURLs, c.ESAlias, c.ESUsername = []string{"http://es:9200"}, "catalog", "elastic"
+		},
+		"a NATS cluster at 3 replicas":  func(c *serveConfig) { c.NATS, c.NATSReplicas, c.NATSNoDeclare = "nats://n:4222", 3, true },
+		"no limit on uploads in flight": func(c *serveConfig) { c.MaxInFlight = 0 },
+	} {
+		cfg := base
+		tune(&cfg)
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestServeConfigRejectsExplicitZeros: a setting given as 0 where 0 makes
+// no sense is refused, not read as its default.
+func TestServeConfigRejectsExplicitZeros(t *testing.T) {
+	for _, st := range settings {
+		t.Setenv(st.Env, "")
+	}
+	for _, args := range [][]string{
+		{"--feed-cap", "0"}, {"--max-delete-percent", "0"}, {"--max-expansion", "0"}, {"--upload-idle-timeout", "0s"},
+		{"--fetch-concurrency", "0"}, {"--inactive-days", "0"}, {"--max-file-size", "0"}, {"--http", "", "--stages", "api"},
+	} {
+		if _, err := parseServeConfig(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
 		}
 	}
 }

@@ -117,6 +117,7 @@ func (p *process) terminate(t *testing.T) {
 }
 
 func TestKilledMidIngestRestartsWithoutLossOrDuplicates(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and kills a feedline process")
 	}
@@ -188,6 +189,7 @@ func TestKilledMidIngestRestartsWithoutLossOrDuplicates(t *testing.T) {
 }
 
 func TestSigtermDrainsAndRestartContinues(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and signals a feedline process")
 	}

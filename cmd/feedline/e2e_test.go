@@ -139,6 +139,7 @@ func naverEPFile(rows []catalogRow) []byte {
 }
 
 func TestCatalogEndToEndEveryFormat(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	cases := []struct {
 		format  string
@@ -209,6 +210,7 @@ func TestCatalogEndToEndEveryFormat(t *testing.T) {
 }
 
 func TestReuploadChangesOnlyWhatChanged(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, customMapping)
@@ -309,6 +311,7 @@ func TestReuploadChangesOnlyWhatChanged(t *testing.T) {
 }
 
 func TestBadInputIsExplainedAndServiceKeepsServing(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, customMapping)
@@ -375,6 +378,7 @@ func TestBadInputIsExplainedAndServiceKeepsServing(t *testing.T) {
 // and the credentials `feedline nats credentials` prints, and runs another
 // normalise worker on the same durable consumer.
 func TestWorkersShareAStageOverOutsideNATS(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -452,6 +456,7 @@ func TestWorkersShareAStageOverOutsideNATS(t *testing.T) {
 // A file that passes the first look but cannot be decoded fails its upload
 // with the reason, lands on the dead-letter stream, and `feedline dlq` shows it.
 func TestCorruptFileFailsUploadAndIsDeadLettered(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, customMapping)

@@ -248,6 +248,7 @@ func testFeedFollowPostReadUnfollowAndDelete(t *testing.T, tune func(*serveConfi
 }
 
 func TestFeedRefusesBadWritesClearly(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	bob := ts.shopper("bob")
 	for _, tc := range []struct {
@@ -274,6 +275,7 @@ func TestFeedRefusesBadWritesClearly(t *testing.T) {
 }
 
 func TestFollowLimitRefusesTheNextFollowee(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	ctx := context.Background()
 	for i := range schemas.MaxFollowees {
@@ -295,6 +297,7 @@ func TestFollowLimitRefusesTheNextFollowee(t *testing.T) {
 }
 
 func TestIdempotencyKeyAnswersTheFirstPost(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	alice := ts.shopper("alice")
 	send := func(key, text string) response {
@@ -473,6 +476,7 @@ func testCelebrityIsMergedAtReadTime(t *testing.T, tune func(*serveConfig)) {
 // TestFeedsAreRebuiltFromTheLogAtStart: the embedded feed state is derived;
 // a restart rebuilds it from JetStream.
 func TestFeedsAreRebuiltFromTheLogAtStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ts := startTestSystem(t, dir)
 	alice, bob := ts.shopper("alice"), ts.shopper("bob")
@@ -503,6 +507,7 @@ func TestFeedsAreRebuiltFromTheLogAtStart(t *testing.T) {
 // TestShopNewsReachesFollowersHydrated: a followed shop's new products and
 // a price drop become feed items carrying the product snapshot.
 func TestShopNewsReachesFollowersHydrated(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("acme")
 	bob := ts.shopper("bob")

@@ -113,6 +113,7 @@ func merchantAtom(rows []catalogRow) []byte {
 // finds exactly the valid rows, the report counts them and names the two
 // bad ones by code, and the status says how the file was read.
 func TestEveryFormatPackingAndEncodingEndToEnd(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	bz2, err := os.ReadFile("testdata/catalog.tsv.bz2") // delimited(testCatalog, "\t") packed by bzip2(1)
 	if err != nil {
@@ -223,6 +224,7 @@ func TestEveryFormatPackingAndEncodingEndToEnd(t *testing.T) {
 
 // A Google Merchant RSS feed of thousands of items, decoded token by token.
 func TestGoogleMerchantXMLOfThousandsOfItems(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("big")
 	ts.setMapping("big", key, `{"preset": "google_merchant", "defaults": {"currency": "KRW"}}`)
@@ -238,6 +240,7 @@ func TestGoogleMerchantXMLOfThousandsOfItems(t *testing.T) {
 // Duplicate SKUs in one file, across batches: the last row wins everywhere,
 // the product is counted once, the earlier rows are warned.
 func TestDuplicateSKUsAcrossBatches(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("dup")
 	ts.setMapping("dup", key, customMapping)
@@ -268,6 +271,7 @@ func TestDuplicateSKUsAcrossBatches(t *testing.T) {
 // carries, times are Korea time; price_mobile, mobile_link and shipping are
 // kept as attributes.
 func TestNaverEPDeltaEndToEnd(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("han")
 	ts.setMapping("han", key, `{"preset": "naver_ep"}`)
@@ -319,6 +323,7 @@ func TestNaverEPDeltaEndToEnd(t *testing.T) {
 
 // Files that cannot be read fail once, with the reason.
 func TestUnreadableFilesFailWithTheReason(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystemWith(t, t.TempDir(), func(c *serveConfig) { c.MaxFileBytes = 4 << 20 })
 	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, customMapping)

@@ -45,6 +45,7 @@ func (ts *testSystem) catalogIDs(partner string) map[string]string {
 // was, with the issue in the report; a full feed that would delete most of
 // the catalog is held with the numbers until the partner confirms or cancels.
 func TestFullFeedHoldsMassDeletesAndKeepsRejectedRows(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, simpleMapping)

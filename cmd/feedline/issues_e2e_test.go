@@ -48,6 +48,7 @@ func merchantTSV() []byte {
 // the rows are kept, the GTIN dropped, and the partner told about each one,
 // by code, in the summary and the full list.
 func TestDiagnosticsOfAMerchantFeed(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("outdoor")
 	ts.setMapping("outdoor", key, `{"preset": "google_merchant"}`)
@@ -140,6 +141,7 @@ func TestDiagnosticsOfAMerchantFeed(t *testing.T) {
 
 // Fifty thousand bad rows: every one is counted and listed, however many.
 func TestEveryIssueOfFiftyThousandBadRowsIsListed(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("acme")
 	ts.setMapping("acme", key, customMapping)

@@ -14,6 +14,7 @@ import (
 
 // feedline mapping lint checks a mapping on a sample with no server.
 func TestMappingLintOffline(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)

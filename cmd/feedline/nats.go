@@ -14,13 +14,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"feedline/connectors/natskv"
 	"feedline/pipeline"
 	"feedline/topology"
 )
 
 // parseNATSAuth reads how to sign in to an outside NATS, and whether to
-// declare streams and buckets, and refuses what cannot work.
+// declare streams and buckets; Validate refuses what cannot work.
 func parseNATSAuth(cfg *serveConfig, get func(string) string, values map[string]*string) error {
 	cfg.NATSAuth = pipeline.ClientAuth{
 		User:      get("FEEDLINE_NATS_USER"),
@@ -38,13 +37,6 @@ func parseNATSAuth(cfg *serveConfig, get func(string) string, values map[string]
 		return fmt.Errorf("FEEDLINE_NATS_DECLARE %q: want true or false", get("FEEDLINE_NATS_DECLARE"))
 	}
 	cfg.NATSNoDeclare = !declare
-	if cfg.NATS == "" && !cfg.NATSAuth.IsZero() {
-		return fmt.Errorf("the NATS sign-in settings are for an outside server (--nats); the embedded server makes its own credentials in %s",
-			pipeline.EmbeddedCredentialsPath(cfg.DataDir))
-	}
-	if err := cfg.NATSAuth.Check(cfg.NATS); err != nil {
-		return fmt.Errorf("NATS sign-in (FEEDLINE_NATS_USER/_PASSWORD/_TOKEN/_NKEY/_CREDS/_CA/_CERT/_KEY): %w", err)
-	}
 	return nil
 }
 
@@ -80,19 +72,16 @@ func declare(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
 	if cfg.NATSNoDeclare {
 		return nil
 	}
-	return declareAll(ctx, cfg, bus)
+	return declareAll(ctx, bus)
 }
 
 // declareAll creates or updates the pipeline's streams and buckets, the
 // ISSUES stream of upload issue lists and the sources bucket of fetched feeds.
-func declareAll(ctx context.Context, cfg serveConfig, bus *pipeline.Bus) error {
+func declareAll(ctx context.Context, bus *pipeline.Bus) error {
 	if err := bus.Declare(ctx, topology.Feedline()); err != nil {
 		return err
 	}
-	if err := natskv.DeclareIssues(ctx, bus.JetStream(), cfg.NATSReplicas); err != nil {
-		return err
-	}
-	return natskv.DeclareSources(ctx, bus.JetStream(), cfg.NATSReplicas)
+	return bus.Declare(ctx, topology.Stores())
 }
 
 // undeclaredHint says what to do when a stream or bucket a process without
@@ -183,14 +172,13 @@ func natsDeclareCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer bus.Close()
-	if err := declareAll(ctx, cfg, bus); err != nil {
+	if err := declareAll(ctx, bus); err != nil {
 		return err
 	}
 	var names []string
-	for _, sc := range topology.Feedline().Streams {
+	for _, sc := range append(topology.Feedline().Streams, topology.Stores().Streams...) {
 		names = append(names, sc.Name)
 	}
-	names = append(names, natskv.StreamIssues)
 	fmt.Fprintf(stdout, "declared on %s: streams %v, their buckets and the uploads object store (%d replicas)\n", bus.ClientURL(), names, cfg.NATSReplicas)
 	return nil
 }

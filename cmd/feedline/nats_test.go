@@ -19,6 +19,7 @@ import (
 // work, a worker on the same data directory finds them itself, and a worker
 // elsewhere is refused with a clear error until it is given them.
 func TestEmbeddedNATSPortRequiresCredentials(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs feedline processes")
 	}

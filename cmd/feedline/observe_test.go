@@ -25,6 +25,7 @@ import (
 // stage the process runs, the several of analytics and fan-out included,
 // and names the one that is not bound.
 func TestReadyzCoversEveryStage(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	eventually(t, "readyz to say ready", func() bool { return ts.do(http.MethodGet, "/readyz", "", nil, "").Status == http.StatusOK })
 	want := []string{"analytics", "analytics-search", "analytics-social", "fanout", "fanout-catalog", "index", "ingest", "normalise"}
@@ -109,6 +110,7 @@ func samples(t *testing.T, text string) map[string]float64 {
 // whole system and finds a sample on /metrics for every metric the Grafana
 // dashboard plots; the work done shows as items by outcome and messages out.
 func TestDashboardMetricsAreRecorded(t *testing.T) {
+	t.Parallel()
 	names := dashboardMetrics(t)
 	for _, must := range []string{"feedline_stage_items_total", "feedline_stage_messages_out_total", "feedline_stage_messages_failed_total"} {
 		if !slices.Contains(names, must) {
@@ -164,6 +166,7 @@ func TestDashboardMetricsAreRecorded(t *testing.T) {
 // for a second are published when the process stops cleanly, not lost
 // with the timer.
 func TestFeedReadsBeforeAStopReachAnalytics(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ts := startTestSystem(t, dir)
 	bob := ts.shopper("bob")

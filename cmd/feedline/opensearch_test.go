@@ -88,6 +88,7 @@ func dropAlias(t *testing.T, node, alias string) {
 // the API with the index on the real node, and a follower's feed shows the
 // shop's news with products hydrated from it (one _mget per page).
 func TestOpenSearchUploadSearchAndShopNews(t *testing.T) {
+	t.Parallel()
 	node := searchNodeURL(t)
 	dir := t.TempDir()
 	tune := onSearchNode(t, node)
@@ -155,6 +156,7 @@ func TestOpenSearchUploadSearchAndShopNews(t *testing.T) {
 // TestOpenSearchRefusedTemplateStopsStartup: a node that refuses the index
 // template stops the system at start with the node's reason.
 func TestOpenSearchRefusedTemplateStopsStartup(t *testing.T) {
+	t.Parallel()
 	node := searchNodeURL(t)
 	cfg := serveConfig{DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Stages: allStages, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	onSearchNode(t, node)(&cfg)
@@ -244,6 +246,7 @@ func (p *proxy) stop() {
 // the search index while the node cannot be reached, and ready again once
 // it can.
 func TestOpenSearchReadyzSaysWhenTheIndexIsDown(t *testing.T) {
+	t.Parallel()
 	node := searchNodeURL(t)
 	u, err := url.Parse(node)
 	if err != nil {
@@ -311,6 +314,7 @@ func roundPrice(i, round int) int64 {
 // never fail or find fewer products, and afterwards every product has the
 // price of the last upload: nothing written during the reindex is lost.
 func TestOpenSearchReindexWhileUploading(t *testing.T) {
+	t.Parallel()
 	node := searchNodeURL(t)
 	var cfg serveConfig
 	tune := onSearchNode(t, node)

@@ -33,6 +33,7 @@ func shopFeed(title string) []catalogRow {
 // A Naver EP title that starts with an inch mark is an ordinary character
 // in TSV: the whole feed goes through and the title keeps its quote.
 func TestNaverEPFeedWithAnInchMarkAcceptsEveryRow(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("naver-shop")
 	ts.setMapping("naver-shop", key, `{"preset": "naver_ep"}`)
@@ -57,6 +58,7 @@ func TestNaverEPFeedWithAnInchMarkAcceptsEveryRow(t *testing.T) {
 // alone, with a reason that says where and what to do, and the rows after
 // it still go through.
 func TestCSVFeedWithAnUnclosedQuoteRejectsOnlyThatRow(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("csv-shop")
 	ts.setMapping("csv-shop", key, customMapping)
@@ -107,6 +109,7 @@ func TestCSVFeedWithAnUnclosedQuoteRejectsOnlyThatRow(t *testing.T) {
 // partner alpha's file does not land in partner beta's catalog, and alpha's
 // upload, whose id the forgery reuses, stays done.
 func TestForgedUploadEventsLeaveEveryCatalogAlone(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	alphaKey, betaKey := ts.addPartner("alpha"), ts.addPartner("beta")
 	ts.setMapping("alpha", alphaKey, `{"preset": "naver_ep"}`)

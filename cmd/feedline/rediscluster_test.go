@@ -27,6 +27,7 @@ import (
 // every post, once. With no replica the lost slots keep the stage paused
 // and /readyz unready, both saying why, and a new process refuses to start.
 func TestFanoutWaitsOutAKilledRedisMaster(t *testing.T) {
+	t.Parallel()
 	t.Run("failover", func(t *testing.T) { testKilledMaster(t, 1) })
 	t.Run("restart", func(t *testing.T) { testKilledMaster(t, 0) })
 }
@@ -170,6 +171,7 @@ func waitUntil(t *testing.T, within time.Duration, what string, try func() error
 // TestRedisURLIsCheckedAtStart: a Redis URL that names nothing usable
 // stops the process before it starts anything, saying what to write.
 func TestRedisURLIsCheckedAtStart(t *testing.T) {
+	t.Parallel()
 	for url, want := range map[string]string{
 		"redis://127.0.0.1:7000,127.0.0.1:7001": "name a Redis Cluster as redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
 		"redis+cluster://127.0.0.1:7000/2":      "a Redis Cluster has only database 0",

@@ -26,6 +26,7 @@ const rulesMapping = `{"fields": {"id": "sku", "title": "name", "price": "price"
 // what search holds is what the rules made of each row, an excluded row
 // is counted and not listed, so a full upload deletes its product.
 func TestMappingRulesEndToEnd(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	key := ts.addPartner("rules")
 	ts.setMapping("rules", key, rulesMapping)

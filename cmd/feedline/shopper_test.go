@@ -14,6 +14,7 @@ import (
 // the configured maximum, from now or from its issue, is refused, and so
 // is one issued in the future.
 func TestShopperTokenAnswers(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystemWith(t, t.TempDir(), func(c *serveConfig) { c.TokenMaxLifetime = 2 * time.Hour })
 	now := time.Now()
 	sign := func(key string, ttl time.Duration, issued time.Time) string {
@@ -59,6 +60,7 @@ func TestShopperTokenAnswers(t *testing.T) {
 // the limit named, NUL characters included; following a shop that is no
 // partner answers 404, and one that is, 202.
 func TestPostAndFollowAnswers(t *testing.T) {
+	t.Parallel()
 	ts := startTestSystem(t, t.TempDir())
 	bob := ts.shopper("bob")
 	long := func(n int) string { return strings.Repeat("a", n) }

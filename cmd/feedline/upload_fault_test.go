@@ -271,6 +271,7 @@ func TestUploadCutShortChangesNothing(t *testing.T) {
 // A process killed while a body streams in leaves chunks no file refers
 // to; the next start removes them.
 func TestKilledMidBodyLeavesNoOrphanedChunks(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)

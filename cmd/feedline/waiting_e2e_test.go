@@ -12,6 +12,7 @@ import (
 // backlog, instead of showing processing with no counts; once the stage
 // runs, the upload finishes and the note is gone.
 func TestUploadSaysWhichStageItWaitsFor(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ts := startTestSystemWith(t, dir, func(c *serveConfig) { c.Stages = []string{"api", "ingest"} })
 	key := ts.addPartner("acme")

@@ -26,6 +26,7 @@ func encode(t testing.TB, e encoding.Encoding, s string) []byte {
 // The whole file is read in the charset its first non-ASCII text decides,
 // however late that text comes and however little of it there is.
 func TestCharsetOfTheWholeFile(t *testing.T) {
+	t.Parallel()
 	asciiRows := func(n int) string {
 		var b strings.Builder
 		for i := range n {
@@ -88,6 +89,7 @@ func TestCharsetOfTheWholeFile(t *testing.T) {
 
 // The API decides the charset of what the head shows, as the decoder will.
 func TestDetectFileTellsCharsetAndCompression(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		head     []byte
 		declared string
@@ -112,6 +114,7 @@ func TestDetectFileTellsCharsetAndCompression(t *testing.T) {
 // Accented Latin text in Windows-1252 is not taken for Korean, though its
 // bytes fall in CP949's range.
 func TestLatinTextIsNotKorean(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"Größe Müller Öl", "Men’s “Crème” façade déjà vu", "ÄÖÜ äöü ß é è à ç ñ", "Ångström Ørsted Æble"} {
 		if got := decideCharset(encode(t, charmap.Windows1252, s), false); got != schemas.CharsetWindows1252 {
 			t.Errorf("%q decided as %s", s, got)

@@ -212,48 +212,17 @@ func skipBOM(br *bufio.Reader) {
 var errClosed = errors.New("decode: decoder is closed")
 
 // chooseFormat checks a format the partner named against what the head looks
-// like, or picks the detected one.
+// like (fitFormat), or picks the detected one.
 func chooseFormat(s sniffed, named string, comma byte) (string, error) {
 	if s.err != nil && (named != schemas.FormatParquet || errors.Is(s.err, ErrEmpty)) {
 		return "", s.err
 	}
-	if named == "" {
-		return s.format, nil
-	}
-	mismatch := func() error {
-		return fmt.Errorf("%w: the format given is %s but the file looks like %s; name the right format or leave it out to detect it",
+	// A TSV must have tabs; a file that plainly uses another delimiter was
+	// most likely named wrong.
+	format, ok := fitFormat(named, s.format, comma == 0 && s.comma != '\t' && s.headerFields > 1)
+	if !ok {
+		return "", fmt.Errorf("%w: the format given is %s but the file looks like %s; name the right format or leave it out to detect it",
 			ErrFormatMismatch, named, s.looks)
 	}
-	switch named {
-	case schemas.FormatParquet:
-		if s.format != schemas.FormatParquet {
-			return "", mismatch()
-		}
-	case schemas.FormatNDJSON:
-		if s.format != schemas.FormatNDJSON {
-			return "", mismatch()
-		}
-	case schemas.FormatGoogleMerchantXML:
-		if s.format != schemas.FormatGoogleMerchantXML {
-			return "", mismatch()
-		}
-	case schemas.FormatGoogleMerchant:
-		// A Google Merchant feed is TSV or XML: the file tells which.
-		if s.format == schemas.FormatGoogleMerchantXML {
-			return s.format, nil
-		}
-		if s.format == schemas.FormatParquet || s.format == schemas.FormatNDJSON {
-			return "", mismatch()
-		}
-	default:
-		if s.format == schemas.FormatParquet || s.format == schemas.FormatNDJSON || s.format == schemas.FormatGoogleMerchantXML {
-			return "", mismatch()
-		}
-		// A TSV must have tabs; a file that plainly uses another delimiter
-		// was most likely named wrong.
-		if named == schemas.FormatTSV && comma == 0 && s.comma != '\t' && s.headerFields > 1 {
-			return "", mismatch()
-		}
-	}
-	return named, nil
+	return format, nil
 }

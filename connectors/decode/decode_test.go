@@ -85,6 +85,7 @@ func (d decoded) rowNumbers() []int64 {
 }
 
 func TestRowErrorMessage(t *testing.T) {
+	t.Parallel()
 	err := error(&schemas.RowError{Row: 42, Reason: "row has 3 fields, the header has 4"})
 	if got, want := err.Error(), "row 42: row has 3 fields, the header has 4"; got != want {
 		t.Fatalf("Error() = %q, want %q", got, want)
@@ -92,6 +93,7 @@ func TestRowErrorMessage(t *testing.T) {
 }
 
 func TestOpenFormat(t *testing.T) {
+	t.Parallel()
 	csvFile := "id,title,price\n1,Shoe,12900\n"
 	tsvFile := "id\ttitle\tprice\n1\tShoe\t12900\n"
 	googleFile := "id\ttitle\tdescription\tlink\tprice\tavailability\n1\tShoe\tRed\thttps://x/1\t15.00 USD\tin_stock\n"
@@ -194,6 +196,7 @@ func (r *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestReadErrorIsFatal(t *testing.T) {
+	t.Parallel()
 	boom := errors.New("connection reset")
 	var big strings.Builder
 	big.WriteString("id,title\n")
@@ -224,6 +227,7 @@ func TestReadErrorIsFatal(t *testing.T) {
 }
 
 func TestNextAfterClose(t *testing.T) {
+	t.Parallel()
 	var pq bytes.Buffer
 	if err := GenerateParquet(&pq, 5, 1); err != nil {
 		t.Fatal(err)

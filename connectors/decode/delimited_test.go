@@ -15,6 +15,7 @@ import (
 )
 
 func TestDelimited(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("가나다라", 30_000) // 360 KB: more than the read buffer
 	tests := []struct {
 		name        string
@@ -294,6 +295,7 @@ func TestHugeLine(t *testing.T) {
 // row across the edge of the read buffer, which a row longer than the buffer
 // meets at its HeadSize-th byte.
 func TestQuoteAcrossBufferEdges(t *testing.T) {
+	t.Parallel()
 	for k := -20; k <= 2; k++ {
 		pad := strings.Repeat("p", HeadSize-2+k)
 		input := "id,a,b,c\n1," + pad + ",\"x\"\"y\r\nz\",w\r\n2,\"q\",\"\",\r\n"
@@ -309,6 +311,7 @@ func TestQuoteAcrossBufferEdges(t *testing.T) {
 }
 
 func TestDelimitedMatchesEncodingCSV(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	if err := GenerateCSV(&buf, 3000, 7); err != nil {
 		t.Fatal(err)

@@ -58,9 +58,9 @@ func DetectFile(head []byte, charset string) (schemas.FileKind, error) {
 }
 
 // DetectFormat is DetectFile reconciled with the format the partner named
-// (a schemas.DetectFormat): a named format the file does not look like is
-// refused, except that a Google Merchant feed may be TSV or XML and any of
-// the delimited formats may be named for delimited text. Its errors are
+// (a schemas.DetectFormat) by fitFormat, as Open reconciles them. It does
+// not know the delimiter a mapping may give, so it leaves refusing TSV for
+// text that plainly uses another delimiter to Open. Its errors are
 // schemas.ErrEmptyFile or schemas.ErrUnreadableFile.
 func DetectFormat(head []byte, named, charset string) (schemas.FileKind, error) {
 	if named != "" && !slices.Contains(schemas.Formats, named) {
@@ -73,17 +73,31 @@ func DetectFormat(head []byte, named, charset string) (schemas.FileKind, error) 
 		}
 		return schemas.FileKind{}, schemas.FileError(schemas.ErrUnreadableFile, err)
 	}
-	switch {
-	case named == "" || named == kind.Format:
-		return kind, nil
-	case named == schemas.FormatGoogleMerchant && kind.Format == schemas.FormatGoogleMerchantXML:
-		return kind, nil // a Google Merchant feed is TSV or XML: the file tells which
-	case isDelimited(named) && isDelimited(kind.Format):
-		kind.Format = named
-		return kind, nil
+	format, ok := fitFormat(named, kind.Format, false)
+	if !ok {
+		return schemas.FileKind{}, schemas.FileError(schemas.ErrUnreadableFile,
+			fmt.Errorf("%w: the file looks like %s, not %s; send it with format=%s or leave the format out", ErrFormatMismatch, kind.Format, named, kind.Format))
 	}
-	return schemas.FileKind{}, schemas.FileError(schemas.ErrUnreadableFile,
-		fmt.Errorf("%w: the file looks like %s, not %s; send it with format=%s or leave the format out", ErrFormatMismatch, kind.Format, named, kind.Format))
+	kind.Format = format
+	return kind, nil
+}
+
+// fitFormat is the one rule between the format a partner named and the one
+// detected in the file: it answers the format to read the file as, or
+// false when the named one does not fit. Named or not, the file's own format
+// fits; a Google Merchant feed is TSV or XML, the file tells which; any
+// delimited format may be named for delimited text, except TSV for text
+// that plainly uses another delimiter when the partner gave none (notTabs).
+func fitFormat(named, detected string, notTabs bool) (string, bool) {
+	switch {
+	case named == "" || named == detected:
+		return detected, true
+	case named == schemas.FormatGoogleMerchant && detected == schemas.FormatGoogleMerchantXML:
+		return detected, true
+	case isDelimited(named) && isDelimited(detected):
+		return named, named != schemas.FormatTSV || !notTabs
+	}
+	return "", false
 }
 
 // isDelimited reports whether format is one of the delimited text formats,

@@ -14,6 +14,7 @@ import (
 )
 
 func TestDetect(t *testing.T) {
+	t.Parallel()
 	random := make([]byte, 4096)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range random {
@@ -123,6 +124,7 @@ func TestDetect(t *testing.T) {
 
 // TestDetectIgnoresBytesPastHead checks that only the head decides.
 func TestDetectIgnoresBytesPastHead(t *testing.T) {
+	t.Parallel()
 	head := bytes.Repeat([]byte("id,title\n"), HeadSize/9+1)
 	file := append(bytes.Clone(head[:HeadSize]), 0, 0, 0, 0)
 	kind, err := DetectFile(file, "")
@@ -136,6 +138,7 @@ func TestDetectIgnoresBytesPastHead(t *testing.T) {
 // the file allows it and refused, with the error a partner is answered,
 // where it does not.
 func TestDetectFormatReconcilesTheNamedFormat(t *testing.T) {
+	t.Parallel()
 	const csvHead, ndjsonHead = "id,title\n1,kettle\n", `{"id":"1","title":"kettle"}` + "\n"
 	xmlHead := `<?xml version="1.0"?><rss xmlns:g="http://base.google.com/ns/1.0"><channel><item><g:id>1</g:id></item></channel></rss>`
 	for _, tc := range []struct {

@@ -13,6 +13,7 @@ import (
 
 // Naver EP files are often exported in EUC-KR; they decode to UTF-8 rows.
 func TestEUCKRNaverEPDecodesToUTF8(t *testing.T) {
+	t.Parallel()
 	var src strings.Builder
 	src.WriteString("id\ttitle\tprice_pc\tlink\timage_link\tcategory_name1\tcategory_name2\tbrand\n")
 	for i := 0; i < 3000; i++ { // well past the sniffed head

@@ -13,6 +13,7 @@ import (
 // TestGeneratorsAgree decodes the three generated formats of one seed and
 // expects the same columns and rows from each.
 func TestGeneratorsAgree(t *testing.T) {
+	t.Parallel()
 	const rows = 3000
 	gens := []struct {
 		name string
@@ -76,6 +77,7 @@ func TestGeneratorsAgree(t *testing.T) {
 }
 
 func TestGenerateIsDeterministic(t *testing.T) {
+	t.Parallel()
 	var a, b, c bytes.Buffer
 	for _, x := range []struct {
 		w    *bytes.Buffer

@@ -9,6 +9,7 @@ import (
 )
 
 func TestNDJSON(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		input       string

@@ -66,6 +66,7 @@ func zippedInOrder(t testing.TB, entries ...zipEntry) []byte {
 var bzip2TSV, _ = hex.DecodeString("425a6839314159265359d2dec805000004c9800030200006648c00200021a0d034201a69a2248379bc5048678bb9229c2848696f640280")
 
 func TestPackedFilesAreUnpackedAsTheyAreRead(t *testing.T) {
+	t.Parallel()
 	csv := "id,title,price\n1,Shoe,100\n2,Bag,200\n"
 	for _, c := range []struct {
 		name, compression string
@@ -102,6 +103,7 @@ func TestPackedFilesAreUnpackedAsTheyAreRead(t *testing.T) {
 // Several feed files of one layout in an archive are one feed, numbered on;
 // what archivers add is skipped; another layout is refused with the names.
 func TestZipOfSeveralFiles(t *testing.T) {
+	t.Parallel()
 	archive := zippedInOrder(t,
 		zipEntry{"export/", ""},
 		zipEntry{"export/part-1.csv", "id,title,price\n1,Shoe,100\n2,Bag,200\n"},
@@ -156,6 +158,7 @@ func TestZipOfSeveralFiles(t *testing.T) {
 // A bomb, an archive or a stream past the limits is refused with the
 // reason; a damaged stream fails as damaged.
 func TestPackedFilesPastTheLimits(t *testing.T) {
+	t.Parallel()
 	var big bytes.Buffer
 	big.WriteString("id,title\n")
 	line := "1," + strings.Repeat("a", 4000) + "\n"

@@ -56,6 +56,7 @@ func writeParquet[T any](t testing.TB, rows []T) []byte {
 }
 
 func TestParquet(t *testing.T) {
+	t.Parallel()
 	sale, note := int32(9900), "한정판"
 	updated := time.Date(2025, 3, 14, 15, 9, 26, 535_000_000, time.UTC)
 	file := writeParquet(t, []testProduct{
@@ -122,6 +123,7 @@ func TestParquet(t *testing.T) {
 }
 
 func TestParquetRowLimit(t *testing.T) {
+	t.Parallel()
 	type row struct {
 		ID    string `parquet:"id"`
 		Title string `parquet:"title"`
@@ -140,6 +142,7 @@ func TestParquetRowLimit(t *testing.T) {
 }
 
 func TestParquetInvalidUTF8(t *testing.T) {
+	t.Parallel()
 	type row struct {
 		ID string `parquet:"id"`
 	}
@@ -151,6 +154,7 @@ func TestParquetInvalidUTF8(t *testing.T) {
 }
 
 func TestParquetDamaged(t *testing.T) {
+	t.Parallel()
 	var good bytes.Buffer
 	if err := GenerateParquet(&good, 2000, 3); err != nil {
 		t.Fatal(err)
@@ -187,6 +191,7 @@ func TestParquetDamaged(t *testing.T) {
 // TestParquetScrambledPages damages column data but not the footer: reading
 // must end in rows or a fatal error, never a panic.
 func TestParquetScrambledPages(t *testing.T) {
+	t.Parallel()
 	var good bytes.Buffer
 	if err := GenerateParquet(&good, 500, 5); err != nil {
 		t.Fatal(err)
@@ -212,6 +217,7 @@ func TestParquetScrambledPages(t *testing.T) {
 }
 
 func TestAppendDecimal(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		digits string
 		scale  int

@@ -36,6 +36,7 @@ func naverRow(i int, title string) []string {
 }
 
 func TestStrayQuoteInTSVIsAnOrdinaryCharacter(t *testing.T) {
+	t.Parallel()
 	const n, stray = 100, 37
 	file := naverEP(n, map[int]string{stray: inchTitle, 60: `32" 커브드 "게이밍" 모니터`})
 	for _, opt := range []schemas.DecoderOptions{{}, {Format: schemas.FormatNaverEP}, {Format: schemas.FormatTSV}, {Quoted: quoting(false)}} {
@@ -65,6 +66,7 @@ func TestStrayQuoteInTSVIsAnOrdinaryCharacter(t *testing.T) {
 }
 
 func TestStrayQuoteInQuotedTSVRejectsOnlyItsRow(t *testing.T) {
+	t.Parallel()
 	const n, stray = 100, 37
 	file := naverEP(n, map[int]string{stray: inchTitle})
 	got := decodeAll(t, openString(t, file, schemas.DecoderOptions{Format: schemas.FormatNaverEP, Quoted: quoting(true)}))
@@ -141,6 +143,7 @@ func (f csvFeed) line(i int) int {
 }
 
 func TestStrayQuoteInCSVRejectsOnlyItsRow(t *testing.T) {
+	t.Parallel()
 	const n = 40
 	for _, f := range []csvFeed{
 		{n: n, strays: []int{1}},
@@ -188,6 +191,7 @@ func TestStrayQuoteInCSVRejectsOnlyItsRow(t *testing.T) {
 // TestStrayQuoteEndings covers each way a field spanning lines is found to
 // be a stray quote, and that line and row numbers stay right after it.
 func TestStrayQuoteEndings(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		input       string
@@ -296,6 +300,7 @@ func TestStrayQuoteEndings(t *testing.T) {
 // would start a long look ahead: the work stays within a few times the
 // file, and every line still becomes one rejected row.
 func TestStrayQuoteLookBackIsBounded(t *testing.T) {
+	t.Parallel()
 	const lines, max = 20_000, 4 << 10
 	var b bytes.Buffer
 	for i := range 500 {

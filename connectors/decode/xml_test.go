@@ -75,6 +75,7 @@ const atomFeed = `<?xml version="1.0"?>
 `
 
 func TestMerchantRSS(t *testing.T) {
+	t.Parallel()
 	d := openString(t, rssFeed, schemas.DecoderOptions{})
 	defer d.Close()
 	if d.Format() != schemas.FormatGoogleMerchantXML {
@@ -120,6 +121,7 @@ func TestMerchantRSS(t *testing.T) {
 }
 
 func TestMerchantAtom(t *testing.T) {
+	t.Parallel()
 	d := openString(t, atomFeed, schemas.DecoderOptions{Format: schemas.FormatGoogleMerchant})
 	defer d.Close()
 	got := decodeAll(t, d)
@@ -138,6 +140,7 @@ func TestMerchantAtom(t *testing.T) {
 }
 
 func TestMerchantXMLProblems(t *testing.T) {
+	t.Parallel()
 	head := `<?xml version="1.0"?><rss xmlns:g="http://base.google.com/ns/1.0"><channel>`
 	item := func(id, extra string) string {
 		return "<item><g:id>" + id + "</g:id><g:title>T</g:title><g:price>1 USD</g:price>" + extra + "</item>"
@@ -167,6 +170,7 @@ func TestMerchantXMLProblems(t *testing.T) {
 
 // A few thousand items decode one at a time.
 func TestMerchantXMLOfThousandsOfItems(t *testing.T) {
+	t.Parallel()
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0"?><rss version="2.0" xmlns:g="http://base.google.com/ns/1.0"><channel><title>x</title>`)
 	for i := range 5000 {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestDocumentEncoding(t *testing.T) {
+	t.Parallel()
 	sale := int64(990)
 	products := []schemas.Product{
 		{

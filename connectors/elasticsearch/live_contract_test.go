@@ -13,6 +13,7 @@ import (
 // index gives under the same contract (connectors/embedsearch runs it too).
 // The subtest is named after what the node runs ("opensearch-2.19.6").
 func TestLiveOpenSearchContract(t *testing.T) {
+	t.Parallel()
 	addr := liveURL(t)
 	t.Run(liveEngine(t, addr), func(t *testing.T) {
 		searchtest.Run(t, func(t *testing.T) schemas.ProductIndex { return openLive(t, liveConfig(addr)) })

@@ -52,7 +52,11 @@ func startIndexStage(t *testing.T, ix schemas.ProductIndex) *liveStage {
 		t.Fatal(err)
 	}
 	metrics := pipeline.NewMetrics()
-	runner := pipeline.NewRunner(bus, metrics, quiet)
+	runner, err := pipeline.NewRunner(bus, metrics, quiet)
+	if err != nil {
+		bus.Close()
+		t.Fatal(err)
+	}
 	ls := &liveStage{t: t, bus: bus, runner: runner, pub: bus.Publisher(), ledger: natskv.Ledger{KV: kv}, metrics: metrics}
 	st := &index.Stage{Index: ix, Ledger: ls.ledger, Log: quiet, Writers: 2, DeadLetter: runner.PublishDeadLetter}
 	c := st.Config()

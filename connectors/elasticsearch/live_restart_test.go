@@ -131,6 +131,7 @@ func (n *ownNode) logTail() string {
 // acknowledged before the crash and what arrived during it. Nothing is
 // dead-lettered.
 func TestLiveOpenSearchNodeRestartPausesTheIndexStage(t *testing.T) {
+	t.Parallel()
 	node := startOwnNode(t)
 	cfg := liveConfig(node.url())
 	cfg.Refresh = ""

@@ -21,6 +21,7 @@ import (
 // TestLiveOpenSearchAliasVersions: a second Open finds the alias in place,
 // NewVersion builds the next index beside it, Promote swaps the alias.
 func TestLiveOpenSearchAliasVersions(t *testing.T) {
+	t.Parallel()
 	cfg := liveConfig(liveURL(t))
 	ix := openLive(t, cfg)
 	if err := ix.Healthy(t.Context()); err != nil {
@@ -87,6 +88,7 @@ func storedVersion(t *testing.T, ix *Index, id string) (int64, bool) {
 // newer one, in one call, across calls, or from writers racing each other;
 // a delete's tombstone holds against an older upsert.
 func TestLiveOpenSearchExternalVersions(t *testing.T) {
+	t.Parallel()
 	ix := openLive(t, liveConfig(liveURL(t)))
 	ctx := t.Context()
 	lamp := product("lamp/1 ?", "Desk lamp")
@@ -205,6 +207,7 @@ func TestLiveOpenSearchExternalVersions(t *testing.T) {
 // _mget; missing ids and tombstones are left out, ids with any characters
 // come back under their own id.
 func TestLiveOpenSearchProductsMultiGet(t *testing.T) {
+	t.Parallel()
 	ix := openLive(t, liveConfig(liveURL(t)))
 	ctx := t.Context()
 	a := product("무선/이어폰 1", "무선 이어폰")
@@ -251,6 +254,7 @@ func TestLiveOpenSearchProductsMultiGet(t *testing.T) {
 // index template (here another template claims the same indexes at the same
 // priority) makes Open fail with the node's reason, and nothing is created.
 func TestLiveOpenSearchRefusedTemplateIsAnOpenError(t *testing.T) {
+	t.Parallel()
 	cfg := liveConfig(liveURL(t))
 	admin := openLive(t, liveConfig(liveURL(t))) // a connection for the setup
 	squatter := "squatter-" + cfg.Alias

@@ -13,6 +13,7 @@ import (
 // With dynamic mapping off, a Product field missing from the mappings would
 // be stored but never indexed; every one must be mapped on purpose.
 func TestMappingsCoverProduct(t *testing.T) {
+	t.Parallel()
 	props := NewMappings().Properties
 	pt := reflect.TypeFor[schemas.Product]()
 	for i := range pt.NumField() {
@@ -47,6 +48,7 @@ func TestMappingsCoverProduct(t *testing.T) {
 }
 
 func TestIndexTemplateJSON(t *testing.T) {
+	t.Parallel()
 	b, err := json.Marshal(NewIndexTemplate("catalog", 0, -2))
 	if err != nil {
 		t.Fatal(err)

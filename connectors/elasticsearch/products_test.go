@@ -11,6 +11,7 @@ import (
 // TestRecordedProductsIsOneMultiGet: feed pages hydrate their catalog
 // items with one _mget, leaving out missing products and tombstones.
 func TestRecordedProductsIsOneMultiGet(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	n.on("POST", "/*/_mget", func(s seen) reply {
 		var req struct {

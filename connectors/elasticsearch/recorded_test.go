@@ -22,6 +22,7 @@ import (
 // cluster's behaviour, which the TestLiveOpenSearch… tests cover on a real node.
 
 func TestRecordedOpenCreatesTemplateAndFirstIndex(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	n.on("GET", "/_alias/products", func(seen) reply {
 		return reply{404, `{"error":"alias [products] missing","status":404}`}
@@ -83,6 +84,7 @@ func TestRecordedOpenCreatesTemplateAndFirstIndex(t *testing.T) {
 }
 
 func TestRecordedOpenKeepsExistingAlias(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	openNode(t, n, testConfig(n))
 	if c := n.requests("PUT /products-v*"); len(c) != 0 {
@@ -91,6 +93,7 @@ func TestRecordedOpenKeepsExistingAlias(t *testing.T) {
 }
 
 func TestRecordedOpenLosesCreationRace(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	var mu sync.Mutex
 	created := false
@@ -117,6 +120,7 @@ func TestRecordedOpenLosesCreationRace(t *testing.T) {
 }
 
 func TestRecordedOpenRefusesOldCluster(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		distribution, number string
 		ok                   bool
@@ -168,6 +172,7 @@ func remove(id string, v uint64) schemas.ProductChange {
 }
 
 func TestRecordedBulkRequestShape(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	ix := openNode(t, n, testConfig(n))
 	sale := int64(79000)
@@ -219,6 +224,7 @@ func mustVersion(p schemas.Product, v uint64) schemas.Product {
 }
 
 func TestRecordedBulkPartialFailure(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	// BulkResponseExample2 as recorded: two items refused with
 	// document_missing_exception (404), then one created.
@@ -244,6 +250,7 @@ func TestRecordedBulkPartialFailure(t *testing.T) {
 }
 
 func TestRecordedBulkMixedOperations(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	// BulkResponseExample1 as recorded: index 201, delete 404 not_found,
 	// create 201, update 200.
@@ -261,6 +268,7 @@ func TestRecordedBulkMixedOperations(t *testing.T) {
 }
 
 func TestRecordedBulkFilteredResponse(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	// BulkResponseExample3 is the recorded answer with filter_path: items
 	// keep only their error, so the status is missing.
@@ -276,6 +284,7 @@ func TestRecordedBulkFilteredResponse(t *testing.T) {
 }
 
 func TestRecordedVersionConflicts(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	ix := openNode(t, n, testConfig(n))
 	p := product("s", "Second title")
@@ -333,6 +342,7 @@ func sameSet(a, b []string) bool {
 }
 
 func TestRecordedConflictWithoutVersions(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	n.on("POST", "/products/_bulk", func(s seen) reply {
 		return reply{200, bulkResponse([]map[string]any{bulkError(t, "products-v1", "shop1:a", 409, "version_conflict_engine_exception", "[shop1:a]: version conflict")})}
@@ -345,6 +355,7 @@ func TestRecordedConflictWithoutVersions(t *testing.T) {
 }
 
 func TestRecordedItemRetries(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name   string
 		status int
@@ -391,6 +402,7 @@ func TestRecordedItemRetries(t *testing.T) {
 }
 
 func TestRecordedItemRetriesExhausted(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	n.on("POST", "/products/_bulk", func(s seen) reply {
 		var items []map[string]any
@@ -411,6 +423,7 @@ func TestRecordedItemRetriesExhausted(t *testing.T) {
 }
 
 func TestRecordedItemRejected(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	n.on("POST", "/products/_bulk", func(s seen) reply {
 		actions := parseBulk(t, s.Body)
@@ -438,6 +451,7 @@ func TestRecordedItemRejected(t *testing.T) {
 }
 
 func TestRecordedVersionOutOfRange(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	ix := openNode(t, n, testConfig(n))
 	res, err := ix.Apply(t.Context(), []schemas.ProductChange{upsert(product("a", "A"), 1<<63)})
@@ -494,6 +508,7 @@ func TestRecordedBreakerOpensOn503(t *testing.T) {
 }
 
 func TestRecordedBreakerHalfOpenFailsAgain(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	cfg := testConfig(n)
 	ix := openNode(t, n, cfg)
@@ -518,6 +533,7 @@ func TestRecordedBreakerHalfOpenFailsAgain(t *testing.T) {
 }
 
 func TestRecordedConnectionRefused(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	cfg := testConfig(n)
 	ix := openNode(t, n, cfg)
@@ -577,6 +593,7 @@ func TestRecordedHealthy(t *testing.T) {
 }
 
 func TestRecordedFlushRefreshes(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	ix := openNode(t, n, testConfig(n))
 	if err := ix.Flush(t.Context()); err != nil {
@@ -588,6 +605,7 @@ func TestRecordedFlushRefreshes(t *testing.T) {
 }
 
 func TestRecordedClose(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	ix, err := Open(t.Context(), testConfig(n))
 	if err != nil {
@@ -605,6 +623,7 @@ func TestRecordedClose(t *testing.T) {
 }
 
 func TestRecordedGet(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	ix := openNode(t, n, testConfig(n))
 	p := product("a/b?c", "무선 이어폰")
@@ -637,6 +656,7 @@ func TestRecordedGet(t *testing.T) {
 }
 
 func TestRecordedVersions(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	n.on("GET", "/products-v*/_alias", func(seen) reply {
 		return reply{200, `{"products-v1":{"aliases":{}},"products-v2":{"aliases":{"products":{}}},"products-v10":{"aliases":{}},"products-vx":{"aliases":{}}}`}
@@ -733,6 +753,7 @@ func unusedPort(t *testing.T) string {
 }
 
 func TestRecordedOpenUnavailable(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(newNode(t))
 	cfg.Addresses = []string{unusedPort(t)}
 	if _, err := Open(t.Context(), cfg); !errors.Is(err, schemas.ErrUnavailable) {
@@ -741,6 +762,7 @@ func TestRecordedOpenUnavailable(t *testing.T) {
 }
 
 func TestRecordedConcurrentApply(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	cfg := testConfig(n)
 	cfg.Workers = 3
@@ -788,6 +810,7 @@ func TestRecordedConcurrentApply(t *testing.T) {
 }
 
 func TestRecordedOpenWarnsOnOtherMappingVersion(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		version int
 		warn    bool
@@ -808,6 +831,7 @@ func TestRecordedOpenWarnsOnOtherMappingVersion(t *testing.T) {
 }
 
 func TestRecordedSharedConnectionClosesLast(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
 	n.on("GET", "/products-v*/_alias", func(seen) reply { return reply{200, `{"products-v1":{"aliases":{"products":{}}}}`} })
 	n.on("PUT", "/products-v2", func(seen) reply { return reply{200, `{"acknowledged":true}`} })

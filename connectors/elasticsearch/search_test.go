@@ -57,6 +57,7 @@ const commonBody = `
 	}`
 
 func TestRecordedSearchDSL(t *testing.T) {
+	t.Parallel()
 	sn, ix := newSearchNode(t)
 	cases := []struct {
 		name string
@@ -165,6 +166,7 @@ func searchAnswer(t *testing.T, total int, hits []schemas.Product, sorts [][]any
 }
 
 func TestRecordedSearchResponseAsRecorded(t *testing.T) {
+	t.Parallel()
 	// SearchResponseExample1 unchanged: a hit whose source is not a product,
 	// no aggregations.
 	_, ix := newSearchNode(t)
@@ -181,6 +183,7 @@ func TestRecordedSearchResponseAsRecorded(t *testing.T) {
 }
 
 func TestRecordedSearchResponseWithFacets(t *testing.T) {
+	t.Parallel()
 	sn, ix := newSearchNode(t)
 	a, b := product("a", "삼성 무선 이어폰"), product("b", "Wireless Earbuds")
 	b.Brand, b.SalePrice = "Sony", int64p(1500)
@@ -205,6 +208,7 @@ func TestRecordedSearchResponseWithFacets(t *testing.T) {
 }
 
 func TestRecordedSearchCursor(t *testing.T) {
+	t.Parallel()
 	sn, ix := newSearchNode(t)
 	ps := []schemas.Product{product("a", "A"), product("b", "B"), product("c", "C")}
 	// Three hits for a limit of two: a next page exists. The score of the
@@ -266,6 +270,7 @@ func TestRecordedSearchCursor(t *testing.T) {
 // A search answer that breaks off in transport is an outage saying what
 // broke, not a JSON error: goccy/go-json would call it the end of the input.
 func TestRecordedSearchAnswerBrokenOff(t *testing.T) {
+	t.Parallel()
 	sn, ix := newSearchNode(t)
 	full := recorded(t, exSearch)
 	sn.respond(brokenOff(full[:len(full)/2]))

@@ -18,6 +18,7 @@ import (
 // a replicated (R3) bucket a lost race is reported with another error code
 // than on a single node; it must be retried there too, not fail the batch.
 func TestLedgerUpdatesRaceOnAReplicatedBucket(t *testing.T) {
+	t.Parallel()
 	c := natstest.Shared(t)
 	_, js := c.Admin()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

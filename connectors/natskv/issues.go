@@ -11,58 +11,25 @@ import (
 	"feedline/schemas"
 )
 
-// StreamIssues holds every issue of every upload: normalise publishes one
-// message per raw batch (parts of at most 1 MiB) on
-// catalog.issues.<partner>.<upload>, and the API reads an upload's subject
-// back with an ordered consumer, so a list of any length streams and never
-// sits in memory whole.
-const StreamIssues = "ISSUES"
-
-// IssueRetention is how long an upload's issue list is kept; its counts,
-// in the upload record, stay.
-const IssueRetention = 30 * 24 * time.Hour
-
-// IssueStreamConfig is the ISSUES stream. Its duplicate window drops a
-// batch's issues published again soon after a crash; readers skip a part
-// they saw, for a redelivery after the window.
-func IssueStreamConfig(replicas int) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:       StreamIssues,
-		Subjects:   []string{schemas.SubjectIssues + ".>"},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		MaxAge:     IssueRetention,
-		Duplicates: 20 * time.Minute,
-		Replicas:   max(replicas, 1),
-		MaxMsgSize: 8 << 20,
-	}
-}
-
-// DeclareIssues creates or updates the ISSUES stream.
-func DeclareIssues(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	if _, err := js.CreateOrUpdateStream(ctx, IssueStreamConfig(replicas)); err != nil {
-		return fmt.Errorf("declare stream %s: %w", StreamIssues, err)
-	}
-	return nil
-}
-
-// Issues reads upload issue lists from the ISSUES stream.
+// Issues reads upload issue lists from the stream of upload issues
+// (topology.StreamIssues): normalise publishes one message per raw batch
+// (parts of at most 1 MiB) on catalog.issues.<partner>.<upload>, and an
+// upload's subject is read back with an ordered consumer, so a list of any
+// length streams and never sits in memory whole.
 type Issues struct {
-	JS jetstream.JetStream
+	Stream jetstream.Stream
 }
+
+func (l Issues) name() string { return l.Stream.CachedInfo().Config.Name }
 
 // Stored reports whether the stream holds any issue of the upload.
 func (l Issues) Stored(ctx context.Context, partner, upload string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	st, err := l.JS.Stream(ctx, StreamIssues)
-	if err != nil {
-		return false, fmt.Errorf("open stream %s: %w", StreamIssues, err)
-	}
 	subject := schemas.IssuesSubject(partner, upload)
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	info, err := l.Stream.Info(ctx, jetstream.WithSubjectFilter(subject))
 	if err != nil {
-		return false, fmt.Errorf("stream %s: %w", StreamIssues, err)
+		return false, fmt.Errorf("stream %s: %w", l.name(), err)
 	}
 	return info.State.Subjects[subject] > 0, nil
 }
@@ -72,11 +39,7 @@ func (l Issues) Stored(ctx context.Context, partner, upload string) (bool, error
 // was delivered. Memory holds one fetch of messages (4 MiB; a part is at most 1 MiB), not the list. It stops
 // at the first error fn returns, and returns it.
 func (l Issues) Each(ctx context.Context, partner, upload string, fn func(schemas.Issue) error) error {
-	st, err := l.JS.Stream(ctx, StreamIssues)
-	if err != nil {
-		return fmt.Errorf("open stream %s: %w", StreamIssues, err)
-	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{schemas.IssuesSubject(partner, upload)}})
+	cons, err := l.Stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{schemas.IssuesSubject(partner, upload)}})
 	if err != nil {
 		return fmt.Errorf("read the issues of upload %s: %w", upload, err)
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"feedline/pipeline"
 	"feedline/schemas"
+	"feedline/topology"
 )
 
 // publishIssues stores the issues of one batch as normalise does.
@@ -30,12 +32,17 @@ func publishIssues(t *testing.T, bus *pipeline.Bus, b schemas.IssueBatch) {
 // upload's issues are not mixed in. (That the API's answer streams is
 // TestUploadIssuesStream's.)
 func TestIssuesListsEveryIssueOnceAndStreams(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b := testBus(t)
-	if err := DeclareIssues(ctx, b.JetStream(), 1); err != nil {
+	if err := b.Declare(ctx, topology.Stores()); err != nil {
 		t.Fatal(err)
 	}
-	log := Issues{JS: b.JetStream()}
+	st, err := b.JetStream().Stream(ctx, topology.StreamIssues)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := Issues{Stream: st}
 	if ok, err := log.Stored(ctx, "acme", "u1"); err != nil || ok {
 		t.Fatalf("stored before anything was published: %v %v", ok, err)
 	}
@@ -65,7 +72,7 @@ func TestIssuesListsEveryIssueOnceAndStreams(t *testing.T) {
 	}
 	rows := map[int64]bool{}
 	n := 0
-	err := log.Each(ctx, "acme", "u1", func(i schemas.Issue) error {
+	err = log.Each(ctx, "acme", "u1", func(i schemas.Issue) error {
 		if rows[i.Row] {
 			t.Fatalf("row %d listed twice", i.Row)
 		}
@@ -90,8 +97,11 @@ func TestIssuesListsEveryIssueOnceAndStreams(t *testing.T) {
 	if err := log.Each(ctx, "acme", "u3", func(schemas.Issue) error { return errors.New("called") }); err != nil {
 		t.Errorf("no issues: %v", err)
 	}
-	cfg := IssueStreamConfig(3)
-	if cfg.MaxAge != IssueRetention || cfg.Replicas != 3 || cfg.Subjects[0] != "catalog.issues.>" {
+	// The stream as topology declares it: the retention the API names, a
+	// duplicate window over a crashed worker's republish, 8 MiB messages.
+	cfg := st.CachedInfo().Config
+	if cfg.MaxAge != topology.IssueRetention || cfg.Replicas != 1 || cfg.Subjects[0] != "catalog.issues.>" ||
+		cfg.Duplicates != 20*time.Minute || cfg.MaxMsgSize != 8<<20 {
 		t.Errorf("stream config %+v", cfg)
 	}
 }

@@ -31,6 +31,7 @@ func testBus(t *testing.T) *pipeline.Bus {
 }
 
 func TestLedgerFirstNormaliseRecordWinsAndStatusFolds(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b := testBus(t)
 	kv, err := b.KV(ctx, topology.BucketUploads)
@@ -89,6 +90,7 @@ func TestLedgerFirstNormaliseRecordWinsAndStatusFolds(t *testing.T) {
 }
 
 func TestConcurrentBatchRecordsCountEachBatchOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b := testBus(t)
 	kv, err := b.KV(ctx, topology.BucketUploads)
@@ -129,6 +131,7 @@ func TestConcurrentBatchRecordsCountEachBatchOnce(t *testing.T) {
 }
 
 func TestMappingVersionsNeverCollide(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b := testBus(t)
 	kv, err := b.KV(ctx, topology.BucketMappings)
@@ -174,6 +177,7 @@ func TestMappingVersionsNeverCollide(t *testing.T) {
 }
 
 func TestPartnersAreCreatedOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b := testBus(t)
 	kv, err := b.KV(ctx, topology.BucketPartners)
@@ -197,6 +201,7 @@ func TestPartnersAreCreatedOnce(t *testing.T) {
 }
 
 func TestReadLogKeepsEachReadersLastRead(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b := testBus(t)
 	kv, err := b.KV(ctx, topology.BucketReaders)

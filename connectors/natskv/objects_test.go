@@ -54,6 +54,7 @@ func streamMsgs(t *testing.T, f Files) uint64 {
 }
 
 func TestPutOfABrokenStreamKeepsNothing(t *testing.T) {
+	t.Parallel()
 	f, _ := testFiles(t)
 	ctx := context.Background()
 	if _, err := f.Put(ctx, "cut", &failingReader{n: 1 << 20}); !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -68,6 +69,7 @@ func TestPutOfABrokenStreamKeepsNothing(t *testing.T) {
 }
 
 func TestSweepRemovesOnlyWhatNoUploadNeeds(t *testing.T) {
+	t.Parallel()
 	f, b := testFiles(t)
 	ctx := context.Background()
 	for _, name := range []string{"kept", "orphan"} {

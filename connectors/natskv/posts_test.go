@@ -25,6 +25,7 @@ func testPosts(t *testing.T) Posts {
 }
 
 func TestPostsReadManyInOneCallSkippingMissingAndDeleted(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := testPosts(t)
 	var ids []string

@@ -11,26 +11,6 @@ import (
 	"feedline/schemas"
 )
 
-// BucketSources holds one record per partner whose feed feedline fetches:
-// the source, its schedule, what the last fetch left, and the lease of the
-// API instance fetching it now.
-const BucketSources = "sources"
-
-// SourcesConfig is the sources bucket. History 1: the record is the state;
-// every write is compare-and-set on its revision.
-func SourcesConfig(replicas int) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{Bucket: BucketSources, Description: "partner feeds fetched on a schedule", History: 1,
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1)}
-}
-
-// DeclareSources creates or updates the sources bucket.
-func DeclareSources(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	if _, err := js.CreateOrUpdateKeyValue(ctx, SourcesConfig(replicas)); err != nil {
-		return fmt.Errorf("declare bucket %s: %w", BucketSources, err)
-	}
-	return nil
-}
-
 // Sources implements schemas.SourceStore.
 type Sources struct {
 	KV jetstream.KeyValue
@@ -106,7 +86,7 @@ func (s Sources) DeleteSource(ctx context.Context, partner string) error {
 func (s Sources) WatchSources(ctx context.Context, fn func(schemas.SourceRecord, bool)) error {
 	w, err := s.KV.WatchAll(ctx)
 	if err != nil {
-		return fmt.Errorf("watch bucket %s: %w", BucketSources, err)
+		return fmt.Errorf("watch bucket %s: %w", s.KV.Bucket(), err)
 	}
 	defer func() { _ = w.Stop() }()
 	for {
@@ -115,7 +95,7 @@ func (s Sources) WatchSources(ctx context.Context, fn func(schemas.SourceRecord,
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				return fmt.Errorf("the watch of bucket %s ended", BucketSources)
+				return fmt.Errorf("the watch of bucket %s ended", s.KV.Bucket())
 			}
 			if e == nil {
 				continue // every record present at the start was delivered

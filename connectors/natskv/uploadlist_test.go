@@ -25,6 +25,7 @@ func testLedger(t *testing.T) Ledger {
 // A partner's uploads page newest first across index pages, with
 // concurrent writers, and another partner's never show.
 func TestListUploadsPagesNewestFirst(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := testLedger(t)
 	if ids, next, err := l.ListUploads(ctx, "acme", "", 10); err != nil || len(ids) != 0 || next != "" {
@@ -103,6 +104,7 @@ func TestListUploadsPagesNewestFirst(t *testing.T) {
 // A partner may have limit uploads in flight; finished ones, and ones
 // never announced, give their slots back.
 func TestReserveBoundsUploadsInFlight(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := testLedger(t)
 	for _, id := range []string{"a", "b"} {
@@ -144,6 +146,7 @@ func TestReserveBoundsUploadsInFlight(t *testing.T) {
 // A cancelled upload says so, and whether what it had normalised reached
 // the catalog.
 func TestCancelledUploadStatus(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := testLedger(t)
 	for _, tc := range []struct {

@@ -20,6 +20,7 @@ import (
 // before any connection, saying what to write instead, never showing the
 // password.
 func TestOpenExplainsBadURLs(t *testing.T) {
+	t.Parallel()
 	for url, want := range map[string]string{
 		"http://127.0.0.1:6379":                        "want redis:// or rediss:// for one server, redis+cluster://",
 		"redis://127.0.0.1:7000,127.0.0.1:7001":        "names several servers; name a Redis Cluster as redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
@@ -51,6 +52,7 @@ func TestOpenExplainsBadURLs(t *testing.T) {
 // node, and a cluster URL naming a plain server, are startup errors that
 // say which form to use.
 func TestOpenRefusesTheWrongKindOfServer(t *testing.T) {
+	t.Parallel()
 	needServer(t)
 	needCluster(t)
 	ctx := t.Context()
@@ -89,6 +91,7 @@ func clusterKeys(t *testing.T, s *Store, prefix string) map[string]string {
 // finds, on the cluster itself, each user's keys in one slot of one master,
 // and the users spread over every master.
 func TestKeysOfOneUserShareASlot(t *testing.T) {
+	t.Parallel()
 	s := openClusterStore(t)
 	ctx := t.Context()
 	users := []string{"alice", "user:bob", "shop:acme", "a{b}", "x}y", "日本"}
@@ -166,6 +169,7 @@ func redistestMasters(ctx context.Context, s *Store) (int, error) {
 // command or transaction naming keys of two slots is refused with
 // CROSSSLOT, as the second half shows.
 func TestCallsForManyUsersSplitBySlot(t *testing.T) {
+	t.Parallel()
 	s := openClusterStore(t)
 	ctx := t.Context()
 	readers := make([]string, 3000)

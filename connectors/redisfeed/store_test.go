@@ -15,6 +15,7 @@ import (
 )
 
 func TestContract(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, open func(testing.TB) *Store) {
 		feedstoretest.Run(t, func(t *testing.T) schemas.FeedStore { return open(t) })
 	})
@@ -23,6 +24,7 @@ func TestContract(t *testing.T) {
 // TestKeyLayout checks the documented keys and their hash tags: what
 // another tool (or a Redis Cluster) sees.
 func TestKeyLayout(t *testing.T) {
+	t.Parallel()
 	backends(t, testKeyLayout)
 }
 
@@ -87,6 +89,7 @@ func testKeyLayout(t *testing.T, open func(testing.TB) *Store) {
 // TestFollowRepairsAuthorSide checks that a redelivered follow completes
 // one whose second step (the author's side) never ran.
 func TestFollowRepairsAuthorSide(t *testing.T) {
+	t.Parallel()
 	backends(t, testFollowRepairsAuthorSide)
 }
 
@@ -116,6 +119,7 @@ func testFollowRepairsAuthorSide(t *testing.T, open func(testing.TB) *Store) {
 // TestUnfollowAfterScriptFlush checks the pipelined scripts survive a
 // server that lost its script cache.
 func TestUnfollowAfterScriptFlush(t *testing.T) {
+	t.Parallel()
 	backends(t, testUnfollowAfterScriptFlush)
 }
 
@@ -146,6 +150,7 @@ var failFast = WithClientOptions(func(o *redis.Options) {
 // TestUnavailable checks that a server that cannot be reached, at Open or
 // later, yields errors wrapping schemas.ErrUnavailable.
 func TestUnavailable(t *testing.T) {
+	t.Parallel()
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +199,7 @@ func TestUnavailable(t *testing.T) {
 }
 
 func TestPrefixWithBraces(t *testing.T) {
+	t.Parallel()
 	needServer(t)
 	if _, err := Open(t.Context(), testURL, WithPrefix("x{y}:")); err == nil {
 		t.Error("a prefix with braces was accepted")

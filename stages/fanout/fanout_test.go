@@ -89,7 +89,10 @@ func testRedelivery(t *testing.T, backend schemas.FeedStore) {
 		}
 	}
 	st := &Stage{Store: store, Posts: posts, Policy: feed.Policy{Chunk: 700}, Log: quiet()}
-	runner := pipeline.NewRunner(bus, pipeline.NewMetrics(), quiet())
+	runner, err := pipeline.NewRunner(bus, pipeline.NewMetrics(), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := st.Configs()[0]
 	cfg.Backoff = func(uint64) time.Duration { return 50 * time.Millisecond }
 	if _, err := runner.Consumer(ctx, cfg); err != nil {
@@ -106,7 +109,7 @@ func testRedelivery(t *testing.T, backend schemas.FeedStore) {
 		t.Fatal(err)
 	}
 	data, _ := json.Marshal(schemas.SocialEvent{ID: p.ID, Kind: schemas.SocialPost, User: "alice", Post: &p, At: now})
-	if _, err := runner.Pub.Publish(ctx, pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectPost, "alice"), MsgID: p.ID, Data: data}); err != nil {
+	if _, err := bus.Publisher().Publish(ctx, pipeline.Outgoing{Subject: schemas.Subject(schemas.SubjectPost, "alice"), MsgID: p.ID, Data: data}); err != nil {
 		t.Fatal(err)
 	}
 	// Done when every follower holds the post, after the crash.

@@ -84,6 +84,7 @@ func upsert(id string, v uint64) schemas.ProductChange {
 }
 
 func TestHandleCountsEachBatchExactlyAcrossParts(t *testing.T) {
+	t.Parallel()
 	ix := &versionIndex{versions: map[string]uint64{"acme:old": 100}}
 	l := &ledger{records: map[string]schemas.IndexRecord{}}
 	s := &Stage{Index: ix, Ledger: l, Writers: 2}
@@ -132,6 +133,7 @@ func TestHandleCountsEachBatchExactlyAcrossParts(t *testing.T) {
 }
 
 func TestRefusedChangesAreDeadLetteredAndReported(t *testing.T) {
+	t.Parallel()
 	ix := &versionIndex{versions: map[string]uint64{}, refuse: map[string]string{"acme:bad": "mapper_parsing_exception: failed to parse field [price]"}}
 	l := &ledger{records: map[string]schemas.IndexRecord{}}
 	var mu sync.Mutex
@@ -181,6 +183,7 @@ func TestRefusedChangesAreDeadLetteredAndReported(t *testing.T) {
 }
 
 func TestDeadLetterFailureRetriesTheMessage(t *testing.T) {
+	t.Parallel()
 	ix := &versionIndex{versions: map[string]uint64{}, refuse: map[string]string{"acme:bad": "illegal_argument_exception"}}
 	l := &ledger{records: map[string]schemas.IndexRecord{}}
 	s := &Stage{Index: ix, Ledger: l, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -16,6 +16,7 @@ import (
 )
 
 func TestRebuildAppliesTheLogAndCatchesUpFromWhereItStopped(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -119,6 +120,7 @@ func (a *aliasIndex) Promote(_ context.Context, next schemas.ProductIndex) error
 }
 
 func TestReindexBuildsANewVersionAndCatchesUpAfterTheSwap(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -70,14 +70,16 @@ func startSystem(t *testing.T, wrap func(schemas.FileStore) schemas.FileStore) *
 	if wrap != nil {
 		files = wrap(files)
 	}
-	s.runner = pipeline.NewRunner(bus, pipeline.NewMetrics(), quiet)
 	// As the serving process does: a dead letter is noted on its upload.
-	s.runner.DeadLettered = func(ctx context.Context, d schemas.DeadLetter) {
+	s.runner, err = pipeline.NewRunner(bus, pipeline.NewMetrics(), quiet, pipeline.OnDeadLetter(func(ctx context.Context, d schemas.DeadLetter) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if d.Source.Upload != "" {
 			s.noted = append(s.noted, d.Source.Upload)
 		}
+	}))
+	if err != nil {
+		t.Fatal(err)
 	}
 	stage := &Stage{Files: files, Ledger: s.ledger, Mappings: s.mappings, Open: decode.Open,
 		Pub: bus.Publisher(), TempDir: t.TempDir(), Log: quiet}
@@ -291,6 +293,7 @@ func naverFeed(n, stray int) []byte {
 // each upload follows the version it was made with, not the current one,
 // and the rejected row travels with its values.
 func TestIngestQuotesAsTheUploadsMappingVersionSays(t *testing.T) {
+	t.Parallel()
 	s := startSystem(t, nil)
 	const n, stray = 2500, 1700
 	file := naverFeed(n, stray)
@@ -396,6 +399,7 @@ func damagedParquet(t *testing.T, rows int) []byte {
 // gets its closing batch, so a full upload deletes nothing. The first read,
 // which publishes nothing, already finds it.
 func TestIngestGivingUpFailsTheUploadAndClosesNothing(t *testing.T) {
+	t.Parallel()
 	var csv bytes.Buffer
 	csv.WriteString("id,title,price\n")
 	for i := range 5000 {
@@ -445,6 +449,7 @@ func TestIngestGivingUpFailsTheUploadAndClosesNothing(t *testing.T) {
 // upload; and a replay of a decoded one. None decodes anything, none touches
 // the upload it names, and each is dead-lettered with a reason.
 func TestIngestRefusesForgedEvents(t *testing.T) {
+	t.Parallel()
 	s := startSystem(t, nil)
 	mapping := schemas.Mapping{Preset: schemas.PresetNaverEP}
 	const alphaRows, betaRows = 1500, 3
@@ -540,6 +545,7 @@ func TestIngestRefusesForgedEvents(t *testing.T) {
 // on: ingest's first read finds the earlier rows and marks them, so
 // normalise (any worker, any order) counts and warns them without a change.
 func TestIngestMarksRowsALaterRowSupersedes(t *testing.T) {
+	t.Parallel()
 	s := startSystem(t, nil)
 	var csv bytes.Buffer
 	csv.WriteString("id,title,price\n")
@@ -569,6 +575,7 @@ func TestIngestMarksRowsALaterRowSupersedes(t *testing.T) {
 // before anything is published: a Parquet file with another schema as much
 // as a CSV with other headers.
 func TestIngestFailsAFileWhoseColumnsDoNotMatchTheMapping(t *testing.T) {
+	t.Parallel()
 	s := startSystem(t, nil)
 	version := s.putMapping("acme", schemas.Mapping{Fields: map[string]schemas.FieldSource{
 		"id": {"sku"}, "title": {"name"}, "price": {"price"}}, Defaults: map[string]string{"currency": "KRW"}})

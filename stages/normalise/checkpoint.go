@@ -123,11 +123,11 @@ func (s *Stage) snapshot(ctx context.Context) (pipeline.Positions, func(*pipelin
 // load installs the catalog's checkpoint, when there is a usable one, and
 // answers the PRODUCTS sequence the replay goes on from.
 func (s *Stage) load(ctx context.Context, bus *pipeline.Bus) (uint64, error) {
-	if s.Checkpoints == nil {
+	if s.checkpoints == nil {
 		return 1, nil
 	}
 	var loaded *catalog
-	covers, ok, err := s.Checkpoints.Load(ctx, bus, CheckpointName, checkpointVersion, func(r *pipeline.CheckpointReader) error {
+	covers, ok, err := s.checkpoints.Load(ctx, bus, CheckpointName, checkpointVersion, func(r *pipeline.CheckpointReader) error {
 		loaded = decodeCatalog(r)
 		return r.Err()
 	})

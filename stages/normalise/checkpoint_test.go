@@ -84,11 +84,11 @@ func tryPublishUpload(ctx context.Context, bus *pipeline.Bus, seq uint64, first,
 func rebuilt(t *testing.T, ctx context.Context, bus *pipeline.Bus, dir string, logs *logBuffer) *Stage {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	s := New(nil, nil, nil, log)
+	s := newStage(nil, nil, nil, log)
 	if dir != "" {
-		s.Checkpoints = pipeline.NewCheckpoints(dir, log)
+		s.checkpoints = pipeline.NewCheckpoints(dir, log)
 	}
-	if err := s.Rebuild(ctx, bus); err != nil {
+	if err := s.rebuild(ctx, bus); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -141,7 +141,7 @@ func TestCatalogCheckpointReplaysOnlyTheTail(t *testing.T) {
 	if !strings.Contains(logs.String(), "reason=missing") {
 		t.Errorf("a first start says the checkpoint is missing; logs:\n%s", logs)
 	}
-	if err := first.Checkpoints.Write(c, first.Checkpoint()); err != nil {
+	if err := first.checkpoints.Write(c, first.Checkpoint()); err != nil {
 		t.Fatal(err)
 	}
 	at := first.applied.Load()
@@ -257,7 +257,7 @@ func TestCatalogCheckpointWhileFolding(t *testing.T) {
 			running = false
 		default:
 		}
-		if err := s.Checkpoints.Write(c, s.Checkpoint()); err != nil {
+		if err := s.checkpoints.Write(c, s.Checkpoint()); err != nil {
 			t.Fatal(err)
 		}
 		written++

@@ -46,9 +46,9 @@ type Stage struct {
 	// Products reads a product's current version from the product log,
 	// for a row that updates only some of its fields.
 	Products ProductLog
-	// Checkpoints, when set, is where Rebuild finds the catalog's latest
+	// checkpoints, when set, is where rebuild finds the catalog's latest
 	// checkpoint, so it replays only the log after it.
-	Checkpoints *pipeline.Checkpoints
+	checkpoints *pipeline.Checkpoints
 	unfolded    atomic.Int64 // own product batches published and not yet folded into cat
 }
 
@@ -57,8 +57,33 @@ type ProductLog interface {
 	BatchAt(ctx context.Context, seq uint64) (*schemas.ProductBatch, error)
 }
 
-// New builds the stage; call Rebuild before running it.
-func New(ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipeline.Publisher, log *slog.Logger) *Stage {
+// New builds the stage on bus, its change-detection state rebuilt from the
+// product log; Follow keeps that state current while the stage runs.
+func New(ctx context.Context, bus *pipeline.Bus, ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipeline.Publisher, log *slog.Logger, opts ...Option) (*Stage, error) {
+	if bus == nil || ledger == nil || mappings == nil || pub == nil || log == nil {
+		return nil, errors.New("normalise: New needs a bus, an upload ledger, a mapping store, a publisher and a logger")
+	}
+	s := newStage(ledger, mappings, pub, log)
+	for _, o := range opts {
+		o(s)
+	}
+	if err := s.rebuild(ctx, bus); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Option adds to what New builds.
+type Option func(*Stage)
+
+// WithCheckpoints rebuilds the catalog from its latest checkpoint in cps
+// and the log after it, instead of the whole log.
+func WithCheckpoints(cps *pipeline.Checkpoints) Option {
+	return func(s *Stage) { s.checkpoints = cps }
+}
+
+// newStage is the stage before its state is rebuilt.
+func newStage(ledger schemas.UploadLedger, mappings schemas.MappingStore, pub pipeline.Publisher, log *slog.Logger) *Stage {
 	staging, _ := lru.New[string, bool](1024) // fails only for a size below 1
 	return &Stage{Ledger: ledger, Mappings: mappings, Pub: pub, Log: log, Now: time.Now, cat: newCatalog(),
 		mappings: map[string]schemas.Mapping{}, instance: strconv.FormatUint(rand.Uint64(), 36), staging: staging}
@@ -74,9 +99,9 @@ func (s *Stage) Config() pipeline.Stage {
 	}
 }
 
-// Rebuild folds the product log into the change-detection state: from
+// rebuild folds the product log into the change-detection state: from
 // the latest checkpoint on when there is a usable one, else all of it.
-func (s *Stage) Rebuild(ctx context.Context, bus *pipeline.Bus) error {
+func (s *Stage) rebuild(ctx context.Context, bus *pipeline.Bus) error {
 	start := time.Now()
 	s.bus = bus
 	from, err := s.load(ctx, bus)
@@ -112,7 +137,7 @@ func (s *Stage) fold(m *pipeline.Message) {
 }
 
 // Follow keeps the state current with what other normalise workers publish,
-// from where Rebuild stopped, until ctx ends.
+// from where the rebuild stopped, until ctx ends.
 func (s *Stage) Follow(ctx context.Context) {
 	go func() {
 		if err := s.bus.Follow(ctx, topology.StreamProducts, s.applied.Load()+1, s.fold); err != nil {

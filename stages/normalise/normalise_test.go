@@ -21,7 +21,7 @@ var testMapping = schemas.Mapping{
 }
 
 func newTestStage() *Stage {
-	s := New(nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := newStage(nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.Now = func() time.Time { return time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC) }
 	s.Products = &memoryLog{}
 	return s
