@@ -198,6 +198,10 @@ type UploadLedger interface {
 	Ingested(ctx context.Context, upload string) (IngestRecord, error) // ErrNotFound before ingest finished
 	// RecordNormalise counts a batch once: a redelivered batch changes nothing.
 	RecordNormalise(ctx context.Context, upload string, batch int, r NormaliseRecord) error
+	// RecordStored marks a recorded batch's products stored in the log, so
+	// the upload's close never overtakes a batch still being published.
+	RecordStored(ctx context.Context, upload string, batch int) error
+	// NormalisedBatches counts the batches recorded and stored.
 	NormalisedBatches(ctx context.Context, upload string) (int, error)
 	RecordDeletes(ctx context.Context, upload string, r DeleteRecord) (DeleteRecord, error)
 	// RecordStaging notes once whether a full upload's changes wait in the

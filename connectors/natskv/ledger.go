@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +43,10 @@ func (b *batchSet) add(n int) {
 type normaliseTally struct {
 	Seen   batchSet                `json:"seen"`
 	Totals schemas.NormaliseTotals `json:"totals"`
+	// Stored marks the batches whose products are in the log. A tally
+	// written before it existed (TracksStored false) counts Seen instead.
+	Stored       batchSet `json:"stored,omitempty"`
+	TracksStored bool     `json:"tracks_stored,omitempty"`
 }
 
 type indexTally struct {
@@ -211,19 +216,39 @@ func (l Ledger) RecordNormalise(ctx context.Context, upload string, batch int, r
 		}
 		t.Seen.add(batch)
 		t.Totals.Add(r)
+		t.TracksStored = true
 		return true
 	})
 	return err
 }
 
-// NormalisedBatches counts the batches normalise recorded.
+// RecordStored marks a normalised batch's products stored in the log.
+func (l Ledger) RecordStored(ctx context.Context, upload string, batch int) error {
+	_, err := update(ctx, l.KV, upload+".n", func(t *normaliseTally) bool {
+		if t.Stored.has(batch) {
+			return false
+		}
+		t.Stored.add(batch)
+		return true
+	})
+	return err
+}
+
+// NormalisedBatches counts the batches normalise recorded and stored.
 func (l Ledger) NormalisedBatches(ctx context.Context, upload string) (int, error) {
 	var t normaliseTally
 	err := getJSON(ctx, l.KV, upload+".n", &t)
 	if errors.Is(err, schemas.ErrNotFound) {
 		return 0, nil
 	}
-	return t.Totals.Batches, err
+	if !t.TracksStored {
+		return t.Totals.Batches, err
+	}
+	n := 0
+	for _, b := range t.Stored {
+		n += bits.OnesCount8(b)
+	}
+	return n, err
 }
 
 // RecordDeletes stores the first deletion record of a full upload.

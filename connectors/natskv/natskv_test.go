@@ -55,6 +55,15 @@ func TestLedgerFirstNormaliseRecordWinsAndStatusFolds(t *testing.T) {
 	if p, err := l.Progress(ctx, "u1"); err != nil || p.Normalise.Accepted != 3 || p.Normalise.Unchanged != 0 || p.Normalise.Read != 3 {
 		t.Fatalf("second record changed the first: %+v %v", p.Normalise, err)
 	}
+	// Counted but not yet in the log: the upload's close must not count it.
+	if n, err := l.NormalisedBatches(ctx, "u1"); err != nil || n != 0 {
+		t.Fatalf("normalised batches before the batch is stored = %d, %v", n, err)
+	}
+	for range 2 {
+		if err := l.RecordStored(ctx, "u1", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if n, err := l.NormalisedBatches(ctx, "u1"); err != nil || n != 1 {
 		t.Fatalf("normalised batches = %d, %v", n, err)
 	}

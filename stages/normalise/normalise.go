@@ -203,10 +203,15 @@ func (s *Stage) Handle(ctx context.Context, m *pipeline.Message) error {
 	}
 	if staged {
 		// The catalog learns these changes when the upload is applied.
-		_, err := s.publish(ctx, schemas.StagedBatch{ProductBatch: out})
+		if _, err := s.publish(ctx, schemas.StagedBatch{ProductBatch: out}); err != nil {
+			return err
+		}
+	} else if err := s.publishFolded(ctx, out, func(at uint64) { s.cat.commit(rb.Partner, rb.UploadSeq, pending, out.Seen, at) }); err != nil {
 		return err
 	}
-	return s.publishFolded(ctx, out, func(at uint64) { s.cat.commit(rb.Partner, rb.UploadSeq, pending, out.Seen, at) })
+	// Counted is not yet stored: the upload's close, on another worker or
+	// beside this one, waits for this mark before it reckons deletions.
+	return s.Ledger.RecordStored(ctx, rb.Upload, rb.Batch)
 }
 
 // maxIssuePart bounds one issues message, well below what a stream takes.
