@@ -58,10 +58,11 @@ func (ix *Index) Search(ctx context.Context, r schemas.SearchRequest) (schemas.S
 	}
 
 	out := schemas.SearchResult{
-		Total:  sr.Total,
-		Hits:   make([]schemas.Product, 0, min(len(sr.Hits), limit)),
-		Facets: map[string][]schemas.FacetCount{facetBrand: {}, facetCategory: {}},
+		Hits:        make([]schemas.Product, 0, min(len(sr.Hits), limit)),
+		Facets:      map[string][]schemas.FacetCount{facetBrand: {}, facetCategory: {}},
+		FacetsBasis: schemas.FacetsAllMatches,
 	}
+	out.Total, out.TotalRelation = schemas.BoundedTotal(sr.Total)
 	for i, h := range sr.Hits {
 		if i == limit {
 			out.NextCursor = p.encodeCursor(sr.Hits[i-1])
@@ -130,12 +131,23 @@ func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
 	var clauses []query.Query
 	if text != "" {
 		terms := ix.analyse(text)
+		var match []query.Query
 		if len(terms) == 0 {
-			// Only punctuation or the like: nothing can match.
-			clauses = append(clauses, query.NewMatchNoneQuery())
+			// Only punctuation or the like: no text can match.
+			match = []query.Query{query.NewMatchNoneQuery()}
 		} else {
-			clauses = append(clauses, textClauses(terms)...)
+			match = textClauses(terms)
 		}
+		if key, ok := schemas.IdentifierKey(text); ok {
+			// The product carrying it, first: its boost outweighs any text score.
+			var textMatch query.Query = query.NewConjunctionQuery(match)
+			if len(match) == 1 {
+				textMatch = match[0]
+			}
+			either := query.NewDisjunctionQuery([]query.Query{termQuery(fieldIdentifier, key, boostIdentifier), textMatch})
+			match = []query.Query{either}
+		}
+		clauses = append(clauses, match...)
 	}
 	filter := func(q query.Query) {
 		if p.scored {
