@@ -475,6 +475,19 @@ func (ix *Index) Products(ctx context.Context, ids []string) (map[string]schemas
 	return out, nil
 }
 
+// Segments is the number of segments the index is made of now; it falls
+// as background merging proceeds, so a benchmark can wait for it to settle.
+func (ix *Index) Segments() uint64 {
+	m, _ := ix.bleve.StatsMap()["index"].(map[string]any)
+	var n uint64
+	for _, k := range []string{"num_root_filesegments", "num_root_memorysegments"} {
+		if v, ok := m[k].(uint64); ok {
+			n += v
+		}
+	}
+	return n
+}
+
 // Close waits for batches being written and for their persistence, then
 // closes the index. Apply fails with ErrClosed afterwards.
 func (ix *Index) Close() error {
