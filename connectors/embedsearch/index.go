@@ -44,6 +44,10 @@ type Index struct {
 	closed  bool
 
 	persisted persistence
+	segments  segmentCache
+
+	stopWarming context.CancelFunc
+	warmed      chan struct{} // closed once warming ended
 }
 
 var _ schemas.ProductIndex = (*Index)(nil)
@@ -85,7 +89,9 @@ func Open(dir string) (*Index, error) {
 		_ = bi.Close()
 		return nil, fmt.Errorf("%w: %s has %q, want %q", ErrIncompatible, dir, v, schemaVersion)
 	}
-	return newIndex(bi), nil
+	ix := newIndex(bi)
+	ix.warm(dir)
+	return ix, nil
 }
 
 func create(dir string) (*Index, error) {
@@ -129,6 +135,9 @@ func newIndex(bi bleve.Index) *Index {
 		writing: make(map[string]struct{}),
 	}
 	ix.settled = sync.NewCond(&ix.mu)
+	ix.stopWarming = func() {}
+	ix.warmed = make(chan struct{})
+	close(ix.warmed)
 	return ix
 }
 
@@ -497,12 +506,14 @@ func (ix *Index) Close() error {
 		return ErrClosed
 	}
 	ix.closed = true
+	ix.stopWarming()
 	for ix.writes > 0 {
 		ix.settled.Wait()
 	}
 	ix.mu.Unlock()
 	ix.settled.Broadcast() // callers waiting on a product see the index closed
 
+	<-ix.warmed
 	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 	defer cancel()
 	ferr := ix.Flush(ctx)

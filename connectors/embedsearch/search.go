@@ -60,8 +60,12 @@ func (ix *Index) search(ctx context.Context, p searchPlan, r schemas.SearchReque
 		return schemas.SearchResult{}, fmt.Errorf("embedsearch: search: %w", err)
 	}
 	defer reader.Close()
+	cached, err := ix.segments.wrap(reader)
+	if err != nil {
+		return schemas.SearchResult{}, err
+	}
 	limit := r.PageLimit()
-	s := snapshotSearch{ix: ix, reader: reader, plan: p}
+	s := snapshotSearch{ix: ix, reader: reader, cached: cached, plan: p}
 
 	// The first page keeps the facet sample too; one hit past the page
 	// tells whether another page follows.
@@ -117,7 +121,8 @@ func (ix *Index) search(ctx context.Context, p searchPlan, r schemas.SearchReque
 // snapshotSearch runs the passes of one search on one index snapshot.
 type snapshotSearch struct {
 	ix     *Index
-	reader index.IndexReader
+	reader index.IndexReader // searchers read the snapshot itself
+	cached index.IndexReader // collectors read ids through the segment cache
 	plan   searchPlan
 }
 
@@ -148,7 +153,7 @@ func (s snapshotSearch) collect(ctx context.Context, size int, after []string) (
 	} else {
 		coll = collector.NewTopNCollector(size, 0, order)
 	}
-	if err := coll.Collect(ctx, sr, s.reader); err != nil {
+	if err := coll.Collect(ctx, sr, s.cached); err != nil {
 		return nil, 0, fmt.Errorf("embedsearch: search: %w", err)
 	}
 	return coll.Results(), coll.Total(), nil
@@ -172,16 +177,34 @@ func (s snapshotSearch) product(id string) (schemas.Product, error) {
 
 // countHits adds the facet values of hits to counts.
 func (s snapshotSearch) countHits(counts facetCounts, hits search.DocumentMatchCollection) error {
-	dv, err := s.reader.DocValueReader([]string{fieldBrandKeyword, fieldCategory})
+	count, err := s.facetCounter(counts)
 	if err != nil {
-		return fmt.Errorf("embedsearch: facets: %w", err)
+		return err
 	}
 	for _, h := range hits {
-		if err := dv.VisitDocValues(h.IndexInternalID, counts.add); err != nil {
-			return fmt.Errorf("embedsearch: facets: %w", err)
+		if err := count(h.IndexInternalID); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// facetCounter returns a func adding one document's facet values to
+// counts: from the segment cache, or else from doc values.
+func (s snapshotSearch) facetCounter(counts facetCounts) (func(index.IndexInternalID) error, error) {
+	if cs, ok := s.cached.(*cachedSnapshot); ok {
+		return func(id index.IndexInternalID) error { cs.countFacets(id, counts); return nil }, nil
+	}
+	dv, err := s.reader.DocValueReader(facetFields)
+	if err != nil {
+		return nil, fmt.Errorf("embedsearch: facets: %w", err)
+	}
+	return func(id index.IndexInternalID) error {
+		if err := dv.VisitDocValues(id, counts.add); err != nil {
+			return fmt.Errorf("embedsearch: facets: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // countAll adds the facet values of every match to counts, in one pass
@@ -194,9 +217,9 @@ func (s snapshotSearch) countAll(ctx context.Context, counts facetCounts) error 
 		return err
 	}
 	defer sr.Close()
-	dv, err := s.reader.DocValueReader([]string{fieldBrandKeyword, fieldCategory})
+	count, err := s.facetCounter(counts)
 	if err != nil {
-		return fmt.Errorf("embedsearch: facets: %w", err)
+		return err
 	}
 	sctx := &search.SearchContext{DocumentMatchPool: search.NewDocumentMatchPool(sr.DocumentMatchPoolSize()+1, 0), IndexReader: s.reader}
 	for n := 0; ; n++ {
@@ -212,8 +235,8 @@ func (s snapshotSearch) countAll(ctx context.Context, counts facetCounts) error 
 		if m == nil {
 			return nil
 		}
-		if err := dv.VisitDocValues(m.IndexInternalID, counts.add); err != nil {
-			return fmt.Errorf("embedsearch: facets: %w", err)
+		if err := count(m.IndexInternalID); err != nil {
+			return err
 		}
 		sctx.DocumentMatchPool.Put(m)
 	}

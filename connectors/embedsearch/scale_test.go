@@ -1,0 +1,118 @@
+package embedsearch
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"feedline/schemas"
+)
+
+func lamp(sku string, version uint64) schemas.ProductChange {
+	p := schemas.Product{ID: schemas.ProductID("shop", sku), Partner: "shop", SKU: sku, Title: "Lamp " + sku, Brand: "Lumo",
+		Price: 1000, Currency: "KRW", Availability: schemas.InStock, Version: version}
+	return schemas.ProductChange{Kind: schemas.ChangeUpsert, ID: p.ID, Version: version, Product: &p}
+}
+
+// TestWarmingOnOpen: an index reopened over existing products answers
+// while it warms, and closing it at once does not wait for the warming to
+// read everything.
+func TestWarmingOnOpen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "products")
+	ix, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := make([]schemas.ProductChange, 300)
+	for i := range changes {
+		changes[i] = lamp(fmt.Sprintf("s%03d", i), 1)
+	}
+	if _, err := ix.Apply(t.Context(), changes); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		ix, err = Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := ix.Search(t.Context(), schemas.SearchRequest{Text: "lamp"})
+		if err != nil || res.Total != 300 {
+			t.Errorf("search while warming: %v, total %d", err, res.Total)
+		}
+		if err := ix.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSegmentCacheFollowsUpdates: ids and facet values read through the
+// segment cache stay right while products are rewritten and deleted over
+// many batches (new segments, merges, deleted documents in old ones).
+func TestSegmentCacheFollowsUpdates(t *testing.T) {
+	ix := openTemp(t)
+	ctx := t.Context()
+	brand := map[string]string{}
+	put := func(sku, b string, v uint64) schemas.ProductChange {
+		c := lamp(sku, v)
+		c.Product.Brand = b
+		brand[c.ID] = b
+		return c
+	}
+	for round := range 6 {
+		var changes []schemas.ProductChange
+		for i := range 400 {
+			sku := fmt.Sprintf("s%04d", (round*250+i)%1200)
+			id := schemas.ProductID("shop", sku)
+			switch v := uint64(round + 1); {
+			case i%9 == 0:
+				changes = append(changes, schemas.ProductChange{Kind: schemas.ChangeDelete, ID: id, Version: v})
+				delete(brand, id)
+			default:
+				changes = append(changes, put(sku, fmt.Sprintf("B%d", (i+round)%4), v))
+			}
+		}
+		if _, err := ix.Apply(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{}
+		var ids []string
+		for id, b := range brand {
+			want[b]++
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		// Relevance without text orders by id: every id comes through the cache.
+		var got []string
+		r := schemas.SearchRequest{Sort: schemas.SortRelevance, Limit: schemas.SearchMaxLimit}
+		for {
+			res, err := ix.Search(ctx, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Cursor == "" {
+				for _, f := range res.Facets["brand"] {
+					if want[f.Value] != f.Count {
+						t.Errorf("round %d: brand %s counted %d, want %d", round, f.Value, f.Count, want[f.Value])
+					}
+				}
+			}
+			for _, h := range res.Hits {
+				got = append(got, h.ID)
+				if h.Brand != brand[h.ID] {
+					t.Errorf("round %d: %s has brand %q, want %q", round, h.ID, h.Brand, brand[h.ID])
+				}
+			}
+			if res.NextCursor == "" {
+				break
+			}
+			r.Cursor = res.NextCursor
+		}
+		if !slices.Equal(got, ids) {
+			t.Fatalf("round %d: %d hits in order differ from the %d products", round, len(got), len(ids))
+		}
+	}
+}
