@@ -44,6 +44,7 @@ type Index struct {
 	closed  bool
 
 	persisted persistence
+	answers   resultCache
 	segments  segmentCache
 
 	stopWarming context.CancelFunc
@@ -213,6 +214,8 @@ func (ix *Index) Apply(ctx context.Context, changes []schemas.ProductChange) (sc
 		return res, err
 	}
 	defer ix.release(written)
+	ix.answers.changed()
+	defer ix.answers.changed()
 	settle := ix.persisted.track(batch)
 	if err := ix.bleve.Batch(batch); err != nil {
 		settle(nil) // never introduced: nothing to wait for

@@ -15,6 +15,40 @@ func lamp(sku string, version uint64) schemas.ProductChange {
 	return schemas.ProductChange{Kind: schemas.ChangeUpsert, ID: p.ID, Version: version, Product: &p}
 }
 
+// TestCachedAnswersFollowChanges: a repeated search may come from the
+// cache, but never from before a change was applied, and what a caller
+// does to an answer does not reach the next one.
+func TestCachedAnswersFollowChanges(t *testing.T) {
+	ix := openTemp(t)
+	ctx := t.Context()
+	if _, err := ix.Apply(ctx, []schemas.ProductChange{lamp("a", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	r := schemas.SearchRequest{Text: "lamp"}
+	first, err := ix.Search(ctx, r)
+	if err != nil || first.Total != 1 {
+		t.Fatalf("first search: %v, total %d", err, first.Total)
+	}
+	first.Hits[0].Title = "changed by the caller"
+	first.Facets["brand"][0].Count = 99
+	again, err := ix.Search(ctx, r)
+	if err != nil || again.Hits[0].Title != "Lamp a" || again.Facets["brand"][0].Count != 1 {
+		t.Fatalf("repeated search: %v, %+v", err, again)
+	}
+	for i, c := range []schemas.ProductChange{lamp("b", 1), {Kind: schemas.ChangeDelete, ID: schemas.ProductID("shop", "a"), Version: 2}} {
+		if _, err := ix.Apply(ctx, []schemas.ProductChange{c}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := ix.Search(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []uint64{2, 1}[i]; res.Total != want {
+			t.Errorf("after change %d: total %d, want %d", i, res.Total, want)
+		}
+	}
+}
+
 // TestWarmingOnOpen: an index reopened over existing products answers
 // while it warms, and closing it at once does not wait for the warming to
 // read everything.

@@ -46,7 +46,17 @@ func (ix *Index) Search(ctx context.Context, r schemas.SearchRequest) (schemas.S
 			return schemas.SearchResult{}, err
 		}
 	}
-	return ix.search(ctx, p, r, after)
+	key := keyOf(p, r)
+	if res, ok := ix.answers.get(key); ok {
+		return res, nil
+	}
+	generation := ix.answers.now()
+	res, err := ix.search(ctx, p, r, after)
+	if err != nil {
+		return schemas.SearchResult{}, err
+	}
+	ix.answers.put(generation, key, res)
+	return res, nil
 }
 
 // search answers r from the index, uncached.
