@@ -370,12 +370,14 @@ func (b *searchBench) measure(ctx context.Context, backend string, run Run, gen 
 			return err
 		}
 		b.rows = append(b.rows, searchRow{backend, c.name, "full speed", full, shown, b.ownCPU(backend, cpu)})
-		cpu = processCPU()
-		paced, shown, err := b.paced(ctx, base, script, full)
+		paced, shown, pacedCPU, err := b.paced(ctx, backend, base, script, full)
 		if err != nil {
 			return err
 		}
-		b.rows = append(b.rows, searchRow{backend, c.name, fmt.Sprintf("paced to %d/s", b.cfg.Rate), paced, shown, b.ownCPU(backend, cpu)})
+		if pacedCPU == 0 {
+			pacedCPU = b.rows[len(b.rows)-1].cpu // the full-speed run stands for it
+		}
+		b.rows = append(b.rows, searchRow{backend, c.name, fmt.Sprintf("paced to %d/s", b.cfg.Rate), paced, shown, pacedCPU})
 	}
 	b.notes = append(b.notes, fmt.Sprintf("%s: resident memory of the process while serving: up to %.0f MiB", backend, float64(rss.stop())/(1<<20)))
 	return nil
@@ -482,20 +484,22 @@ func (b *searchBench) wrk(ctx context.Context, base, script string, conns int, w
 // being the period less the latency of the full-speed run at one request
 // in flight per connection. Below the rate at full speed, the paced run
 // is the full-speed one again.
-func (b *searchBench) paced(ctx context.Context, base, script string, full wrkResult) (wrkResult, string, error) {
+func (b *searchBench) paced(ctx context.Context, backend, base, script string, full wrkResult) (wrkResult, string, time.Duration, error) {
 	period := float64(b.cfg.Conns) * 1000 / float64(b.cfg.Rate)
 	latency := float64(b.cfg.Conns) * 1000 / max(full.rate(), 1e-9)
 	if latency >= period {
-		return full, "(as full speed: it stays below the rate)", nil
+		return full, "(as full speed: it stays below the rate)", 0, nil
 	}
 	// Under the lighter load the latency is lower than at full speed, so
 	// a short calibration run measures it.
 	calib, _, err := b.wrk(ctx, base, script, b.cfg.Conns, period)
 	if err != nil {
-		return calib, "", err
+		return calib, "", 0, err
 	}
 	latency = float64(b.cfg.Conns)*1000/max(calib.rate(), 1e-9) - period
-	return b.wrk(ctx, base, script, b.cfg.Conns, max(0, period-latency))
+	cpu := processCPU()
+	r, shown, err := b.wrk(ctx, base, script, b.cfg.Conns, max(0, period-latency))
+	return r, shown, b.ownCPU(backend, cpu), err
 }
 
 // searchWrkScript requests a random one of paths; with a number after
