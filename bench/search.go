@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -110,7 +111,8 @@ func searchClasses(gen naverEPGen, n int) []searchClass {
 		case 2:
 			ids = append(ids, q("q", p.Attributes["model_number"]))
 		default:
-			ids = append(ids, q("q", gen.mpn(k)))
+			// Half the products carry an MPN; the others are asked by model number.
+			ids = append(ids, q("q", cmp.Or(p.Attributes["mpn"], p.Attributes["model_number"])))
 		}
 	}
 	classes := []searchClass{

@@ -150,7 +150,7 @@ func TestBenchSearchSmoke(t *testing.T) {
 		t.Fatalf("bench search: %v\n%s", err, stderr.String())
 	}
 	table := stdout.String()
-	rows := regexp.MustCompile(`(?m)^\| embedded \| (identifier|mix) \| [^|]+ \| ([0-9.]+) \|.*\| ([0-9]+) \|$`).FindAllStringSubmatch(table, -1)
+	rows := regexp.MustCompile(`(?m)^\| embedded \| (identifier|mix) \| [^|]+ \| ([0-9.]+) \|.*\| ([0-9]+) \| [0-9.]+ ms \|$`).FindAllStringSubmatch(table, -1)
 	if len(rows) != 4 {
 		t.Fatalf("want 4 rows (2 classes, full speed and paced), got %d:\n%s", len(rows), table)
 	}
@@ -161,6 +161,9 @@ func TestBenchSearchSmoke(t *testing.T) {
 	}
 	if !strings.Contains(table, "embedded index: 3000 products") {
 		t.Errorf("no index size in\n%s", table)
+	}
+	if !strings.Contains(table, "embedded: 200 of 200 identifier searches have their product first") {
+		t.Errorf("identifier searches do not all find their product first:\n%s", table)
 	}
 	// The second run reuses the index.
 	stdout.Reset()
