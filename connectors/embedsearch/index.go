@@ -16,6 +16,7 @@ import (
 	"github.com/blevesearch/bleve/v2/document"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	index "github.com/blevesearch/bleve_index_api"
+	"golang.org/x/sync/singleflight"
 
 	"feedline/schemas"
 )
@@ -45,6 +46,7 @@ type Index struct {
 
 	persisted persistence
 	answers   resultCache
+	inflight  singleflight.Group
 	segments  segmentCache
 
 	stopWarming context.CancelFunc

@@ -1,9 +1,11 @@
 package embedsearch
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"feedline/schemas"
@@ -149,4 +151,36 @@ func TestSegmentCacheFollowsUpdates(t *testing.T) {
 			t.Fatalf("round %d: %d hits in order differ from the %d products", round, len(got), len(ids))
 		}
 	}
+}
+
+// TestConcurrentSameSearch: searches for the same thing at once, one of
+// them cancelled, each get the whole answer or their own cancellation.
+func TestConcurrentSameSearch(t *testing.T) {
+	ix := openTemp(t)
+	changes := make([]schemas.ProductChange, 500)
+	for i := range changes {
+		changes[i] = lamp(fmt.Sprintf("s%03d", i), 1)
+	}
+	if _, err := ix.Apply(t.Context(), changes); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			ctx := t.Context()
+			if i == 0 {
+				ctx = cancelled
+			}
+			res, err := ix.Search(ctx, schemas.SearchRequest{Text: "lamp", Limit: 7})
+			switch {
+			case i == 0 && err == nil && res.Total != 500:
+				t.Errorf("cancelled search answered total %d", res.Total)
+			case i != 0 && (err != nil || res.Total != 500 || len(res.Hits) != 7):
+				t.Errorf("search %d: %v, total %d, %d hits", i, err, res.Total, len(res.Hits))
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -51,12 +52,23 @@ func (ix *Index) Search(ctx context.Context, r schemas.SearchRequest) (schemas.S
 		return res, nil
 	}
 	generation := ix.answers.now()
-	res, err := ix.search(ctx, p, r, after)
+	// The same search arriving while it runs waits for its answer instead
+	// of computing it again: a cold landing page is asked by many at once.
+	v, err, _ := ix.inflight.Do(fmt.Sprintf("%d/%x/%d/%s", generation, key.search, key.limit, key.cursor), func() (any, error) {
+		res, err := ix.search(ctx, p, r, after)
+		if err == nil {
+			ix.answers.put(generation, key, res)
+		}
+		return res, err
+	})
+	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// The caller that ran it went away; this one has not.
+		return ix.search(ctx, p, r, after)
+	}
 	if err != nil {
 		return schemas.SearchResult{}, err
 	}
-	ix.answers.put(generation, key, res)
-	return res, nil
+	return copyResult(v.(schemas.SearchResult)), nil
 }
 
 // search answers r from the index, uncached.
