@@ -38,6 +38,12 @@ func (s *server) search(c *fiber.Ctx) error {
 	if res.Hits == nil {
 		res.Hits = []schemas.Product{}
 	}
+	if res.TotalRelation == "" {
+		res.TotalRelation = schemas.TotalExact
+	}
+	if res.FacetsBasis == "" {
+		res.FacetsBasis = schemas.FacetsAllMatches
+	}
 	if res.Facets == nil {
 		res.Facets = map[string][]schemas.FacetCount{}
 	}

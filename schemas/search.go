@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"unicode"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -44,11 +45,70 @@ type FacetCount struct {
 }
 
 // SearchResult is one page of hits. NextCursor is empty on the last page.
+// Total is exact up to SearchTotalBound and that bound beyond it, as
+// TotalRelation says; FacetsBasis says which hits the facets count.
 type SearchResult struct {
-	Total      uint64                  `json:"total"`
-	Hits       []Product               `json:"hits"`
-	Facets     map[string][]FacetCount `json:"facets"`
-	NextCursor string                  `json:"next_cursor,omitempty"`
+	Total         uint64                  `json:"total"`
+	TotalRelation string                  `json:"total_relation"`
+	Hits          []Product               `json:"hits"`
+	Facets        map[string][]FacetCount `json:"facets"`
+	FacetsBasis   string                  `json:"facets_basis"`
+	NextCursor    string                  `json:"next_cursor,omitempty"`
+}
+
+// SearchTotalBound is how far a search counts its matches exactly, as
+// Elasticsearch's default track_total_hits: past it, counting would cost
+// more than the number tells a shopper.
+const SearchTotalBound = 10_000
+
+// TotalRelation values: Total is the exact count, or a lower bound.
+const (
+	TotalExact   = "eq"
+	TotalAtLeast = "gte"
+)
+
+// FacetsBasis values: the facets count every match, or only the first
+// SearchFacetSample hits in the search's order (a backend does so only when
+// the matches are more than SearchTotalBound).
+const (
+	FacetsAllMatches = "all"
+	FacetsTopHits    = "top_hits"
+)
+
+// SearchFacetSample is how many of the top hits bounded facets count.
+const SearchFacetSample = 1_000
+
+// BoundedTotal turns an exact match count into the Total and
+// TotalRelation of an answer.
+func BoundedTotal(matches uint64) (uint64, string) {
+	if matches > SearchTotalBound {
+		return SearchTotalBound, TotalAtLeast
+	}
+	return matches, TotalExact
+}
+
+// IdentifierKey is q as an identifier lookup (SKU, GTIN, MPN, model
+// number): one word holding a digit, lowercased. Words without digits are
+// left to the text search alone.
+func IdentifierKey(q string) (string, bool) {
+	q = strings.TrimSpace(q)
+	if q == "" || strings.ContainsFunc(q, unicode.IsSpace) || !strings.ContainsFunc(q, unicode.IsDigit) {
+		return "", false
+	}
+	return strings.ToLower(q), true
+}
+
+// Identifiers are the product's exact identifiers as IdentifierKey spells
+// them: SKU, GTIN, and the mpn, model_number and model attributes that
+// partner mappings fill.
+func (p *Product) Identifiers() []string {
+	out := make([]string, 0, 5)
+	for _, v := range []string{p.SKU, p.GTIN, p.Attributes["mpn"], p.Attributes["model_number"], p.Attributes["model"]} {
+		if v = strings.ToLower(strings.TrimSpace(v)); v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // ApplyResult counts what an index did with a batch of changes. A change

@@ -28,6 +28,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return bench.Feed(ctx, benchLauncher{}, cfg, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "search" {
+		cfg, err := parseSearchBenchConfig(args[1:], stderr)
+		if err != nil {
+			return err
+		}
+		return bench.Search(ctx, benchLauncher{}, cfg, stdout, stderr)
+	}
 	cfg, err := parseCatalogBenchConfig(args, stderr)
 	if err != nil {
 		return err
@@ -65,6 +72,39 @@ func parseCatalogBenchConfig(args []string, stderr io.Writer) (bench.CatalogConf
 	c.Skip = strings.Split(*skip, ",")
 	if *natsURLs != "" {
 		c.NATS = &bench.NATS{URLs: *natsURLs, Replicas: *replicas, Auth: pipeline.ClientAuth{User: *user, Password: os.Getenv("FEEDLINE_NATS_PASSWORD")}}
+	}
+	return c, nil
+}
+
+func parseSearchBenchConfig(args []string, stderr io.Writer) (bench.SearchConfig, error) {
+	c := bench.DefaultSearchConfig()
+	fs := flag.NewFlagSet("bench search", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&c.Products, "products", c.Products, "products in the generated catalog (two Naver EP feeds)")
+	fs.StringVar(&c.Dir, "dir", "", "data directory; an index of the same catalog already in <dir>/search is reused (default: a temporary one, removed afterwards)")
+	fs.StringVar(&c.ESURL, "es-url", "", "also measure this Elasticsearch (or OpenSearch) node, filled with the same catalog under an alias of its own that is removed afterwards")
+	fs.IntVar(&c.ESProducts, "es-products", 0, "products on --es-url (0: as --products)")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "length of each wrk run")
+	fs.StringVar(&c.Wrk, "wrk", c.Wrk, "the wrk program")
+	fs.IntVar(&c.Threads, "threads", c.Threads, "wrk threads")
+	fs.IntVar(&c.Conns, "conns", c.Conns, "wrk connections: concurrent clients")
+	fs.IntVar(&c.Rate, "rate", c.Rate, "searches per second of the paced runs")
+	classes := fs.String("classes", "", "comma-separated query classes to run (default all): "+strings.Join(bench.SearchClasses(), ","))
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the process during the full-speed mix run to this file")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: feedline bench search [--products N] [--dir DIR] [--es-url URL] [flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *classes != "" {
+		for _, s := range strings.Split(*classes, ",") {
+			c.Classes = append(c.Classes, strings.TrimSpace(s))
+		}
 	}
 	return c, nil
 }

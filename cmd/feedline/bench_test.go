@@ -148,3 +148,40 @@ func parseFloat(s string) float64 {
 	f, _ := strconv.ParseFloat(s, 64)
 	return f
 }
+
+// TestBenchSearchSmoke builds a small catalog and runs two query classes
+// of "feedline bench search" for a second each: every run must answer
+// without errors and each identifier must be found.
+func TestBenchSearchSmoke(t *testing.T) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Skip("wrk is not installed")
+	}
+	dir := t.TempDir()
+	args := []string{"search", "--products", "3000", "--dir", dir, "--duration", "1s", "--threads", "1", "--conns", "2", "--rate", "20", "--classes", "identifier,mix"}
+	var stdout, stderr strings.Builder
+	if err := benchCmd(t.Context(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("bench search: %v\n%s", err, stderr.String())
+	}
+	table := stdout.String()
+	rows := regexp.MustCompile(`(?m)^\| embedded \| (identifier|mix) \| [^|]+ \| ([0-9.]+) \|.*\| ([0-9]+) \| [0-9.]+ ms \|$`).FindAllStringSubmatch(table, -1)
+	if len(rows) != 4 {
+		t.Fatalf("want 4 rows (2 classes, full speed and paced), got %d:\n%s", len(rows), table)
+	}
+	for _, r := range rows {
+		if rate, _ := strconv.ParseFloat(r[2], 64); rate <= 0 || r[3] != "0" {
+			t.Errorf("row %q: want searches and no errors", r[0])
+		}
+	}
+	if !strings.Contains(table, "embedded index: 3000 products") {
+		t.Errorf("no index size in\n%s", table)
+	}
+	if !strings.Contains(table, "embedded: 200 of 200 identifier searches have their product first") {
+		t.Errorf("identifier searches do not all find their product first:\n%s", table)
+	}
+	// The second run reuses the index.
+	stdout.Reset()
+	stderr.Reset()
+	if err := benchCmd(t.Context(), args, &stdout, &stderr); err != nil || !strings.Contains(stderr.String(), "reusing the index") {
+		t.Errorf("second run: %v, reused: %v\n%s", err, strings.Contains(stderr.String(), "reusing the index"), stderr.String())
+	}
+}

@@ -375,6 +375,13 @@ func (e *docEncoder) document(c *schemas.ProductChange) error {
 		}
 		b = append(b, '"')
 	}
+	b = append(b, `],"`+FieldIdentifiers+`":[`...)
+	for i, ident := range p.Identifiers() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, ident)
+	}
 	b = append(b, `],"`+FieldEffective+`":`...)
 	b = strconv.AppendInt(b, p.EffectivePrice(), 10)
 	b = append(b, `,"`+FieldDeleted+`":false}`...)

@@ -9,7 +9,7 @@ package elasticsearch
 
 // MappingVersion names the field layout and text analysis. An index
 // written with another must be rebuilt (feedline reindex), not read.
-const MappingVersion = 1
+const MappingVersion = 2
 
 // Document fields. schemas.Product fields keep their JSON names.
 const (
@@ -24,7 +24,8 @@ const (
 	FieldEffective     = "effective_price" // EffectivePrice(), minor units
 	FieldUpdatedAt     = "updated_at"
 	FieldVersion       = "version"
-	FieldDeleted       = "deleted" // true on tombstones only
+	FieldDeleted       = "deleted"     // true on tombstones only
+	FieldIdentifiers   = "identifiers" // every Product.Identifiers() value, exact
 )
 
 // TextAnalyzer analyses title, brand and description at indexing and
@@ -40,6 +41,9 @@ const (
 	BoostTitle       = 3
 	BoostBrand       = 2
 	BoostDescription = 1
+	// BoostIdentifier puts the product whose SKU, GTIN, MPN or model number
+	// the query is above every text match.
+	BoostIdentifier = 1000
 )
 
 // IndexTemplate is the body of PUT _index_template/<name>.
@@ -202,6 +206,7 @@ func NewMappings() Mappings {
 			FieldUpdatedAt:     {Type: "date"},
 			FieldVersion:       {Type: "long"},
 			FieldDeleted:       {Type: "boolean"},
+			FieldIdentifiers:   keyword,
 		},
 	}
 }

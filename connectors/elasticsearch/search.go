@@ -76,7 +76,8 @@ func (ix *Index) Search(ctx context.Context, r schemas.SearchRequest) (schemas.S
 type searchResponse struct {
 	Hits struct {
 		Total struct {
-			Value uint64 `json:"value"`
+			Value    uint64 `json:"value"`
+			Relation string `json:"relation"`
 		} `json:"total"`
 		Hits []struct {
 			ID     string            `json:"_id"`
@@ -95,9 +96,15 @@ type searchResponse struct {
 func (p searchPlan) result(sr searchResponse) (schemas.SearchResult, error) {
 	hits := sr.Hits.Hits
 	out := schemas.SearchResult{
-		Total:  sr.Hits.Total.Value,
-		Hits:   make([]schemas.Product, 0, min(len(hits), p.limit)),
-		Facets: map[string][]schemas.FacetCount{facetBrand: {}, facetCategory: {}},
+		Hits:        make([]schemas.Product, 0, min(len(hits), p.limit)),
+		Facets:      map[string][]schemas.FacetCount{facetBrand: {}, facetCategory: {}},
+		FacetsBasis: schemas.FacetsAllMatches, // aggregations count every match
+	}
+	// track_total_hits stops counting at the bound and says "gte" there;
+	// "eq" at exactly the bound is the same answer either way.
+	out.Total, out.TotalRelation = schemas.BoundedTotal(sr.Hits.Total.Value)
+	if sr.Hits.Total.Relation == "gte" {
+		out.Total, out.TotalRelation = min(sr.Hits.Total.Value, schemas.SearchTotalBound), schemas.TotalAtLeast
 	}
 	for i, h := range hits {
 		if i == p.limit {
@@ -232,12 +239,20 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 		// term is rarer, which in a small catalog can outweigh the title's
 		// boost; a bonus of each field's boost when the field holds any
 		// query term keeps a title match ahead of a description match.
-		boolQuery["must"] = []any{obj{"multi_match": obj{
+		var match any = obj{"multi_match": obj{
 			"type":                 "cross_fields",
 			"query":                text,
 			"fields":               boostedTextFields(),
 			"minimum_should_match": textMatch,
-		}}}
+		}}
+		if key, ok := schemas.IdentifierKey(text); ok {
+			// The product carrying it, first: its boost outweighs any text score.
+			match = obj{"bool": obj{"should": []any{
+				obj{"term": obj{FieldIdentifiers: obj{"value": key, "boost": BoostIdentifier}}},
+				match,
+			}, "minimum_should_match": 1}}
+		}
+		boolQuery["must"] = []any{match}
 		bonus := make([]any, len(textFields))
 		for i, f := range textFields {
 			bonus[i] = obj{"constant_score": obj{
@@ -266,8 +281,8 @@ func (p searchPlan) body(after []json.RawMessage) ([]byte, error) {
 		"query":            p.query,
 		"sort":             p.sort,
 		"size":             p.limit + 1, // one past the page tells whether another follows
-		"track_total_hits": true,
-		"_source":          obj{"excludes": []string{FieldCategoryPaths, FieldEffective, FieldDeleted}},
+		"track_total_hits": schemas.SearchTotalBound,
+		"_source":          obj{"excludes": []string{FieldCategoryPaths, FieldEffective, FieldDeleted, FieldIdentifiers}},
 		"aggs": obj{
 			facetBrand:    facet(FieldBrandKeyword),
 			facetCategory: facet(FieldCategoryPaths),

@@ -49,8 +49,8 @@ func int64p(v int64) *int64 { return &v }
 
 // Facet aggregations and the returned source are the same in every search.
 const commonBody = `
-	"track_total_hits": true,
-	"_source": {"excludes": ["category_paths", "effective_price", "deleted"]},
+	"track_total_hits": 10000,
+	"_source": {"excludes": ["category_paths", "effective_price", "deleted", "identifiers"]},
 	"aggs": {
 		"brand": {"terms": {"field": "brand.keyword", "size": 20, "order": [{"_count": "desc"}, {"_key": "asc"}]}},
 		"category": {"terms": {"field": "category_paths", "size": 20, "order": [{"_count": "desc"}, {"_key": "asc"}]}}

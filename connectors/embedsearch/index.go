@@ -16,6 +16,7 @@ import (
 	"github.com/blevesearch/bleve/v2/document"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	index "github.com/blevesearch/bleve_index_api"
+	"golang.org/x/sync/singleflight"
 
 	"feedline/schemas"
 )
@@ -44,6 +45,12 @@ type Index struct {
 	closed  bool
 
 	persisted persistence
+	answers   resultCache
+	inflight  singleflight.Group
+	segments  segmentCache
+
+	stopWarming context.CancelFunc
+	warmed      chan struct{} // closed once warming ended
 }
 
 var _ schemas.ProductIndex = (*Index)(nil)
@@ -85,7 +92,9 @@ func Open(dir string) (*Index, error) {
 		_ = bi.Close()
 		return nil, fmt.Errorf("%w: %s has %q, want %q", ErrIncompatible, dir, v, schemaVersion)
 	}
-	return newIndex(bi), nil
+	ix := newIndex(bi)
+	ix.warm(dir)
+	return ix, nil
 }
 
 func create(dir string) (*Index, error) {
@@ -129,6 +138,9 @@ func newIndex(bi bleve.Index) *Index {
 		writing: make(map[string]struct{}),
 	}
 	ix.settled = sync.NewCond(&ix.mu)
+	ix.stopWarming = func() {}
+	ix.warmed = make(chan struct{})
+	close(ix.warmed)
 	return ix
 }
 
@@ -204,6 +216,8 @@ func (ix *Index) Apply(ctx context.Context, changes []schemas.ProductChange) (sc
 		return res, err
 	}
 	defer ix.release(written)
+	ix.answers.changed()
+	defer ix.answers.changed()
 	settle := ix.persisted.track(batch)
 	if err := ix.bleve.Batch(batch); err != nil {
 		settle(nil) // never introduced: nothing to wait for
@@ -475,6 +489,19 @@ func (ix *Index) Products(ctx context.Context, ids []string) (map[string]schemas
 	return out, nil
 }
 
+// Segments is the number of segments the index is made of now; it falls
+// as background merging proceeds, so a benchmark can wait for it to settle.
+func (ix *Index) Segments() uint64 {
+	m, _ := ix.bleve.StatsMap()["index"].(map[string]any)
+	var n uint64
+	for _, k := range []string{"num_root_filesegments", "num_root_memorysegments"} {
+		if v, ok := m[k].(uint64); ok {
+			n += v
+		}
+	}
+	return n
+}
+
 // Close waits for batches being written and for their persistence, then
 // closes the index. Apply fails with ErrClosed afterwards.
 func (ix *Index) Close() error {
@@ -484,12 +511,14 @@ func (ix *Index) Close() error {
 		return ErrClosed
 	}
 	ix.closed = true
+	ix.stopWarming()
 	for ix.writes > 0 {
 		ix.settled.Wait()
 	}
 	ix.mu.Unlock()
 	ix.settled.Broadcast() // callers waiting on a product see the index closed
 
+	<-ix.warmed
 	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 	defer cancel()
 	ferr := ix.Flush(ctx)

@@ -31,13 +31,14 @@ const (
 	fieldPriceSort    = "price_sort" // effective price, sort only; unmapped
 	fieldUpdated      = "updated"    // UpdatedAt in Unix milliseconds; sort only, unmapped
 	fieldVersion      = "_v"         // applied change version, products and tombstones; unmapped
+	fieldIdentifier   = "ident"      // every Product.Identifiers() value, exact
 	fieldLive         = "_live"      // present on products, absent on tombstones
 	fieldSource       = "_source"    // the product JSON, stored only
 )
 
 // schemaVersion names the field layout and text analysis; an index written
 // with another must be rebuilt from the log rather than read.
-const schemaVersion = "feedline-products-1"
+const schemaVersion = "feedline-products-2"
 
 var schemaKey = []byte("feedline:schema")
 
@@ -47,6 +48,9 @@ const (
 	boostTitle       = 3.0
 	boostBrand       = 2.0
 	boostDescription = 1.0
+	// boostIdentifier puts the product whose SKU, GTIN, MPN or model number
+	// the query is above every text match.
+	boostIdentifier = 1000.0
 )
 
 const (
@@ -94,6 +98,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	dm.AddFieldMappingsAt(fieldPartner, kw(fieldPartner, false))
 	dm.AddFieldMappingsAt(fieldAvailability, kw(fieldAvailability, false))
 	dm.AddFieldMappingsAt(fieldPrice, price)
+	dm.AddFieldMappingsAt(fieldIdentifier, kw(fieldIdentifier, false))
 	dm.AddFieldMappingsAt(fieldLive, kw(fieldLive, false))
 	im.DefaultMapping = dm
 	if err := im.Validate(); err != nil {
@@ -122,6 +127,9 @@ func (b docBuilder) product(id string, version uint64, p *schemas.Product) (*doc
 	}
 	addTerm(d, fieldPartner, nil, p.Partner, filterOptions)
 	addTerm(d, fieldAvailability, nil, string(p.Availability), filterOptions)
+	for i, ident := range p.Identifiers() {
+		addTerm(d, fieldIdentifier, []uint64{uint64(i)}, ident, filterOptions)
+	}
 	// Range filters need a full numeric field's sixteen precision terms;
 	// sorts read doc values, which need only the exact one, so sorting goes
 	// through a field of its own. Updated is only sorted on.

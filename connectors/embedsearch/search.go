@@ -4,14 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
-	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search"
+	"github.com/blevesearch/bleve/v2/search/collector"
 	"github.com/blevesearch/bleve/v2/search/query"
 	"github.com/blevesearch/bleve/v2/search/searcher"
 	index "github.com/blevesearch/bleve_index_api"
@@ -26,65 +28,273 @@ import (
 const allTermsUpTo = 3
 
 // Search runs one page of a product search. Filters are term and numeric
-// range clauses of one conjunction that add nothing to the relevance score;
-// facets and Total cover the whole filtered result, not just the page.
+// range clauses of one conjunction that add nothing to the relevance score.
+//
+// What a search costs is bounded by what it answers: the page is collected
+// from one pass that reads no facet values; Total is exact up to
+// schemas.SearchTotalBound; facets count every match when the matches are
+// within that bound (from the first page's top hits when they hold them
+// all, else in a second pass over at most the bound), and beyond it the
+// first schemas.SearchFacetSample hits of the search's order.
 func (ix *Index) Search(ctx context.Context, r schemas.SearchRequest) (schemas.SearchResult, error) {
 	p, err := ix.plan(r)
 	if err != nil {
 		return schemas.SearchResult{}, err
 	}
-	limit := r.PageLimit()
-
-	// One hit past the page tells whether another page follows.
-	req := bleve.NewSearchRequestOptions(p.query, limit+1, 0, false)
-	req.SortByCustom(p.order)
-	req.Fields = []string{fieldSource}
-	if !p.scored {
-		req.Score = "none"
-	}
-	req.AddFacet(facetBrand, bleve.NewFacetRequest(fieldBrandKeyword, facetSize))
-	req.AddFacet(facetCategory, bleve.NewFacetRequest(fieldCategory, facetSize))
+	var after []string
 	if r.Cursor != "" {
-		after, err := p.decodeCursor(r.Cursor)
-		if err != nil {
+		if after, err = p.decodeCursor(r.Cursor); err != nil {
 			return schemas.SearchResult{}, err
 		}
-		req.SearchAfter = after
 	}
+	key := keyOf(p, r)
+	if res, ok := ix.answers.get(key); ok {
+		return res, nil
+	}
+	generation := ix.answers.now()
+	// The same search arriving while it runs waits for its answer instead
+	// of computing it again: a cold landing page is asked by many at once.
+	v, err, _ := ix.inflight.Do(fmt.Sprintf("%d/%x/%d/%s", generation, key.search, key.limit, key.cursor), func() (any, error) {
+		res, err := ix.search(ctx, p, r, after)
+		if err == nil {
+			ix.answers.put(generation, key, res)
+		}
+		return res, err
+	})
+	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// The caller that ran it went away; this one has not.
+		return ix.search(ctx, p, r, after)
+	}
+	if err != nil {
+		return schemas.SearchResult{}, err
+	}
+	return copyResult(v.(schemas.SearchResult)), nil
+}
 
-	sr, err := ix.bleve.SearchInContext(ctx, req)
+// search answers r from the index, uncached.
+func (ix *Index) search(ctx context.Context, p searchPlan, r schemas.SearchRequest, after []string) (schemas.SearchResult, error) {
+	adv, err := ix.bleve.Advanced()
 	if err != nil {
 		return schemas.SearchResult{}, fmt.Errorf("embedsearch: search: %w", err)
 	}
-
-	out := schemas.SearchResult{
-		Total:  sr.Total,
-		Hits:   make([]schemas.Product, 0, min(len(sr.Hits), limit)),
-		Facets: map[string][]schemas.FacetCount{facetBrand: {}, facetCategory: {}},
+	reader, err := adv.Reader() // one snapshot for every pass
+	if err != nil {
+		return schemas.SearchResult{}, fmt.Errorf("embedsearch: search: %w", err)
 	}
-	for i, h := range sr.Hits {
+	defer reader.Close()
+	cached, err := ix.segments.wrap(reader)
+	if err != nil {
+		return schemas.SearchResult{}, err
+	}
+	limit := r.PageLimit()
+	s := snapshotSearch{ix: ix, reader: reader, cached: cached, plan: p}
+
+	// The first page keeps the facet sample too; one hit past the page
+	// tells whether another page follows.
+	size := limit + 1
+	if after == nil {
+		size = max(size, schemas.SearchFacetSample)
+	}
+	top, matches, err := s.collect(ctx, size, after)
+	if err != nil {
+		return schemas.SearchResult{}, err
+	}
+	out := schemas.SearchResult{Hits: make([]schemas.Product, 0, min(len(top), limit))}
+	out.Total, out.TotalRelation = schemas.BoundedTotal(matches)
+	for i, h := range top {
 		if i == limit {
-			out.NextCursor = p.encodeCursor(sr.Hits[i-1])
+			out.NextCursor = p.encodeCursor(top[i-1])
 			break
 		}
-		src, _ := h.Fields[fieldSource].(string)
-		prod, err := decodeSource(h.ID, []byte(src))
+		prod, err := s.product(h.ID)
 		if err != nil {
 			return schemas.SearchResult{}, err
 		}
 		out.Hits = append(out.Hits, prod)
 	}
-	for name, fr := range sr.Facets {
-		if fr.Terms == nil {
-			continue
+
+	counts := newFacetCounts()
+	switch {
+	case after == nil && uint64(len(top)) == matches:
+		// The top hits are every match.
+		err = s.countHits(counts, top)
+		out.FacetsBasis = schemas.FacetsAllMatches
+	case matches <= schemas.SearchTotalBound:
+		err = s.countAll(ctx, counts)
+		out.FacetsBasis = schemas.FacetsAllMatches
+	default:
+		sample := top
+		if after != nil {
+			// Later pages state the same facets as the first.
+			sample, _, err = s.collect(ctx, schemas.SearchFacetSample, nil)
 		}
-		counts := make([]schemas.FacetCount, 0, fr.Terms.Len())
-		for _, t := range fr.Terms.Terms() {
-			counts = append(counts, schemas.FacetCount{Value: t.Term, Count: t.Count})
+		if err == nil {
+			err = s.countHits(counts, sample[:min(len(sample), schemas.SearchFacetSample)])
 		}
-		out.Facets[name] = counts
+		out.FacetsBasis = schemas.FacetsTopHits
 	}
+	if err != nil {
+		return schemas.SearchResult{}, err
+	}
+	out.Facets = counts.top(facetSize)
 	return out, nil
+}
+
+// snapshotSearch runs the passes of one search on one index snapshot.
+type snapshotSearch struct {
+	ix     *Index
+	reader index.IndexReader // searchers read the snapshot itself
+	cached index.IndexReader // collectors read ids through the segment cache
+	plan   searchPlan
+}
+
+func (s snapshotSearch) searcher(ctx context.Context) (search.Searcher, error) {
+	opts := search.SearcherOptions{}
+	if !s.plan.scored {
+		opts.Score = "none"
+	}
+	sr, err := s.plan.query.Searcher(ctx, s.reader, s.ix.bleve.Mapping(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedsearch: search: %w", err)
+	}
+	return sr, nil
+}
+
+// collect returns the first size hits in the plan's order (after the
+// cursor's sort values, when given) and how many documents match.
+func (s snapshotSearch) collect(ctx context.Context, size int, after []string) (search.DocumentMatchCollection, uint64, error) {
+	sr, err := s.searcher(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer sr.Close()
+	order := s.plan.order.Copy()
+	var coll *collector.TopNCollector
+	if after != nil {
+		coll = collector.NewTopNCollectorAfter(size, order, after)
+	} else {
+		coll = collector.NewTopNCollector(size, 0, order)
+	}
+	if err := coll.Collect(ctx, sr, s.cached); err != nil {
+		return nil, 0, fmt.Errorf("embedsearch: search: %w", err)
+	}
+	return coll.Results(), coll.Total(), nil
+}
+
+func (s snapshotSearch) product(id string) (schemas.Product, error) {
+	d, err := s.reader.Document(id)
+	if err != nil {
+		return schemas.Product{}, fmt.Errorf("embedsearch: get %s: %w", id, err)
+	}
+	var src []byte
+	if d != nil {
+		d.VisitFields(func(f index.Field) {
+			if f.Name() == fieldSource {
+				src = f.Value()
+			}
+		})
+	}
+	return decodeSource(id, src)
+}
+
+// countHits adds the facet values of hits to counts.
+func (s snapshotSearch) countHits(counts facetCounts, hits search.DocumentMatchCollection) error {
+	count, err := s.facetCounter(counts)
+	if err != nil {
+		return err
+	}
+	for _, h := range hits {
+		if err := count(h.IndexInternalID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// facetCounter returns a func adding one document's facet values to
+// counts: from the segment cache, or else from doc values.
+func (s snapshotSearch) facetCounter(counts facetCounts) (func(index.IndexInternalID) error, error) {
+	if cs, ok := s.cached.(*cachedSnapshot); ok {
+		return func(id index.IndexInternalID) error { cs.countFacets(id, counts); return nil }, nil
+	}
+	dv, err := s.reader.DocValueReader(facetFields)
+	if err != nil {
+		return nil, fmt.Errorf("embedsearch: facets: %w", err)
+	}
+	return func(id index.IndexInternalID) error {
+		if err := dv.VisitDocValues(id, counts.add); err != nil {
+			return fmt.Errorf("embedsearch: facets: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// countAll adds the facet values of every match to counts, in one pass
+// that neither scores nor sorts.
+func (s snapshotSearch) countAll(ctx context.Context, counts facetCounts) error {
+	noScore := s
+	noScore.plan.scored = false
+	sr, err := noScore.searcher(ctx)
+	if err != nil {
+		return err
+	}
+	defer sr.Close()
+	count, err := s.facetCounter(counts)
+	if err != nil {
+		return err
+	}
+	sctx := &search.SearchContext{DocumentMatchPool: search.NewDocumentMatchPool(sr.DocumentMatchPoolSize()+1, 0), IndexReader: s.reader}
+	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		m, err := sr.Next(sctx)
+		if err != nil {
+			return fmt.Errorf("embedsearch: facets: %w", err)
+		}
+		if m == nil {
+			return nil
+		}
+		if err := count(m.IndexInternalID); err != nil {
+			return err
+		}
+		sctx.DocumentMatchPool.Put(m)
+	}
+}
+
+// facetCounts counts the values of the facet fields.
+type facetCounts map[string]map[string]int
+
+func newFacetCounts() facetCounts {
+	return facetCounts{fieldBrandKeyword: {}, fieldCategory: {}}
+}
+
+func (c facetCounts) add(field string, term []byte) {
+	if m, ok := c[field]; ok {
+		m[string(term)]++
+	}
+}
+
+// top is each facet's n most frequent values: count descending, then value
+// ascending.
+func (c facetCounts) top(n int) map[string][]schemas.FacetCount {
+	out := make(map[string][]schemas.FacetCount, 2)
+	for name, field := range map[string]string{facetBrand: fieldBrandKeyword, facetCategory: fieldCategory} {
+		list := make([]schemas.FacetCount, 0, len(c[field]))
+		for v, k := range c[field] {
+			list = append(list, schemas.FacetCount{Value: v, Count: k})
+		}
+		slices.SortFunc(list, func(a, b schemas.FacetCount) int {
+			if a.Count != b.Count {
+				return b.Count - a.Count
+			}
+			return strings.Compare(a.Value, b.Value)
+		})
+		out[name] = list[:min(len(list), n)]
+	}
+	return out
 }
 
 func decodeSource(id string, src []byte) (schemas.Product, error) {
@@ -130,12 +340,23 @@ func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
 	var clauses []query.Query
 	if text != "" {
 		terms := ix.analyse(text)
+		var match []query.Query
 		if len(terms) == 0 {
-			// Only punctuation or the like: nothing can match.
-			clauses = append(clauses, query.NewMatchNoneQuery())
+			// Only punctuation or the like: no text can match.
+			match = []query.Query{query.NewMatchNoneQuery()}
 		} else {
-			clauses = append(clauses, textClauses(terms)...)
+			match = textClauses(terms)
 		}
+		if key, ok := schemas.IdentifierKey(text); ok {
+			// The product carrying it, first: its boost outweighs any text score.
+			var textMatch query.Query = query.NewConjunctionQuery(match)
+			if len(match) == 1 {
+				textMatch = match[0]
+			}
+			either := query.NewDisjunctionQuery([]query.Query{termQuery(fieldIdentifier, key, boostIdentifier), textMatch})
+			match = []query.Query{either}
+		}
+		clauses = append(clauses, match...)
 	}
 	filter := func(q query.Query) {
 		if p.scored {

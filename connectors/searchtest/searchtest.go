@@ -18,6 +18,8 @@
 //     whole filtered result: count descending, then value ascending, top 20.
 //   - Cursors continue only the search that issued them (Limit may change);
 //     anything else is schemas.ErrBadCursor. Limit defaults to 20, caps at 100.
+//   - Totals are exact up to schemas.SearchTotalBound, a lower bound beyond;
+//     an exact identifier in the text finds its product first (scale.go).
 //   - Apply keeps the highest version per product, deletes included, and a
 //     replayed call reports the same counts.
 //   - A change is visible to Search and Get once Apply returns.
@@ -64,6 +66,8 @@ func Run(t *testing.T, open Open) {
 		{"SameProductTwiceInOneCall", testSameProductTwice},
 		{"ReplayIsIdempotent", testReplay},
 		{"EmptyResult", testEmptyResult},
+		{"BoundedTotals", testBoundedTotals},
+		{"IdentifierFirst", testIdentifierFirst},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })
@@ -498,8 +502,8 @@ func testFacets(t *testing.T, open Open) {
 		keep := matching(cat, r)
 		r.Limit = 3
 		res := find(t, ix, r)
-		if res.Total != uint64(len(keep)) {
-			t.Errorf("%s: Total %d, want %d", describe(r), res.Total, len(keep))
+		if res.Total != uint64(len(keep)) || res.TotalRelation != schemas.TotalExact || res.FacetsBasis != schemas.FacetsAllMatches {
+			t.Errorf("%s: Total %d %q, facets basis %q; want %d eq, all", describe(r), res.Total, res.TotalRelation, res.FacetsBasis, len(keep))
 		}
 		wantBrand := facetCounts(cat, keep, brandOf)
 		if got := res.Facets["brand"]; !reflect.DeepEqual(got, wantBrand) {

@@ -55,7 +55,8 @@
   }
 
   function render(res) {
-    $('total').textContent = res.total;
+    // Past the search's counting bound the total is a lower bound.
+    $('total').textContent = res.total_relation === 'gte' ? 'More than ' + res.total.toLocaleString() : res.total;
     const list = $('hits');
     list.replaceChildren();
     if (res.hits.length) currency = res.hits[0].currency || currency;
