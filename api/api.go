@@ -35,6 +35,7 @@ type Config struct {
 	Ledger   schemas.UploadLedger
 	Files    schemas.FileStore
 	Index    schemas.ProductIndex // nil when this process serves no search
+	Prices   schemas.PriceHistory // nil when this process reads no analytics store
 	Detect   schemas.DetectFormat
 	Open     schemas.OpenDecoder // reads a mapping preview's sample
 	TempDir  string              // where a previewed zip or Parquet sample is spooled; default os.TempDir()
@@ -235,6 +236,7 @@ func New(cfg Config) *App {
 
 	app.Get("/v1/search", s.search)
 	app.Get("/v1/products/:id", s.getProduct)
+	app.Get("/v1/products/:id/prices", s.productPrices)
 	s.socialRoutes(app)
 	return &App{App: app, server: s}
 }

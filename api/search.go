@@ -100,3 +100,39 @@ func searchUnavailable() error {
 	return problem(fiber.StatusServiceUnavailable, "search-unavailable", "Search unavailable",
 		"This server does not serve search; send search requests to a server running the index.")
 }
+
+// PriceHistory answers GET /v1/products/{id}/prices.
+type PriceHistory struct {
+	ProductID string               `json:"product_id"`
+	Since     time.Time            `json:"since"`
+	Points    []schemas.PricePoint `json:"points"`
+}
+
+// productPrices answers a product's price history, oldest first, bounded
+// by schemas.PriceHistoryWindow and schemas.MaxPricePoints. The index
+// says whether the product exists; the analytics store holds its past.
+func (s *server) productPrices(c *fiber.Ctx) error {
+	if s.cfg.Index == nil {
+		return searchUnavailable()
+	}
+	if s.cfg.Prices == nil {
+		return notServed("This server reads no analytics store; send price history requests to a server running the analytics stage.")
+	}
+	id, err := url.PathUnescape(c.Params("id"))
+	if err != nil {
+		return invalidParameter("The product id %q is not correctly URL-escaped.", c.Params("id"))
+	}
+	ctx, cancel := storeCtx(c)
+	defer cancel()
+	if _, err := s.cfg.Index.Get(ctx, id); errors.Is(err, schemas.ErrNotFound) {
+		return notFound("No product %q; product ids are \"<partner>:<sku>\".", id)
+	} else if err != nil {
+		return failed("read the product", err)
+	}
+	since := s.cfg.Now().UTC().Add(-schemas.PriceHistoryWindow)
+	points, err := s.cfg.Prices.Prices(ctx, id, since)
+	if err != nil {
+		return failed("read the price history", err)
+	}
+	return c.JSON(PriceHistory{ProductID: id, Since: since, Points: points})
+}

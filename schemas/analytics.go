@@ -115,3 +115,65 @@ type AnalyticsSink interface {
 	Write(ctx context.Context, b AnalyticsBatch) error
 	Close() error
 }
+
+// PricePoint is a product's effective price (the sale price when there is
+// one) from At on.
+type PricePoint struct {
+	At       time.Time `json:"at"`
+	Price    int64     `json:"price"`
+	Currency string    `json:"currency"`
+}
+
+// Bounds of a price history read: the points of the last year, at most the
+// newest MaxPricePoints of them.
+const (
+	PriceHistoryWindow = 365 * 24 * time.Hour
+	MaxPricePoints     = 500
+)
+
+// PriceHistory reads a product's prices over time from the analytics store.
+type PriceHistory interface {
+	// Prices answers the product's price points changed at or after since,
+	// oldest first, a point only where price or currency changed, at most
+	// the newest MaxPricePoints. An unknown product has none.
+	Prices(ctx context.Context, productID string, since time.Time) ([]PricePoint, error)
+}
+
+// PriceTrail gathers price points of one product in time order, the way
+// every PriceHistory answers them.
+type PriceTrail struct {
+	points  []PricePoint
+	version uint64
+}
+
+// Add records the change of version (time order, versions ascending) at
+// at; a change that leaves price and currency as they were, or a copy of
+// a version already added, adds no point.
+func (t *PriceTrail) Add(at time.Time, version uint64, price int64, currency string) {
+	if n := len(t.points); n > 0 {
+		if version <= t.version {
+			return
+		}
+		if last := t.points[n-1]; last.Price == price && last.Currency == currency {
+			t.version = version
+			return
+		}
+	}
+	t.version = version
+	t.points = append(t.points, PricePoint{At: at.UTC(), Price: price, Currency: currency})
+	// Only the newest points are answered; keep memory bounded on a long trail.
+	if len(t.points) >= 2*MaxPricePoints {
+		t.points = append(t.points[:0], t.points[len(t.points)-MaxPricePoints:]...)
+	}
+}
+
+// Points are the newest MaxPricePoints points, oldest first; never nil.
+func (t *PriceTrail) Points() []PricePoint {
+	if len(t.points) > MaxPricePoints {
+		return t.points[len(t.points)-MaxPricePoints:]
+	}
+	if t.points == nil {
+		return []PricePoint{}
+	}
+	return t.points
+}

@@ -322,6 +322,8 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			apiCfg.TokenMaxLifetime = cfg.TokenMaxLifetime
 			apiCfg.Requests = natskv.Requests{KV: kvRequests}
 		}
+		// This process's analytics store, when it runs one, answers price histories.
+		apiCfg.Prices, _ = s.sink.(schemas.PriceHistory)
 		s.app = api.New(apiCfg)
 		web.Mount(s.app.App)
 		// An embedded server has had no writer before this process, so

@@ -131,6 +131,9 @@ await scenario('the storefront and a product page on a phone', async (page) => {
   await page.locator('#product:not([hidden])').waitFor();
   await page.locator('#more li').first().waitFor();
   assert.ok(await page.locator('#more li.hit').count() > 0, 'the shop\'s other products are listed');
+  await page.locator('#history-note:not(:text("Loading"))').waitFor();
+  assert.equal(await page.locator('#history-chart svg').count(), 0, 'no chart before the price changed');
+  assert.match(await page.locator('#history-note').textContent(), /has not changed since|No price change recorded/);
   await check(page, 'product-phone');
 }, { viewport: phone });
 
@@ -236,6 +239,29 @@ await scenario('a shopper follows a shop, posts, and sees the post and a price d
   await until('alice leaves the following list', async () => assert.equal(await page.locator('#following').getByText('alice').count(), 0),
     () => page.reload().then(() => page.locator('#me').waitFor()));
 }, { viewport: phone });
+
+// Runs after the price drop: the shop's products have an old and a new price.
+await scenario('a product page charts its price history after a price change', async (page) => {
+  const res = await fetch(base + '/v1/search?' + new URLSearchParams({ partner: env.FEEDLINE_PARTNER, limit: '1' }));
+  const [hit] = (await res.json()).hits;
+  assert.ok(hit, 'the shop has a product');
+  await until('the product page shows a price chart', async () => {
+    await page.goto(base + '/product?id=' + encodeURIComponent(hit.id));
+    await page.locator('#history-note:not(:text("Loading"))').waitFor();
+    assert.equal(await page.locator('#history-chart svg').count(), 1);
+  }, null, 30000);
+  const chart = page.getByRole('img', { name: /lowest .* highest .* now/ });
+  assert.equal(await chart.count(), 1, 'the chart is named by its summary');
+  assert.equal(await page.locator('#history-chart circle').count(), 2, 'one point per price');
+  const m = (await page.locator('#history-note').textContent()).match(/lowest ₩([\d,]+), highest ₩([\d,]+), now ₩([\d,]+) \(2 prices\)/);
+  assert.ok(m, 'the summary names lowest, highest and current price');
+  const [low, high, now] = m.slice(1).map((v) => Number(v.replace(/,/g, '')));
+  assert.equal(now, low, 'the price now is the cut, the lowest');
+  assert.equal(now, Math.trunc(high * 0.8), 'the cut is a fifth');
+  assert.equal(now, hit.sale_price ?? hit.price, 'the current price is the product\'s');
+  assert.equal(await page.locator('#history-table tbody tr').count(), 2, 'the table lists both prices');
+  await check(page, 'product-history');
+});
 
 await scenario('a partner uploads a file with bad rows and sees the issue summary', async (page) => {
   await page.goto(base + '/partner');

@@ -1,4 +1,4 @@
-// A product's page: its details and the shop's other products.
+// A product's page: its details, its price history and the shop's other products.
 'use strict';
 
 (() => {
@@ -38,7 +38,69 @@
     $('facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     $('shop-name').textContent = p.partner;
     $('product').hidden = false;
+    history(p);
     more(p);
+  }
+
+  // The price history: a chart once the price has changed, always a text
+  // alternative, and why when it cannot be read.
+  async function history(p) {
+    const note = $('history-note');
+    let h;
+    try {
+      h = await api('/v1/products/' + encodeURIComponent(p.id) + '/prices');
+    } catch (e) {
+      note.className = 'error';
+      note.textContent = 'The price history cannot be read: ' + e.message;
+      return;
+    }
+    // Only the current currency's points are comparable.
+    const currency = h.points.length ? h.points[h.points.length - 1].currency : p.currency;
+    const points = h.points.filter((pt) => pt.currency === currency);
+    const since = new Date(h.since).toLocaleDateString();
+    if (points.length < 2) {
+      note.textContent = points.length
+        ? 'The price has not changed since ' + new Date(points[0].at).toLocaleDateString() + '.'
+        : 'No price change recorded since ' + since + '.';
+      return;
+    }
+    const prices = points.map((pt) => pt.price);
+    const min = Math.min(...prices), max = Math.max(...prices), now = prices[prices.length - 1];
+    const summary = 'Price since ' + new Date(points[0].at).toLocaleDateString() + ': lowest ' + money(min, currency) +
+      ', highest ' + money(max, currency) + ', now ' + money(now, currency) + ' (' + points.length + ' prices).';
+    note.textContent = summary;
+    $('history-chart').replaceChildren(chart(points, min, max, currency, summary));
+    $('history-table').tBodies[0].replaceChildren(...points.map((pt) => el('tr', {},
+      el('td', {}, feedline.when(pt.at)), el('td', {}, money(pt.price, currency)))));
+    $('history-details').hidden = false;
+  }
+
+  const svgNS = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...children) {
+    const e = document.createElementNS(svgNS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    e.append(...children);
+    return e;
+  }
+
+  // A step line: a price holds until the next change, the last until now.
+  function chart(points, min, max, currency, summary) {
+    const w = 320, h = 120, left = 4, right = 4, top = 18, bottom = 18;
+    const t0 = Date.parse(points[0].at), t1 = Math.max(Date.now(), Date.parse(points[points.length - 1].at) + 1);
+    const x = (t) => left + (t - t0) / (t1 - t0) * (w - left - right);
+    const y = (v) => max === min ? h / 2 : top + (max - v) / (max - min) * (h - top - bottom);
+    let d = '';
+    points.forEach((pt, i) => {
+      const px = x(Date.parse(pt.at)).toFixed(1), py = y(pt.price).toFixed(1);
+      d += i === 0 ? `M${px} ${py}` : `H${px}V${py}`;
+    });
+    d += `H${x(t1).toFixed(1)}`;
+    return svg('svg', { viewBox: `0 0 ${w} ${h}`, class: 'chart', role: 'img', 'aria-labelledby': 'history-chart-title' },
+      svg('title', { id: 'history-chart-title' }, summary),
+      svg('text', { x: left, y: 12, class: 'chart-label' }, money(max, currency)),
+      svg('text', { x: left, y: h - 4, class: 'chart-label' }, money(min, currency)),
+      svg('path', { d, class: 'chart-line' }),
+      ...points.map((pt) => svg('circle', { cx: x(Date.parse(pt.at)).toFixed(1), cy: y(pt.price).toFixed(1), r: 3, class: 'chart-point' })));
   }
 
   async function more(p) {
