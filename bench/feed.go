@@ -816,10 +816,10 @@ func (b *feedBench) read(ctx context.Context) error {
 		defer os.RemoveAll(dir)
 	}
 	plain, paced := filepath.Join(dir, "feed.lua"), filepath.Join(dir, "feed-paced.lua")
-	if err := os.WriteFile(plain, []byte(wrkScript(tokens, false)), 0o644); err != nil {
+	if err := os.WriteFile(plain, []byte(feedWrkScript(tokens, false)), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(paced, []byte(wrkScript(tokens, true)), 0o644); err != nil {
+	if err := os.WriteFile(paced, []byte(feedWrkScript(tokens, true)), 0o644); err != nil {
 		return err
 	}
 	url := b.base + "/v1/feed?limit=20"
@@ -961,13 +961,14 @@ func (b *feedBench) checkPage(ctx context.Context, token string) error {
 	return nil
 }
 
-// wrkScript is a wrk script reading the feed as a random one of tokens;
-// paced, each connection waits the milliseconds given after "--" between
-// requests. done prints one line parseWrkSummary reads.
-func wrkScript(tokens []string, paced bool) string {
+// wrkScript is a wrk script whose request() picks a random one of items,
+// the Lua value `item` in request; paced, each connection waits the
+// milliseconds given after "--" between requests. done prints one line
+// parseWrkSummary reads.
+func wrkScript(what string, items []string, request string, paced bool) string {
 	var s strings.Builder
-	s.WriteString("-- GET /v1/feed as a random shopper; written by feedline bench feed.\nlocal tokens = {\n")
-	for _, t := range tokens {
+	fmt.Fprintf(&s, "-- %s; written by feedline bench.\nlocal items = {\n", what)
+	for _, t := range items {
 		fmt.Fprintf(&s, "  %q,\n", t)
 	}
 	s.WriteString(`}
@@ -984,13 +985,16 @@ function init(args)
   wait_frac = d - wait_ms
 end
 function request()
-  local t = tokens[math.random(#tokens)]
-  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. t})
+  local item = items[math.random(#items)]
+  ` + request + `
 end
 `)
 	if paced {
 		s.WriteString(`-- Whole milliseconds only: a fraction is a chance of one more.
 function delay()
+  if wait_ms == 0 and wait_frac == 0 then
+    return 0
+  end
   if math.random() < wait_frac then
     return wait_ms + 1
   end
@@ -1006,6 +1010,12 @@ end
 end
 `)
 	return s.String()
+}
+
+// feedWrkScript reads the feed as a random one of the shoppers' tokens.
+func feedWrkScript(tokens []string, paced bool) string {
+	return wrkScript("GET /v1/feed as a random shopper", tokens,
+		`return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. item})`, paced)
 }
 
 // wrkResult is one wrk run as the script's done line reports it.

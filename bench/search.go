@@ -507,44 +507,7 @@ func (b *searchBench) paced(ctx context.Context, backend, base, script string, f
 // searchWrkScript requests a random one of paths; with a number after
 // "--", each connection waits that many milliseconds between requests.
 func searchWrkScript(paths []string) string {
-	var s strings.Builder
-	s.WriteString("-- GET /v1/search, a random one of the paths; written by feedline bench search.\nlocal paths = {\n")
-	for _, p := range paths {
-		fmt.Fprintf(&s, "  %q,\n", p)
-	}
-	s.WriteString(`}
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("id", threads)
-end
-local wait_ms, wait_frac = 0, 0
-function init(args)
-  math.randomseed(os.time() * 1000 + id)
-  local d = tonumber(args[1]) or 0
-  wait_ms = math.floor(d)
-  wait_frac = d - wait_ms
-end
-function request()
-  return wrk.format("GET", paths[math.random(#paths)])
-end
-function delay()
-  if wait_ms == 0 and wait_frac == 0 then
-    return 0
-  end
-  if math.random() < wait_frac then
-    return wait_ms + 1
-  end
-  return wait_ms
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("feedline-wrk requests=%.0f duration_us=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f status=%.0f connect=%.0f read=%.0f write=%.0f timeout=%.0f\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
-    e.status, e.connect, e.read, e.write, e.timeout))
-end
-`)
-	return s.String()
+	return wrkScript("GET /v1/search, a random one of the paths", paths, `return wrk.format("GET", item)`, true)
 }
 
 func (b *searchBench) print() {
