@@ -574,19 +574,4 @@ func watchHeap(path string) (stop func()) {
 }
 
 // peakRSS reads the process's high-water resident set size (Linux).
-func peakRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+func peakRSS() int64 { return procStatus(os.Getpid(), "VmHWM:") }

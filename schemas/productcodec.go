@@ -11,5 +11,7 @@ import (
 // MarshalProductBatch encodes a product batch for the bus.
 func MarshalProductBatch(b *ProductBatch) ([]byte, error) { return json.Marshal(b) }
 
-// UnmarshalProductBatch decodes what MarshalProductBatch wrote.
+// UnmarshalProductBatch decodes what MarshalProductBatch wrote. Its strings
+// share one copy of data: one kept past the batch keeps all of it, so what
+// outlives the batch clones the strings it keeps (strings.Clone).
 func UnmarshalProductBatch(data []byte, b *ProductBatch) error { return json.Unmarshal(data, b) }

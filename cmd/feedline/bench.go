@@ -35,6 +35,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return bench.Search(ctx, benchLauncher{}, cfg, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "memory" {
+		cfg, err := parseMemoryBenchConfig(args[1:], stderr)
+		if err != nil {
+			return err
+		}
+		return bench.Memory(ctx, cfg, stdout, stderr)
+	}
 	cfg, err := parseCatalogBenchConfig(args, stderr)
 	if err != nil {
 		return err
@@ -74,6 +81,27 @@ func parseCatalogBenchConfig(args []string, stderr io.Writer) (bench.CatalogConf
 		c.NATS = &bench.NATS{URLs: *natsURLs, Replicas: *replicas, Auth: pipeline.ClientAuth{User: *user, Password: os.Getenv("FEEDLINE_NATS_PASSWORD")}}
 	}
 	return c, nil
+}
+
+func parseMemoryBenchConfig(args []string, stderr io.Writer) (bench.MemoryConfig, error) {
+	c := bench.DefaultMemoryConfig()
+	fs := flag.NewFlagSet("bench memory", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&c.Rows, "rows", c.Rows, "rows in the generated partner file")
+	fs.StringVar(&c.Memory, "memory", c.Memory, "serve's --memory (empty: none)")
+	fs.StringVar(&c.Dir, "dir", "", "work directory; a generated file of the same size there is reused (default: a temporary one, removed afterwards)")
+	fs.StringVar(&c.Binary, "serve-binary", "", "the feedline binary run as serve, to measure another build (default: this one)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("bench memory: this binary's path, to run it as serve: %w", err)
+		}
+		c.Binary = exe
+	}
+	return c, c.Validate()
 }
 
 func parseSearchBenchConfig(args []string, stderr io.Writer) (bench.SearchConfig, error) {

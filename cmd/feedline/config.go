@@ -74,6 +74,7 @@ var settings = []setting{
 	{"fetch-allow-private", "FEEDLINE_FETCH_ALLOW_PRIVATE", "false", "let scheduled fetches reach loopback, private and reserved addresses (a feed server on the operator's own network); link-local addresses (cloud metadata) are refused always"},
 	{"fetch-timeout", "FEEDLINE_FETCH_TIMEOUT", "10m", "longest one fetch of a partner's feed may take, from the request to the stored file"},
 	{"fetch-concurrency", "FEEDLINE_FETCH_CONCURRENCY", "16", "fetches one API process runs at once, each with its own connection and deadline"},
+	{"memory", "FEEDLINE_MEMORY", "", "memory the process may use (bytes, or with MiB, GiB): the Go heap's soft limit (GOMEMLIMIT) is set to 3/4 of it, the rest left to the search index's mapped files and the runtime; empty leaves the limit to GOMEMLIMIT, or none"},
 	{"checkpoint-every", "FEEDLINE_CHECKPOINT_EVERY", "1m", "how often derived state held in the process (normalise's catalog, the embedded feed state) is checkpointed under <data>/checkpoints, and on a clean stop, so a start replays only the log after it; 0 turns checkpoints off and every start replays the whole log"},
 }
 
@@ -117,6 +118,10 @@ type serveConfig struct {
 	// Fetch says how partners' feeds are fetched. Its MinEvery, RetryAfter
 	// and Tick are not settings: tests shorten them.
 	Fetch api.FetchConfig
+	// Memory is what the process may use, in bytes; 0 leaves the heap's
+	// limit as the runtime has it. Not applied by startSystem: the limit is
+	// the whole process's, so only the serve command sets it.
+	Memory int64
 	// CheckpointEvery is how often derived state is checkpointed; 0 never.
 	CheckpointEvery time.Duration
 	Log             *slog.Logger
@@ -229,6 +234,11 @@ func configFrom(values map[string]*string) (serveConfig, error) {
 	}
 	if err := parseSourceSettings(&cfg, get); err != nil {
 		return cfg, err
+	}
+	if m := get("FEEDLINE_MEMORY"); m != "" {
+		if cfg.Memory, err = parseSize(m); err != nil {
+			return cfg, fmt.Errorf("FEEDLINE_MEMORY %q: want a size of at least %dMiB, such as 1GiB, or nothing for no limit", m, minMemory>>20)
+		}
 	}
 	if cfg.CheckpointEvery, err = time.ParseDuration(get("FEEDLINE_CHECKPOINT_EVERY")); err != nil {
 		return cfg, fmt.Errorf("FEEDLINE_CHECKPOINT_EVERY %q: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", get("FEEDLINE_CHECKPOINT_EVERY"))
@@ -426,6 +436,9 @@ func (c serveConfig) Validate() error {
 	if c.Fetch.Concurrency < 1 {
 		bad("FEEDLINE_FETCH_CONCURRENCY (--fetch-concurrency) %d: want a whole number above 0", c.Fetch.Concurrency)
 	}
+	if c.Memory != 0 && c.Memory < minMemory {
+		bad("FEEDLINE_MEMORY (--memory) %d bytes: want a size of at least %dMiB, such as 1GiB, or nothing for no limit", c.Memory, minMemory>>20)
+	}
 	if c.CheckpointEvery < 0 || (c.CheckpointEvery > 0 && c.CheckpointEvery < time.Second) {
 		bad("FEEDLINE_CHECKPOINT_EVERY (--checkpoint-every) %s: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", c.CheckpointEvery)
 	}
@@ -434,6 +447,14 @@ func (c serveConfig) Validate() error {
 
 // parseSize reads a byte count: a whole number, or one with a unit (KiB,
 // MiB, GiB, TiB; KB, MB, GB, TB are read as the same powers of two).
+// minMemory is the least --memory accepted: the embedded NATS server, the
+// search index and one batch in each stage need about this much.
+const minMemory = 256 << 20
+
+// heapLimit is the Go heap's soft limit for a process given memory bytes:
+// the rest is left to the search index's mapped files and the runtime.
+func heapLimit(memory int64) int64 { return memory / 4 * 3 }
+
 func parseSize(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	mult := int64(1)

@@ -45,6 +45,12 @@ func TestServeConfigFromFlagsEnvironmentAndDefaults(t *testing.T) {
 		!slices.Equal(cfg.ESURLs, []string{"http://es-1:9200", "http://es-2:9200"}) || cfg.ClickHouseURL == "" {
 		t.Errorf("from environment: %+v", cfg)
 	}
+	if cfg.Memory != 0 {
+		t.Errorf("memory %d from the environment, want none set", cfg.Memory)
+	}
+	if cfg, err := parseServeConfig([]string{"--memory", "2GiB"}, io.Discard); err != nil || cfg.Memory != 2<<30 || heapLimit(cfg.Memory) != 1536<<20 {
+		t.Errorf("--memory 2GiB: %d bytes, heap limit %d (%v)", cfg.Memory, heapLimit(cfg.Memory), err)
+	}
 	if !slices.Equal(cfg.Stages, []string{"normalise"}) || cfg.ESAlias != "catalog" {
 		t.Errorf("flags must win over the environment: stages %v alias %q", cfg.Stages, cfg.ESAlias)
 	}
@@ -62,6 +68,8 @@ func TestServeConfigRejectsBadValues(t *testing.T) {
 		{[]string{"--token-max-lifetime", "forever"}},
 		{[]string{"--no-such-flag"}},
 		{[]string{"--redis-prefix", "feed{x}:"}},
+		{[]string{"--memory", "100MiB"}},
+		{[]string{"--memory", "lots"}},
 	} {
 		if _, err := parseServeConfig(tc.args, io.Discard); err == nil {
 			t.Errorf("%v accepted", tc.args)

@@ -23,6 +23,7 @@ Usage:
   feedline upload confirm|cancel UPLOAD_ID                                    apply or drop a held full upload
   feedline bench   [--rows N]                                                 catalog benchmark end to end on the embedded default
   feedline bench feed [--redis URL] [--out FILE]                              news-feed benchmark: fan-out, freshness, reads (wrk)
+  feedline bench memory [--rows N] [--memory 1GiB]                            resident memory of serve, as its own process, uploading and restarting
   feedline dlq     [--stage S] [--limit N] [--data DIR | --nats URL]          list dead-letter entries
   feedline dlq replay --stage S [--data DIR | --nats URL]                     send a stage's dead letters back to it after a fix, each once
   feedline top     [--url http://HOST:PORT,...] [--once]                      live per-stage rate, lag, paused, dead letters (from /metrics)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if cfg.Memory > 0 {
+		// The heap collects harder as it nears the limit, instead of
+		// growing to twice what is live (GOGC's default).
+		debug.SetMemoryLimit(heapLimit(cfg.Memory))
+		cfg.Log.Info("memory limit set", "memory_bytes", cfg.Memory, "heap_limit_bytes", heapLimit(cfg.Memory))
+	}
 	tp, stopTracing, err := openTracing(ctx)
 	if err != nil {
 		return err

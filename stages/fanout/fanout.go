@@ -385,7 +385,8 @@ func isPriceDrop(p *schemas.PriceChange, percent int) bool {
 // change always gives the same id, so a redelivery adds nothing new.
 // A price drop carries its prices, so the feed shows the drop itself.
 func CatalogEntry(kind, shop string, c schemas.ProductChange, at time.Time) schemas.FeedEntry {
-	e := schemas.FeedEntry{ID: EntryID(at, kind, c.ID, fmt.Sprint(c.Version)), Kind: kind, Author: shop, Ref: c.ID}
+	// The id is a substring of the whole decoded batch; a feed keeps the entry.
+	e := schemas.FeedEntry{ID: EntryID(at, kind, c.ID, fmt.Sprint(c.Version)), Kind: kind, Author: shop, Ref: strings.Clone(c.ID)}
 	if kind == schemas.FeedKindPriceDrop && c.Price != nil {
 		e.PriceOld, e.PriceNew = c.Price.Old, c.Price.New
 	}

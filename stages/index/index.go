@@ -22,6 +22,10 @@ type Stage struct {
 	// Writers is how many index writes run at once; two keep both cores of a
 	// small machine busy.
 	Writers int
+	// PartBytes bounds one index write by the size of the product batches
+	// it holds (0: DefaultPartBytes). Analysing a write takes several times
+	// its size in memory, Writers of them at once.
+	PartBytes int
 	// DeadLetter stores a change the backend refused for good; msgID makes
 	// a repeat of the same entry a duplicate.
 	DeadLetter func(ctx context.Context, d schemas.DeadLetter, msgID string) error
@@ -45,6 +49,10 @@ func (s *Stage) Config() pipeline.Stage {
 // more in memory (4,000 measured best on the embedded index).
 const MaxPartChanges = 4000
 
+// DefaultPartBytes is PartBytes when unset: about MaxPartChanges products
+// of a typical feed.
+const DefaultPartBytes = 2 << 20
+
 // part is a run of fetched messages of one upload written in one index call:
 // few large index writes are much cheaper than many small ones.
 type part struct {
@@ -67,13 +75,19 @@ func (s *Stage) Handle(ctx context.Context, msgs []*pipeline.Message) []error {
 		}
 		batches[i] = &b
 	}
-	parts := s.split(batches)
+	sizes := make([]int, len(msgs))
+	for i, m := range msgs {
+		sizes[i] = len(m.Data)
+	}
+	parts := s.split(batches, sizes)
 	results := make([]schemas.IndexRecord, len(msgs))
 	var wg sync.WaitGroup
+	writers := make(chan struct{}, max(s.Writers, 1))
 	for _, p := range parts {
 		wg.Add(1)
+		writers <- struct{}{}
 		go func() {
-			defer wg.Done()
+			defer func() { <-writers; wg.Done() }()
 			s.apply(ctx, p, batches, results, errs)
 		}()
 	}
@@ -102,8 +116,9 @@ func (s *Stage) Handle(ctx context.Context, msgs []*pipeline.Message) []error {
 
 // split groups the batches with changes by upload, in order, and cuts each
 // group into parts of about equal size, at least Writers when there is
-// enough, of at most MaxPartChanges changes.
-func (s *Stage) split(batches []*schemas.ProductBatch) []*part {
+// enough, of at most MaxPartChanges changes and PartBytes of batches
+// (sizes[i] is batch i's); a batch larger than that is a part of its own.
+func (s *Stage) split(batches []*schemas.ProductBatch, sizes []int) []*part {
 	byUpload := map[string][]int{}
 	var order []string
 	total := 0
@@ -118,14 +133,20 @@ func (s *Stage) split(batches []*schemas.ProductBatch) []*part {
 		total += len(b.Changes)
 	}
 	size := min(total/max(s.Writers, 1)+1, MaxPartChanges)
+	limit := s.PartBytes
+	if limit <= 0 {
+		limit = DefaultPartBytes
+	}
 	var parts []*part
 	for _, up := range order {
 		var p *part
+		bytes := 0
 		for _, i := range byUpload[up] {
-			if p == nil || len(p.changes) >= size {
-				p = &part{}
+			if p == nil || len(p.changes) >= size || bytes+sizes[i] > limit {
+				p, bytes = &part{}, 0
 				parts = append(parts, p)
 			}
+			bytes += sizes[i]
 			p.msgs = append(p.msgs, i)
 			p.starts = append(p.starts, len(p.changes))
 			p.changes = append(p.changes, batches[i].Changes...)

@@ -10,7 +10,9 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"feedline/pipeline"
 	"feedline/schemas"
@@ -194,5 +196,67 @@ func TestDeadLetterFailureRetriesTheMessage(t *testing.T) {
 	}
 	if _, ok := l.records["u1/0"]; ok {
 		t.Error("progress recorded although the refused product was not dead-lettered")
+	}
+}
+
+// writeCounter records the largest index write and how many ran at once.
+type writeCounter struct {
+	versionIndex
+	running, most atomic.Int32
+	largest       atomic.Int32
+}
+
+func (w *writeCounter) Apply(ctx context.Context, changes []schemas.ProductChange) (schemas.ApplyResult, error) {
+	n := w.running.Add(1)
+	defer w.running.Add(-1)
+	for m := w.most.Load(); n > m && !w.most.CompareAndSwap(m, n); m = w.most.Load() {
+	}
+	for m := w.largest.Load(); int32(len(changes)) > m && !w.largest.CompareAndSwap(m, int32(len(changes))); m = w.largest.Load() {
+	}
+	time.Sleep(5 * time.Millisecond) // long enough for the writes to overlap
+	return w.versionIndex.Apply(ctx, changes)
+}
+
+// TestWritesAreBoundedByBytesAndWriters: what a write holds in memory
+// follows the bytes of its batches, and no more than Writers run at once
+// however many parts one fetch makes.
+func TestWritesAreBoundedByBytesAndWriters(t *testing.T) {
+	t.Parallel()
+	ix := &writeCounter{versionIndex: versionIndex{versions: map[string]uint64{}}}
+	l := &ledger{records: map[string]schemas.IndexRecord{}}
+	s := &Stage{Index: ix, Ledger: l, Writers: 2, PartBytes: 16 << 10}
+	var msgs []*pipeline.Message
+	total := 0
+	for b := range 24 {
+		var cs []schemas.ProductChange
+		for i := range 10 {
+			c := upsert(fmt.Sprintf("acme:%d-%d", b, i), 1)
+			c.Product.Title = strings.Repeat("long title ", 20)
+			cs = append(cs, c)
+		}
+		m := message(t, schemas.ProductBatch{Upload: "u1", Batch: b, Changes: cs})
+		if len(m.Data) > s.PartBytes {
+			t.Fatalf("a batch of %d bytes is larger than a part", len(m.Data))
+		}
+		total += len(m.Data)
+		msgs = append(msgs, m)
+	}
+	for i, err := range s.Handle(context.Background(), msgs) {
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	perPart := s.PartBytes / len(msgs[0].Data) * 10 // changes of the batches that fit in a part
+	if got := int(ix.largest.Load()); got > perPart {
+		t.Errorf("largest write %d changes, want at most %d (%d bytes of batches)", got, perPart, s.PartBytes)
+	}
+	if len(ix.calls) < total/s.PartBytes {
+		t.Errorf("%d writes for %d bytes of batches, want at least %d", len(ix.calls), total, total/s.PartBytes)
+	}
+	if got := ix.most.Load(); got > 2 {
+		t.Errorf("%d writes ran at once, want at most Writers (2)", got)
+	}
+	if len(l.records) != len(msgs) || len(ix.versions) != 240 {
+		t.Errorf("%d batches recorded and %d products indexed, want %d and 240", len(l.records), len(ix.versions), len(msgs))
 	}
 }

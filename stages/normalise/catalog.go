@@ -2,6 +2,7 @@ package normalise
 
 import (
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -23,6 +24,10 @@ type entry struct {
 // catalog is the normalise stage's derived state: the fold of the product
 // log. It is rebuilt by replaying PRODUCTS at start, so whatever was
 // published before a crash is known after it.
+//
+// Ids arrive as substrings of a decoded message, and storing a map key
+// (even over an existing one) keeps the string given: every write clones
+// it, or the catalog would keep every batch it ever read in memory.
 type catalog struct {
 	mu       sync.RWMutex
 	partners map[string]map[string]entry
@@ -47,7 +52,7 @@ func (c *catalog) apply(b *schemas.ProductBatch, at uint64) {
 	ps := c.partners[b.Partner]
 	if ps == nil {
 		ps = map[string]entry{}
-		c.partners[b.Partner] = ps
+		c.partners[strings.Clone(b.Partner)] = ps
 	}
 	for i := range b.Changes {
 		ch := &b.Changes[i]
@@ -58,16 +63,16 @@ func (c *catalog) apply(b *schemas.ProductBatch, at uint64) {
 		switch ch.Kind {
 		case schemas.ChangeUpsert:
 			p := ch.Product
-			ps[ch.ID] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: c.intern(p.Currency), seen: b.Seq, at: at}
+			ps[strings.Clone(ch.ID)] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: c.intern(p.Currency), seen: b.Seq, at: at}
 		case schemas.ChangeDelete:
 			e.deleted, e.version = true, ch.Version
-			ps[ch.ID] = e
+			ps[strings.Clone(ch.ID)] = e
 		}
 	}
 	for _, id := range b.Seen {
 		if e, ok := ps[id]; ok && e.seen < b.Seq {
 			e.seen = b.Seq
-			ps[id] = e
+			ps[strings.Clone(id)] = e
 		}
 	}
 }
@@ -80,7 +85,7 @@ func (c *catalog) commit(partner string, seq uint64, changed map[string]entry, s
 	ps := c.partners[partner]
 	if ps == nil {
 		ps = map[string]entry{}
-		c.partners[partner] = ps
+		c.partners[strings.Clone(partner)] = ps
 	}
 	for id, e := range changed {
 		if old, ok := ps[id]; ok && old.version > e.version {
@@ -90,12 +95,12 @@ func (c *catalog) commit(partner string, seq uint64, changed map[string]entry, s
 		if !e.deleted {
 			e.at = at
 		}
-		ps[id] = e
+		ps[strings.Clone(id)] = e
 	}
 	for _, id := range seen {
 		if e, ok := ps[id]; ok && e.seen < seq {
 			e.seen = seq
-			ps[id] = e
+			ps[strings.Clone(id)] = e
 		}
 	}
 }
@@ -113,6 +118,7 @@ func (c *catalog) intern(cur string) string {
 	if v, ok := c.currency[cur]; ok {
 		return v
 	}
+	cur = strings.Clone(cur)
 	c.currency[cur] = cur
 	return cur
 }

@@ -1,0 +1,307 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"feedline/connectors/decode"
+)
+
+// MemoryConfig is one run of "feedline bench memory": feedline serve run
+// as its own process, the way it is deployed, with its resident memory
+// read from /proc while a generated catalog is uploaded to searchable and
+// after a restart on the data that upload left.
+type MemoryConfig struct {
+	Binary string // the feedline binary to run as "serve"
+	Rows   int
+	Memory string // serve's --memory; empty sets none
+	Dir    string // work directory; empty is a temporary one, removed afterwards
+}
+
+// DefaultMemoryConfig is the size: one 1,000,000-row feed in 1 GiB.
+func DefaultMemoryConfig() MemoryConfig { return MemoryConfig{Rows: 1_000_000, Memory: "1GiB"} }
+
+// Validate refuses a run that cannot start.
+func (c MemoryConfig) Validate() error {
+	if c.Binary == "" {
+		return errors.New("bench memory: no feedline binary to run")
+	}
+	if c.Rows < 1 {
+		return fmt.Errorf("bench memory: --rows %d: want at least 1", c.Rows)
+	}
+	return nil
+}
+
+// Memory runs the memory bench and prints its table to stdout.
+func Memory(ctx context.Context, cfg MemoryConfig, stdout, stderr io.Writer) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	work := cfg.Dir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "feedline-bench-memory-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+	}
+	csvPath := filepath.Join(work, fmt.Sprintf("catalog-%d.csv", cfg.Rows))
+	if _, err := os.Stat(csvPath); err != nil {
+		if err := writeFile(csvPath, func(w io.Writer) error { return decode.GenerateCSV(w, cfg.Rows, 1) }); err != nil {
+			return err
+		}
+	}
+	st, err := os.Stat(csvPath)
+	if err != nil {
+		return err
+	}
+	dataDir := filepath.Join(work, "data")
+	if err := os.RemoveAll(dataDir); err != nil {
+		return err
+	}
+	log("%d rows (%.1f MiB CSV); serve --memory %q on %s", cfg.Rows, float64(st.Size())/(1<<20), cfg.Memory, dataDir)
+
+	var rep memoryReport
+	first, err := startServe(ctx, cfg, dataDir, filepath.Join(work, "serve-1.log"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = first.stop() }()
+	c := &apiClient{base: "http://" + first.http, key: "bench-admin", log: log}
+	if err := first.waitReady(ctx); err != nil {
+		return err
+	}
+	rep.startRSS = first.rss()
+	if err := benchPartner(ctx, c); err != nil {
+		return err
+	}
+	d, status, err := benchUpload(ctx, c, csvPath, true)
+	if err != nil {
+		return err
+	}
+	rep.upload, rep.products = d, status.Counts.Accepted
+	rep.uploadPeak, rep.settledRSS = first.peak(), first.rss()
+	rep.heap = servedHeapInUse(ctx, c.base)
+	log("upload to searchable in %s; peak RSS %s", d.Round(time.Millisecond), mib(rep.uploadPeak))
+	if err := first.stop(); err != nil {
+		return err
+	}
+
+	second, err := startServe(ctx, cfg, dataDir, filepath.Join(work, "serve-2.log"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = second.stop() }()
+	if err := second.waitReady(ctx); err != nil {
+		return err
+	}
+	rep.restart = time.Since(second.started)
+	rep.restartRSS = second.rss()
+	c.base = "http://" + second.http
+	for _, q := range []string{"", "q=Kettle", "q=Kettle&sort=price_asc", "brand=Acme"} {
+		if err := c.do(ctx, "GET", "/v1/search?limit=20&"+q, "", nil, -1, nil); err != nil {
+			return fmt.Errorf("search %q after the restart: %w", q, err)
+		}
+	}
+	rep.restartPeak, rep.searchedRSS = second.peak(), second.rss()
+	log("restart → ready in %s; peak RSS %s", rep.restart.Round(time.Millisecond), mib(rep.restartPeak))
+	if err := second.stop(); err != nil {
+		return err
+	}
+	rep.print(stdout, cfg, st.Size())
+	return nil
+}
+
+type memoryReport struct {
+	upload, restart                  time.Duration
+	products                         int64
+	startRSS, uploadPeak, settledRSS int64
+	restartRSS, restartPeak          int64
+	searchedRSS                      int64
+	heap                             int64 // Go heap in use once the upload settled
+}
+
+func (r memoryReport) print(w io.Writer, cfg MemoryConfig, fileSize int64) {
+	limit := cfg.Memory
+	if limit == "" {
+		limit = "none"
+	}
+	fmt.Fprintf(w, "feedline bench memory: %d rows (%.0f MiB CSV), %d products, serve --memory %s\n\n", cfg.Rows, float64(fileSize)/(1<<20), r.products, limit)
+	fmt.Fprintln(w, "| moment | resident memory |")
+	fmt.Fprintln(w, "|---|---|")
+	fmt.Fprintf(w, "| started, empty | %s |\n", mib(r.startRSS))
+	fmt.Fprintf(w, "| peak, upload → searchable (%.1f s) | %s |\n", r.upload.Seconds(), mib(r.uploadPeak))
+	fmt.Fprintf(w, "| settled after the upload (Go heap in use %s) | %s |\n", mib(r.heap), mib(r.settledRSS))
+	fmt.Fprintf(w, "| restarted, ready (%.2f s) | %s |\n", r.restart.Seconds(), mib(r.restartRSS))
+	fmt.Fprintf(w, "| peak, restart and four searches | %s |\n", mib(r.restartPeak))
+	fmt.Fprintf(w, "| after the searches | %s |\n", mib(r.searchedRSS))
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+// serveProcess is one feedline serve child and what /proc says of it.
+type serveProcess struct {
+	cmd     *exec.Cmd
+	http    string
+	started time.Time
+	exited  chan struct{} // closed when the process has ended; waitErr says how
+	waitErr error
+	high    atomic.Int64 // highest VmRSS sampled
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+func startServe(ctx context.Context, cfg MemoryConfig, dataDir, logPath string) (*serveProcess, error) {
+	httpAddr, err := freeLoopback()
+	if err != nil {
+		return nil, err
+	}
+	natsAddr, err := freeLoopback()
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"serve", "--data", dataDir, "--http", httpAddr, "--nats-listen", natsAddr}
+	if cfg.Memory != "" {
+		args = append(args, "--memory", cfg.Memory)
+	}
+	cmd := exec.Command(cfg.Binary, args...)
+	cmd.Env = append(os.Environ(), "FEEDLINE_ADMIN_KEY=bench-admin", "FEEDLINE_TOKEN_KEY=bench-token-key-0123456789", "GOMEMLIMIT=")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	p := &serveProcess{cmd: cmd, http: httpAddr, started: time.Now(), exited: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s serve: %w", cfg.Binary, err)
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+	}()
+	go p.sample(ctx)
+	return p, nil
+}
+
+// sample keeps the highest resident size seen, beside the kernel's
+// high-water mark, which is read too when the process ends.
+func (p *serveProcess) sample(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := p.rss()
+		if n == 0 {
+			return
+		}
+		if n > p.high.Load() {
+			p.high.Store(n)
+		}
+	}
+}
+
+func (p *serveProcess) rss() int64 { return procStatus(p.cmd.Process.Pid, "VmRSS:") }
+
+func (p *serveProcess) peak() int64 {
+	return max(p.high.Load(), procStatus(p.cmd.Process.Pid, "VmHWM:"))
+}
+
+func (p *serveProcess) waitReady(ctx context.Context) error {
+	for {
+		res, err := http.Get("http://" + p.http + "/readyz")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.exited:
+			return fmt.Errorf("serve exited before it was ready: %v", p.waitErr)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Since(p.started) > 10*time.Minute {
+			return errors.New("serve not ready after 10 minutes")
+		}
+	}
+}
+
+// stop asks for a clean stop, as an operator's SIGTERM does; once.
+func (p *serveProcess) stop() error {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+			var exit *exec.ExitError
+			if p.waitErr != nil && !errors.As(p.waitErr, &exit) {
+				p.stopErr = p.waitErr
+			}
+		case <-time.After(2 * time.Minute):
+			_ = p.cmd.Process.Kill()
+			p.stopErr = errors.New("serve did not stop within 2 minutes of SIGTERM")
+		}
+	})
+	return p.stopErr
+}
+
+func procStatus(pid int, field string) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field) {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// servedHeapInUse is go_memstats_heap_inuse_bytes of the process at base.
+func servedHeapInUse(ctx context.Context, base string) int64 {
+	fams, err := ScrapeMetrics(ctx, base)
+	if err != nil {
+		return 0
+	}
+	if f := fams["go_memstats_heap_inuse_bytes"]; f != nil && len(f.Metric) > 0 && f.Metric[0].Gauge != nil {
+		return int64(f.Metric[0].Gauge.GetValue())
+	}
+	return 0
+}
+
+func freeLoopback() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
