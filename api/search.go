@@ -52,7 +52,7 @@ func (s *server) search(c *fiber.Ctx) error {
 			res.Facets[f] = []schemas.FacetCount{}
 		}
 	}
-	if err := c.JSON(res); err != nil {
+	if err := c.JSON(searchAnswer{SearchResult: res, TookMS: took.Milliseconds()}); err != nil {
 		return err
 	}
 	go s.recordSearch(schemas.SearchQueryEvent{
@@ -65,6 +65,13 @@ func (s *server) search(c *fiber.Ctx) error {
 		TookMs:  float64(took.Microseconds()) / 1000,
 	})
 	return nil
+}
+
+// searchAnswer is a page of hits and how long the search took, in whole
+// milliseconds as Elasticsearch's took.
+type searchAnswer struct {
+	schemas.SearchResult
+	TookMS int64 `json:"took_ms"`
 }
 
 func (s *server) recordSearch(ev schemas.SearchQueryEvent) {

@@ -57,6 +57,7 @@
   function render(res) {
     // Past the search's counting bound the total is a lower bound.
     $('total').textContent = res.total_relation === 'gte' ? 'More than ' + res.total.toLocaleString() : res.total;
+    $('took').textContent = 'in ' + res.took_ms + ' ms';
     const list = $('hits');
     list.replaceChildren();
     if (res.hits.length) currency = res.hits[0].currency || currency;
