@@ -85,7 +85,7 @@ func Memory(ctx context.Context, cfg MemoryConfig, stdout, stderr io.Writer) err
 	if err := first.waitReady(ctx); err != nil {
 		return err
 	}
-	rep.startRSS = first.rss()
+	rep.started = first.resident()
 	if err := benchPartner(ctx, c); err != nil {
 		return err
 	}
@@ -94,9 +94,9 @@ func Memory(ctx context.Context, cfg MemoryConfig, stdout, stderr io.Writer) err
 		return err
 	}
 	rep.upload, rep.products = d, status.Counts.Accepted
-	rep.uploadPeak, rep.settledRSS = first.peak(), first.rss()
+	rep.uploadPeak, rep.settled = first.peak(), first.resident()
 	rep.heap = servedHeapInUse(ctx, c.base)
-	log("upload to searchable in %s; peak RSS %s", d.Round(time.Millisecond), mib(rep.uploadPeak))
+	log("upload to searchable in %s; peak resident %s", d.Round(time.Millisecond), rep.uploadPeak)
 	if err := first.stop(); err != nil {
 		return err
 	}
@@ -110,15 +110,15 @@ func Memory(ctx context.Context, cfg MemoryConfig, stdout, stderr io.Writer) err
 		return err
 	}
 	rep.restart = time.Since(second.started)
-	rep.restartRSS = second.rss()
+	rep.ready = second.resident()
 	c.base = "http://" + second.http
 	for _, q := range []string{"", "q=Kettle", "q=Kettle&sort=price_asc", "brand=Acme"} {
 		if err := c.do(ctx, "GET", "/v1/search?limit=20&"+q, "", nil, -1, nil); err != nil {
 			return fmt.Errorf("search %q after the restart: %w", q, err)
 		}
 	}
-	rep.restartPeak, rep.searchedRSS = second.peak(), second.rss()
-	log("restart → ready in %s; peak RSS %s", rep.restart.Round(time.Millisecond), mib(rep.restartPeak))
+	rep.restartPeak, rep.searched = second.peak(), second.resident()
+	log("restart → ready in %s; peak resident %s", rep.restart.Round(time.Millisecond), rep.restartPeak)
 	if err := second.stop(); err != nil {
 		return err
 	}
@@ -126,13 +126,21 @@ func Memory(ctx context.Context, cfg MemoryConfig, stdout, stderr io.Writer) err
 	return nil
 }
 
+// residentMemory is resident memory, all of it and the anonymous part
+// (heap, stacks, the runtime); the rest is mapped files, the search index's.
+type residentMemory struct{ total, anon int64 }
+
+func (m residentMemory) String() string {
+	return fmt.Sprintf("%s (anonymous %s, mapped files %s)", mib(m.total), mib(m.anon), mib(m.total-m.anon))
+}
+
 type memoryReport struct {
-	upload, restart                  time.Duration
-	products                         int64
-	startRSS, uploadPeak, settledRSS int64
-	restartRSS, restartPeak          int64
-	searchedRSS                      int64
-	heap                             int64 // Go heap in use once the upload settled
+	upload, restart         time.Duration
+	products                int64
+	started, settled, ready residentMemory
+	searched                residentMemory
+	uploadPeak, restartPeak residentMemory
+	heap                    int64 // Go heap in use once the upload settled
 }
 
 func (r memoryReport) print(w io.Writer, cfg MemoryConfig, fileSize int64) {
@@ -141,14 +149,18 @@ func (r memoryReport) print(w io.Writer, cfg MemoryConfig, fileSize int64) {
 		limit = "none"
 	}
 	fmt.Fprintf(w, "feedline bench memory: %d rows (%.0f MiB CSV), %d products, serve --memory %s\n\n", cfg.Rows, float64(fileSize)/(1<<20), r.products, limit)
-	fmt.Fprintln(w, "| moment | resident memory |")
-	fmt.Fprintln(w, "|---|---|")
-	fmt.Fprintf(w, "| started, empty | %s |\n", mib(r.startRSS))
-	fmt.Fprintf(w, "| peak, upload → searchable (%.1f s) | %s |\n", r.upload.Seconds(), mib(r.uploadPeak))
-	fmt.Fprintf(w, "| settled after the upload (Go heap in use %s) | %s |\n", mib(r.heap), mib(r.settledRSS))
-	fmt.Fprintf(w, "| restarted, ready (%.2f s) | %s |\n", r.restart.Seconds(), mib(r.restartRSS))
-	fmt.Fprintf(w, "| peak, restart and four searches | %s |\n", mib(r.restartPeak))
-	fmt.Fprintf(w, "| after the searches | %s |\n", mib(r.searchedRSS))
+	fmt.Fprintln(w, "| moment | resident | anonymous | mapped files |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	row := func(name string, m residentMemory) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, mib(m.total), mib(m.anon), mib(m.total-m.anon))
+	}
+	row("started, empty", r.started)
+	row(fmt.Sprintf("peak, upload → searchable (%.1f s)", r.upload.Seconds()), r.uploadPeak)
+	row(fmt.Sprintf("settled after the upload (Go heap in use %s)", mib(r.heap)), r.settled)
+	row(fmt.Sprintf("restarted, ready (%.2f s)", r.restart.Seconds()), r.ready)
+	row("peak, restart and four searches", r.restartPeak)
+	row("after the searches", r.searched)
+	fmt.Fprintln(w, "\npeaks are the highest of 100 ms samples (each part on its own) and the kernel's high-water mark (VmHWM) for the whole")
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
@@ -161,6 +173,10 @@ type serveProcess struct {
 	exited  chan struct{} // closed when the process has ended; waitErr says how
 	waitErr error
 	high    atomic.Int64 // highest VmRSS sampled
+	// anonHigh is the highest RssAnon sampled: the heap and the runtime,
+	// without the index files mapped in (RssFile), which the kernel may
+	// drop and read again.
+	anonHigh atomic.Int64
 
 	stopOnce sync.Once
 	stopErr  error
@@ -218,13 +234,28 @@ func (p *serveProcess) sample(ctx context.Context) {
 		if n > p.high.Load() {
 			p.high.Store(n)
 		}
+		if a := p.anon(); a > p.anonPeak() {
+			p.anonHigh.Store(a)
+		}
 	}
 }
 
 func (p *serveProcess) rss() int64 { return procStatus(p.cmd.Process.Pid, "VmRSS:") }
 
-func (p *serveProcess) peak() int64 {
-	return max(p.high.Load(), procStatus(p.cmd.Process.Pid, "VmHWM:"))
+func (p *serveProcess) anon() int64 { return procStatus(p.cmd.Process.Pid, "RssAnon:") }
+
+func (p *serveProcess) anonPeak() int64 { return p.anonHigh.Load() }
+
+// resident is the process's resident memory now: all of it, and the
+// anonymous part.
+func (p *serveProcess) resident() residentMemory {
+	return residentMemory{total: p.rss(), anon: p.anon()}
+}
+
+// peak is the highest resident memory seen: the total from the kernel's
+// high-water mark as well, the anonymous part from the samples.
+func (p *serveProcess) peak() residentMemory {
+	return residentMemory{total: max(p.high.Load(), procStatus(p.cmd.Process.Pid, "VmHWM:")), anon: p.anonPeak()}
 }
 
 func (p *serveProcess) waitReady(ctx context.Context) error {
