@@ -74,6 +74,7 @@ var settings = []setting{
 	{"fetch-allow-private", "FEEDLINE_FETCH_ALLOW_PRIVATE", "false", "let scheduled fetches reach loopback, private and reserved addresses (a feed server on the operator's own network); link-local addresses (cloud metadata) are refused always"},
 	{"fetch-timeout", "FEEDLINE_FETCH_TIMEOUT", "10m", "longest one fetch of a partner's feed may take, from the request to the stored file"},
 	{"fetch-concurrency", "FEEDLINE_FETCH_CONCURRENCY", "16", "fetches one API process runs at once, each with its own connection and deadline"},
+	{"upload-retention", "FEEDLINE_UPLOAD_RETENTION", "24h", "how long after an upload finished (done, failed or cancelled; not held) its stored file and raw batches are kept, so a failed one can be retried and its dead letters replayed; then both are removed, its record, issues and products stay (at least 1h)"},
 	{"checkpoint-every", "FEEDLINE_CHECKPOINT_EVERY", "1m", "how often derived state held in the process (normalise's catalog, the embedded feed state) is checkpointed under <data>/checkpoints, and on a clean stop, so a start replays only the log after it; 0 turns checkpoints off and every start replays the whole log"},
 }
 
@@ -119,6 +120,9 @@ type serveConfig struct {
 	Fetch api.FetchConfig
 	// CheckpointEvery is how often derived state is checkpointed; 0 never.
 	CheckpointEvery time.Duration
+	// UploadRetention is how long a finished upload keeps its stored file
+	// and raw batches.
+	UploadRetention time.Duration
 	Log             *slog.Logger
 	// Tracing traces uploads and writes through every stage; nil (the
 	// default: OTEL_TRACES_EXPORTER unset) traces nothing.
@@ -233,6 +237,9 @@ func configFrom(values map[string]*string) (serveConfig, error) {
 	if cfg.CheckpointEvery, err = time.ParseDuration(get("FEEDLINE_CHECKPOINT_EVERY")); err != nil {
 		return cfg, fmt.Errorf("FEEDLINE_CHECKPOINT_EVERY %q: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", get("FEEDLINE_CHECKPOINT_EVERY"))
 	}
+	if cfg.UploadRetention, err = time.ParseDuration(get("FEEDLINE_UPLOAD_RETENTION")); err != nil {
+		return cfg, fmt.Errorf("FEEDLINE_UPLOAD_RETENTION %q: want a duration of at least 1h, such as 24h", get("FEEDLINE_UPLOAD_RETENTION"))
+	}
 	cfg.Stages = parseStages(get("FEEDLINE_STAGES"))
 	if err := parseNATSAuth(&cfg, get, values); err != nil {
 		return cfg, err
@@ -299,6 +306,7 @@ func (c serveConfig) withDefaults() (serveConfig, error) {
 	fillDuration(&c.TokenMaxLifetime, d.TokenMaxLifetime)
 	fillDuration(&c.Body.Idle, d.Body.Idle)
 	fillDuration(&c.Fetch.Timeout, d.Fetch.Timeout)
+	fillDuration(&c.UploadRetention, d.UploadRetention)
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -425,6 +433,11 @@ func (c serveConfig) Validate() error {
 	}
 	if c.Fetch.Concurrency < 1 {
 		bad("FEEDLINE_FETCH_CONCURRENCY (--fetch-concurrency) %d: want a whole number above 0", c.Fetch.Concurrency)
+	}
+	// The sweep leaves files younger than staleUpload alone, as a write may
+	// still be under way: a shorter retention would not be kept to.
+	if c.UploadRetention < staleUpload {
+		bad("FEEDLINE_UPLOAD_RETENTION (--upload-retention) %s: want a duration of at least %s, such as 24h", c.UploadRetention, staleUpload)
 	}
 	if c.CheckpointEvery < 0 || (c.CheckpointEvery > 0 && c.CheckpointEvery < time.Second) {
 		bad("FEEDLINE_CHECKPOINT_EVERY (--checkpoint-every) %s: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", c.CheckpointEvery)
