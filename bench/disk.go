@@ -84,7 +84,7 @@ func mib(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
 
 // printDisk writes the data directory at each moment, by part, in MiB:
 // files on disk, and for a stream the bytes its messages count in
-// parentheses when they differ.
+// parentheses where they differ (compressed, or space not yet reclaimed).
 func printDisk(w io.Writer, input int64, points []diskPoint) {
 	if len(points) == 0 {
 		return
@@ -103,7 +103,7 @@ func printDisk(w io.Writer, input int64, points []diskPoint) {
 		fmt.Fprintf(w, "| stream %s |", s.Name)
 		for _, p := range points {
 			st := p.disk.Streams[i]
-			if int64(st.Bytes) != st.Files {
+			if mib(int64(st.Bytes)) != mib(st.Files) {
 				fmt.Fprintf(w, " %s (%s) |", mib(st.Files), mib(int64(st.Bytes)))
 			} else {
 				fmt.Fprintf(w, " %s |", mib(st.Files))

@@ -102,7 +102,9 @@ func (t Topology) StreamNames() []string {
 // It is idempotent: a second start with the same topology changes nothing.
 func (b *Bus) Declare(ctx context.Context, t Topology) error {
 	for _, s := range t.Streams {
-		if _, err := b.js.CreateOrUpdateStream(ctx, b.streamConfig(s)); err != nil {
+		cfg := b.streamConfig(s)
+		b.noteCompressionChange(ctx, cfg.Name, cfg.Compression)
+		if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("declare stream %s: %w", s.Name, err)
 		}
 	}
@@ -117,6 +119,7 @@ func (b *Bus) Declare(ctx context.Context, t Topology) error {
 		}
 	}
 	for _, o := range t.ObjectStores {
+		b.noteCompressionChange(ctx, "OBJ_"+o.Name, compression(o.Compressed))
 		if _, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 			Bucket: o.Name, Description: o.Description, Storage: jetstream.FileStorage, Replicas: b.replicas, Compression: o.Compressed,
 		}); err != nil {
@@ -127,6 +130,20 @@ func (b *Bus) Declare(ctx context.Context, t Topology) error {
 		}
 	}
 	return nil
+}
+
+// noteCompressionChange says when declaring changes an existing stream's
+// compression: nats-server takes the change at once but writes compressed
+// blocks only after it opens the stream's files again, at its next start.
+func (b *Bus) noteCompressionChange(ctx context.Context, stream string, want jetstream.StoreCompression) {
+	st, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return // a new stream, or one the next call reports on
+	}
+	if have := st.CachedInfo().Config.Compression; have != want {
+		b.log.Info("stream compression changed; blocks written after the NATS server's next start use it, those on disk stay as they are",
+			"stream", stream, "from", have.String(), "to", want.String())
+	}
 }
 
 // Undeclare deletes every stream, bucket and object store of t, and what
