@@ -57,5 +57,11 @@ type System interface {
 	Feeds() schemas.FeedStore
 	// Posts is the post store the API writes.
 	Posts(ctx context.Context) (schemas.PostStore, error)
+	// Disk is how the data directory's bytes divide between its parts.
+	Disk(ctx context.Context) (Disk, error)
+	// Expire runs the sweep of stored files as it will run once the
+	// upload retention has passed: finished uploads lose their files and
+	// raw batches.
+	Expire(ctx context.Context) error
 	Stop(ctx context.Context) error
 }

@@ -131,6 +131,7 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 		return err
 	}
 	st, _ := os.Stat(csvPath)
+	report.input = st.Size()
 	log("generated %d rows (%.1f MiB CSV) in %s", cfg.Rows, float64(st.Size())/(1<<20), work)
 
 	// Baseline: the decoder alone, same file, same process.
@@ -147,7 +148,17 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 		bus        *NATS
 		clickhouse string
 	}
-	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int, where on) ([]time.Duration, error) {
+	// With measure, a run also reads the data directory after each upload
+	// settled and again once the upload retention has passed, and makes a
+	// third upload: the re-upload's file again, so nothing in it changed.
+	run := func(name string, stages []string, file string, waitIndexed bool, dataDir string, uploads int, where on, measure bool) ([]time.Duration, error) {
+		files := []string{file}
+		for len(files) < uploads {
+			files = append(files, changedPath)
+		}
+		if measure {
+			files = append(files, files[len(files)-1])
+		}
 		r := Run{
 			DataDir: dataDir, AdminKey: "bench-admin", Stages: stages, MaxDeletePercent: cfg.MaxDeletePercent,
 			CheckpointEvery: time.Minute, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -182,17 +193,35 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 			return nil, err
 		}
 		var out []time.Duration
-		for i := 0; i < uploads; i++ {
-			f := file
-			if i > 0 {
-				f = changedPath
-			}
+		for i, f := range files {
 			dur, status, err := benchUpload(ctx, c, f, waitIndexed)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 			log("%s upload %d: %s %+v", name, i+1, dur.Round(time.Millisecond), status.Counts)
 			out = append(out, dur)
+			if measure {
+				moment := "re-upload"
+				switch i {
+				case 0:
+					moment = "upload"
+				case len(files) - 1:
+					moment = "unchanged re-upload"
+				}
+				p, err := measureDisk(ctx, sys, moment+" settled")
+				if err != nil {
+					return nil, err
+				}
+				if err := sys.Expire(ctx); err != nil {
+					return nil, fmt.Errorf("%s: %w", name, err)
+				}
+				after, err := measureDisk(ctx, sys, "retention passed")
+				if err != nil {
+					return nil, err
+				}
+				report.disk = append(report.disk, p, after)
+				log("  data directory %s MiB settled, %s MiB once the retention passed", mib(p.disk.Total), mib(after.disk.Total))
+			}
 		}
 		if waitIndexed {
 			fams, err := ScrapeMetrics(ctx, c.base)
@@ -209,7 +238,7 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 		if skipped("reupload") {
 			uploads = 1
 		}
-		ds, err := run("decode+normalise CSV", []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-normalise"), uploads, on{})
+		ds, err := run("decode+normalise CSV", []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-normalise"), uploads, on{}, false)
 		if err != nil {
 			return err
 		}
@@ -218,7 +247,7 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, decode + normalise (index off)", cfg.Changed*100), ds[1], cfg.Rows)
 		}
 		if onNATS != nil {
-			ds, err := run("decode+normalise CSV on "+onNATS.name(), []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-nats"), uploads, on{bus: onNATS})
+			ds, err := run("decode+normalise CSV on "+onNATS.name(), []string{"api", "ingest", "normalise"}, csvPath, false, filepath.Join(work, "data-nats"), uploads, on{bus: onNATS}, false)
 			if err != nil {
 				return err
 			}
@@ -229,7 +258,7 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 		}
 	}
 	if !skipped("parquet") {
-		ds, err := run("decode+normalise Parquet", []string{"api", "ingest", "normalise"}, parquetPath, false, filepath.Join(work, "data-parquet"), 1, on{})
+		ds, err := run("decode+normalise Parquet", []string{"api", "ingest", "normalise"}, parquetPath, false, filepath.Join(work, "data-parquet"), 1, on{}, false)
 		if err != nil {
 			return err
 		}
@@ -240,13 +269,16 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 		if skipped("reupload") {
 			uploads = 1
 		}
-		ds, err := run("full pipeline", nil, csvPath, true, filepath.Join(work, "data-full"), uploads, on{})
+		ds, err := run("full pipeline", nil, csvPath, true, filepath.Join(work, "data-full"), uploads, on{}, true)
 		if err != nil {
 			return err
 		}
 		report.add("upload to searchable (all stages)", ds[0], cfg.Rows)
-		if len(ds) > 1 {
+		if len(ds) > 2 {
 			report.add(fmt.Sprintf("re-upload, %.0f%% rows changed, to fully applied", cfg.Changed*100), ds[1], cfg.Rows)
+		}
+		if len(ds) > 1 {
+			report.add("re-upload, unchanged, to fully applied", ds[len(ds)-1], cfg.Rows)
 		}
 		if !skipped("restart") {
 			full, checkpointed, err := restarts(ctx, l, filepath.Join(work, "data-full"), log)
@@ -263,7 +295,7 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 			uploads = 1
 		}
 		log("full pipeline on %s at %s", node.name, node.urls[0])
-		ds, err := run("full pipeline, "+node.name, nil, csvPath, true, filepath.Join(work, "data-es"), uploads, on{es: node})
+		ds, err := run("full pipeline, "+node.name, nil, csvPath, true, filepath.Join(work, "data-es"), uploads, on{es: node}, false)
 		if err != nil {
 			return err
 		}
@@ -282,7 +314,7 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 		if where.clickhouse != "" {
 			name += " + ClickHouse"
 		}
-		ds, err := run("full pipeline, "+name, nil, csvPath, true, filepath.Join(work, "data-distributed"), uploads, where)
+		ds, err := run("full pipeline, "+name, nil, csvPath, true, filepath.Join(work, "data-distributed"), uploads, where, false)
 		if err != nil {
 			return err
 		}
@@ -504,6 +536,8 @@ type benchReport struct {
 	lines   []benchLine
 	fresh   []freshLine
 	peakRSS int64
+	input   int64       // bytes of the uploaded file
+	disk    []diskPoint // the full pipeline's data directory after each upload
 }
 
 // freshLine is the freshness of every sink after one step's uploads.
@@ -539,6 +573,7 @@ func (r *benchReport) print(w io.Writer) {
 			}
 		}
 	}
+	printDisk(w, r.input, r.disk)
 	if r.peakRSS > 0 {
 		fmt.Fprintf(w, "\npeak resident memory of the process: %.0f MiB\n", float64(r.peakRSS)/(1<<20))
 	}

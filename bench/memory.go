@@ -126,12 +126,14 @@ func Memory(ctx context.Context, cfg MemoryConfig, stdout, stderr io.Writer) err
 	return nil
 }
 
+func inMiB(n int64) string { return mib(n) + " MiB" }
+
 // residentMemory is resident memory, all of it and the anonymous part
 // (heap, stacks, the runtime); the rest is mapped files, the search index's.
 type residentMemory struct{ total, anon int64 }
 
 func (m residentMemory) String() string {
-	return fmt.Sprintf("%s (anonymous %s, mapped files %s)", mib(m.total), mib(m.anon), mib(m.total-m.anon))
+	return fmt.Sprintf("%s (anonymous %s, mapped files %s)", inMiB(m.total), inMiB(m.anon), inMiB(m.total-m.anon))
 }
 
 type memoryReport struct {
@@ -152,18 +154,16 @@ func (r memoryReport) print(w io.Writer, cfg MemoryConfig, fileSize int64) {
 	fmt.Fprintln(w, "| moment | resident | anonymous | mapped files |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	row := func(name string, m residentMemory) {
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, mib(m.total), mib(m.anon), mib(m.total-m.anon))
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, inMiB(m.total), inMiB(m.anon), inMiB(m.total-m.anon))
 	}
 	row("started, empty", r.started)
 	row(fmt.Sprintf("peak, upload → searchable (%.1f s)", r.upload.Seconds()), r.uploadPeak)
-	row(fmt.Sprintf("settled after the upload (Go heap in use %s)", mib(r.heap)), r.settled)
+	row(fmt.Sprintf("settled after the upload (Go heap in use %s)", inMiB(r.heap)), r.settled)
 	row(fmt.Sprintf("restarted, ready (%.2f s)", r.restart.Seconds()), r.ready)
 	row("peak, restart and four searches", r.restartPeak)
 	row("after the searches", r.searched)
 	fmt.Fprintln(w, "\npeaks are the highest of 100 ms samples (each part on its own) and the kernel's high-water mark (VmHWM) for the whole")
 }
-
-func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
 // serveProcess is one feedline serve child and what /proc says of it.
 type serveProcess struct {

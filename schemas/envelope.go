@@ -49,13 +49,27 @@ func (ev UploadEvent) Metadata() map[string]string {
 // Encode is the event's JSON.
 func (ev UploadEvent) Encode() ([]byte, error) { return json.Marshal(ev) }
 
-// Subject is catalog.raw.<partner>; a held upload's confirmation or
-// cancellation goes to catalog.raw.<partner>.decision.
+// RawSubject is where an upload's raw batches go:
+// catalog.raw.<partner>.<upload>, so a finished upload's can be purged
+// alone. Batches published before upload ids were in the subject are on
+// catalog.raw.<partner>; they stay readable and expire with the stream.
+func RawSubject(partner, upload string) string {
+	return Subject(Subject(SubjectRaw, partner), upload)
+}
+
+// RawDecisionSubject is where a held upload's confirmation or cancellation
+// goes: catalog.raw.<partner>.decision. No upload id (a ULID) is "decision".
+func RawDecisionSubject(partner string) string {
+	return Subject(Subject(SubjectRaw, partner), "decision")
+}
+
+// Subject is RawSubject of the batch's partner and upload, or
+// RawDecisionSubject for a decision.
 func (b *RawBatch) Subject() string {
 	if b.Decision != "" {
-		return Subject(Subject(SubjectRaw, b.Partner), "decision")
+		return RawDecisionSubject(b.Partner)
 	}
-	return Subject(SubjectRaw, b.Partner)
+	return RawSubject(b.Partner, b.Upload)
 }
 
 // MsgID is raw:<upload>:<batch>, raw:<upload>:end for the closing batch

@@ -8,7 +8,7 @@ import (
 // Subjects that chain the stages. <partner> is the partner id.
 const (
 	SubjectUploaded = "catalog.uploaded" // .<partner>: one UploadEvent per file
-	SubjectRaw      = "catalog.raw"      // .<partner>: RawBatch; .<partner>.decision: a held upload's confirmation or cancellation
+	SubjectRaw      = "catalog.raw"      // .<partner>.<upload>: RawBatch; .<partner>.decision: a held upload's confirmation or cancellation
 	SubjectStaged   = "catalog.staged"   // .<partner>.<upload>: ProductBatch of a full upload not yet applied
 	SubjectProduct  = "catalog.product"  // .<partner>: ProductBatch
 	SubjectSearch   = "analytics.search" // SearchQueryEvent

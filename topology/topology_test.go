@@ -62,6 +62,24 @@ func TestEveryEventLandsInTheStreamItsReadersRead(t *testing.T) {
 	if got := in(schemas.Subject(schemas.SubjectDLQ, "normalise")); len(got) != 1 || got[0] != StreamDLQ {
 		t.Errorf("dead letters land in %v, want [%s]", got, StreamDLQ)
 	}
+	// Raw batches published before the upload id was in their subject are
+	// still read from RAW.
+	if got := in(schemas.Subject(schemas.SubjectRaw, "acme")); len(got) != 1 || got[0] != StreamRaw {
+		t.Errorf("raw batches of earlier releases land in %v, want [%s]", got, StreamRaw)
+	}
+	// An upload's raw batches are purged by their subject: it takes none
+	// of the partner's decisions nor another upload's batches.
+	upload := "01jf3k6v0c8m2r9q4t7w5x1y2z" // upload ids are lower-case ULIDs
+	raw := schemas.RawSubject("acme", upload)
+	for _, other := range []string{schemas.RawDecisionSubject("acme"), schemas.RawSubject("acme", "01jf3k6v0c8m2r9q4t7w5x1y30"), schemas.RawSubject("acme-eu", upload)} {
+		if matches(raw, other) || matches(other, raw) {
+			t.Errorf("purging %s would take %s", raw, other)
+		}
+	}
+	if (&schemas.RawBatch{Upload: upload, Partner: "acme", Batch: 3}).Subject() != raw {
+		t.Errorf("raw batch subject is not RawSubject %s", raw)
+	}
+
 	// Upload issues have a stream of their own, kept by the store that reads them.
 	if got := in(schemas.IssuesSubject("acme", "u1")); len(got) != 0 {
 		t.Errorf("issues land in %v, want none of these streams", got)

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -224,6 +226,52 @@ func (s benchSystem) Posts(ctx context.Context) (schemas.PostStore, error) {
 		return nil, err
 	}
 	return natskv.Posts{KV: kv, JS: s.bus.JetStream()}, nil
+}
+
+func (s benchSystem) Disk(ctx context.Context) (bench.Disk, error) {
+	var d bench.Disk
+	var err error
+	if d.Total, err = bench.DirSize(s.cfg.DataDir); err != nil {
+		return d, err
+	}
+	if d.Search, err = bench.DirSize(filepath.Join(s.cfg.DataDir, "search")); err != nil {
+		return d, err
+	}
+	if d.Checkpoints, err = bench.DirSize(checkpointDir(s.cfg.DataDir)); err != nil {
+		return d, err
+	}
+	for _, name := range append(topology.Feedline().StreamNames(), topology.Stores().StreamNames()...) {
+		st, err := s.bus.JetStream().Stream(ctx, name)
+		if err != nil {
+			return d, fmt.Errorf("stream %s: %w", name, err)
+		}
+		sd := bench.StreamDisk{Name: name, Bytes: st.CachedInfo().State.Bytes}
+		// The embedded server keeps a stream under jetstream/jetstream/<account>/streams/<name>.
+		dirs, _ := filepath.Glob(filepath.Join(s.cfg.DataDir, "jetstream", "*", "*", "streams", name))
+		for _, dir := range dirs {
+			n, err := bench.DirSize(dir)
+			if err != nil {
+				return d, err
+			}
+			sd.Files += n
+		}
+		d.Streams = append(d.Streams, sd)
+	}
+	return d, nil
+}
+
+func (s benchSystem) Expire(ctx context.Context) error {
+	files := natskv.Files{}
+	var err error
+	if files.Store, err = s.bus.Objects(ctx, topology.ObjectUploads); err != nil {
+		return err
+	}
+	if files.Stream, err = s.bus.ObjectsStream(ctx, topology.ObjectUploads); err != nil {
+		return err
+	}
+	now := time.Now().Add(s.cfg.UploadRetention + time.Minute)
+	_, err = s.sweepFiles(ctx, files, now, now)
+	return err
 }
 
 // removeDeclared deletes every stream Declare creates; for benchmarks and

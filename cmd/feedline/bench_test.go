@@ -121,6 +121,7 @@ func TestBenchCatalogSmoke(t *testing.T) {
 		"upload + decode + normalise (Parquet, index off)",
 		"upload to searchable (all stages)",
 		"re-upload, 5% rows changed, to fully applied",
+		"re-upload, unchanged, to fully applied",
 		"restart → /readyz, whole log replayed (checkpoints off)",
 		"restart → /readyz from checkpoints",
 	} {
@@ -138,6 +139,19 @@ func TestBenchCatalogSmoke(t *testing.T) {
 		t.Errorf("the table lacks the search freshness of the full pipeline:\n%s", table)
 	} else if n, _ := strconv.Atoi(m[1]); n == 0 || parseFloat(m[2]) > parseFloat(m[3]) {
 		t.Errorf("search freshness: %s writes, p50 %s s, p99 %s s", m[1], m[2], m[3])
+	}
+	// The data directory of the full pipeline, by part, after each upload
+	// and once the retention passed: then no raw batch is left.
+	if !strings.Contains(table, "| part | upload settled | retention passed | re-upload settled | retention passed | unchanged re-upload settled | retention passed |") {
+		t.Errorf("the table lacks the data directory after each upload:\n%s", table)
+	}
+	if m := regexp.MustCompile(`\| stream RAW \| [0-9.]+ (\([0-9.]+\) )?\| 0\.0 \| `).FindStringSubmatch(table); m == nil {
+		t.Errorf("raw batches left once the retention passed, or no RAW row:\n%s", table)
+	}
+	for _, part := range []string{"stream PRODUCTS", "stream OBJ_uploads", "search index", "checkpoints", "other", "**total**"} {
+		if !strings.Contains(table, "| "+part+" |") {
+			t.Errorf("the data directory lacks %q:\n%s", part, table)
+		}
 	}
 	if !strings.HasPrefix(table, "feedline bench, 300 rows,") {
 		t.Errorf("the table's heading: %q", strings.SplitN(table, "\n", 2)[0])

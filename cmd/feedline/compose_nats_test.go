@@ -247,7 +247,7 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 		_, err = kv.Get(ctx, "alpha")
 		return err
 	})
-	ingest.allowed("publish raw batches", publish(ingest, "catalog.raw.alpha"))
+	ingest.allowed("publish raw batches", publish(ingest, schemas.RawSubject("alpha", "01jf3k6v0c8m2r9q4t7w5x1y2z")))
 	ingest.allowed("read an uploaded file", func(ctx context.Context) error {
 		st, err := ingest.js.ObjectStore(ctx, topology.ObjectUploads)
 		if err != nil {
@@ -295,6 +295,13 @@ func TestComposeNATSUsersHaveTheirStagesRights(t *testing.T) {
 		data, _ := json.Marshal(schemas.IssueBatch{Upload: "u1", Partner: "alpha", Issues: []schemas.Issue{{Row: 1, Code: schemas.CodeMissingTitle}}})
 		_, err := normalise.js.Publish(ctx, schemas.IssuesSubject("alpha", "u1"), data)
 		return err
+	})
+	api.allowed("purge a finished upload's raw batches", func(ctx context.Context) error {
+		st, err := api.js.Stream(ctx, topology.StreamRaw)
+		if err != nil {
+			return err
+		}
+		return st.Purge(ctx, jetstream.WithPurgeSubject(schemas.RawSubject("alpha", "01jf3k6v0c8m2r9q4t7w5x1y2z")))
 	})
 	api.allowed("read an upload's issues", func(ctx context.Context) error {
 		n := 0

@@ -75,6 +75,7 @@ var settings = []setting{
 	{"fetch-timeout", "FEEDLINE_FETCH_TIMEOUT", "10m", "longest one fetch of a partner's feed may take, from the request to the stored file"},
 	{"fetch-concurrency", "FEEDLINE_FETCH_CONCURRENCY", "16", "fetches one API process runs at once, each with its own connection and deadline"},
 	{"memory", "FEEDLINE_MEMORY", "", "memory the process may use (bytes, or with MiB, GiB): the Go heap's soft limit (GOMEMLIMIT) is set to 3/4 of it, the rest left to the search index's mapped files and the runtime; empty leaves the limit to GOMEMLIMIT, or none"},
+	{"upload-retention", "FEEDLINE_UPLOAD_RETENTION", "24h", "how long after an upload finished (done, failed or cancelled; not held) its stored file and raw batches are kept, so a failed one can be retried and its dead letters replayed; then both are removed, its record, issues and products stay (at least 1h)"},
 	{"checkpoint-every", "FEEDLINE_CHECKPOINT_EVERY", "1m", "how often derived state held in the process (normalise's catalog, the embedded feed state) is checkpointed under <data>/checkpoints, and on a clean stop, so a start replays only the log after it; 0 turns checkpoints off and every start replays the whole log"},
 }
 
@@ -124,6 +125,9 @@ type serveConfig struct {
 	Memory int64
 	// CheckpointEvery is how often derived state is checkpointed; 0 never.
 	CheckpointEvery time.Duration
+	// UploadRetention is how long a finished upload keeps its stored file
+	// and raw batches.
+	UploadRetention time.Duration
 	Log             *slog.Logger
 	// Tracing traces uploads and writes through every stage; nil (the
 	// default: OTEL_TRACES_EXPORTER unset) traces nothing.
@@ -243,6 +247,9 @@ func configFrom(values map[string]*string) (serveConfig, error) {
 	if cfg.CheckpointEvery, err = time.ParseDuration(get("FEEDLINE_CHECKPOINT_EVERY")); err != nil {
 		return cfg, fmt.Errorf("FEEDLINE_CHECKPOINT_EVERY %q: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", get("FEEDLINE_CHECKPOINT_EVERY"))
 	}
+	if cfg.UploadRetention, err = time.ParseDuration(get("FEEDLINE_UPLOAD_RETENTION")); err != nil {
+		return cfg, fmt.Errorf("FEEDLINE_UPLOAD_RETENTION %q: want a duration of at least 1h, such as 24h", get("FEEDLINE_UPLOAD_RETENTION"))
+	}
 	cfg.Stages = parseStages(get("FEEDLINE_STAGES"))
 	if err := parseNATSAuth(&cfg, get, values); err != nil {
 		return cfg, err
@@ -309,6 +316,7 @@ func (c serveConfig) withDefaults() (serveConfig, error) {
 	fillDuration(&c.TokenMaxLifetime, d.TokenMaxLifetime)
 	fillDuration(&c.Body.Idle, d.Body.Idle)
 	fillDuration(&c.Fetch.Timeout, d.Fetch.Timeout)
+	fillDuration(&c.UploadRetention, d.UploadRetention)
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -438,6 +446,11 @@ func (c serveConfig) Validate() error {
 	}
 	if c.Memory != 0 && c.Memory < minMemory {
 		bad("FEEDLINE_MEMORY (--memory) %d bytes: want a size of at least %dMiB, such as 1GiB, or nothing for no limit", c.Memory, minMemory>>20)
+	}
+	// The sweep leaves files younger than staleUpload alone, as a write may
+	// still be under way: a shorter retention would not be kept to.
+	if c.UploadRetention < staleUpload {
+		bad("FEEDLINE_UPLOAD_RETENTION (--upload-retention) %s: want a duration of at least %s, such as 24h", c.UploadRetention, staleUpload)
 	}
 	if c.CheckpointEvery < 0 || (c.CheckpointEvery > 0 && c.CheckpointEvery < time.Second) {
 		bad("FEEDLINE_CHECKPOINT_EVERY (--checkpoint-every) %s: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", c.CheckpointEvery)

@@ -26,7 +26,7 @@ func TestServeConfigFromFlagsEnvironmentAndDefaults(t *testing.T) {
 	}
 	if cfg.DataDir != "./data" || cfg.HTTP != "127.0.0.1:8080" || cfg.NATS != "" || cfg.NATSReplicas != 1 ||
 		cfg.ESURLs != nil || cfg.ESAlias != "products" || cfg.ClickHouseURL != "" || !slices.Equal(cfg.Stages, allStages) ||
-		cfg.TokenMaxLifetime != api.DefaultTokenMaxLifetime || cfg.RedisPrefix != "feedline:" {
+		cfg.TokenMaxLifetime != api.DefaultTokenMaxLifetime || cfg.RedisPrefix != "feedline:" || cfg.UploadRetention != 24*time.Hour {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
@@ -70,6 +70,7 @@ func TestServeConfigRejectsBadValues(t *testing.T) {
 		{[]string{"--redis-prefix", "feed{x}:"}},
 		{[]string{"--memory", "100MiB"}},
 		{[]string{"--memory", "lots"}},
+		{[]string{"--upload-retention", "a day"}},
 	} {
 		if _, err := parseServeConfig(tc.args, io.Discard); err == nil {
 			t.Errorf("%v accepted", tc.args)
@@ -253,6 +254,7 @@ func TestValidateRejectsBadValuesAndCombinations(t *testing.T) {
 		{"negative uploads in flight", func(c *serveConfig) { c.MaxInFlight = -1 }, "FEEDLINE_MAX_UPLOADS_IN_FLIGHT"},
 		{"a fetch timeout of a millisecond", func(c *serveConfig) { c.Fetch.Timeout = time.Millisecond }, "FEEDLINE_FETCH_TIMEOUT"},
 		{"negative fetch concurrency", func(c *serveConfig) { c.Fetch.Concurrency = -1 }, "FEEDLINE_FETCH_CONCURRENCY"},
+		{"an upload retention of a minute", func(c *serveConfig) { c.UploadRetention = time.Minute }, "FEEDLINE_UPLOAD_RETENTION"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base
@@ -290,6 +292,7 @@ func TestServeConfigRejectsExplicitZeros(t *testing.T) {
 	for _, args := range [][]string{
 		{"--feed-cap", "0"}, {"--max-delete-percent", "0"}, {"--max-expansion", "0"}, {"--upload-idle-timeout", "0s"},
 		{"--fetch-concurrency", "0"}, {"--inactive-days", "0"}, {"--max-file-size", "0"}, {"--http", "", "--stages", "api"},
+		{"--upload-retention", "0s"},
 	} {
 		if _, err := parseServeConfig(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)

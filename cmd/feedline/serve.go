@@ -339,7 +339,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		if s.bus.Embedded() {
 			first = time.Now()
 		}
-		if err := s.sweepFiles(ctx, files, first); err != nil {
+		if _, err := s.sweepFiles(ctx, files, first, time.Now()); err != nil {
 			return nil, err
 		}
 		s.wg.Add(2)
@@ -381,30 +381,14 @@ func (s *system) onStop(stop func(context.Context) error) { s.stops = append(s.s
 // failedStartDrain bounds how long a failed start waits for what it began.
 const failedStartDrain = 30 * time.Second
 
-// Stored files no upload refers to are removed: the chunks of a body whose
-// process died mid-transfer, and files whose upload was never recorded. A
-// write younger than staleUpload may still be under way in another process.
+// Stored files no upload needs are removed: the chunks of a body whose
+// process died mid-transfer, files whose upload was never recorded, and
+// those of uploads finished longer than --upload-retention ago. A write
+// younger than staleUpload may still be under way in another process.
 const (
 	staleUpload = time.Hour
 	sweepEvery  = 10 * time.Minute
 )
-
-func (s *system) sweepFiles(ctx context.Context, files natskv.Files, cutoff time.Time) error {
-	sw, err := files.Sweep(ctx, cutoff, func(ctx context.Context, name string) (bool, error) {
-		_, err := s.ledger.Upload(ctx, name)
-		if errors.Is(err, schemas.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil, err
-	})
-	if err != nil {
-		return fmt.Errorf("sweep stored files: %w", err)
-	}
-	if sw.Files+sw.Writes > 0 {
-		s.cfg.Log.Info("removed stored files no upload refers to", "files", sw.Files, "unfinished_writes", sw.Writes, "chunks", sw.Chunks)
-	}
-	return nil
-}
 
 func (s *system) sweepFilesEvery(ctx context.Context, files natskv.Files, every time.Duration) {
 	tick := time.NewTicker(every)
@@ -414,7 +398,7 @@ func (s *system) sweepFilesEvery(ctx context.Context, files natskv.Files, every 
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := s.sweepFiles(ctx, files, time.Now().Add(-staleUpload)); err != nil && ctx.Err() == nil {
+			if _, err := s.sweepFiles(ctx, files, time.Now().Add(-staleUpload), time.Now()); err != nil && ctx.Err() == nil {
 				s.cfg.Log.Warn("sweeping stored files failed; retrying later", "err", err)
 			}
 		}

@@ -397,3 +397,29 @@ func validKey(s string) bool {
 
 // ValidKey reports whether s may be used as an id inside bucket keys.
 func ValidKey(s string) bool { return validKey(s) }
+
+// LastRecorded is when anything was last recorded of an upload: for a
+// finished upload, when it finished.
+func (l Ledger) LastRecorded(ctx context.Context, id string) (time.Time, error) {
+	var last time.Time
+	if !validKey(id) {
+		return last, fmt.Errorf("upload %q: %w", id, schemas.ErrNotFound)
+	}
+	// The keys, after "<upload>", of everything recorded of an upload.
+	for _, suffix := range []string{"", ".ingest", ".n", ".i", ".d", ".s", ".h", ".decision", ".x", ".cancel"} {
+		e, err := l.KV.Get(ctx, id+suffix)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			if suffix == "" {
+				return last, fmt.Errorf("upload %s: %w", id, schemas.ErrNotFound)
+			}
+			continue
+		}
+		if err != nil {
+			return last, fmt.Errorf("read %s: %w", id+suffix, err)
+		}
+		if e.Created().After(last) {
+			last = e.Created()
+		}
+	}
+	return last, nil
+}

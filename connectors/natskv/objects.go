@@ -62,8 +62,9 @@ type Swept struct {
 
 // Sweep removes, of what was last written before cutoff, the files for which
 // kept answers false and the chunks of writes that never finished. A write
-// in progress elsewhere is younger than the cutoff its caller chose.
-func (f Files) Sweep(ctx context.Context, cutoff time.Time, kept func(ctx context.Context, name string) (bool, error)) (Swept, error) {
+// in progress elsewhere is younger than the cutoff its caller chose. kept
+// is told when the file was stored.
+func (f Files) Sweep(ctx context.Context, cutoff time.Time, kept func(ctx context.Context, name string, stored time.Time) (bool, error)) (Swept, error) {
 	var sw Swept
 	infos, err := f.Store.List(ctx, jetstream.ListObjectsShowDeleted())
 	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
@@ -75,7 +76,7 @@ func (f Files) Sweep(ctx context.Context, cutoff time.Time, kept func(ctx contex
 		if info.Deleted || !info.ModTime.Before(cutoff) {
 			continue
 		}
-		ok, err := kept(ctx, info.Name)
+		ok, err := kept(ctx, info.Name, info.ModTime)
 		if err != nil {
 			return sw, err
 		}

@@ -93,7 +93,12 @@ func TestSweepRemovesOnlyWhatNoUploadNeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	cutoff := last.Time.Add(25 * time.Millisecond)
-	kept := func(_ context.Context, name string) (bool, error) { return name == "kept", nil }
+	kept := func(_ context.Context, name string, stored time.Time) (bool, error) {
+		if stored.IsZero() || stored.After(cutoff) {
+			t.Errorf("file %s stored at %s, after the cutoff %s", name, stored, cutoff)
+		}
+		return name == "kept", nil
+	}
 	sw, err := f.Sweep(ctx, cutoff, kept)
 	if err != nil {
 		t.Fatal(err)

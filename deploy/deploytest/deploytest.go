@@ -978,11 +978,11 @@ func (d *Deployment) checkNATSUsers(path string, opts *server.Options) error {
 	return errors.Join(errs...)
 }
 
-// purgesOwnSubjects: the API purges a cut upload's chunks and normalise a
-// closed upload's staged changes, subject by subject; no other purge is a
-// service's right.
+// purgesOwnSubjects: the API purges a cut upload's chunks and a finished
+// upload's raw batches, normalise a closed upload's staged changes, subject
+// by subject; no other purge is a service's right.
 func purgesOwnSubjects(subj string) bool {
-	return subj == "$JS.API.STREAM.PURGE.OBJ_uploads" || subj == "$JS.API.STREAM.PURGE.STAGED"
+	return subj == "$JS.API.STREAM.PURGE.OBJ_uploads" || subj == "$JS.API.STREAM.PURGE.RAW" || subj == "$JS.API.STREAM.PURGE.STAGED"
 }
 
 func (d *Deployment) checkNATSConfig(path string, opts *server.Options, readers []string) error {

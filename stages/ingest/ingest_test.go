@@ -195,7 +195,7 @@ func (s *system) raw() []schemas.RawBatch {
 		if err := schemas.UnmarshalRawBatch(m.Data, &b); err != nil {
 			return err
 		}
-		if want := schemas.Subject(schemas.SubjectRaw, b.Partner); m.Subject != want {
+		if want := schemas.RawSubject(b.Partner, b.Upload); m.Subject != want {
 			return fmt.Errorf("batch of %s on %s", b.Partner, m.Subject)
 		}
 		out = append(out, b)
