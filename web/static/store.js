@@ -189,7 +189,12 @@
   });
   $('next').addEventListener('click', () => { if (cursors[page + 1]) { page++; load(); window.scrollTo(0, 0); } });
   $('prev').addEventListener('click', () => { if (page > 0) { page--; load(); } });
-  window.addEventListener('popstate', () => { state = fromURL(); fill(); run(false); });
+  window.addEventListener('popstate', () => {
+    state = fromURL();
+    currency = state.currency || currency;
+    fill();
+    run(false);
+  });
 
   // On a phone the filters start folded, so the results come first.
   if (window.matchMedia('(max-width: 48rem)').matches) document.querySelector('#facets details').open = false;
