@@ -36,6 +36,11 @@ type Config struct {
 	Files    schemas.FileStore
 	Index    schemas.ProductIndex // nil when this process serves no search
 	Prices   schemas.PriceHistory // nil when this process reads no analytics store
+	// Currency (ISO 4217) is what a search filtering or sorting by price
+	// compares in when the request names none; "" means DefaultCurrency.
+	// The caller validates it at start (schemas.CurrencyCode); New logs
+	// one it refuses and uses DefaultCurrency.
+	Currency string
 	Detect   schemas.DetectFormat
 	Open     schemas.OpenDecoder // reads a mapping preview's sample
 	TempDir  string              // where a previewed zip or Parquet sample is spooled; default os.TempDir()
@@ -174,6 +179,14 @@ func New(cfg Config) *App {
 	}
 	if cfg.TokenMaxLifetime <= 0 {
 		cfg.TokenMaxLifetime = DefaultTokenMaxLifetime
+	}
+	if code, ok := schemas.CurrencyCode(cfg.Currency); ok {
+		cfg.Currency = code
+	} else {
+		if cfg.Currency != "" {
+			cfg.Log.Error("search currency is not an ISO 4217 code; using the default", slog.String("currency", cfg.Currency), slog.String("default", DefaultCurrency))
+		}
+		cfg.Currency = DefaultCurrency
 	}
 	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
 	if cfg.Sources != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -222,7 +223,7 @@ func TestEndToEnd(t *testing.T) {
 		if ids := hitIDs(res); res.Total != 2 || !slices.Contains(ids, "acme:SKU-1") || !slices.Contains(ids, "acme:SKU-3") {
 			t.Errorf("brand=Stride&brand=Knit (any of): %v", ids)
 		}
-		call(t, get("/v1/search?category=Shoes&availability=in_stock&max_price=9500&partner=acme", ""), 200).decode(t, &res)
+		call(t, get("/v1/search?category=Shoes&availability=in_stock&max_price=9500&partner=acme&currency=EUR", ""), 200).decode(t, &res)
 		if ids := hitIDs(res); !slices.Equal(ids, []string{"acme:SKU-1"}) {
 			t.Errorf("filters all apply: %v", ids)
 		}
@@ -231,13 +232,50 @@ func TestEndToEnd(t *testing.T) {
 		}
 
 		var page1, page2 schemas.SearchResult
-		call(t, get("/v1/search?sort=price_asc&limit=2", ""), 200).decode(t, &page1)
+		call(t, get("/v1/search?sort=price_asc&limit=2&currency=eur", ""), 200).decode(t, &page1)
 		if len(page1.Hits) != 2 || page1.NextCursor == "" || page1.Hits[0].ID != "acme:SKU-3" {
 			t.Fatalf("first page %v next %q", hitIDs(page1), page1.NextCursor)
 		}
-		call(t, get("/v1/search?sort=price_asc&limit=2&cursor="+url.QueryEscape(page1.NextCursor), ""), 200).decode(t, &page2)
+		call(t, get("/v1/search?sort=price_asc&limit=2&currency=EUR&cursor="+url.QueryEscape(page1.NextCursor), ""), 200).decode(t, &page2)
 		if len(page2.Hits) == 0 || slices.Contains(hitIDs(page1), page2.Hits[0].ID) {
 			t.Errorf("second page %v repeats the first %v", hitIDs(page2), hitIDs(page1))
+		}
+		// The cursor of a EUR price search does not continue one in KRW.
+		if p := call(t, get("/v1/search?sort=price_asc&limit=2&currency=KRW&cursor="+url.QueryEscape(page1.NextCursor), ""), 400).problem(t); !strings.Contains(p.Detail, "cursor") {
+			t.Errorf("EUR cursor in a KRW search: %q", p.Detail)
+		}
+
+		// Prices compare in one currency: the request's, else the
+		// service's default (KRW here); the answer says which.
+		var priced searchAnswer
+		for query, want := range map[string]struct {
+			currency string
+			ids      []string
+		}{
+			"max_price=2000":                       {"KRW", []string{"acme:SKU-5"}},
+			"max_price=2000&currency=eur":          {"EUR", []string{"acme:SKU-3"}},
+			"min_price=1000&currency=USD":          {"USD", nil},
+			"sort=price_desc&currency=KRW":         {"KRW", []string{"acme:SKU-5"}},
+			"sort=price_desc&limit=1&currency=EUR": {"EUR", []string{"acme:SKU-2"}},
+		} {
+			priced = searchAnswer{}
+			call(t, get("/v1/search?"+query, ""), 200).decode(t, &priced)
+			if priced.PriceCurrency != want.currency || !slices.Equal(hitIDs(priced.SearchResult), want.ids) {
+				t.Errorf("?%s: price_currency %q, hits %v; want %q, %v", query, priced.PriceCurrency, hitIDs(priced.SearchResult), want.currency, want.ids)
+			}
+		}
+		// Without a price filter or sort every currency is found, and
+		// the answer names none.
+		for _, query := range []string{"", "currency=USD", "q=socks&currency=krw"} {
+			r := call(t, get("/v1/search?"+query, ""), 200)
+			priced = searchAnswer{}
+			r.decode(t, &priced)
+			if strings.Contains(string(r.body), "price_currency") || (query == "" && priced.Total != 5) {
+				t.Errorf("?%s: %d found, answer %.300s", query, priced.Total, r.body)
+			}
+		}
+		if !slices.Equal(hitIDs(priced.SearchResult), []string{"acme:SKU-3", "acme:SKU-5"}) && !slices.Equal(hitIDs(priced.SearchResult), []string{"acme:SKU-5", "acme:SKU-3"}) {
+			t.Errorf("q=socks&currency=krw: %v, want the EUR and the KRW socks", hitIDs(priced.SearchResult))
 		}
 
 		for query, param := range map[string]string{
@@ -250,6 +288,10 @@ func TestEndToEnd(t *testing.T) {
 			"sort=cheapest":           "sort",
 			"availability=soon":       "availability",
 			"cursor=not-a-cursor":     "cursor",
+			"currency=EURO":           "currency",
+			"currency=E1&min_price=1": "currency",
+			"currency=ABC":            "ISO 4217",
+			"currency=XXX":            "such as KRW or USD",
 		} {
 			if p := call(t, get("/v1/search?"+query, ""), 400).problem(t); !strings.Contains(p.Detail, param) {
 				t.Errorf("?%s: detail %q does not name %s", query, p.Detail, param)
@@ -260,6 +302,10 @@ func TestEndToEnd(t *testing.T) {
 		ev := searchEvent(t, e, "wool socks")
 		if ev.Results != 1 || ev.Filters != "brand=Knit" || ev.Sort != schemas.SortRelevance || ev.ID == "" || ev.At.IsZero() {
 			t.Errorf("search event %+v", ev)
+		}
+		call(t, get("/v1/search?q=wool+gift&max_price=2000&currency=eur", ""), 200)
+		if ev := searchEvent(t, e, "wool gift"); ev.Filters != "currency=EUR&max_price=2000" {
+			t.Errorf("priced search event filters %q", ev.Filters)
 		}
 	})
 
@@ -358,10 +404,11 @@ func indexProducts(t *testing.T, e *env) {
 		{SKU: "SKU-2", Title: "Road running shoe", Brand: "Pace", Category: []string{"Shoes", "Running"}, Price: 12999, SalePrice: &sale, Availability: schemas.InStock},
 		{SKU: "SKU-3", Title: "Wool socks", Brand: "Knit", Category: []string{"Apparel", "Socks"}, Price: 1299, Availability: schemas.OutOfStock},
 		{SKU: "SKU/4", Title: "Gift card", Brand: "Acme", Price: 5000, Availability: schemas.InStock, Attributes: map[string]string{"kind": "voucher"}},
+		{SKU: "SKU-5", Title: "Bamboo socks", Brand: "Knot", Category: []string{"Apparel", "Socks"}, Price: 1500, Currency: "KRW", Availability: schemas.InStock},
 	}
 	changes := make([]schemas.ProductChange, len(products))
 	for i, p := range products {
-		p.Partner, p.ID, p.Currency, p.UpdatedAt, p.Version = "acme", schemas.ProductID("acme", p.SKU), "EUR", at, 1
+		p.Partner, p.ID, p.Currency, p.UpdatedAt, p.Version = "acme", schemas.ProductID("acme", p.SKU), cmp.Or(p.Currency, "EUR"), at, 1
 		changes[i] = schemas.ProductChange{Kind: schemas.ChangeUpsert, ID: p.ID, Version: 1, Product: &p}
 	}
 	if _, err := e.index.Apply(context.Background(), changes); err != nil {

@@ -19,6 +19,10 @@ const (
 
 var sorts = []string{schemas.SortRelevance, schemas.SortPriceAsc, schemas.SortPriceDesc, schemas.SortNewest}
 
+// DefaultCurrency is what a search filtering or sorting by price compares
+// in when neither the request nor the configuration names a currency.
+const DefaultCurrency = "KRW"
+
 var modes = []string{schemas.ModeFull, schemas.ModeDelta}
 
 // delimiters maps the accepted spellings of the delimiter parameter.
@@ -41,7 +45,9 @@ func queryAll(c *fiber.Ctx, name string) []string {
 }
 
 // searchRequest reads the search parameters, naming the one that is wrong.
-func searchRequest(c *fiber.Ctx) (schemas.SearchRequest, error) {
+// A search that filters or sorts by price compares in the request's
+// currency, or else in currency, the service's.
+func searchRequest(c *fiber.Ctx, currency string) (schemas.SearchRequest, error) {
 	r := schemas.SearchRequest{
 		Text:       strings.TrimSpace(c.Query("q")),
 		Brands:     queryAll(c, "brand"),
@@ -69,6 +75,16 @@ func searchRequest(c *fiber.Ctx) (schemas.SearchRequest, error) {
 	}
 	if !slices.Contains(sorts, r.Sort) {
 		return r, invalidParameter("sort %q is not one of %s.", r.Sort, strings.Join(sorts, ", "))
+	}
+	if s := strings.TrimSpace(c.Query("currency")); s != "" {
+		code, ok := schemas.CurrencyCode(s)
+		if !ok {
+			return r, invalidParameter("currency %q is not an ISO 4217 code: give the three letters of the currency min_price, max_price and a price sort compare in, such as KRW or USD, or leave it out for this service's %s.", s, currency)
+		}
+		r.Currency = code
+	}
+	if r.ComparesPrices() && r.Currency == "" {
+		r.Currency = currency
 	}
 	if s := c.Query("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -114,6 +130,9 @@ func searchFilters(r schemas.SearchRequest) string {
 	}
 	if r.MaxPrice != nil {
 		v.Set("max_price", strconv.FormatInt(*r.MaxPrice, 10))
+	}
+	if r.ComparesPrices() {
+		v.Set("currency", r.Currency)
 	}
 	return v.Encode()
 }

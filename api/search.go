@@ -19,7 +19,7 @@ func (s *server) search(c *fiber.Ctx) error {
 	if s.cfg.Index == nil {
 		return searchUnavailable()
 	}
-	req, err := searchRequest(c)
+	req, err := searchRequest(c, s.cfg.Currency)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,11 @@ func (s *server) search(c *fiber.Ctx) error {
 			res.Facets[f] = []schemas.FacetCount{}
 		}
 	}
-	if err := c.JSON(searchAnswer{SearchResult: res, TookMS: took.Milliseconds()}); err != nil {
+	answer := searchAnswer{SearchResult: res, TookMS: took.Milliseconds()}
+	if req.ComparesPrices() {
+		answer.PriceCurrency = req.Currency
+	}
+	if err := c.JSON(answer); err != nil {
 		return err
 	}
 	go s.recordSearch(schemas.SearchQueryEvent{
@@ -68,10 +72,12 @@ func (s *server) search(c *fiber.Ctx) error {
 }
 
 // searchAnswer is a page of hits and how long the search took, in whole
-// milliseconds as Elasticsearch's took.
+// milliseconds as Elasticsearch's took; a search that filtered or sorted by
+// price also says the currency it compared in.
 type searchAnswer struct {
 	schemas.SearchResult
-	TookMS int64 `json:"took_ms"`
+	TookMS        int64  `json:"took_ms"`
+	PriceCurrency string `json:"price_currency,omitempty"`
 }
 
 func (s *server) recordSearch(ev schemas.SearchQueryEvent) {

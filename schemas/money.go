@@ -32,6 +32,13 @@ func lookupCurrency(code string) (currencyUnit, bool) {
 	return currencyUnit{code: u.String(), scale: scale}, true
 }
 
+// CurrencyCode returns code as the ISO 4217 code it names, in upper case
+// ("usd" is USD); false for anything else, XXX included.
+func CurrencyCode(code string) (string, bool) {
+	u, ok := lookupCurrency(strings.TrimSpace(code))
+	return u.code, ok
+}
+
 // currencyFromText reads a currency column: an ISO code, or a lone symbol
 // such as "€" or "원".
 func currencyFromText(s string) (currencyUnit, bool) {

@@ -102,6 +102,20 @@ func TestParseMoneyErrors(t *testing.T) {
 	}
 }
 
+func TestCurrencyCode(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"KRW": "KRW", "usd": "USD", " Eur ": "EUR"} {
+		if got, ok := CurrencyCode(in); !ok || got != want {
+			t.Errorf("CurrencyCode(%q) = %q %v, want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "US", "USDX", "ABC", "XXX", "원", "12$"} {
+		if got, ok := CurrencyCode(in); ok {
+			t.Errorf("CurrencyCode(%q) = %q, want refused", in, got)
+		}
+	}
+}
+
 func TestCurrencyScaleComesFromISO(t *testing.T) {
 	for code, scale := range map[string]int{"KRW": 0, "JPY": 0, "EUR": 2, "USD": 2, "BHD": 3, "KWD": 3} {
 		u, ok := lookupCurrency(code)

@@ -31,11 +31,18 @@ type SearchRequest struct {
 	Categories   []string       `json:"category,omitempty"` // any level: "A" or "A > B"
 	Partners     []string       `json:"partner,omitempty"`
 	Availability []Availability `json:"availability,omitempty"`
-	MinPrice     *int64         `json:"min_price,omitempty"` // effective price, minor units
+	MinPrice     *int64         `json:"min_price,omitempty"` // effective price, minor units of Currency
 	MaxPrice     *int64         `json:"max_price,omitempty"`
-	Sort         string         `json:"sort,omitempty"`
-	Limit        int            `json:"limit,omitempty"`
-	Cursor       string         `json:"cursor,omitempty"` // opaque, from SearchResult.NextCursor
+	// Currency (ISO 4217) is what a price filter or sort compares in:
+	// products in other currencies are left out of such a search, since
+	// minor units of different currencies do not compare. Without a price
+	// filter or sort it changes nothing. Empty leaves every product in,
+	// which only a caller whose catalog has one currency may ask; the API
+	// always names the request's currency or the service's default.
+	Currency string `json:"currency,omitempty"`
+	Sort     string `json:"sort,omitempty"`
+	Limit    int    `json:"limit,omitempty"`
+	Cursor   string `json:"cursor,omitempty"` // opaque, from SearchResult.NextCursor
 }
 
 // FacetCount is one bucket of a facet.
@@ -204,6 +211,12 @@ type IndexFlusher interface {
 	Flush(ctx context.Context) error
 }
 
+// ComparesPrices reports whether r filters or sorts by price, so that its
+// Currency decides which products it finds.
+func (r SearchRequest) ComparesPrices() bool {
+	return r.MinPrice != nil || r.MaxPrice != nil || r.Sort == SortPriceAsc || r.Sort == SortPriceDesc
+}
+
 // Page sizes of a search: Limit defaults to 20 and is capped at 100.
 const (
 	SearchDefaultLimit = 20
@@ -219,12 +232,20 @@ type CanonicalSearch struct {
 	Sort                                       string
 	Brands, Categories, Partners, Availability []string
 	MinPrice, MaxPrice                         *int64
+	// Currency is set only for a search that compares prices; omitted
+	// when empty, so the keys (and cursors) of other searches stay as
+	// they were before searches had a currency.
+	Currency string `json:",omitempty"`
 }
 
 // Canonical is r's canonical form; relevance is the default sort with
-// text, newest without.
+// text, newest without; the currency in upper case, and only when r
+// compares prices.
 func (r SearchRequest) Canonical() CanonicalSearch {
 	c := CanonicalSearch{Text: strings.TrimSpace(r.Text), Sort: r.Sort, MinPrice: r.MinPrice, MaxPrice: r.MaxPrice}
+	if r.ComparesPrices() {
+		c.Currency = strings.ToUpper(strings.TrimSpace(r.Currency))
+	}
 	if c.Sort == "" {
 		c.Sort = SortNewest
 		if c.Text != "" {

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -110,6 +111,38 @@ func TestCanonicalSearchIgnoresFilterOrderAndLimit(t *testing.T) {
 		if got := (SearchRequest{Limit: limit}).PageLimit(); got != want {
 			t.Errorf("PageLimit(%d) = %d, want %d", limit, got, want)
 		}
+	}
+}
+
+// The currency is part of a search that compares prices, and of no other:
+// a search without a price filter or sort finds every currency, whatever
+// it names, and keeps the key it had before searches had a currency.
+func TestCanonicalSearchCurrencyOnlyWhenComparingPrices(t *testing.T) {
+	t.Parallel()
+	min := int64(100)
+	plain := SearchRequest{Text: "kettle"}
+	named := SearchRequest{Text: "kettle", Currency: "USD"}
+	if named.ComparesPrices() || named.Canonical().Currency != "" || named.Canonical().Key() != plain.Canonical().Key() {
+		t.Errorf("a search without price filter or sort: canonical %+v", named.Canonical())
+	}
+	if b, _ := json.Marshal(plain.Canonical()); strings.Contains(string(b), "Currency") {
+		t.Errorf("canonical JSON of a search without prices names a currency: %s", b)
+	}
+	for _, r := range []SearchRequest{{MinPrice: &min}, {MaxPrice: &min}, {Sort: SortPriceAsc}, {Sort: SortPriceDesc}} {
+		if !r.ComparesPrices() {
+			t.Errorf("%+v does not compare prices", r)
+		}
+		krw, usd, lower := r, r, r
+		krw.Currency, usd.Currency, lower.Currency = "KRW", "USD", " usd"
+		if krw.Canonical().Key() == usd.Canonical().Key() {
+			t.Errorf("%+v: KRW and USD searches share a key", r)
+		}
+		if lower.Canonical().Currency != "USD" || lower.Canonical().Key() != usd.Canonical().Key() {
+			t.Errorf("%+v: \" usd\" is not the search for USD: %+v", r, lower.Canonical())
+		}
+	}
+	if (SearchRequest{Sort: SortNewest}).ComparesPrices() || (SearchRequest{Sort: SortRelevance}).ComparesPrices() {
+		t.Error("newest or relevance compares prices")
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"feedline/connectors/redisfeed"
 	"feedline/feed"
 	"feedline/pipeline"
+	"feedline/schemas"
 )
 
 // Stage names accepted by --stages; "api" is the HTTP API.
@@ -54,6 +55,7 @@ var settings = []setting{
 	{"", "FEEDLINE_ES_USERNAME", "", "Elasticsearch user"},
 	{"", "FEEDLINE_ES_PASSWORD", "", "Elasticsearch password"},
 	{"es-alias", "FEEDLINE_ES_ALIAS", "products", "Elasticsearch alias searched and written; indexes behind it are <alias>-vN"},
+	{"currency", "FEEDLINE_CURRENCY", "KRW", "ISO 4217 currency a search's price filter or sort compares in when the request names none; products in other currencies are left out of it"},
 	{"clickhouse", "FEEDLINE_CLICKHOUSE_URL", "", "ClickHouse DSN (clickhouse://user:pass@host:9000/db); empty writes Parquet files"},
 	{"redis", "FEEDLINE_REDIS_URL", "", "Redis for feed caches and the follow graph: one server as redis://host:6379/0, a Redis Cluster as redis+cluster://host:port,host:port (rediss:// and rediss+cluster:// for TLS); empty keeps them in the process"},
 	{"redis-prefix", "FEEDLINE_REDIS_PREFIX", redisfeed.DefaultPrefix, "prefix of every key of the feed state in Redis, so deployments sharing one Redis keep apart (no { or })"},
@@ -94,6 +96,7 @@ type serveConfig struct {
 	ESUsername    string
 	ESPassword    string
 	ESAlias       string
+	Currency      string // what price searches compare in unless they say
 	// ESTransport carries the Elasticsearch client's requests; nil is the
 	// default HTTP transport. Not a setting: tests run the system on an
 	// OpenSearch node through one that adds the product header.
@@ -204,6 +207,7 @@ func configFrom(values map[string]*string) (serveConfig, error) {
 		ESUsername:    get("FEEDLINE_ES_USERNAME"),
 		ESPassword:    *values["FEEDLINE_ES_PASSWORD"],
 		ESAlias:       get("FEEDLINE_ES_ALIAS"),
+		Currency:      get("FEEDLINE_CURRENCY"),
 		ClickHouseURL: get("FEEDLINE_CLICKHOUSE_URL"),
 		RedisURL:      get("FEEDLINE_REDIS_URL"),
 		RedisPrefix:   get("FEEDLINE_REDIS_PREFIX"),
@@ -295,6 +299,9 @@ func (c serveConfig) withDefaults() (serveConfig, error) {
 	if c.ESAlias == "" {
 		c.ESAlias = d.ESAlias
 	}
+	if c.Currency == "" {
+		c.Currency = d.Currency
+	}
 	if c.RedisPrefix == "" {
 		c.RedisPrefix = d.RedisPrefix
 	}
@@ -382,6 +389,9 @@ func (c serveConfig) Validate() error {
 		if c.ESAlias != "" && c.ESAlias != settingDefault("FEEDLINE_ES_ALIAS") {
 			bad("FEEDLINE_ES_ALIAS (--es-alias) %q names an Elasticsearch alias: set FEEDLINE_ES_URL (--es-url) too, or unset it for the embedded index", c.ESAlias)
 		}
+	}
+	if _, ok := schemas.CurrencyCode(c.Currency); !ok {
+		bad("FEEDLINE_CURRENCY (--currency) %q: want an ISO 4217 code, such as KRW or USD", c.Currency)
 	}
 	if c.RedisURL != "" {
 		if err := redisfeed.CheckURL(c.RedisURL); err != nil {

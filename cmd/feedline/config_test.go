@@ -26,7 +26,8 @@ func TestServeConfigFromFlagsEnvironmentAndDefaults(t *testing.T) {
 	}
 	if cfg.DataDir != "./data" || cfg.HTTP != "127.0.0.1:8080" || cfg.NATS != "" || cfg.NATSReplicas != 1 ||
 		cfg.ESURLs != nil || cfg.ESAlias != "products" || cfg.ClickHouseURL != "" || !slices.Equal(cfg.Stages, allStages) ||
-		cfg.TokenMaxLifetime != api.DefaultTokenMaxLifetime || cfg.RedisPrefix != "feedline:" || cfg.UploadRetention != 24*time.Hour {
+		cfg.TokenMaxLifetime != api.DefaultTokenMaxLifetime || cfg.RedisPrefix != "feedline:" || cfg.UploadRetention != 24*time.Hour ||
+		cfg.Currency != "KRW" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
@@ -51,6 +52,9 @@ func TestServeConfigFromFlagsEnvironmentAndDefaults(t *testing.T) {
 	if cfg, err := parseServeConfig([]string{"--memory", "2GiB"}, io.Discard); err != nil || cfg.Memory != 2<<30 || heapLimit(cfg.Memory) != 1536<<20 {
 		t.Errorf("--memory 2GiB: %d bytes, heap limit %d (%v)", cfg.Memory, heapLimit(cfg.Memory), err)
 	}
+	if cfg, err := parseServeConfig([]string{"--currency", "usd"}, io.Discard); err != nil || cfg.Currency != "usd" {
+		t.Errorf("--currency usd: %q (%v)", cfg.Currency, err)
+	}
 	if !slices.Equal(cfg.Stages, []string{"normalise"}) || cfg.ESAlias != "catalog" {
 		t.Errorf("flags must win over the environment: stages %v alias %q", cfg.Stages, cfg.ESAlias)
 	}
@@ -71,6 +75,9 @@ func TestServeConfigRejectsBadValues(t *testing.T) {
 		{[]string{"--memory", "100MiB"}},
 		{[]string{"--memory", "lots"}},
 		{[]string{"--upload-retention", "a day"}},
+		{[]string{"--currency", "WON"}},
+		{[]string{"--currency", "US"}},
+		{[]string{"--currency", "XXX"}},
 	} {
 		if _, err := parseServeConfig(tc.args, io.Discard); err == nil {
 			t.Errorf("%v accepted", tc.args)

@@ -28,7 +28,8 @@ func exactCount(t *testing.T, search func(minPrice, maxPrice int64) schemas.Sear
 	return count(0, 1<<40, 0)
 }
 
-// productCount is the exact number of products the API finds for q.
+// productCount is the exact number of products the API finds for q, in
+// q's currency or else the service's default (KRW): it counts by price.
 func (ts *testSystem) productCount(q url.Values) uint64 {
 	ts.t.Helper()
 	return exactCount(ts.t, func(lo, hi int64) schemas.SearchResult {

@@ -252,11 +252,12 @@ func (ts *testSystem) search(q url.Values) schemas.SearchResult {
 	return res
 }
 
-// allProducts walks every page of a partner's products.
+// allProducts walks every page of a partner's products, in every currency:
+// a price sort would keep only the default currency's.
 func (ts *testSystem) allProducts(partner string) map[string]schemas.Product {
 	ts.t.Helper()
 	out := map[string]schemas.Product{}
-	q := url.Values{"partner": {partner}, "limit": {"100"}, "sort": {"price_asc"}}
+	q := url.Values{"partner": {partner}, "limit": {"100"}, "sort": {"newest"}}
 	for {
 		res := ts.search(q)
 		for _, p := range res.Hits {

@@ -296,6 +296,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Ledger:   s.ledger,
 			Files:    files,
 			Index:    s.index,
+			Currency: cfg.Currency,
 			Detect:   decode.DetectFormat,
 			Open:     decode.Open,
 			TempDir:  filepath.Join(cfg.DataDir, "tmp"),

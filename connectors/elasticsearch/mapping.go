@@ -21,6 +21,7 @@ const (
 	FieldCategoryPaths = "category_paths" // every CategoryPaths() value
 	FieldPartner       = "partner"
 	FieldAvailability  = "availability"
+	FieldCurrency      = "currency"        // ISO 4217: what a price filter or sort compares in
 	FieldEffective     = "effective_price" // EffectivePrice(), minor units
 	FieldUpdatedAt     = "updated_at"
 	FieldVersion       = "version"
@@ -197,7 +198,7 @@ func NewMappings() Mappings {
 			"price":            {Type: "long"},
 			"sale_price":       {Type: "long"},
 			FieldEffective:     {Type: "long"},
-			"currency":         keyword,
+			FieldCurrency:      keyword,
 			FieldAvailability:  keyword,
 			"url":              sourceOnly("keyword"),
 			"image_urls":       sourceOnly("keyword"),

@@ -219,6 +219,11 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 	anyOf(FieldCategoryPaths, categories)
 	anyOf(FieldPartner, partners)
 	anyOf(FieldAvailability, avail)
+	if c.Currency != "" {
+		// Minor units of other currencies do not compare: a price filter
+		// or sort leaves their products out.
+		filter = append(filter, obj{"term": obj{FieldCurrency: c.Currency}})
+	}
 	if r.MinPrice != nil || r.MaxPrice != nil {
 		bounds := obj{}
 		if r.MinPrice != nil {

@@ -106,6 +106,23 @@ func TestRecordedSearchDSL(t *testing.T) {
 				"filter": [{"term": {"deleted": false}}, {"range": {"effective_price": {"lte": 9}}}]}},
 			"sort": [{"updated_at": {"order": "desc"}}, {"id": {"order": "asc"}}],
 			"size": 21,` + commonBody + `}`},
+		{"price range and sort in a currency: its products only", schemas.SearchRequest{
+			MinPrice: int64p(1000), MaxPrice: int64p(2000), Sort: schemas.SortPriceAsc, Currency: "usd",
+		}, `{
+			"query": {"bool": {"filter": [
+				{"term": {"deleted": false}},
+				{"term": {"currency": "USD"}},
+				{"range": {"effective_price": {"gte": 1000, "lte": 2000}}}]}},
+			"sort": [{"effective_price": {"order": "asc"}}, {"id": {"order": "asc"}}],
+			"size": 21,` + commonBody + `}`},
+		{"price sort alone in a currency", schemas.SearchRequest{Sort: schemas.SortPriceDesc, Currency: "KRW"}, `{
+			"query": {"bool": {"filter": [{"term": {"deleted": false}}, {"term": {"currency": "KRW"}}]}},
+			"sort": [{"effective_price": {"order": "desc"}}, {"id": {"order": "asc"}}],
+			"size": 21,` + commonBody + `}`},
+		{"a currency without price filter or sort: every currency", schemas.SearchRequest{Currency: "USD", Brands: []string{"Sony"}}, `{
+			"query": {"bool": {"filter": [{"term": {"deleted": false}}, {"terms": {"brand.keyword": ["Sony"]}}]}},
+			"sort": [{"updated_at": {"order": "desc"}}, {"id": {"order": "asc"}}],
+			"size": 21,` + commonBody + `}`},
 		{"relevance without text", schemas.SearchRequest{Sort: schemas.SortRelevance, Limit: -3}, `{
 			"query": {"bool": {"filter": [{"term": {"deleted": false}}]}},
 			"sort": [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}],

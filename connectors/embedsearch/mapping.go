@@ -27,6 +27,7 @@ const (
 	fieldCategory     = "category" // every CategoryPaths() value
 	fieldPartner      = "partner"
 	fieldAvailability = "availability"
+	fieldCurrency     = "currency"   // ISO 4217, for searches that compare prices
 	fieldPrice        = "price"      // effective price, for range filters
 	fieldPriceSort    = "price_sort" // effective price, sort only; unmapped
 	fieldUpdated      = "updated"    // UpdatedAt in Unix milliseconds; sort only, unmapped
@@ -38,7 +39,7 @@ const (
 
 // schemaVersion names the field layout and text analysis; an index written
 // with another must be rebuilt from the log rather than read.
-const schemaVersion = "feedline-products-2"
+const schemaVersion = "feedline-products-3"
 
 var schemaKey = []byte("feedline:schema")
 
@@ -97,6 +98,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	dm.AddFieldMappingsAt(fieldCategory, kw(fieldCategory, true))
 	dm.AddFieldMappingsAt(fieldPartner, kw(fieldPartner, false))
 	dm.AddFieldMappingsAt(fieldAvailability, kw(fieldAvailability, false))
+	dm.AddFieldMappingsAt(fieldCurrency, kw(fieldCurrency, false))
 	dm.AddFieldMappingsAt(fieldPrice, price)
 	dm.AddFieldMappingsAt(fieldIdentifier, kw(fieldIdentifier, false))
 	dm.AddFieldMappingsAt(fieldLive, kw(fieldLive, false))
@@ -127,6 +129,7 @@ func (b docBuilder) product(id string, version uint64, p *schemas.Product) (*doc
 	}
 	addTerm(d, fieldPartner, nil, p.Partner, filterOptions)
 	addTerm(d, fieldAvailability, nil, string(p.Availability), filterOptions)
+	addTerm(d, fieldCurrency, nil, p.Currency, filterOptions)
 	for i, ident := range p.Identifiers() {
 		addTerm(d, fieldIdentifier, []uint64{uint64(i)}, ident, filterOptions)
 	}

@@ -51,6 +51,35 @@ func TestCachedAnswersFollowChanges(t *testing.T) {
 	}
 }
 
+// TestCachedAnswersKeepCurrenciesApart: the same price search in another
+// currency is another search for the answer cache, while a search that
+// compares no prices is one answer whichever currency it names.
+func TestCachedAnswersKeepCurrenciesApart(t *testing.T) {
+	ix := openTemp(t)
+	ctx := t.Context()
+	usd := lamp("u", 1)
+	usd.Product.Currency = "USD"
+	if _, err := ix.Apply(ctx, []schemas.ProductChange{lamp("k", 1), usd}); err != nil {
+		t.Fatal(err)
+	}
+	lo := int64(1000)
+	for range 2 { // the second round answers from the cache
+		for _, cur := range []string{"KRW", "USD", "KRW"} {
+			res, err := ix.Search(ctx, schemas.SearchRequest{Text: "lamp", MinPrice: &lo, Currency: cur})
+			if err != nil || len(res.Hits) != 1 || res.Hits[0].Currency != cur {
+				t.Fatalf("lamps from %d in %s: %v %+v", lo, cur, err, res.Hits)
+			}
+		}
+	}
+	plain := schemas.SearchRequest{Text: "lamp", Currency: "KRW"}
+	p1, _ := ix.plan(plain)
+	plain.Currency = "USD"
+	p2, _ := ix.plan(plain)
+	if keyOf(p1, plain) != keyOf(p2, plain) {
+		t.Error("a search without prices is cached apart per currency named")
+	}
+}
+
 // TestWarmingOnOpen: an index reopened over existing products answers
 // while it warms, and closing it at once does not wait for the warming to
 // read everything.

@@ -376,6 +376,11 @@ func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
 	if len(avail) > 0 {
 		filter(anyTerm(fieldAvailability, avail))
 	}
+	if c.Currency != "" {
+		// Minor units of other currencies do not compare: a price filter
+		// or sort leaves their products out.
+		filter(termQuery(fieldCurrency, c.Currency, 1))
+	}
 	if r.MinPrice != nil || r.MaxPrice != nil {
 		filter(priceRange(r.MinPrice, r.MaxPrice))
 	}

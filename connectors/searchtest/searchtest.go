@@ -12,6 +12,10 @@
 //   - Filters: brand exact, category by any path prefix of
 //     Product.CategoryPaths, partner, availability, effective price with
 //     inclusive bounds. Values of one filter are OR'ed, filters AND'ed.
+//   - A price filter or sort compares in the request's Currency: products in
+//     other currencies are left out of it (minor units of two currencies do
+//     not compare), and cursors of one currency do not continue another.
+//     Without a price filter or sort the currency changes nothing.
 //   - Sorts break ties by id ascending; relevance is the default with text,
 //     newest without.
 //   - Facets "brand" and "category" (every category path value) cover the
@@ -54,6 +58,7 @@ func Run(t *testing.T, open Open) {
 		{"EachFilter", testEachFilter},
 		{"CombinedFilters", testCombinedFilters},
 		{"PriceBoundsInclusive", testPriceBoundsInclusive},
+		{"PriceCurrency", testPriceCurrency},
 		{"Facets", testFacets},
 		{"Sorts", testSorts},
 		{"DefaultSort", testDefaultSort},
@@ -84,6 +89,7 @@ type spec struct {
 	Category                                []string
 	Price                                   int64
 	Sale                                    *int64
+	Currency                                string // default KRW
 	Availability                            schemas.Availability
 	Updated                                 time.Time
 	Attributes                              map[string]string
@@ -107,7 +113,7 @@ func (p spec) Product() schemas.Product {
 		Category:     p.Category,
 		Price:        p.Price,
 		SalePrice:    p.Sale,
-		Currency:     "KRW",
+		Currency:     cmp.Or(p.Currency, "KRW"),
 		Availability: avail,
 		URL:          "https://shop.example/" + p.SKU,
 		Attributes:   p.Attributes,
@@ -326,6 +332,9 @@ func matching(ps []schemas.Product, r schemas.SearchRequest) []string {
 		if len(r.Availability) > 0 && !slices.Contains(r.Availability, p.Availability) {
 			continue
 		}
+		if c := r.Canonical().Currency; c != "" && p.Currency != c {
+			continue
+		}
 		if r.MinPrice != nil && p.EffectivePrice() < *r.MinPrice {
 			continue
 		}
@@ -360,6 +369,9 @@ func describe(r schemas.SearchRequest) string {
 	}
 	if r.MaxPrice != nil {
 		fmt.Fprintf(&b, " max=%d", *r.MaxPrice)
+	}
+	if r.Currency != "" {
+		fmt.Fprintf(&b, " currency=%s", r.Currency)
 	}
 	return b.String()
 }
@@ -427,6 +439,108 @@ func testPriceBoundsInclusive(t *testing.T, open Open) {
 	checkFilter(t, ix, cat, schemas.SearchRequest{MinPrice: ptr[int64](2000), MaxPrice: ptr[int64](2000)}, 0)
 	checkFilter(t, ix, cat, schemas.SearchRequest{MinPrice: ptr[int64](1001), MaxPrice: ptr[int64](1499)}, 0)
 	checkFilter(t, ix, cat, schemas.SearchRequest{MinPrice: ptr[int64](0)}, 6)
+}
+
+// currencyCatalog has KRW and USD products whose minor units overlap: 1500
+// is ₩1,500 for one and $15.00 for another.
+func currencyCatalog() []schemas.Product {
+	return []schemas.Product{
+		spec{SKU: "krw-1", Title: "Kettle one", Brand: "Acme", Price: 900}.Product(),
+		spec{SKU: "krw-2", Title: "Kettle two", Brand: "Acme", Price: 1500}.Product(),
+		spec{SKU: "krw-3", Title: "Kettle three", Brand: "Brew", Price: 2500, Sale: ptr[int64](2000)}.Product(),
+		spec{SKU: "krw-4", Title: "Kettle four", Brand: "Brew", Price: 50000}.Product(),
+		spec{Partner: "shop2", SKU: "usd-1", Title: "Kettle five", Brand: "Acme", Price: 1200, Currency: "USD"}.Product(),
+		spec{Partner: "shop2", SKU: "usd-2", Title: "Kettle six", Brand: "Brew", Price: 1500, Currency: "USD"}.Product(),
+		spec{Partner: "shop2", SKU: "usd-3", Title: "Kettle seven", Brand: "Brew", Price: 4000, Sale: ptr[int64](1800), Currency: "USD"}.Product(),
+		spec{Partner: "shop3", SKU: "eur-1", Title: "Kettle eight", Brand: "Acme", Price: 1000, Currency: "EUR"}.Product(),
+	}
+}
+
+func testPriceCurrency(t *testing.T, open Open) {
+	cat := currencyCatalog()
+	ix := load(t, open, cat...)
+	krw := func(id string) string { return idOf(id) }
+	usd := func(id string) string { return schemas.ProductID("shop2", id) }
+
+	// A price range in a currency finds that currency's products in range only.
+	for _, c := range []struct {
+		r    schemas.SearchRequest
+		want []string
+	}{
+		{schemas.SearchRequest{MinPrice: ptr[int64](1000), MaxPrice: ptr[int64](2000), Currency: "KRW"}, []string{krw("krw-2"), krw("krw-3")}},
+		{schemas.SearchRequest{MinPrice: ptr[int64](1000), MaxPrice: ptr[int64](2000), Currency: "USD"}, []string{usd("usd-1"), usd("usd-2"), usd("usd-3")}},
+		{schemas.SearchRequest{MaxPrice: ptr[int64](1000), Currency: "EUR"}, []string{schemas.ProductID("shop3", "eur-1")}},
+		{schemas.SearchRequest{MinPrice: ptr[int64](0), Currency: "JPY"}, nil},
+		{schemas.SearchRequest{MinPrice: ptr[int64](1500), Currency: "USD", Text: "kettle", Brands: []string{"Brew"}}, []string{usd("usd-2"), usd("usd-3")}},
+	} {
+		checkFilter(t, ix, cat, c.r, len(c.want))
+		if got := hitIDs(t, ix, c.r); !sameSet(got, c.want) {
+			t.Errorf("%s: got %v, want %v", describe(c.r), got, c.want)
+		}
+		// Facets count what the search found, not the other currencies.
+		res := find(t, ix, c.r)
+		brands := 0
+		for _, f := range res.Facets["brand"] {
+			brands += f.Count
+		}
+		if brands != len(c.want) {
+			t.Errorf("%s: brand facet counts %d products, want %d", describe(c.r), brands, len(c.want))
+		}
+	}
+
+	// A price sort in a currency orders that currency's products only.
+	for _, c := range []struct {
+		sort string
+		key  func(a, b schemas.Product) int
+	}{{schemas.SortPriceAsc, priceAsc}, {schemas.SortPriceDesc, priceDesc}} {
+		for _, cur := range []string{"KRW", "USD"} {
+			r := schemas.SearchRequest{Sort: c.sort, Currency: cur}
+			want := sortedIDs(cat, matching(cat, r), c.key)
+			if len(want) < 3 {
+				t.Fatalf("fixture: %s %s keeps %d products", c.sort, cur, len(want))
+			}
+			if got := hitIDs(t, ix, r); !slices.Equal(got, want) {
+				t.Errorf("sort %s in %s:\n got %v\nwant %v", c.sort, cur, got, want)
+			}
+			r.Limit = 2
+			if got := walk(t, ix, r); !slices.Equal(got, want) {
+				t.Errorf("sort %s in %s, pages of 2:\n got %v\nwant %v", c.sort, cur, got, want)
+			}
+		}
+	}
+
+	// Without a price filter or sort, every currency is found, whichever
+	// the request names.
+	for _, r := range []schemas.SearchRequest{{}, {Currency: "USD"}, {Text: "kettle", Currency: "KRW"}, {Sort: schemas.SortNewest, Currency: "EUR"}} {
+		if got := hitIDs(t, ix, r); !sameSet(got, ids(cat)) {
+			t.Errorf("%s sort %q: got %v, want every product", describe(r), r.Sort, got)
+		}
+	}
+
+	// The currency is part of a price search's identity: a KRW cursor does
+	// not continue the USD search, and the same search continues.
+	r := schemas.SearchRequest{Sort: schemas.SortPriceAsc, Currency: "KRW", Limit: 1}
+	first := find(t, ix, r)
+	if first.NextCursor == "" {
+		t.Fatal("no cursor on a first page of 1")
+	}
+	other := r
+	other.Cursor, other.Currency = first.NextCursor, "USD"
+	if _, err := ix.Search(t.Context(), other); !errors.Is(err, schemas.ErrBadCursor) {
+		t.Errorf("KRW cursor in a USD search: %v, want ErrBadCursor", err)
+	}
+	same := r
+	same.Cursor = first.NextCursor
+	if next := find(t, ix, same); len(next.Hits) != 1 || next.Hits[0].Currency != "KRW" || next.Hits[0].ID == first.Hits[0].ID {
+		t.Errorf("KRW cursor in the KRW search: %+v", next.Hits)
+	}
+	// A search that compares no prices keeps its cursor whatever currency it names.
+	plain := schemas.SearchRequest{Sort: schemas.SortNewest, Currency: "KRW", Limit: 1}
+	page := find(t, ix, plain)
+	plain.Cursor, plain.Currency = page.NextCursor, "USD"
+	if _, err := ix.Search(t.Context(), plain); err != nil {
+		t.Errorf("newest, cursor with another currency named: %v", err)
+	}
 }
 
 // walkCatalog is n products with ties in price and update time, 25 brands

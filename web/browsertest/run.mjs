@@ -107,6 +107,22 @@ await scenario('the second page has no repeats', async (page) => {
   await check(page, 'storefront-page-2');
 });
 
+await scenario('a price range is in the currency of the prices shown', async (page) => {
+  await page.goto(base + '/');
+  await page.locator('#hits li.hit').first().waitFor();
+  const all = await total(page);
+  await page.getByText('Price (KRW)').waitFor();
+  await page.getByLabel('From').fill('20000');
+  await page.getByLabel('to', { exact: true }).fill('30000');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForURL(/min_price=20000&max_price=30000&currency=KRW/);
+  await page.waitForFunction((n) => Number(document.getElementById('total').textContent) < n, all);
+  const prices = (await page.locator('#hits li.hit .price strong').allTextContents()).map((t) => Number(t.replace(/\D/g, '')));
+  assert.ok(prices.length > 0 && prices.length === await total(page), `hits in range: ${prices}`);
+  assert.ok(prices.every((p) => p >= 20000 && p <= 30000), `every price is from ₩20,000 to ₩30,000: ${prices}`);
+  await check(page, 'storefront-price-range');
+});
+
 await scenario('a search marks the words it matched', async (page) => {
   await page.goto(base + '/');
   await page.getByRole('searchbox', { name: 'Search products' }).fill('kettle');

@@ -10,7 +10,10 @@
   // search can be bookmarked and the back button works.
   function fromURL() {
     const u = new URLSearchParams(location.search);
-    const s = { q: u.get('q') || '', sort: u.get('sort') || 'relevance', min_price: u.get('min_price') || '', max_price: u.get('max_price') || '' };
+    const s = {
+      q: u.get('q') || '', sort: u.get('sort') || 'relevance',
+      min_price: u.get('min_price') || '', max_price: u.get('max_price') || '', currency: u.get('currency') || '',
+    };
     for (const f of multi) s[f] = u.getAll(f);
     return s;
   }
@@ -19,7 +22,15 @@
   let cursors = ['']; // cursors[i] opens page i+1
   let page = 0;
   let shops = new Set(); // shops seen in results, offered as a filter
-  let currency = 'KRW';
+  // The currency prices are shown and entered in: the one a price search
+  // compared in, else that of the results shown.
+  let currency = state.currency || 'KRW';
+
+  // A price filter or sort compares in one currency; other currencies'
+  // products are left out of it.
+  function comparesPrices(s) {
+    return s.min_price !== '' || s.max_price !== '' || s.sort === 'price_asc' || s.sort === 'price_desc';
+  }
 
   function query(s, cursor) {
     const u = new URLSearchParams();
@@ -28,6 +39,7 @@
     for (const f of multi) for (const v of s[f]) u.append(f, v);
     if (s.min_price) u.set('min_price', s.min_price);
     if (s.max_price) u.set('max_price', s.max_price);
+    if (s.currency && comparesPrices(s)) u.set('currency', s.currency);
     if (cursor) u.set('cursor', cursor);
     return u;
   }
@@ -60,7 +72,9 @@
     $('took').textContent = 'in ' + res.took_ms + ' ms';
     const list = $('hits');
     list.replaceChildren();
-    if (res.hits.length) currency = res.hits[0].currency || currency;
+    if (res.price_currency) currency = res.price_currency;
+    else if (res.hits.length) currency = res.hits[0].currency || currency;
+    $('price-currency').textContent = '(' + currency + ')';
     for (const p of res.hits) {
       shops.add(p.partner);
       list.append(hit(p));
@@ -155,21 +169,32 @@
     state.sort = $('sort').value;
     run(true);
   });
-  $('sort').addEventListener('change', () => { state.sort = $('sort').value; run(true); });
+  $('sort').addEventListener('change', () => {
+    state.sort = $('sort').value;
+    if (comparesPrices(state)) state.currency = currency;
+    run(true);
+  });
   $('apply-price').addEventListener('click', () => {
+    // The range is in the currency of the prices shown.
     state.min_price = toMinor($('min-price').value);
     state.max_price = toMinor($('max-price').value);
+    state.currency = currency;
     run(true);
   });
   $('clear-filters').addEventListener('click', () => {
     for (const f of multi) state[f] = [];
-    state.min_price = state.max_price = '';
+    state.min_price = state.max_price = state.currency = '';
     fill();
     run(true);
   });
   $('next').addEventListener('click', () => { if (cursors[page + 1]) { page++; load(); window.scrollTo(0, 0); } });
   $('prev').addEventListener('click', () => { if (page > 0) { page--; load(); } });
-  window.addEventListener('popstate', () => { state = fromURL(); fill(); run(false); });
+  window.addEventListener('popstate', () => {
+    state = fromURL();
+    currency = state.currency || currency;
+    fill();
+    run(false);
+  });
 
   // On a phone the filters start folded, so the results come first.
   if (window.matchMedia('(max-width: 48rem)').matches) document.querySelector('#facets details').open = false;
