@@ -75,6 +75,7 @@ var settings = []setting{
 	{"fetch-timeout", "FEEDLINE_FETCH_TIMEOUT", "10m", "longest one fetch of a partner's feed may take, from the request to the stored file"},
 	{"fetch-concurrency", "FEEDLINE_FETCH_CONCURRENCY", "16", "fetches one API process runs at once, each with its own connection and deadline"},
 	{"checkpoint-every", "FEEDLINE_CHECKPOINT_EVERY", "1m", "how often derived state held in the process (normalise's catalog, the embedded feed state) is checkpointed under <data>/checkpoints, and on a clean stop, so a start replays only the log after it; 0 turns checkpoints off and every start replays the whole log"},
+	{"compact-every", "FEEDLINE_COMPACT_EVERY", "1h", "how often the normalise stage compacts the product log: batches whose every change is superseded are removed, mostly superseded ones rewritten; 0 never"},
 }
 
 type serveConfig struct {
@@ -119,7 +120,9 @@ type serveConfig struct {
 	Fetch api.FetchConfig
 	// CheckpointEvery is how often derived state is checkpointed; 0 never.
 	CheckpointEvery time.Duration
-	Log             *slog.Logger
+	// CompactEvery is how often the product log is compacted; 0 never.
+	CompactEvery time.Duration
+	Log          *slog.Logger
 	// Tracing traces uploads and writes through every stage; nil (the
 	// default: OTEL_TRACES_EXPORTER unset) traces nothing.
 	Tracing trace.TracerProvider
@@ -232,6 +235,9 @@ func configFrom(values map[string]*string) (serveConfig, error) {
 	}
 	if cfg.CheckpointEvery, err = time.ParseDuration(get("FEEDLINE_CHECKPOINT_EVERY")); err != nil {
 		return cfg, fmt.Errorf("FEEDLINE_CHECKPOINT_EVERY %q: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", get("FEEDLINE_CHECKPOINT_EVERY"))
+	}
+	if cfg.CompactEvery, err = time.ParseDuration(get("FEEDLINE_COMPACT_EVERY")); err != nil {
+		return cfg, fmt.Errorf("FEEDLINE_COMPACT_EVERY %q: want a duration of at least 1s, such as 1h, or 0 for no compaction", get("FEEDLINE_COMPACT_EVERY"))
 	}
 	cfg.Stages = parseStages(get("FEEDLINE_STAGES"))
 	if err := parseNATSAuth(&cfg, get, values); err != nil {
@@ -428,6 +434,9 @@ func (c serveConfig) Validate() error {
 	}
 	if c.CheckpointEvery < 0 || (c.CheckpointEvery > 0 && c.CheckpointEvery < time.Second) {
 		bad("FEEDLINE_CHECKPOINT_EVERY (--checkpoint-every) %s: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", c.CheckpointEvery)
+	}
+	if c.CompactEvery < 0 || (c.CompactEvery > 0 && c.CompactEvery < time.Second) {
+		bad("FEEDLINE_COMPACT_EVERY (--compact-every) %s: want a duration of at least 1s, such as 1h, or 0 for no compaction", c.CompactEvery)
 	}
 	return errors.Join(errs...)
 }

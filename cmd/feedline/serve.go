@@ -74,6 +74,10 @@ type system struct {
 
 	checkpoints       *pipeline.Checkpoints // nil when off
 	checkpointSources []pipeline.CheckpointSource
+	// norm is the normalise stage when it runs here, and compaction what
+	// bounds its compaction of the product log.
+	norm       *normalise.Stage
+	compaction normalise.Compaction
 	// httpMetrics are the API's request series, on metrics' registry.
 	httpMetrics *api.HTTPMetrics
 }
@@ -184,6 +188,9 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 		s.checkpointed(norm.Checkpoint())
 		configs = append(configs, norm.Config())
+		s.norm = norm
+		s.compaction = normalise.Compaction{Checkpoints: s.checkpointStore(), Metrics: s.metrics,
+			News: (&fanout.Stage{Policy: cfg.Feed}).NewsReader}
 	}
 	if cfg.runs("index") {
 		st := &index.Stage{Index: s.index, Ledger: s.ledger, Log: log.With("stage", "index"), Writers: 2, DeadLetter: s.runner.PublishDeadLetter}
@@ -248,6 +255,13 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	})
 	if norm != nil {
 		norm.Follow(runCtx)
+		if cfg.CompactEvery > 0 {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				norm.RunCompaction(runCtx, cfg.CompactEvery, s.compaction)
+			}()
+		}
 	}
 	for _, c := range configs {
 		c = withFreshness(c, s.metrics)

@@ -316,6 +316,9 @@ func (s *Stage) HandleCatalog(ctx context.Context, m *pipeline.Message) error {
 	if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 		return pipeline.Terminal(fmt.Errorf("product batch is not JSON: %w", err))
 	}
+	if b.Compacted != 0 {
+		return nil // its news was announced when the changes were first made
+	}
 	pol := s.policy()
 	shop := schemas.Author(schemas.FolloweeShop, b.Partner)
 	slot := 0
@@ -323,10 +326,7 @@ func (s *Stage) HandleCatalog(ctx context.Context, m *pipeline.Message) error {
 		if c.Kind != schemas.ChangeUpsert {
 			continue
 		}
-		at := b.At
-		if c.Product != nil && !c.Product.UpdatedAt.IsZero() {
-			at = c.Product.UpdatedAt
-		}
+		at := newsAt(&b, &c)
 		day := at.UTC().Format(time.DateOnly)
 		switch {
 		case c.New:
@@ -356,6 +356,48 @@ func (s *Stage) HandleCatalog(ctx context.Context, m *pipeline.Message) error {
 		}
 	}
 	return nil
+}
+
+// newsAt is when a change's news happened: when the partner says the
+// product changed, else when its batch was made.
+func newsAt(b *schemas.ProductBatch, c *schemas.ProductChange) time.Time {
+	if c.Product != nil && !c.Product.UpdatedAt.IsZero() {
+		return c.Product.UpdatedAt
+	}
+	return b.At
+}
+
+// NewsReader says, of product batches read in log order, which ones make
+// shop news, as HandleCatalog announces it: one of the first new products
+// of a shop's day, or a price drop. Each call starts a fresh reading.
+// Compaction leaves such batches whole, so replaying the feeds from the
+// log announces the same news.
+func (s *Stage) NewsReader() func(*schemas.ProductBatch) bool {
+	pol := s.policy()
+	news := map[string]int{} // new products seen per shop and day
+	return func(b *schemas.ProductBatch) bool {
+		if b.Compacted != 0 {
+			return false
+		}
+		makes := false
+		for i := range b.Changes {
+			c := &b.Changes[i]
+			if c.Kind != schemas.ChangeUpsert {
+				continue
+			}
+			switch {
+			case c.New:
+				day := b.Partner + " " + newsAt(b, c).UTC().Format(time.DateOnly)
+				if news[day] < pol.NewProductsPerDay {
+					makes = true
+				}
+				news[day]++
+			case isPriceDrop(c.Price, pol.PriceDropPercent):
+				makes = true
+			}
+		}
+		return makes
+	}
 }
 
 // claimSlot takes the first free "new product" slot of shop and day from
