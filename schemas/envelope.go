@@ -91,13 +91,14 @@ func (b *RawBatch) Encode() ([]byte, error) { return MarshalRawBatch(b) }
 func (b *ProductBatch) Subject() string { return Subject(SubjectProduct, b.Partner) }
 
 // MsgID is product:<upload>:<batch>, product:<upload>:end for the run
-// summary, product:<upload>:compact:<sequence> for a compacted batch.
+// summary, product:<upload>:compact:<sequence>:<upload_seq> for a
+// compacted batch.
 func (b *ProductBatch) MsgID() string {
 	if b.End != nil {
 		return MsgID("product", b.Upload, "end")
 	}
 	if b.Compacted != 0 {
-		return MsgID("product", b.Upload, "compact", b.Compacted)
+		return MsgID("product", b.Upload, "compact", b.Compacted, b.Seq)
 	}
 	return MsgID("product", b.Upload, b.Batch)
 }

@@ -98,6 +98,21 @@ func sameCatalog(t *testing.T, what string, got, want *Stage) {
 	t.Helper()
 	if !reflect.DeepEqual(got.cat.partners, want.cat.partners) {
 		t.Errorf("%s: the catalog holds %d products, a full replay %d, and they differ", what, got.cat.size(), want.cat.size())
+		shown := 0
+		for partner, ps := range want.cat.partners {
+			for id, e := range ps {
+				if g, ok := got.cat.partners[partner][id]; (!ok || g != e) && shown < 5 {
+					t.Errorf("  %s: got %+v (%v), want %+v", id, g, ok, e)
+					shown++
+				}
+			}
+			for id, g := range got.cat.partners[partner] {
+				if _, ok := ps[id]; !ok && shown < 5 {
+					t.Errorf("  %s: got %+v, not in the other", id, g)
+					shown++
+				}
+			}
+		}
 	}
 	if got.applied.Load() != want.applied.Load() {
 		t.Errorf("%s: applied up to %d, a full replay to %d", what, got.applied.Load(), want.applied.Load())

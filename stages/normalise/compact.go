@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"feedline/pipeline"
@@ -58,10 +60,16 @@ type candidate struct {
 	upload  string
 	partner string
 	useq    uint64
-	changes int
-	live    int
-	seen    bool
+	entries int // changes and products listed unchanged
+	live    int // of them, what the catalog still holds from this batch
 	news    bool
+	// pinned: the batch holds an earlier version of a product whose
+	// compacted batch is not yet known to be placed right (see anchors);
+	// it stays where it is.
+	pinned bool
+	// misplaced: a compacted batch holding a product some upload listed
+	// before it in the log; it is written again.
+	misplaced bool
 }
 
 type uploadKey struct {
@@ -88,6 +96,10 @@ func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 	if c.News != nil {
 		makesNews = c.News()
 	}
+	anchored, misplaced, err := s.anchors(ctx, horizon)
+	if err != nil {
+		return res, fmt.Errorf("compact the product log: %w", err)
+	}
 	var cands []candidate
 	closed := map[uploadKey]bool{}
 	_, _, err = s.bus.ReplayFrom(ctx, topology.StreamProducts, "", 1, func(m *pipeline.Message) error {
@@ -103,9 +115,19 @@ func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 			closed[uploadKey{b.Partner, b.Seq}] = true
 			return nil
 		}
+		changes, seen := s.live(&b, m.Sequence)
 		cd := candidate{seq: m.Sequence, bytes: uint64(len(m.Data) + len(m.Subject)), upload: b.Upload, partner: b.Partner, useq: b.Seq,
-			changes: len(b.Changes), live: len(s.liveChanges(&b, m.Sequence)), seen: len(b.Seen) > 0}
+			entries: len(b.Changes) + len(b.Seen), live: len(changes) + len(seen)}
 		cd.news = makesNews != nil && b.Compacted == 0 && makesNews(&b) && m.Sequence > news
+		cd.misplaced = misplaced[m.Sequence]
+		for i := range b.Changes {
+			if anchored[productKey{b.Partner, b.Changes[i].ID}] && !cd.misplaced {
+				if e, ok := s.cat.get(b.Partner, b.Changes[i].ID); ok && e.at != m.Sequence {
+					cd.pinned = true
+					break
+				}
+			}
+		}
 		cands = append(cands, cd)
 		return nil
 	})
@@ -122,16 +144,16 @@ func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 		return err
 	}
 	for _, cd := range cands {
-		if !closed[uploadKey{cd.partner, cd.useq}] || cd.news {
+		if !closed[uploadKey{cd.partner, cd.useq}] || cd.news || cd.pinned {
 			continue
 		}
 		switch {
-		case cd.live == 0:
+		case cd.live == 0 && !cd.misplaced:
 			if err := s.remove(ctx, cd, &res); err != nil {
 				return res, err
 			}
-		case cd.seen || cd.live*2 <= cd.changes:
-			if len(group) > 0 && (group[0].partner != cd.partner || group[0].useq != cd.useq || group[0].upload != cd.upload || groupLive(group)+cd.live > DeleteChunk) {
+		case cd.misplaced || cd.live*2 <= cd.entries:
+			if len(group) > 0 && (group[0].partner != cd.partner || group[0].useq != cd.useq || group[0].upload != cd.upload) {
 				if err := flush(); err != nil {
 					return res, err
 				}
@@ -151,12 +173,60 @@ func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 	return res, nil
 }
 
-func groupLive(g []candidate) int {
-	n := 0
-	for _, cd := range g {
-		n += cd.live
+type productKey struct{ partner, id string }
+
+// anchors finds the live products a replay could place wrong without the
+// earlier batches holding them: a product's listing by an upload comes
+// into a catalog only if the product is there already, so while its
+// current version sits in a compacted batch after that listing in the log
+// (a listing made while the batch was written), an earlier batch of it
+// has to stay. So do those of products placed past the horizon, where it
+// is not read. misplaced holds the compacted batches to write again.
+func (s *Stage) anchors(ctx context.Context, horizon uint64) (map[productKey]bool, map[uint64]bool, error) {
+	type place struct {
+		compacted bool
+		seq       uint64
 	}
-	return n
+	places := map[uint64]place{}
+	s.cat.mu.RLock()
+	type live struct {
+		key      productKey
+		at, seen uint64
+	}
+	var lives []live
+	for partner, ps := range s.cat.partners {
+		for id, e := range ps {
+			if !e.deleted {
+				lives = append(lives, live{productKey{partner, id}, e.at, e.seen})
+			}
+		}
+	}
+	s.cat.mu.RUnlock()
+	anchored, misplaced := map[productKey]bool{}, map[uint64]bool{}
+	for _, l := range lives {
+		if l.at > horizon {
+			anchored[l.key] = true
+			continue
+		}
+		p, ok := places[l.at]
+		if !ok {
+			m, err := s.bus.MessageAt(ctx, topology.StreamProducts, l.at)
+			if err != nil {
+				anchored[l.key] = true // moved meanwhile
+				continue
+			}
+			var b schemas.ProductBatch
+			if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
+				return nil, nil, fmt.Errorf("sequence %d: %w", l.at, err)
+			}
+			p = place{b.Compacted != 0, b.Seq}
+			places[l.at] = p
+		}
+		if p.compacted && p.seq != l.seen {
+			anchored[l.key], misplaced[l.at] = true, true
+		}
+	}
+	return anchored, misplaced, nil
 }
 
 // horizon is the last PRODUCTS sequence a pass may touch, and the last one
@@ -209,22 +279,40 @@ func (s *Stage) folded(ctx context.Context) (uint64, bool) {
 	}
 }
 
-// liveChanges are the changes of b, stored at seq, that the catalog holds
-// as the current state of their product. A product's place only ever
-// moves to a later batch, so a change not current now never is again.
-func (s *Stage) liveChanges(b *schemas.ProductBatch, seq uint64) []schemas.ProductChange {
+// live is what of b, stored at seq, the catalog still holds from it: the
+// changes that are their product's current state, each with the upload
+// that last listed the product, and the products it listed unchanged that
+// no later upload listed (a full upload's closing compares them). A
+// product's place only ever moves to a later batch and its listing to a
+// later upload, so what is not live now never is again.
+func (s *Stage) live(b *schemas.ProductBatch, seq uint64) (changes []liveChange, seen []string) {
 	s.cat.mu.RLock()
 	defer s.cat.mu.RUnlock()
 	ps := s.cat.partners[b.Partner]
-	var live []schemas.ProductChange
 	for _, ch := range b.Changes {
 		e, ok := ps[ch.ID]
 		if !ok || e.at != seq || e.version != ch.Version || e.deleted != (ch.Kind == schemas.ChangeDelete) {
 			continue
 		}
-		live = append(live, ch)
+		listed := e.seen
+		if e.deleted {
+			listed = b.Seq
+		}
+		changes = append(changes, liveChange{ch, listed})
 	}
-	return live
+	for _, id := range b.Seen {
+		if e, ok := ps[id]; ok && !e.deleted && e.seen == b.Seq {
+			seen = append(seen, id)
+		}
+	}
+	return changes, seen
+}
+
+// liveChange is a current change and the upload that last listed its
+// product.
+type liveChange struct {
+	schemas.ProductChange
+	listed uint64
 }
 
 // remove deletes one batch from the log.
@@ -237,12 +325,55 @@ func (s *Stage) remove(ctx context.Context, cd candidate, res *Compacted) error 
 	return nil
 }
 
-// rewrite publishes the current changes of a group of batches of one
-// upload as one compacted batch, folds it into the catalog (moving those
-// products' place to it) and then deletes the group. A crash between the
-// two leaves both, which a later pass resolves.
+// maxCompactedBytes bounds one compacted batch, well below what a stream
+// message may hold.
+const maxCompactedBytes = 512 << 10
+
+// rewrite publishes what a group of batches of one upload still holds as
+// compacted batches, folds each into the catalog (moving those products'
+// place to it) and then deletes the batches it replaces. A crash between
+// the two leaves both, which a later pass resolves.
+//
+// A compacted batch is placed in the log after later uploads' listings of
+// its products, so it carries, as its upload sequence, the upload that
+// last listed them: one compacted batch per such upload.
 func (s *Stage) rewrite(ctx context.Context, group []candidate, res *Compacted) error {
-	out := &schemas.ProductBatch{Upload: group[0].upload, Partner: group[0].partner, Seq: group[0].useq, Compacted: group[0].seq}
+	outs := map[uint64]*schemas.ProductBatch{}
+	var replaced []candidate
+	size := 0
+	flush := func() error {
+		published := map[uint64]*schemas.ProductBatch{}
+		var last uint64
+		for _, listed := range slices.Sorted(maps.Keys(outs)) {
+			b := outs[listed]
+			data, err := b.Encode()
+			if err != nil {
+				return err
+			}
+			if err := s.publishFolded(ctx, b, func(at uint64) { s.cat.apply(b, at); published[at], last = b, at }); err != nil {
+				return fmt.Errorf("compact the product log: %w", err)
+			}
+			res.Rewritten++
+			res.Added += uint64(len(data))
+		}
+		if !s.listedAsPublished(ctx, published, last) {
+			// An upload listed some of the products while the batches were
+			// being written, before them in the log: a replay would miss
+			// that listing without the batches replaced. A later pass
+			// writes them again.
+			clear(outs)
+			replaced, size = replaced[:0], 0
+			return nil
+		}
+		for _, cd := range replaced {
+			if err := s.remove(ctx, cd, res); err != nil {
+				return err
+			}
+		}
+		clear(outs)
+		replaced, size = replaced[:0], 0
+		return nil
+	}
 	for _, cd := range group {
 		m, err := s.bus.MessageAt(ctx, topology.StreamProducts, cd.seq)
 		if err != nil {
@@ -252,28 +383,60 @@ func (s *Stage) rewrite(ctx context.Context, group []candidate, res *Compacted) 
 		if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 			return fmt.Errorf("compact the product log: sequence %d: %w", cd.seq, err)
 		}
-		if out.At.IsZero() {
-			out.Batch, out.At = b.Batch, b.At
+		if size+len(m.Data) > maxCompactedBytes {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
-		out.Changes = append(out.Changes, s.liveChanges(&b, cd.seq)...)
+		out := func(listed uint64) *schemas.ProductBatch {
+			if outs[listed] == nil {
+				outs[listed] = &schemas.ProductBatch{Upload: b.Upload, Partner: b.Partner, Batch: b.Batch, Seq: listed, At: b.At, Compacted: replacedFirst(replaced, cd.seq)}
+			}
+			return outs[listed]
+		}
+		changes, seen := s.live(&b, cd.seq)
+		for _, ch := range changes {
+			o := out(ch.listed)
+			o.Changes = append(o.Changes, ch.ProductChange)
+		}
+		if len(seen) > 0 {
+			o := out(b.Seq)
+			o.Seen = append(o.Seen, seen...)
+		}
+		// The batch's size bounds what it adds.
+		size += len(m.Data) * (len(changes) + len(seen)) / max(1, len(b.Changes)+len(b.Seen))
+		replaced = append(replaced, cd)
 	}
-	if len(out.Changes) > 0 {
-		data, err := out.Encode()
-		if err != nil {
-			return err
+	return flush()
+}
+
+// listedAsPublished waits until the catalog holds the log up to last,
+// then says whether the products of the compacted batches published (by
+// sequence) are still last listed by the upload each batch names.
+func (s *Stage) listedAsPublished(ctx context.Context, published map[uint64]*schemas.ProductBatch, last uint64) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for s.applied.Load() < last {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
 		}
-		if err := s.publishFolded(ctx, out, func(at uint64) { s.cat.apply(out, at) }); err != nil {
-			return fmt.Errorf("compact the product log: %w", err)
-		}
-		res.Rewritten++
-		res.Added += uint64(len(data))
+		time.Sleep(time.Millisecond)
 	}
-	for _, cd := range group {
-		if err := s.remove(ctx, cd, res); err != nil {
-			return err
+	for at, b := range published {
+		for _, ch := range b.Changes {
+			if e, ok := s.cat.get(b.Partner, ch.ID); ok && e.at == at && !e.deleted && e.seen != b.Seq {
+				return false
+			}
 		}
 	}
-	return nil
+	return true
+}
+
+// replacedFirst is the sequence of the first batch a flush replaces.
+func replacedFirst(replaced []candidate, next uint64) uint64 {
+	if len(replaced) > 0 {
+		return replaced[0].seq
+	}
+	return next
 }
 
 // RunCompaction compacts the product log every period until ctx ends.
