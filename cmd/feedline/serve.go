@@ -189,8 +189,13 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		s.checkpointed(norm.Checkpoint())
 		configs = append(configs, norm.Config())
 		s.norm = norm
+		// Shop news is judged against the timelines when the feed state is
+		// reachable from here (opened below); else every batch that could
+		// make news stays.
 		s.compaction = normalise.Compaction{Checkpoints: s.checkpointStore(), Metrics: s.metrics,
-			News: (&fanout.Stage{Policy: cfg.Feed}).NewsReader}
+			News: func(ctx context.Context) func(*schemas.ProductBatch) (bool, error) {
+				return (&fanout.Stage{Store: s.feeds, Policy: cfg.Feed}).NewsShown(ctx)
+			}}
 	}
 	if cfg.runs("index") {
 		st := &index.Stage{Index: s.index, Ledger: s.ledger, Log: log.With("stage", "index"), Writers: 2, DeadLetter: s.runner.PublishDeadLetter}

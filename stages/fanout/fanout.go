@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -367,36 +368,46 @@ func newsAt(b *schemas.ProductBatch, c *schemas.ProductChange) time.Time {
 	return b.At
 }
 
-// NewsReader says, of product batches read in log order, which ones make
-// shop news, as HandleCatalog announces it: one of the first new products
-// of a shop's day, or a price drop. Each call starts a fresh reading.
-// Compaction leaves such batches whole, so replaying the feeds from the
-// log announces the same news.
-func (s *Stage) NewsReader() func(*schemas.ProductBatch) bool {
+// NewsShown starts a reading of product batches, for compaction: it says
+// whether a batch holds a change that may make news a replay of the feeds
+// would still show. A shop's timeline keeps its TimelineCap newest
+// entries, and claims are per shop and day, so once the timeline is full,
+// news of a day before its oldest entry's day is trimmed however a replay
+// claims that day: a batch whose every possible news is that old may go.
+// Without a store, with a timeline not full or feeds longer than
+// timelines, every batch that could make news is shown.
+func (s *Stage) NewsShown(ctx context.Context) func(*schemas.ProductBatch) (bool, error) {
 	pol := s.policy()
-	news := map[string]int{} // new products seen per shop and day
-	return func(b *schemas.ProductBatch) bool {
+	cutoff := map[string]string{} // per partner: the day of its oldest shown entry; "" shows all
+	return func(b *schemas.ProductBatch) (bool, error) {
 		if b.Compacted != 0 {
-			return false
+			return false, nil
 		}
-		makes := false
+		day, ok := cutoff[b.Partner]
+		// A feed longer than a timeline may show news the timeline trimmed.
+		if !ok && s.Store != nil && pol.FeedCap <= pol.TimelineCap {
+			tl, err := s.Store.Timelines(ctx, []string{schemas.Author(schemas.FolloweeShop, b.Partner)}, "", pol.TimelineCap)
+			if err != nil {
+				return true, err
+			}
+			if len(tl) == 1 && len(tl[0]) >= pol.TimelineCap {
+				oldest := slices.MinFunc(tl[0], func(a, b schemas.FeedEntry) int { return strings.Compare(a.ID, b.ID) })
+				if id, err := ulid.ParseStrict(strings.ToUpper(oldest.ID)); err == nil {
+					day = ulid.Time(id.Time()).UTC().Format(time.DateOnly)
+				}
+			}
+			cutoff[b.Partner] = day
+		}
 		for i := range b.Changes {
 			c := &b.Changes[i]
-			if c.Kind != schemas.ChangeUpsert {
+			if c.Kind != schemas.ChangeUpsert || !(c.New || isPriceDrop(c.Price, pol.PriceDropPercent)) {
 				continue
 			}
-			switch {
-			case c.New:
-				day := b.Partner + " " + newsAt(b, c).UTC().Format(time.DateOnly)
-				if news[day] < pol.NewProductsPerDay {
-					makes = true
-				}
-				news[day]++
-			case isPriceDrop(c.Price, pol.PriceDropPercent):
-				makes = true
+			if day == "" || newsAt(b, c).UTC().Format(time.DateOnly) >= day {
+				return true, nil
 			}
 		}
-		return makes
+		return false, nil
 	}
 }
 

@@ -34,11 +34,11 @@ type Compaction struct {
 	// may be compacted too: feeds start from it. Empty when there is no
 	// such checkpoint; then a full replay announces the news again.
 	NewsCheckpoint string
-	// News, when set, starts a pass's reading of the log in order and
-	// answers whether a batch makes shop news: such a batch is left whole
-	// (unless NewsCheckpoint covers it) so a replay of the feeds from the
-	// log announces the same news. Nil: no batch makes news.
-	News func() func(*schemas.ProductBatch) bool
+	// News, when set, starts a pass's reading of the log and answers
+	// whether a batch may make shop news a replay of the feeds would still
+	// show: such a batch is left whole (unless NewsCheckpoint covers it),
+	// so a replay announces the same news. Nil: no batch makes news.
+	News func(context.Context) func(*schemas.ProductBatch) (bool, error)
 	// Metrics, when set, counts what passes remove.
 	Metrics *pipeline.Metrics
 }
@@ -92,9 +92,9 @@ func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 		return res, err
 	}
 	res.Horizon = horizon
-	var makesNews func(*schemas.ProductBatch) bool
+	var makesNews func(*schemas.ProductBatch) (bool, error)
 	if c.News != nil {
-		makesNews = c.News()
+		makesNews = c.News(ctx)
 	}
 	anchored, misplaced, err := s.anchors(ctx, horizon)
 	if err != nil {
@@ -118,7 +118,13 @@ func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 		changes, seen := s.live(&b, m.Sequence)
 		cd := candidate{seq: m.Sequence, bytes: uint64(len(m.Data) + len(m.Subject)), upload: b.Upload, partner: b.Partner, useq: b.Seq,
 			entries: len(b.Changes) + len(b.Seen), live: len(changes) + len(seen)}
-		cd.news = makesNews != nil && b.Compacted == 0 && makesNews(&b) && m.Sequence > news
+		if makesNews != nil && b.Compacted == 0 && m.Sequence > news {
+			shown, err := makesNews(&b)
+			if err != nil {
+				return err
+			}
+			cd.news = shown
+		}
 		cd.misplaced = misplaced[m.Sequence]
 		for i := range b.Changes {
 			if anchored[productKey{b.Partner, b.Changes[i].ID}] && !cd.misplaced {
@@ -153,7 +159,7 @@ func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 				return res, err
 			}
 		case cd.misplaced || cd.live*2 <= cd.entries:
-			if len(group) > 0 && (group[0].partner != cd.partner || group[0].useq != cd.useq || group[0].upload != cd.upload) {
+			if len(group) > 0 && group[0].partner != cd.partner {
 				if err := flush(); err != nil {
 					return res, err
 				}
@@ -329,14 +335,15 @@ func (s *Stage) remove(ctx context.Context, cd candidate, res *Compacted) error 
 // message may hold.
 const maxCompactedBytes = 512 << 10
 
-// rewrite publishes what a group of batches of one upload still holds as
+// rewrite publishes what a group of batches of one partner still holds as
 // compacted batches, folds each into the catalog (moving those products'
 // place to it) and then deletes the batches it replaces. A crash between
 // the two leaves both, which a later pass resolves.
 //
 // A compacted batch is placed in the log after later uploads' listings of
 // its products, so it carries, as its upload sequence, the upload that
-// last listed them: one compacted batch per such upload.
+// last listed them: one compacted batch per such upload, whichever
+// uploads made the changes.
 func (s *Stage) rewrite(ctx context.Context, group []candidate, res *Compacted) error {
 	outs := map[uint64]*schemas.ProductBatch{}
 	var replaced []candidate

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"feedline/connectors/embedsearch"
+	"feedline/schemas"
+	"feedline/stages/index"
+	"feedline/topology"
+)
+
+// reuploads is a partner's catalog as it changes from one daily upload to
+// the next: some prices fall by half (news), some rise, a few products go
+// and a few come.
+type reuploads struct {
+	rows map[string]catalogRow
+	next int
+}
+
+func newReuploads(n int) *reuploads {
+	r := &reuploads{rows: map[string]catalogRow{}}
+	for _, row := range numbered(n, 20000) {
+		r.rows[row.SKU] = row
+	}
+	r.next = n
+	return r
+}
+
+// change makes upload k's changes and answers what a full upload of the
+// result counts: changed or new products accepted, the rest unchanged, the
+// products left out deleted.
+func (r *reuploads) change(k int) (accepted, unchanged, deleted int64) {
+	for i, sku := range slices.Sorted(maps.Keys(r.rows)) {
+		row := r.rows[sku]
+		switch (i + 7*k) % 40 {
+		case 0: // a drop of half: news
+			p := 0
+			fmt.Sscan(row.Price, &p)
+			row.Price = fmt.Sprint(p / 2)
+		case 1, 2:
+			p := 0
+			fmt.Sscan(row.Price, &p)
+			row.Price = fmt.Sprint(p + 100)
+		case 3:
+			delete(r.rows, sku)
+			deleted++
+			continue
+		default:
+			unchanged++
+			continue
+		}
+		r.rows[sku] = row
+		accepted++
+	}
+	for range 4 {
+		sku := fmt.Sprintf("P%04d", r.next)
+		r.rows[sku] = catalogRow{sku, fmt.Sprintf("Kettle model %d", r.next), "Acme", []string{"Home", "Kitchen"}, fmt.Sprint(30000 + r.next), "in stock"}
+		r.next++
+		accepted++
+	}
+	return accepted, unchanged, deleted
+}
+
+// compactMapping is customMapping with the partner's update time.
+const compactMapping = `{"fields": {"id": "sku", "title": "name", "brand": "brand", "category": "category",
+  "price": "price", "currency": "currency", "availability": "stock", "updated_at": "updated"}}`
+
+// file is the catalog as uploaded on day k: every row says it was updated
+// that day, so the news of changes made then is dated then.
+func (r *reuploads) file(k int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintln(&b, "sku,name,brand,category,price,currency,stock,updated")
+	day := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC).AddDate(0, 0, k).Format(time.RFC3339)
+	for _, sku := range slices.Sorted(maps.Keys(r.rows)) {
+		row := r.rows[sku]
+		fmt.Fprintf(&b, "%s,%q,%s,%s,%s,KRW,%s,%s\n", row.SKU, row.Title, row.Brand, strings.Join(row.Category, " > "), row.Price, row.Stock, day)
+	}
+	return b.Bytes()
+}
+
+// caughtUp waits until every stage has acknowledged the whole product log.
+func (ts *testSystem) caughtUp() {
+	ts.t.Helper()
+	ctx := context.Background()
+	eventually(ts.t, "every stage through the product log", func() bool {
+		last, err := ts.sys.bus.LastSequence(ctx, topology.StreamProducts)
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		floor, ok, err := ts.sys.bus.ConsumedFloor(ctx, topology.StreamProducts)
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		return ok && floor >= last
+	})
+}
+
+// indexPages is every page of a search, read from ix directly.
+func indexPages(t *testing.T, ix schemas.ProductIndex, r schemas.SearchRequest) []schemas.Product {
+	t.Helper()
+	var out []schemas.Product
+	for {
+		res, err := ix.Search(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res.Hits...)
+		if res.NextCursor == "" {
+			return out
+		}
+		r.Cursor = res.NextCursor
+	}
+}
+
+// shown is what the system shows: every product, a search, and each
+// reader's feed.
+type shown struct {
+	Products map[string]schemas.Product
+	Kettles  []string
+	Feeds    map[string][]schemas.FeedEntry
+}
+
+func (ts *testSystem) shown(readers []string) shown {
+	ts.t.Helper()
+	s := shown{Products: ts.allProducts("acme"), Feeds: map[string][]schemas.FeedEntry{}}
+	for _, p := range ts.search(url.Values{"q": {"kettle model"}, "limit": {"50"}}).Hits {
+		s.Kettles = append(s.Kettles, p.ID)
+	}
+	for _, r := range readers {
+		feed, err := ts.sys.feeds.Feed(context.Background(), r, "", 1000)
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		s.Feeds[r] = feed
+	}
+	return s
+}
+
+// TestCompactionRebuildsWhatTheRunningSystemShows: after ten re-uploads
+// with changes, compaction shrinks the product log, and a rebuild from
+// the compacted log (normalise's catalog and the feeds replayed whole at a
+// start without checkpoints, the search index rebuilt) shows exactly what
+// the running system showed, and judges the next upload alike.
+func TestCompactionRebuildsWhatTheRunningSystemShows(t *testing.T) {
+	dir := t.TempDir()
+	logs := &syncBuffer{}
+	// Short timelines fill within the test's days of news.
+	quiet := func(cfg *serveConfig) {
+		cfg.Log = slog.New(slog.NewTextHandler(logs, nil))
+		cfg.Feed.TimelineCap, cfg.Feed.FeedCap = 12, 12
+	}
+	ts := startTestSystemWith(t, dir, quiet)
+	key := ts.addPartner("acme")
+	ts.setMapping("acme", key, compactMapping)
+	bob, eve := ts.shopper("bob"), ts.shopper("eve")
+	bob.follow("shop", "acme")
+	eve.follow("shop", "acme")
+	eventually(t, "the follows", func() bool { return bob.following()+eve.following() == 2 })
+	bob.page("", 1) // bob reads: catalog news reaches his feed
+	eve.page("", 1)
+	cat := newReuploads(300)
+	ts.uploadOK("acme", key, cat.file(0), "mode=full")
+	for k := 1; k <= 10; k++ {
+		cat.change(k)
+		ts.uploadOK("acme", key, cat.file(k), "mode=full")
+	}
+	ts.caughtUp()
+	ctx := context.Background()
+	msgs, bytes, err := ts.sys.bus.StreamSize(ctx, topology.StreamProducts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ts.sys.norm.Compact(ctx, ts.sys.compaction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.caughtUp()
+	afterMsgs, afterBytes, err := ts.sys.bus.StreamSize(ctx, topology.StreamProducts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if afterMsgs >= msgs || afterBytes >= bytes {
+		t.Fatalf("compaction left %d of %d messages, %d of %d bytes (%+v)", afterMsgs, msgs, afterBytes, bytes, res)
+	}
+	t.Logf("product log: %d messages, %d bytes; compacted: %d messages, %d bytes (%+v)", msgs, bytes, afterMsgs, afterBytes, res)
+
+	readers := []string{"bob", "eve"}
+	running := ts.shown(readers)
+	if len(running.Products) == 0 || len(running.Feeds["bob"]) == 0 {
+		t.Fatalf("the running system shows %d products and %d entries in bob's feed: the test's data is off", len(running.Products), len(running.Feeds["bob"]))
+	}
+	// The search index rebuilt from the compacted log holds what the
+	// running one holds.
+	fresh, err := embedsearch.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if _, err := index.Rebuild(ctx, ts.sys.bus, fresh, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []schemas.SearchRequest{
+		{Partners: []string{"acme"}, Sort: "price_asc", Limit: 100},
+		{Text: "kettle model", Limit: 50},
+	} {
+		if got, want := indexPages(t, fresh, r), indexPages(t, ts.sys.index, r); !reflect.DeepEqual(got, want) {
+			t.Errorf("search %+v on an index rebuilt from the compacted log: %d hits, the running index %d", r, len(got), len(want))
+		}
+	}
+	ts.stop()
+
+	// Checkpoints are off: the start replays the whole compacted log into
+	// normalise's catalog and the feeds.
+	ts = startTestSystemWith(t, dir, quiet)
+	rebuilt := ts.shown(readers)
+	v, w := reflect.ValueOf(rebuilt), reflect.ValueOf(running)
+	for i := range v.NumField() {
+		if !reflect.DeepEqual(v.Field(i).Interface(), w.Field(i).Interface()) {
+			t.Errorf("%s after a rebuild from the compacted log differs from the running system:\n got  %.1500v\n want %.1500v", v.Type().Field(i).Name, v.Field(i).Interface(), w.Field(i).Interface())
+		}
+	}
+	accepted, unchanged, deleted := cat.change(11)
+	st := ts.uploadOK("acme", key, cat.file(11), "mode=full")
+	if st.Counts.Accepted != accepted || st.Counts.Unchanged != unchanged || st.Counts.Deleted != deleted {
+		t.Errorf("the upload after the rebuild counts %+v; its changes are %d accepted, %d unchanged, %d deleted", st.Counts, accepted, unchanged, deleted)
+	}
+}
