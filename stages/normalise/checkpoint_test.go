@@ -38,7 +38,7 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-func connectTestBus(t *testing.T, ctx context.Context) *pipeline.Bus {
+func connectTestBus(t testing.TB, ctx context.Context) *pipeline.Bus {
 	t.Helper()
 	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -81,7 +81,7 @@ func tryPublishUpload(ctx context.Context, bus *pipeline.Bus, seq uint64, first,
 }
 
 // rebuilt is a stage rebuilt on bus, with checkpoints in dir ("" for none).
-func rebuilt(t *testing.T, ctx context.Context, bus *pipeline.Bus, dir string, logs *logBuffer) *Stage {
+func rebuilt(t testing.TB, ctx context.Context, bus *pipeline.Bus, dir string, logs *logBuffer) *Stage {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	s := newStage(nil, nil, nil, log)

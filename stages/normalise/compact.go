@@ -18,9 +18,9 @@ import (
 // the stages' own progress.
 //
 // A pass removes product batches none of whose changes is current any
-// more, and rewrites batches mostly superseded (or carrying the lists of
-// products an upload held unchanged) into compacted batches of just their
-// current changes. It touches only batches below the horizon: every
+// more, and rewrites batches a quarter or more superseded (lists of
+// products an upload held unchanged count, once a later upload listed
+// them again) into compacted batches of just what is current. It touches only batches below the horizon: every
 // durable consumer of the log has acknowledged them, this worker's
 // catalog holds them, every checkpoint of this process covers them, and
 // their upload is closed. Upload summaries, the log's last message and
@@ -158,7 +158,7 @@ func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 			if err := s.remove(ctx, cd, &res); err != nil {
 				return res, err
 			}
-		case cd.misplaced || cd.live*2 <= cd.entries:
+		case cd.misplaced || cd.live*4 <= cd.entries*3:
 			if len(group) > 0 && group[0].partner != cd.partner {
 				if err := flush(); err != nil {
 					return res, err

@@ -24,10 +24,14 @@ type partnerLog struct {
 	rnd    *rand.Rand
 	prices map[int]int64 // live products by number
 	next   int
+	// batch is how many rows a batch holds; changed is the percentage of
+	// products a re-upload changes, goneMille the per mille it drops,
+	// added how many new products it brings.
+	batch, changed, goneMille, added int
 }
 
 func newPartnerLog(bus *pipeline.Bus, products int) *partnerLog {
-	l := &partnerLog{bus: bus, rnd: rand.New(rand.NewPCG(7, 11)), prices: map[int]int64{}}
+	l := &partnerLog{bus: bus, rnd: rand.New(rand.NewPCG(7, 11)), prices: map[int]int64{}, batch: 100, changed: 10, goneMille: 20, added: 3}
 	for range products {
 		l.prices[l.next] = 10000 + int64(l.next)
 		l.next++
@@ -38,7 +42,7 @@ func newPartnerLog(bus *pipeline.Bus, products int) *partnerLog {
 // upload publishes upload seq: on a re-upload, a share of the prices
 // change, a few products go and a few come. end false leaves the upload
 // open, as it is while its batches are still being normalised.
-func (l *partnerLog) upload(t *testing.T, ctx context.Context, seq uint64, first bool, end bool) {
+func (l *partnerLog) upload(t testing.TB, ctx context.Context, seq uint64, first bool, end bool) {
 	t.Helper()
 	if err := l.tryUpload(ctx, seq, first, end); err != nil {
 		t.Fatal(err)
@@ -58,10 +62,10 @@ func (l *partnerLog) tryUpload(ctx context.Context, seq uint64, first bool, end 
 	added := map[int]bool{}
 	if !first {
 		for _, n := range ids {
-			switch r := l.rnd.IntN(100); {
-			case r < 2:
+			switch r := l.rnd.IntN(1000); {
+			case r < l.goneMille:
 				gone = append(gone, n)
-			case r < 12:
+			case r < l.goneMille+10*l.changed:
 				old := l.prices[n]
 				l.prices[n] = old + int64(l.rnd.IntN(2001)) - 1000
 				changed[n] = &schemas.PriceChange{Old: old, New: l.prices[n], Currency: "KRW"}
@@ -70,7 +74,7 @@ func (l *partnerLog) tryUpload(ctx context.Context, seq uint64, first bool, end 
 		for _, n := range gone {
 			delete(l.prices, n)
 		}
-		for range 3 {
+		for range l.added {
 			l.prices[l.next] = 10000 + int64(l.next)
 			added[l.next] = true
 			l.next++
@@ -91,15 +95,17 @@ func (l *partnerLog) tryUpload(ctx context.Context, seq uint64, first bool, end 
 			_, err = pipeline.Publish(ctx, l.bus.Publisher(), b)
 		}
 	}
-	for start := 0; start < len(ids); start += 100 {
+	for start := 0; start < len(ids); start += l.batch {
 		b := &schemas.ProductBatch{Upload: upload, Partner: "acme", Batch: batchNo, Seq: seq, At: time.Now().UTC()}
 		batchNo++
-		for i, n := range ids[start:min(start+100, len(ids))] {
+		for i, n := range ids[start:min(start+l.batch, len(ids))] {
 			id := fmt.Sprintf("acme:%d", n)
 			if first || changed[n] != nil || added[n] {
 				b.Changes = append(b.Changes, schemas.ProductChange{Kind: schemas.ChangeUpsert, ID: id, Version: seq<<32 | uint64(start+i+1),
 					New: first || added[n], Price: changed[n], Product: &schemas.Product{
-						ID: id, Partner: "acme", SKU: fmt.Sprint(n), Title: fmt.Sprint("product ", n), Price: l.prices[n], Currency: "KRW",
+						ID: id, Partner: "acme", SKU: fmt.Sprint(n), Title: fmt.Sprint("Stainless electric kettle 1.7 l, model ", n), Brand: "Acme",
+						Category: []string{"Home", "Kitchen", "Kettles"}, Price: l.prices[n], Currency: "KRW", Availability: schemas.InStock,
+						URL: fmt.Sprint("https://shop.example/p/", n), Version: seq<<32 | uint64(start+i+1),
 					}})
 				continue
 			}
@@ -123,7 +129,7 @@ func (l *partnerLog) tryUpload(ctx context.Context, seq uint64, first bool, end 
 
 // reader is a durable consumer of the product log that has acknowledged
 // every message up to upTo, as a stage that finished them has.
-func reader(t *testing.T, ctx context.Context, bus *pipeline.Bus, name string, upTo uint64) {
+func reader(t testing.TB, ctx context.Context, bus *pipeline.Bus, name string, upTo uint64) {
 	t.Helper()
 	cons, err := bus.JetStream().CreateOrUpdateConsumer(ctx, topology.StreamProducts, jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
@@ -157,7 +163,7 @@ func reader(t *testing.T, ctx context.Context, bus *pipeline.Bus, name string, u
 }
 
 // compactor is a normalise worker that follows the log and compacts it.
-func compactor(t *testing.T, ctx context.Context, bus *pipeline.Bus, logs *logBuffer) *Stage {
+func compactor(t testing.TB, ctx context.Context, bus *pipeline.Bus, logs *logBuffer) *Stage {
 	t.Helper()
 	s := rebuilt(t, ctx, bus, "", logs)
 	s.Pub = bus.Publisher()
@@ -166,7 +172,7 @@ func compactor(t *testing.T, ctx context.Context, bus *pipeline.Bus, logs *logBu
 }
 
 // caughtUpWith waits until s has folded everything on the log.
-func caughtUpWith(t *testing.T, ctx context.Context, s *Stage) {
+func caughtUpWith(t testing.TB, ctx context.Context, s *Stage) {
 	t.Helper()
 	for {
 		last, err := s.bus.LastSequence(ctx, topology.StreamProducts)
@@ -184,7 +190,7 @@ func caughtUpWith(t *testing.T, ctx context.Context, s *Stage) {
 	}
 }
 
-func streamSize(t *testing.T, ctx context.Context, bus *pipeline.Bus) (uint64, uint64) {
+func streamSize(t testing.TB, ctx context.Context, bus *pipeline.Bus) (uint64, uint64) {
 	t.Helper()
 	msgs, bytes, err := bus.StreamSize(ctx, topology.StreamProducts)
 	if err != nil {
