@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"maps"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +236,88 @@ func TestCompactionRebuildsWhatTheRunningSystemShows(t *testing.T) {
 	if st.Counts.Accepted != accepted || st.Counts.Unchanged != unchanged || st.Counts.Deleted != deleted {
 		t.Errorf("the upload after the rebuild counts %+v; its changes are %d accepted, %d unchanged, %d deleted", st.Counts, accepted, unchanged, deleted)
 	}
+}
+
+// changeShare makes upload k's changes on a larger catalog: pct percent
+// of the prices change (a fifth of them halve), one product in a thousand
+// goes and added come.
+func (r *reuploads) changeShare(k, pct, added int) {
+	for i, sku := range slices.Sorted(maps.Keys(r.rows)) {
+		row := r.rows[sku]
+		slot := (i + 7919*k) % 1000
+		switch {
+		case slot == 999:
+			delete(r.rows, sku)
+			continue
+		case slot >= 10*pct:
+			continue
+		}
+		p := 0
+		fmt.Sscan(row.Price, &p)
+		if slot%5 == 0 {
+			row.Price = fmt.Sprint(p / 2)
+		} else {
+			row.Price = fmt.Sprint(p + 100)
+		}
+		r.rows[sku] = row
+	}
+	for range added {
+		sku := fmt.Sprintf("P%07d", r.next)
+		r.rows[sku] = catalogRow{sku, fmt.Sprintf("Kettle model %d", r.next), "Acme", []string{"Home", "Kitchen"}, fmt.Sprint(30000 + r.next), "in stock"}
+		r.next++
+	}
+}
+
+// TestCompactionMeasure measures the product log of the whole system
+// after a first upload and daily re-uploads, before and after a
+// compaction pass, for BENCHMARKS.md; FEEDLINE_COMPACT_ROWS sets the
+// catalog's size (it runs only then), FEEDLINE_COMPACT_REUPLOADS (10)
+// the re-uploads, each changing 5 % of the prices.
+func TestCompactionMeasure(t *testing.T) {
+	rows, _ := strconv.Atoi(os.Getenv("FEEDLINE_COMPACT_ROWS"))
+	if rows <= 0 {
+		t.Skip("a measurement: set FEEDLINE_COMPACT_ROWS")
+	}
+	reups, _ := strconv.Atoi(os.Getenv("FEEDLINE_COMPACT_REUPLOADS"))
+	if reups <= 0 {
+		reups = 10
+	}
+	ts := startTestSystemWith(t, t.TempDir(), nil)
+	key := ts.addPartner("acme")
+	ts.setMapping("acme", key, compactMapping)
+	cat := &reuploads{rows: map[string]catalogRow{}}
+	for i := range rows {
+		sku := fmt.Sprintf("P%07d", i)
+		cat.rows[sku] = catalogRow{sku, fmt.Sprintf("Kettle model %d", i), "Acme", []string{"Home", "Kitchen"}, fmt.Sprint(20000 + i*10), "in stock"}
+	}
+	cat.next = rows
+	start := time.Now()
+	ts.uploadOK("acme", key, cat.file(0), "mode=full")
+	for k := 1; k <= reups; k++ {
+		cat.changeShare(k, 5, rows/2000)
+		ts.uploadOK("acme", key, cat.file(k), "mode=full")
+	}
+	ts.caughtUp()
+	uploaded := time.Since(start)
+	ctx := context.Background()
+	msgs, bytes, err := ts.sys.bus.StreamSize(ctx, topology.StreamProducts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	res, err := ts.sys.norm.Compact(ctx, ts.sys.compaction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	ts.caughtUp()
+	after, afterBytes, err := ts.sys.bus.StreamSize(ctx, topology.StreamProducts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after >= msgs || afterBytes >= bytes {
+		t.Errorf("compaction left %d of %d messages, %d of %d bytes", after, msgs, afterBytes, bytes)
+	}
+	t.Logf("%d products, %d re-uploads (%s): PRODUCTS %d messages, %d bytes; after one pass (%s): %d messages, %d bytes; %+v",
+		rows, reups, uploaded.Round(time.Second), msgs, bytes, took.Round(time.Millisecond), after, afterBytes, res)
 }
