@@ -8,6 +8,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// ErrMessageGone is MessageAt's answer for a sequence that holds no
+// message: never written, or deleted (by compaction, say).
+var ErrMessageGone = errors.New("no message at that sequence")
+
 // DeleteMessage removes the message at seq of stream. A message already
 // gone is no error, so two workers removing the same one both succeed.
 func (b *Bus) DeleteMessage(ctx context.Context, stream string, seq uint64) error {
@@ -15,7 +19,14 @@ func (b *Bus) DeleteMessage(ctx context.Context, stream string, seq uint64) erro
 	if err != nil {
 		return fmt.Errorf("open %s: %w", stream, err)
 	}
-	if err := st.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	err = st.DeleteMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		// The server says why only in words: ask whether it is gone.
+		if _, gerr := st.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("delete %s sequence %d: %w", stream, seq, err)
 	}
 	return nil

@@ -158,8 +158,8 @@ type ProductBatch struct {
 	End     *UploadRun      `json:"end,omitempty"`
 	// Compacted, when set, is the product log sequence of the first batch
 	// this one replaces: compaction rewrote the changes still current of
-	// older batches. They were recorded and announced when first made, so
-	// history and news skip it.
+	// older batches (At is then when). They were recorded and announced
+	// when first made, so history and news skip it.
 	Compacted uint64 `json:"compacted,omitempty"`
 }
 

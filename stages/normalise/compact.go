@@ -81,9 +81,11 @@ type uploadKey struct {
 var errPastHorizon = errors.New("past the compaction horizon")
 
 // Compact runs one compaction pass. Two workers compacting at once are
-// safe: a deletion of a batch already gone succeeds, a compacted batch
-// published twice is deduplicated by its id (and a copy past the window
-// is one more batch holding current versions, removed by a later pass).
+// safe: a deletion of a batch already gone succeeds, a batch another
+// worker removed is skipped, and a compacted batch both wrote (each
+// stamped with its own time, so neither is dropped as the other's
+// duplicate) holds current versions only: the later copy takes the
+// products, and a later pass removes the earlier.
 func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 	start := time.Now()
 	var res Compacted
@@ -217,9 +219,12 @@ func (s *Stage) anchors(ctx context.Context, horizon uint64) (map[productKey]boo
 		p, ok := places[l.at]
 		if !ok {
 			m, err := s.bus.MessageAt(ctx, topology.StreamProducts, l.at)
-			if err != nil {
+			if errors.Is(err, pipeline.ErrMessageGone) {
 				anchored[l.key] = true // moved meanwhile
 				continue
+			}
+			if err != nil {
+				return nil, nil, err
 			}
 			var b schemas.ProductBatch
 			if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
@@ -383,6 +388,9 @@ func (s *Stage) rewrite(ctx context.Context, group []candidate, res *Compacted) 
 	}
 	for _, cd := range group {
 		m, err := s.bus.MessageAt(ctx, topology.StreamProducts, cd.seq)
+		if errors.Is(err, pipeline.ErrMessageGone) {
+			continue // another worker compacted it
+		}
 		if err != nil {
 			return fmt.Errorf("compact the product log: %w", err)
 		}
@@ -397,7 +405,7 @@ func (s *Stage) rewrite(ctx context.Context, group []candidate, res *Compacted) 
 		}
 		out := func(listed uint64) *schemas.ProductBatch {
 			if outs[listed] == nil {
-				outs[listed] = &schemas.ProductBatch{Upload: b.Upload, Partner: b.Partner, Batch: b.Batch, Seq: listed, At: b.At, Compacted: replacedFirst(replaced, cd.seq)}
+				outs[listed] = &schemas.ProductBatch{Upload: b.Upload, Partner: b.Partner, Batch: b.Batch, Seq: listed, At: s.Now().UTC(), Compacted: replacedFirst(replaced, cd.seq)}
 			}
 			return outs[listed]
 		}
