@@ -90,8 +90,12 @@ func (s *Stage) Compact(ctx context.Context, c Compaction) (Compacted, error) {
 	start := time.Now()
 	var res Compacted
 	horizon, news, err := s.horizon(ctx, c)
-	if err != nil || horizon == 0 {
+	if err != nil {
 		return res, err
+	}
+	if horizon == 0 {
+		s.Log.Info("product log not compacted: no stage has finished any of it, or this worker is folding its own batches")
+		return res, nil
 	}
 	res.Horizon = horizon
 	var makesNews func(*schemas.ProductBatch) (bool, error)
