@@ -425,3 +425,53 @@ func TestCompactionUnderCheckpoints(t *testing.T) {
 		t.Errorf("the upload after the restart counts %+v; its changes are %d accepted, %d unchanged, %d deleted", st.Counts, accepted, unchanged, deleted)
 	}
 }
+
+// TestCompactCommand: feedline compact, beside a running system, removes
+// batches that make no news and keeps those that could; the running
+// system's catalog follows, and a start replaying the whole compacted log
+// shows the same.
+func TestCompactCommand(t *testing.T) {
+	dir := t.TempDir()
+	ts := startTestSystem(t, dir)
+	key := ts.addPartner("acme")
+	ts.setMapping("acme", key, compactMapping)
+	bob := ts.shopper("bob")
+	bob.follow("shop", "acme")
+	eventually(t, "the follow", func() bool { return bob.following() == 1 })
+	bob.page("", 1)
+	cat := newReuploads(300)
+	ts.uploadOK("acme", key, cat.file(0), "mode=full")
+	// Prices only rise: the re-uploads make no news.
+	for k := 1; k <= 5; k++ {
+		for sku, row := range cat.rows {
+			if sku[len(sku)-1] == byte('0'+k) {
+				p := 0
+				fmt.Sscan(row.Price, &p)
+				row.Price = fmt.Sprint(p + 100)
+				cat.rows[sku] = row
+			}
+		}
+		ts.uploadOK("acme", key, cat.file(k), "mode=full")
+	}
+	ts.caughtUp()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"compact", "--data", dir, "--nats-listen", ts.natsListen()}, &out, &errOut); code != 0 {
+		t.Fatalf("feedline compact exited %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "batches removed") || strings.Contains(out.String(), " 0 batches removed") {
+		t.Fatalf("feedline compact says %q", out.String())
+	}
+	t.Log(strings.TrimSpace(out.String()))
+	ts.caughtUp()
+	readers := []string{"bob"}
+	accepted, unchanged, deleted := cat.change(6)
+	st := ts.uploadOK("acme", key, cat.file(6), "mode=full")
+	if st.Counts.Accepted != accepted || st.Counts.Unchanged != unchanged || st.Counts.Deleted != deleted {
+		t.Errorf("the upload after feedline compact counts %+v; its changes are %d accepted, %d unchanged, %d deleted", st.Counts, accepted, unchanged, deleted)
+	}
+	ts.caughtUp()
+	running := ts.shown(readers)
+	ts.stop()
+	ts = startTestSystem(t, dir)
+	sameShown(t, "after a start replaying the log feedline compact compacted", ts.shown(readers), running)
+}
