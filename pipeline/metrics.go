@@ -20,6 +20,9 @@ type Metrics struct {
 	Paused    *prometheus.GaugeVec
 	// Freshness is accept → visible per sink; see RecordFreshness.
 	Freshness *prometheus.HistogramVec
+	// Compacted is what compaction removed from a stream, in messages and
+	// bytes.
+	Compacted *prometheus.CounterVec
 }
 
 // NewMetrics registers the stage series, plus Go and process collectors, on
@@ -57,8 +60,11 @@ func NewMetrics() *Metrics {
 			Name: "feedline_freshness_seconds", Help: "Time from the API accepting a write to a sink (search, analytics, feed) making it visible.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 22),
 		}, []string{"sink"}),
+		Compacted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedline_compacted_total", Help: "What compaction removed from a stream, by unit (messages or bytes).",
+		}, []string{"stream", "unit"}),
 	}
-	reg.MustRegister(m.In, m.Processed, m.Failed, m.Published, m.Batch, m.Pending, m.Items, m.Paused, m.Freshness,
+	reg.MustRegister(m.In, m.Processed, m.Failed, m.Published, m.Batch, m.Pending, m.Items, m.Paused, m.Freshness, m.Compacted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

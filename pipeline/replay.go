@@ -254,6 +254,9 @@ func (b *Bus) MessageAt(ctx context.Context, stream string, seq uint64) (*Messag
 		return nil, fmt.Errorf("open %s: %w", stream, err)
 	}
 	m, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("read %s sequence %d: %w", stream, seq, ErrMessageGone)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s sequence %d: %w", stream, seq, err)
 	}

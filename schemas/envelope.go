@@ -104,10 +104,15 @@ func (b *RawBatch) Encode() ([]byte, error) { return MarshalRawBatch(b) }
 // Subject is catalog.product.<partner>, the product log.
 func (b *ProductBatch) Subject() string { return Subject(SubjectProduct, b.Partner) }
 
-// MsgID is product:<upload>:<batch>, product:<upload>:end for the run summary.
+// MsgID is product:<upload>:<batch>, product:<upload>:end for the run
+// summary, product:<upload>:compact:<sequence>:<upload_seq>:<at> for a
+// compacted batch (two workers compacting alike write two).
 func (b *ProductBatch) MsgID() string {
 	if b.End != nil {
 		return MsgID("product", b.Upload, "end")
+	}
+	if b.Compacted != 0 {
+		return MsgID("product", b.Upload, "compact", b.Compacted, b.Seq, b.At.UnixNano())
 	}
 	return MsgID("product", b.Upload, b.Batch)
 }

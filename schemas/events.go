@@ -156,6 +156,11 @@ type ProductBatch struct {
 	Changes []ProductChange `json:"changes,omitempty"`
 	Seen    []string        `json:"seen,omitempty"`
 	End     *UploadRun      `json:"end,omitempty"`
+	// Compacted, when set, is the product log sequence of the first batch
+	// this one replaces: compaction rewrote the changes still current of
+	// older batches (At is then when). They were recorded and announced
+	// when first made, so history and news skip it.
+	Compacted uint64 `json:"compacted,omitempty"`
 }
 
 // UploadRun summarises one finished upload; it closes the upload's product stream.

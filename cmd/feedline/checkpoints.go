@@ -56,6 +56,9 @@ func (s *system) replayFeeds(ctx context.Context, fan *fanout.Stage) (fanout.Rep
 		s.feeds, fan.Store = store, store
 		covers = nil
 	}
+	// The shop news already announced is in this checkpoint: below what it
+	// covers, compaction may rewrite batches that made news.
+	s.compaction.NewsCheckpoint = feedsCheckpoint
 	s.checkpointed(pipeline.CheckpointSource{Name: feedsCheckpoint, Version: feedstore.CheckpointVersion,
 		Snapshot: func(ctx context.Context) (pipeline.Positions, func(*pipeline.CheckpointWriter) error, error) {
 			// The consumers' progress first: the copy then holds all of it.

@@ -79,6 +79,7 @@ var settings = []setting{
 	{"memory", "FEEDLINE_MEMORY", "", "memory the process may use (bytes, or with MiB, GiB): the Go heap's soft limit (GOMEMLIMIT) is set to 3/4 of it, the rest left to the search index's mapped files and the runtime; empty leaves the limit to GOMEMLIMIT, or none"},
 	{"upload-retention", "FEEDLINE_UPLOAD_RETENTION", "24h", "how long after an upload finished (done, failed or cancelled; not held) its stored file and raw batches are kept, so a failed one can be retried and its dead letters replayed; then both are removed, its record, issues and products stay (at least 1h)"},
 	{"checkpoint-every", "FEEDLINE_CHECKPOINT_EVERY", "1m", "how often derived state held in the process (normalise's catalog, the embedded feed state) is checkpointed under <data>/checkpoints, and on a clean stop, so a start replays only the log after it; 0 turns checkpoints off and every start replays the whole log"},
+	{"compact-every", "FEEDLINE_COMPACT_EVERY", "1h", "how often the normalise stage compacts the product log: batches whose every change is superseded are removed, mostly superseded ones rewritten; 0 never"},
 }
 
 type serveConfig struct {
@@ -131,7 +132,9 @@ type serveConfig struct {
 	// UploadRetention is how long a finished upload keeps its stored file
 	// and raw batches.
 	UploadRetention time.Duration
-	Log             *slog.Logger
+	// CompactEvery is how often the product log is compacted; 0 never.
+	CompactEvery time.Duration
+	Log          *slog.Logger
 	// Tracing traces uploads and writes through every stage; nil (the
 	// default: OTEL_TRACES_EXPORTER unset) traces nothing.
 	Tracing trace.TracerProvider
@@ -253,6 +256,9 @@ func configFrom(values map[string]*string) (serveConfig, error) {
 	}
 	if cfg.UploadRetention, err = time.ParseDuration(get("FEEDLINE_UPLOAD_RETENTION")); err != nil {
 		return cfg, fmt.Errorf("FEEDLINE_UPLOAD_RETENTION %q: want a duration of at least 1h, such as 24h", get("FEEDLINE_UPLOAD_RETENTION"))
+	}
+	if cfg.CompactEvery, err = time.ParseDuration(get("FEEDLINE_COMPACT_EVERY")); err != nil {
+		return cfg, fmt.Errorf("FEEDLINE_COMPACT_EVERY %q: want a duration of at least 1s, such as 1h, or 0 for no compaction", get("FEEDLINE_COMPACT_EVERY"))
 	}
 	cfg.Stages = parseStages(get("FEEDLINE_STAGES"))
 	if err := parseNATSAuth(&cfg, get, values); err != nil {
@@ -464,6 +470,9 @@ func (c serveConfig) Validate() error {
 	}
 	if c.CheckpointEvery < 0 || (c.CheckpointEvery > 0 && c.CheckpointEvery < time.Second) {
 		bad("FEEDLINE_CHECKPOINT_EVERY (--checkpoint-every) %s: want a duration of at least 1s, such as 1m, or 0 for no checkpoints", c.CheckpointEvery)
+	}
+	if c.CompactEvery < 0 || (c.CompactEvery > 0 && c.CompactEvery < time.Second) {
+		bad("FEEDLINE_COMPACT_EVERY (--compact-every) %s: want a duration of at least 1s, such as 1h, or 0 for no compaction", c.CompactEvery)
 	}
 	return errors.Join(errs...)
 }

@@ -32,6 +32,7 @@ Usage:
   feedline token   --user U [--ttl 24h]                                       print a shopper token (FEEDLINE_TOKEN_KEY)
   feedline reindex --es-url URL [--nats URL]                                  rebuild the Elasticsearch index from the log, swap the alias
   feedline replay feeds --redis URL [--nats URL]                              rebuild the feed state in Redis from the log
+  feedline compact [--data DIR | --nats URL]                                  compact the product log now (batches that could make news stay)
   feedline nats credentials [--data DIR] [--format env|url|context]          print how to sign in to the embedded NATS
   feedline nats declare [--nats URL]                                          create or update every stream and bucket
 
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = reindexCmd(ctx, args[1:], stdout, stderr)
 	case "replay":
 		err = replayCmd(ctx, args[1:], stdout, stderr)
+	case "compact":
+		err = compactCmd(ctx, args[1:], stdout, stderr)
 	case "nats":
 		err = natsCmd(ctx, args[1:], stdout, stderr)
 	case "top":

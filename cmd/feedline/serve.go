@@ -81,6 +81,10 @@ type system struct {
 
 	checkpoints       *pipeline.Checkpoints // nil when off
 	checkpointSources []pipeline.CheckpointSource
+	// norm is the normalise stage when it runs here, and compaction what
+	// bounds its compaction of the product log.
+	norm       *normalise.Stage
+	compaction normalise.Compaction
 	// httpMetrics are the API's request series, on metrics' registry.
 	httpMetrics *api.HTTPMetrics
 }
@@ -191,6 +195,14 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		}
 		s.checkpointed(norm.Checkpoint())
 		configs = append(configs, norm.Config())
+		s.norm = norm
+		// Shop news is judged against the timelines when the feed state is
+		// reachable from here (opened below); else every batch that could
+		// make news stays.
+		s.compaction = normalise.Compaction{Checkpoints: s.checkpointStore(), Metrics: s.metrics,
+			News: func(ctx context.Context) func(*schemas.ProductBatch) (bool, error) {
+				return (&fanout.Stage{Store: s.feeds, Policy: cfg.Feed}).NewsShown(ctx)
+			}}
 	}
 	if cfg.runs("index") {
 		st := &index.Stage{Index: s.index, Ledger: s.ledger, Log: log.With("stage", "index"), Writers: 2, DeadLetter: s.runner.PublishDeadLetter}
@@ -255,6 +267,13 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	})
 	if norm != nil {
 		norm.Follow(runCtx)
+		if cfg.CompactEvery > 0 {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				norm.RunCompaction(runCtx, cfg.CompactEvery, s.compaction)
+			}()
+		}
 	}
 	for _, c := range configs {
 		c = withFreshness(c, s.metrics)

@@ -10,7 +10,8 @@ import (
 )
 
 // CheckpointVersion is the encoding Snapshot writes and Restore reads.
-const CheckpointVersion = 1
+// Version 2 keeps a price drop's prices, which version 1 dropped.
+const CheckpointVersion = 2
 
 // maxCount bounds the counts a checkpoint may claim.
 const maxCount = 1 << 30
@@ -106,6 +107,8 @@ func (sn *Snapshot) Encode(w *pipeline.CheckpointWriter) error {
 		w.String(e.Kind)
 		w.String(e.Author)
 		w.String(e.Ref)
+		w.Varint(e.PriceOld)
+		w.Varint(e.PriceNew)
 	}
 	lists := func(m func(*shardCopy) map[string][]*schemas.FeedEntry) {
 		n := 0
@@ -191,7 +194,7 @@ func (s *Store) restore(r *pipeline.CheckpointReader) error {
 	}
 	table := make([]*schemas.FeedEntry, r.Count(maxCount))
 	for i := range table {
-		table[i] = &schemas.FeedEntry{ID: r.String(), Kind: r.String(), Author: r.String(), Ref: r.String()}
+		table[i] = &schemas.FeedEntry{ID: r.String(), Kind: r.String(), Author: r.String(), Ref: r.String(), PriceOld: r.Varint(), PriceNew: r.Varint()}
 	}
 	if r.Err() != nil {
 		return r.Err()

@@ -14,7 +14,11 @@ import (
 	"feedline/schemas"
 )
 
+// entryAt is a post, or every tenth a price drop with its prices.
 func entryAt(i int, author string) schemas.FeedEntry {
+	if i%10 == 0 {
+		return schemas.FeedEntry{ID: fmt.Sprintf("01JXY%021d", i), Kind: schemas.FeedKindPriceDrop, Author: author, Ref: fmt.Sprint("acme:", i), PriceOld: 20000, PriceNew: int64(15000 - i)}
+	}
 	return schemas.FeedEntry{ID: fmt.Sprintf("01JXY%021d", i), Kind: schemas.FeedKindPost, Author: author, Ref: fmt.Sprint("p", i)}
 }
 

@@ -98,6 +98,9 @@ func (s *Stage) add(b *schemas.AnalyticsBatch, m *pipeline.Message) error {
 	if err := schemas.UnmarshalProductBatch(m.Data, &pb); err != nil {
 		return fmt.Errorf("product batch is not JSON: %w", err)
 	}
+	if pb.Compacted != 0 {
+		return nil // changes recorded when they were first made
+	}
 	if r := pb.End; r != nil {
 		b.UploadRuns = append(b.UploadRuns, schemas.UploadRunRow{
 			UploadID: r.Upload, Partner: r.Partner, Mode: r.Mode, Format: r.Format, MappingVersion: int32(r.MappingVersion),

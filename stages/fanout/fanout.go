@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -316,6 +317,9 @@ func (s *Stage) HandleCatalog(ctx context.Context, m *pipeline.Message) error {
 	if err := schemas.UnmarshalProductBatch(m.Data, &b); err != nil {
 		return pipeline.Terminal(fmt.Errorf("product batch is not JSON: %w", err))
 	}
+	if b.Compacted != 0 {
+		return nil // its news was announced when the changes were first made
+	}
 	pol := s.policy()
 	shop := schemas.Author(schemas.FolloweeShop, b.Partner)
 	slot := 0
@@ -323,10 +327,7 @@ func (s *Stage) HandleCatalog(ctx context.Context, m *pipeline.Message) error {
 		if c.Kind != schemas.ChangeUpsert {
 			continue
 		}
-		at := b.At
-		if c.Product != nil && !c.Product.UpdatedAt.IsZero() {
-			at = c.Product.UpdatedAt
-		}
+		at := newsAt(&b, &c)
 		day := at.UTC().Format(time.DateOnly)
 		switch {
 		case c.New:
@@ -356,6 +357,58 @@ func (s *Stage) HandleCatalog(ctx context.Context, m *pipeline.Message) error {
 		}
 	}
 	return nil
+}
+
+// newsAt is when a change's news happened: when the partner says the
+// product changed, else when its batch was made.
+func newsAt(b *schemas.ProductBatch, c *schemas.ProductChange) time.Time {
+	if c.Product != nil && !c.Product.UpdatedAt.IsZero() {
+		return c.Product.UpdatedAt
+	}
+	return b.At
+}
+
+// NewsShown starts a reading of product batches, for compaction: it says
+// whether a batch holds a change that may make news a replay of the feeds
+// would still show. A shop's timeline keeps its TimelineCap newest
+// entries, and claims are per shop and day, so once the timeline is full,
+// news of a day before its oldest entry's day is trimmed however a replay
+// claims that day: a batch whose every possible news is that old may go.
+// Without a store, with a timeline not full or feeds longer than
+// timelines, every batch that could make news is shown.
+func (s *Stage) NewsShown(ctx context.Context) func(*schemas.ProductBatch) (bool, error) {
+	pol := s.policy()
+	cutoff := map[string]string{} // per partner: the day of its oldest shown entry; "" shows all
+	return func(b *schemas.ProductBatch) (bool, error) {
+		if b.Compacted != 0 {
+			return false, nil
+		}
+		day, ok := cutoff[b.Partner]
+		// A feed longer than a timeline may show news the timeline trimmed.
+		if !ok && s.Store != nil && pol.FeedCap <= pol.TimelineCap {
+			tl, err := s.Store.Timelines(ctx, []string{schemas.Author(schemas.FolloweeShop, b.Partner)}, "", pol.TimelineCap)
+			if err != nil {
+				return true, err
+			}
+			if len(tl) == 1 && len(tl[0]) >= pol.TimelineCap {
+				oldest := slices.MinFunc(tl[0], func(a, b schemas.FeedEntry) int { return strings.Compare(a.ID, b.ID) })
+				if id, err := ulid.ParseStrict(strings.ToUpper(oldest.ID)); err == nil {
+					day = ulid.Time(id.Time()).UTC().Format(time.DateOnly)
+				}
+			}
+			cutoff[b.Partner] = day
+		}
+		for i := range b.Changes {
+			c := &b.Changes[i]
+			if c.Kind != schemas.ChangeUpsert || !(c.New || isPriceDrop(c.Price, pol.PriceDropPercent)) {
+				continue
+			}
+			if day == "" || newsAt(b, c).UTC().Format(time.DateOnly) >= day {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
 }
 
 // claimSlot takes the first free "new product" slot of shop and day from

@@ -300,3 +300,59 @@ func TestStagesAskTheStoreBeforeResuming(t *testing.T) {
 		}
 	}
 }
+
+// A compacted batch announces nothing; NewsShown keeps every batch that
+// could make news until the shop's timeline is full, then only those
+// whose news is dated on or after the day of its oldest entry.
+func TestCompactedBatchesAndTheNewsTheyHold(t *testing.T) {
+	ctx := context.Background()
+	store := feedstore.New()
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 9, 0, 0, 0, time.UTC) }
+	st := &Stage{Store: store, Policy: feed.Policy{NewProductsPerDay: 3, PriceDropPercent: 10, TimelineCap: 4, FeedCap: 4}, Now: func() time.Time { return day(20) }, Log: quiet()}
+	dropOn := func(d int, sku string) schemas.ProductBatch {
+		return schemas.ProductBatch{Upload: fmt.Sprint("u", d), Partner: "acme", At: day(d), Changes: []schemas.ProductChange{{
+			Kind: schemas.ChangeUpsert, ID: "acme:" + sku, Version: uint64(d), Price: &schemas.PriceChange{Old: 1000, New: 500, Currency: "KRW"},
+			Product: &schemas.Product{ID: "acme:" + sku, Partner: "acme", SKU: sku, UpdatedAt: day(d)},
+		}}}
+	}
+	handle := func(b schemas.ProductBatch) {
+		t.Helper()
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.HandleCatalog(ctx, &pipeline.Message{Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compacted := dropOn(1, "c")
+	compacted.Compacted = 7
+	handle(compacted)
+	if tl, _ := store.Timelines(ctx, []string{"shop:acme"}, "", 10); len(tl[0]) != 0 {
+		t.Fatalf("a compacted batch made news: %+v", tl[0])
+	}
+	shown := func(b schemas.ProductBatch) bool {
+		t.Helper()
+		ok, err := st.NewsShown(ctx)(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	quiet := schemas.ProductBatch{Partner: "acme", At: day(1), Changes: []schemas.ProductChange{{Kind: schemas.ChangeUpsert, ID: "acme:q", Version: 1,
+		Price: &schemas.PriceChange{Old: 1000, New: 1100}, Product: &schemas.Product{ID: "acme:q"}}}}
+	if shown(quiet) || !shown(dropOn(1, "a")) || shown(compacted) {
+		t.Fatal("before the timeline fills, only a batch that could make news is shown")
+	}
+	for d := 2; d <= 5; d++ {
+		handle(dropOn(d, fmt.Sprint("s", d)))
+	}
+	// Full: its oldest entry is of day 2.
+	if shown(dropOn(1, "a")) || !shown(dropOn(2, "b")) || !shown(dropOn(6, "z")) {
+		t.Error("once the timeline is full, news of the days before its oldest entry's is not shown, the rest is")
+	}
+	st.Policy.FeedCap = 8
+	if !shown(dropOn(1, "a")) {
+		t.Error("with feeds longer than timelines, old news may still be in a feed")
+	}
+}

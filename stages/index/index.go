@@ -102,7 +102,9 @@ func (s *Stage) Handle(ctx context.Context, msgs []*pipeline.Message) []error {
 		}
 	}
 	for i, b := range batches {
-		if errs[i] != nil || b == nil || b.End != nil || b.Upload == "" {
+		// A compacted batch's changes were counted for their upload when
+		// first indexed.
+		if errs[i] != nil || b == nil || b.End != nil || b.Upload == "" || b.Compacted != 0 {
 			continue
 		}
 		if errs[i] = s.Ledger.RecordIndex(ctx, b.Upload, b.Batch, results[i]); errs[i] == nil {

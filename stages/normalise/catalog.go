@@ -17,8 +17,15 @@ type entry struct {
 	price    int64
 	currency string
 	seen     uint64 // sequence of the last upload that listed the product
-	at       uint64 // PRODUCTS sequence of the batch holding this version, where an update reads it
+	at       uint64 // PRODUCTS sequence of the batch holding this version (an update reads it there) or its deletion
 	deleted  bool
+}
+
+// tombstone is what is kept of a deleted product: only its version and
+// where its deletion is stored, so a catalog rebuilt from a compacted log,
+// which may no longer hold the versions before, is the same.
+func tombstone(version, at uint64) entry {
+	return entry{version: version, at: at, deleted: true}
 }
 
 // catalog is the normalise stage's derived state: the fold of the product
@@ -63,14 +70,19 @@ func (c *catalog) apply(b *schemas.ProductBatch, at uint64) {
 		switch ch.Kind {
 		case schemas.ChangeUpsert:
 			p := ch.Product
-			ps[strings.Clone(ch.ID)] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: c.intern(p.Currency), seen: b.Seq, at: at}
+			// A compacted copy of the same version, published later, keeps
+			// what later uploads said of the product's listing.
+			seen := b.Seq
+			if ok && !e.deleted && e.version == ch.Version {
+				seen = max(seen, e.seen)
+			}
+			ps[strings.Clone(ch.ID)] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: c.intern(p.Currency), seen: seen, at: at}
 		case schemas.ChangeDelete:
-			e.deleted, e.version = true, ch.Version
-			ps[strings.Clone(ch.ID)] = e
+			ps[strings.Clone(ch.ID)] = tombstone(ch.Version, at)
 		}
 	}
 	for _, id := range b.Seen {
-		if e, ok := ps[id]; ok && e.seen < b.Seq {
+		if e, ok := ps[id]; ok && !e.deleted && e.seen < b.Seq {
 			e.seen = b.Seq
 			ps[strings.Clone(id)] = e
 		}
@@ -91,14 +103,16 @@ func (c *catalog) commit(partner string, seq uint64, changed map[string]entry, s
 		if old, ok := ps[id]; ok && old.version > e.version {
 			continue
 		}
-		e.currency = c.intern(e.currency)
-		if !e.deleted {
+		if e.deleted {
+			e = tombstone(e.version, at)
+		} else {
+			e.currency = c.intern(e.currency)
 			e.at = at
 		}
 		ps[strings.Clone(id)] = e
 	}
 	for _, id := range seen {
-		if e, ok := ps[id]; ok && e.seen < seq {
+		if e, ok := ps[id]; ok && !e.deleted && e.seen < seq {
 			e.seen = seq
 			ps[strings.Clone(id)] = e
 		}

@@ -9,10 +9,12 @@ import (
 )
 
 // CheckpointName names the change-detection catalog's checkpoint;
-// checkpointVersion is its encoding.
+// checkpointVersion is its encoding. Version 2 places a deleted product
+// at its deletion, which compaction keeps; a version 1 catalog placed it
+// at the version before, so it is rebuilt from the log instead.
 const (
 	CheckpointName    = "normalise-catalog"
-	checkpointVersion = 1
+	checkpointVersion = 2
 )
 
 // maxCatalogCount bounds the counts a checkpoint may claim.

@@ -38,7 +38,7 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-func connectTestBus(t *testing.T, ctx context.Context) *pipeline.Bus {
+func connectTestBus(t testing.TB, ctx context.Context) *pipeline.Bus {
 	t.Helper()
 	bus, err := pipeline.Connect(ctx, pipeline.BusConfig{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -81,7 +81,7 @@ func tryPublishUpload(ctx context.Context, bus *pipeline.Bus, seq uint64, first,
 }
 
 // rebuilt is a stage rebuilt on bus, with checkpoints in dir ("" for none).
-func rebuilt(t *testing.T, ctx context.Context, bus *pipeline.Bus, dir string, logs *logBuffer) *Stage {
+func rebuilt(t testing.TB, ctx context.Context, bus *pipeline.Bus, dir string, logs *logBuffer) *Stage {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	s := newStage(nil, nil, nil, log)
@@ -98,6 +98,21 @@ func sameCatalog(t *testing.T, what string, got, want *Stage) {
 	t.Helper()
 	if !reflect.DeepEqual(got.cat.partners, want.cat.partners) {
 		t.Errorf("%s: the catalog holds %d products, a full replay %d, and they differ", what, got.cat.size(), want.cat.size())
+		shown := 0
+		for partner, ps := range want.cat.partners {
+			for id, e := range ps {
+				if g, ok := got.cat.partners[partner][id]; (!ok || g != e) && shown < 5 {
+					t.Errorf("  %s: got %+v (%v), want %+v", id, g, ok, e)
+					shown++
+				}
+			}
+			for id, g := range got.cat.partners[partner] {
+				if _, ok := ps[id]; !ok && shown < 5 {
+					t.Errorf("  %s: got %+v, not in the other", id, g)
+					shown++
+				}
+			}
+		}
 	}
 	if got.applied.Load() != want.applied.Load() {
 		t.Errorf("%s: applied up to %d, a full replay to %d", what, got.applied.Load(), want.applied.Load())

@@ -447,6 +447,13 @@ func (s *Stage) current(ctx context.Context, partner, sku string, pending map[st
 	}
 	b, err := s.Products.BatchAt(ctx, e.at)
 	if err != nil {
+		// Compaction may have just moved the product to a compacted batch.
+		if moved, ok := s.cat.get(partner, id); ok && moved.at != e.at && moved.version == e.version {
+			e = moved
+			b, err = s.Products.BatchAt(ctx, e.at)
+		}
+	}
+	if err != nil {
 		return schemas.Product{}, false, fmt.Errorf("read the current version of %s for an update: %w", id, err)
 	}
 	for i := range b.Changes {
