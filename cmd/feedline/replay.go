@@ -60,7 +60,7 @@ func reindexCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // reindex is feedline reindex once its settings are read and JetStream is
 // reached: the running system's index stage keeps writing meanwhile.
 func reindex(ctx context.Context, cfg serveConfig, bus *pipeline.Bus, stdout, stderr io.Writer) error {
-	ix, err := openIndex(ctx, cfg)
+	ix, err := openIndex(ctx, cfg, bus)
 	if err != nil {
 		return err
 	}

@@ -166,7 +166,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 	// The embedded index is one process's files: the API and the index
 	// stage share it in that process. Elasticsearch is shared by all.
 	if cfg.runs("index") || cfg.runs("api") {
-		if s.index, err = openIndex(ctx, cfg); err != nil {
+		if s.index, err = openIndex(ctx, cfg, s.bus); err != nil {
 			return nil, err
 		}
 		s.onStop(func(context.Context) error { _ = s.index.Close(); return nil })
