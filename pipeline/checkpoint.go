@@ -330,15 +330,8 @@ func (c *Checkpoints) Run(ctx context.Context, every time.Duration, sources ...C
 // StreamBounds answers the stream's first and last sequence. An empty
 // stream's first is one past its last.
 func (b *Bus) StreamBounds(ctx context.Context, stream string) (first, last uint64, err error) {
-	st, err := b.js.Stream(ctx, stream)
-	if err != nil {
-		return 0, 0, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, 0, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	return info.State.FirstSeq, info.State.LastSeq, nil
+	state, err := b.streamState(ctx, stream)
+	return state.FirstSeq, state.LastSeq, err
 }
 
 // AckFloor answers the stream sequence up to which the durable consumer

@@ -57,15 +57,8 @@ func (b *Bus) ConsumedFloor(ctx context.Context, stream string) (floor uint64, o
 
 // StreamSize answers how many messages and bytes the stream holds.
 func (b *Bus) StreamSize(ctx context.Context, stream string) (msgs, bytes uint64, err error) {
-	st, err := b.js.Stream(ctx, stream)
-	if err != nil {
-		return 0, 0, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, 0, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	return info.State.Msgs, info.State.Bytes, nil
+	state, err := b.streamState(ctx, stream)
+	return state.Msgs, state.Bytes, err
 }
 
 // Covered answers the lowest sequence of stream that the checkpoints
@@ -91,4 +84,17 @@ func (c *Checkpoints) CoveredBy(name, stream string) (uint64, bool) {
 	defer c.mu.Unlock()
 	seq, ok := c.written[name][stream]
 	return seq, ok
+}
+
+// streamState reads the stream's counts and sequences.
+func (b *Bus) streamState(ctx context.Context, stream string) (jetstream.StreamState, error) {
+	st, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return jetstream.StreamState{}, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return jetstream.StreamState{}, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	return info.State, nil
 }
