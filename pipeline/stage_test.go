@@ -453,8 +453,8 @@ func TestAnEventIsPublishedWithItsSubjectIDAndMetadata(t *testing.T) {
 		t.Errorf("payload %q decodes as %+v (%v)", m.Data, decoded, err)
 	}
 	want := schemas.SourcePosition{Partner: "acme", Upload: "u1", Row: 2001, Batch: 2}
-	if m.Subject != "catalog.raw.acme" || m.Source() != want {
-		t.Errorf("message on %s from %+v, want catalog.raw.acme from %+v (metadata %v)", m.Subject, m.Source(), want, m.Metadata)
+	if m.Subject != "catalog.raw.acme.u1" || m.Source() != want {
+		t.Errorf("message on %s from %+v, want catalog.raw.acme.u1 from %+v (metadata %v)", m.Subject, m.Source(), want, m.Metadata)
 	}
 }
 

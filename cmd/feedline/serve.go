@@ -199,6 +199,10 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		// Shop news is judged against the timelines when the feed state is
 		// reachable from here (opened below); else every batch that could
 		// make news stays.
+		// Series from the start, so the dashboard shows zero before a pass.
+		for _, unit := range []string{"messages", "bytes"} {
+			s.metrics.Compacted.WithLabelValues(topology.StreamProducts, unit)
+		}
 		s.compaction = normalise.Compaction{Checkpoints: s.checkpointStore(), Metrics: s.metrics,
 			News: func(ctx context.Context) func(*schemas.ProductBatch) (bool, error) {
 				return (&fanout.Stage{Store: s.feeds, Policy: cfg.Feed}).NewsShown(ctx)
