@@ -53,6 +53,9 @@ func (c *catalog) get(partner, id string) (entry, bool) {
 }
 
 // apply folds one product batch, stored at PRODUCTS sequence at, into the state.
+// Copies of one version (two workers compacting at once each write one)
+// place the product at the latest copy whatever order they are folded in,
+// so every worker keeps the same copy and a compaction removes the others.
 func (c *catalog) apply(b *schemas.ProductBatch, at uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -72,13 +75,17 @@ func (c *catalog) apply(b *schemas.ProductBatch, at uint64) {
 			p := ch.Product
 			// A compacted copy of the same version, published later, keeps
 			// what later uploads said of the product's listing.
-			seen := b.Seq
+			seen, where := b.Seq, at
 			if ok && !e.deleted && e.version == ch.Version {
-				seen = max(seen, e.seen)
+				seen, where = max(seen, e.seen), max(where, e.at)
 			}
-			ps[strings.Clone(ch.ID)] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: c.intern(p.Currency), seen: seen, at: at}
+			ps[strings.Clone(ch.ID)] = entry{fp: p.Fingerprint(), version: ch.Version, price: p.EffectivePrice(), currency: c.intern(p.Currency), seen: seen, at: where}
 		case schemas.ChangeDelete:
-			ps[strings.Clone(ch.ID)] = tombstone(ch.Version, at)
+			where := at
+			if ok && e.deleted && e.version == ch.Version {
+				where = max(where, e.at)
+			}
+			ps[strings.Clone(ch.ID)] = tombstone(ch.Version, where)
 		}
 	}
 	for _, id := range b.Seen {
@@ -103,11 +110,15 @@ func (c *catalog) commit(partner string, seq uint64, changed map[string]entry, s
 		if old, ok := ps[id]; ok && old.version > e.version {
 			continue
 		}
+		where := at
+		if old, ok := ps[id]; ok && old.version == e.version && old.deleted == e.deleted {
+			where = max(where, old.at)
+		}
 		if e.deleted {
-			e = tombstone(e.version, at)
+			e = tombstone(e.version, where)
 		} else {
 			e.currency = c.intern(e.currency)
-			e.at = at
+			e.at = where
 		}
 		ps[strings.Clone(id)] = e
 	}
