@@ -15,6 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"feedline/schemas"
 )
 
@@ -128,6 +131,15 @@ type fetched struct {
 // fetchAndSettle claims nothing: it fetches a claimed source and records
 // the outcome on it, releasing the lease.
 func (f *fetcher) fetchAndSettle(ctx context.Context, rec schemas.SourceRecord) fetched {
+	if f.s.cfg.Tracing != nil {
+		// A scheduled fetch is a write nobody requested: its own trace, which
+		// the upload it makes carries down the pipeline. One asked for by a
+		// request continues that request's.
+		var span trace.Span
+		ctx, span = f.s.cfg.Tracing.Tracer("feedline/api").Start(ctx, "fetch source",
+			trace.WithAttributes(attribute.String("feedline.partner", rec.Partner)))
+		defer span.End()
+	}
 	res := f.fetch(ctx, rec)
 	stopping := ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)

@@ -3,13 +3,18 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"feedline/pipeline"
+	"feedline/topology"
 )
 
 // Requests are counted by route pattern and status, never by raw path,
@@ -68,5 +73,47 @@ func TestRequestMetricsByRouteAndWriteTraces(t *testing.T) {
 	}
 	if got := writes[1].SpanContext.TraceID().String(); got != "0af7651916cd43dd8448eb211c80319c" {
 		t.Errorf("write with a traceparent started trace %s, want the caller's", got)
+	}
+}
+
+// TestAScheduledFetchIsTraced: a fetch nobody requested starts a trace of
+// its own, and the upload it makes carries that trace down the pipeline.
+func TestAScheduledFetchIsTraced(t *testing.T) {
+	t.Parallel()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	e, v := sourcesEnv(t, func(c *Config) { c.Tracing = tp })
+	key := e.partnerWithMapping(t, "acme")
+	srv := newFeedServer(t, fetchFeed)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { e.app.RunSources(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	e.putSource(t, v, "acme", key, map[string]any{"url": srv.URL + "/feed.csv", "every": "1h", "mode": "full"}, 200)
+	var fetch tracetest.SpanStub
+	waitFor(t, func() bool {
+		for _, s := range exp.GetSpans() {
+			if s.Name == "fetch source" {
+				fetch = s
+				return true
+			}
+		}
+		return false
+	})
+	if !slices.Contains(fetch.Attributes, attribute.String("feedline.partner", "acme")) {
+		t.Errorf("fetch span attributes %v, want the partner", fetch.Attributes)
+	}
+	var traced []string
+	if _, _, err := e.bus.ReplayFrom(ctx, topology.StreamUploads, "", 1, func(m *pipeline.Message) error {
+		traced = append(traced, m.TraceContext().TraceID().String())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(traced) != 1 || traced[0] != fetch.SpanContext.TraceID().String() {
+		t.Errorf("the fetched upload's event carries traces %v, want the fetch's %s", traced, fetch.SpanContext.TraceID())
 	}
 }
