@@ -169,7 +169,9 @@ func TestLargeUploadIsStreamed(t *testing.T) {
 	}
 	growth := int64(peak) - int64(before.HeapAlloc)
 	t.Logf("heap %d MiB before, peak %d MiB during a %d MiB upload", before.HeapAlloc>>20, peak>>20, size>>20)
-	if growth > size/2 {
+	// A buffered body grows the heap by at least its size; the embedded
+	// NATS server compressing the stored file's blocks (S2) shares this heap.
+	if growth > size*3/4 {
 		t.Errorf("the heap grew by %d MiB during a %d MiB upload: the body was buffered", growth>>20, size>>20)
 	}
 
