@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"feedline/pipeline"
@@ -64,4 +65,17 @@ type System interface {
 	// raw batches.
 	Expire(ctx context.Context) error
 	Stop(ctx context.Context) error
+}
+
+// workDir is dir, or when it is empty a new temporary directory named by
+// pattern that cleanup removes.
+func workDir(dir, pattern string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", nil, err
+	}
+	return tmp, func() { _ = os.RemoveAll(tmp) }, nil
 }

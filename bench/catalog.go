@@ -88,14 +88,11 @@ func Catalog(ctx context.Context, l Launcher, cfg CatalogConfig, stdout, stderr 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	work := cfg.Dir
-	if work == "" {
-		var err error
-		if work, err = os.MkdirTemp("", "feedline-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(work)
+	work, cleanup, err := workDir(cfg.Dir, "feedline-bench-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	if cfg.MemProfile != "" {
 		stop := watchHeap(cfg.MemProfile)
 		defer stop()

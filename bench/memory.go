@@ -51,14 +51,11 @@ func Memory(ctx context.Context, cfg MemoryConfig, stdout, stderr io.Writer) err
 		return err
 	}
 	log := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
-	work := cfg.Dir
-	if work == "" {
-		var err error
-		if work, err = os.MkdirTemp("", "feedline-bench-memory-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(work)
+	work, cleanup, err := workDir(cfg.Dir, "feedline-bench-memory-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	csvPath := filepath.Join(work, fmt.Sprintf("catalog-%d.csv", cfg.Rows))
 	if _, err := os.Stat(csvPath); err != nil {
 		if err := writeFile(csvPath, func(w io.Writer) error { return decode.GenerateCSV(w, cfg.Rows, 1) }); err != nil {

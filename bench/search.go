@@ -176,14 +176,11 @@ func Search(ctx context.Context, l Launcher, cfg SearchConfig, stdout, stderr io
 	}
 	b := &searchBench{cfg: cfg, l: l, stdout: stdout, http: &http.Client{Timeout: time.Minute},
 		log: func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }}
-	dir := cfg.Dir
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "feedline-bench-search-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
+	dir, cleanup, err := workDir(cfg.Dir, "feedline-bench-search-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	gen := naverEPGen{seed: 1}
 	if err := b.buildEmbedded(ctx, gen, filepath.Join(dir, "search")); err != nil {
 		return err
