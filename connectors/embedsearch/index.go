@@ -35,8 +35,9 @@ const closeWait = 2 * time.Minute
 // still writing waits for it, so per product the check and its write are one
 // step.
 type Index struct {
-	bleve bleve.Index
-	docs  docBuilder
+	bleve   bleve.Index
+	docs    docBuilder
+	sources *sourceCodec
 
 	mu      sync.Mutex
 	settled *sync.Cond          // broadcast when a write finishes
@@ -93,6 +94,13 @@ func Open(dir string) (*Index, error) {
 		return nil, fmt.Errorf("%w: %s has %q, want %q", ErrIncompatible, dir, v, schemaVersion)
 	}
 	ix := newIndex(bi)
+	if err := ix.sources.load(bi); err != nil {
+		_ = bi.Close()
+		if errors.Is(err, errDictMissing) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrIncompatible, dir, err)
+		}
+		return nil, fmt.Errorf("embedsearch: open %s: %w", dir, err)
+	}
 	ix.warm(dir)
 	return ix, nil
 }
@@ -132,9 +140,11 @@ func (ix *Index) setInternal(ctx context.Context, key, val []byte) error {
 }
 
 func newIndex(bi bleve.Index) *Index {
+	sources := newSourceCodec()
 	ix := &Index{
 		bleve:   bi,
-		docs:    docBuilder{text: newTextAnalyzer()},
+		docs:    docBuilder{text: newTextAnalyzer(), sources: sources},
+		sources: sources,
 		writing: make(map[string]struct{}),
 	}
 	ix.settled = sync.NewCond(&ix.mu)
@@ -194,6 +204,11 @@ func (ix *Index) Apply(ctx context.Context, changes []schemas.ProductChange) (sc
 		} else if c.Version > changes[w].Version {
 			winner[c.ID] = i
 		}
+	}
+	// A partner's first large batch teaches the stored products'
+	// compression before any of them is encoded.
+	if err := ix.sources.learn(ctx, ix, changes); err != nil {
+		return res, fmt.Errorf("embedsearch: %w", err)
 	}
 	// Documents need no version check, so they are built before taking the
 	// lock (a stale winner's document is simply dropped).
@@ -441,7 +456,7 @@ func (ix *Index) Get(ctx context.Context, id string) (schemas.Product, error) {
 	if src == nil { // a tombstone
 		return schemas.Product{}, fmt.Errorf("embedsearch: get %s: %w", id, schemas.ErrNotFound)
 	}
-	return decodeSource(id, src)
+	return ix.sources.decode(id, src)
 }
 
 // Products reads many products from one snapshot of the index; missing ids
@@ -480,7 +495,7 @@ func (ix *Index) Products(ctx context.Context, ids []string) (map[string]schemas
 		if src == nil {
 			continue
 		}
-		p, err := decodeSource(id, src)
+		p, err := ix.sources.decode(id, src)
 		if err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package embedsearch
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -34,12 +33,12 @@ const (
 	fieldVersion      = "_v"         // applied change version, products and tombstones; unmapped
 	fieldIdentifier   = "ident"      // every Product.Identifiers() value, exact
 	fieldLive         = "_live"      // present on products, absent on tombstones
-	fieldSource       = "_source"    // the product JSON, stored only
+	fieldSource       = "_source"    // the product JSON, stored only (sourceCodec)
 )
 
 // schemaVersion names the field layout and text analysis; an index written
 // with another must be rebuilt from the log rather than read.
-const schemaVersion = "feedline-products-3"
+const schemaVersion = "feedline-products-4"
 
 var schemaKey = []byte("feedline:schema")
 
@@ -111,11 +110,12 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 
 // docBuilder turns products and tombstones into bleve documents.
 type docBuilder struct {
-	text analysis.Analyzer
+	text    analysis.Analyzer
+	sources *sourceCodec
 }
 
 func (b docBuilder) product(id string, version uint64, p *schemas.Product) (*document.Document, error) {
-	src, err := json.Marshal(p)
+	src, err := b.sources.encode(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode product %s: %w", id, err)
 	}
@@ -137,7 +137,7 @@ func (b docBuilder) product(id string, version uint64, p *schemas.Product) (*doc
 	// sorts read doc values, which need only the exact one, so sorting goes
 	// through a field of its own. Updated is only sorted on.
 	price := float64(p.EffectivePrice())
-	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldPrice, nil, price, filterOptions))
+	d.AddField(document.NewNumericFieldWithIndexingOptions(fieldPrice, nil, priceTerm(p.EffectivePrice()), filterOptions))
 	d.AddField(document.NewTextFieldWithIndexingOptions(fieldPriceSort, nil, sortableNumber(price), sortOptions))
 	d.AddField(document.NewTextFieldWithIndexingOptions(fieldUpdated, nil, sortableNumber(float64(p.UpdatedAt.UnixMilli())), sortOptions))
 	d.AddField(document.NewTextFieldWithIndexingOptions(fieldLive, nil, []byte(liveTerm), filterOptions))
@@ -186,6 +186,14 @@ func decodeVersion(term []byte) (uint64, bool) {
 	v, err := strconv.ParseUint(string(term), 16, 64)
 	return v, err == nil
 }
+
+// priceTerm is the number the price filter field indexes for a price in
+// minor units: bleve indexes a number's float64 bits, and an integral
+// float's low mantissa bits are all zero, so most of its sixteen precision
+// terms were as many distinct terms as prices (a third of the index's
+// postings). Indexed as the integer itself, the terms above a price's
+// highest bit are one shared term. priceRange asks in the same encoding.
+func priceTerm(minor int64) float64 { return numeric.Int64ToFloat64(minor) }
 
 // sortableNumber encodes n the way bleve's numeric fields encode their
 // exact-precision term, so a numeric sort and search_after read it.

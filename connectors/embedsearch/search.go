@@ -194,7 +194,7 @@ func (s snapshotSearch) product(id string) (schemas.Product, error) {
 			}
 		})
 	}
-	return decodeSource(id, src)
+	return s.ix.sources.decode(id, src)
 }
 
 // countHits adds the facet values of hits to counts.
@@ -295,17 +295,6 @@ func (c facetCounts) top(n int) map[string][]schemas.FacetCount {
 		out[name] = list[:min(len(list), n)]
 	}
 	return out
-}
-
-func decodeSource(id string, src []byte) (schemas.Product, error) {
-	if len(src) == 0 {
-		return schemas.Product{}, fmt.Errorf("embedsearch: document %s has no stored product", id)
-	}
-	var p schemas.Product
-	if err := json.Unmarshal(src, &p); err != nil {
-		return schemas.Product{}, fmt.Errorf("embedsearch: decode %s: %w", id, err)
-	}
-	return p, nil
 }
 
 // searchPlan is a request turned into a bleve query and sort order, with the
@@ -511,11 +500,11 @@ func priceRange(lo, hi *int64) query.Query {
 	inclusive := true
 	var min, max *float64
 	if lo != nil {
-		f := float64(*lo)
+		f := priceTerm(*lo)
 		min = &f
 	}
 	if hi != nil {
-		f := float64(*hi)
+		f := priceTerm(*hi)
 		max = &f
 	}
 	q := query.NewNumericRangeInclusiveQuery(min, max, &inclusive, &inclusive)
