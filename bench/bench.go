@@ -67,11 +67,11 @@ type System interface {
 	Stop(ctx context.Context) error
 }
 
-// workDir is dir, or when it is empty a new temporary directory named by
-// pattern that cleanup removes.
+// workDir is dir (created if missing), or when it is empty a new temporary
+// directory named by pattern that cleanup removes.
 func workDir(dir, pattern string) (string, func(), error) {
 	if dir != "" {
-		return dir, func() {}, nil
+		return dir, func() {}, os.MkdirAll(dir, 0o755)
 	}
 	tmp, err := os.MkdirTemp("", pattern)
 	if err != nil {
