@@ -474,8 +474,11 @@ func (c *apiClient) doJSON(ctx context.Context, method, path, body string) error
 	return c.do(ctx, method, path, "application/json", strings.NewReader(body), int64(len(body)), nil)
 }
 
+// benchPartnerID is the partner the benches upload as.
+const benchPartnerID = "bench"
+
 func benchPartner(ctx context.Context, c *apiClient) error {
-	if err := c.doJSON(ctx, "POST", "/v1/partners", `{"id":"bench"}`); err != nil {
+	if err := c.doJSON(ctx, "POST", "/v1/partners", `{"id":"`+benchPartnerID+`"}`); err != nil {
 		var p *problem
 		if !errors.As(err, &p) || p.Status != 409 {
 			return err

@@ -29,10 +29,22 @@ type MemoryConfig struct {
 	Rows   int
 	Memory string // serve's --memory; empty sets none
 	Dir    string // work directory; empty is a temporary one, removed afterwards
+	// Days after the first restart: each re-uploads the feed with Changed
+	// of its prices changed again, adds its share of Posts from Users
+	// shoppers and restarts (see days).
+	Days    int
+	Changed float64
+	Posts   int
+	Users   int
+	// CompactEvery is serve's --compact-every; empty keeps its default.
+	CompactEvery string
 }
 
-// DefaultMemoryConfig is the size: one 1,000,000-row feed in 1 GiB.
-func DefaultMemoryConfig() MemoryConfig { return MemoryConfig{Rows: 1_000_000, Memory: "1GiB"} }
+// DefaultMemoryConfig is the size: one 1,000,000-row feed in 1 GiB;
+// with --days, a daily 5 % of prices changed and 10,000 shoppers.
+func DefaultMemoryConfig() MemoryConfig {
+	return MemoryConfig{Rows: 1_000_000, Memory: "1GiB", Changed: 0.05, Users: 10_000}
+}
 
 // Validate refuses a run that cannot start.
 func (c MemoryConfig) Validate() error {
@@ -41,6 +53,17 @@ func (c MemoryConfig) Validate() error {
 	}
 	if c.Rows < 1 {
 		return fmt.Errorf("bench memory: --rows %d: want at least 1", c.Rows)
+	}
+	if c.Days < 0 || c.Posts < 0 || c.Users < 1 {
+		return fmt.Errorf("bench memory: --days %d, --posts %d, --users %d: want days and posts of at least 0, users at least 1", c.Days, c.Posts, c.Users)
+	}
+	if c.Days > 0 && (c.Changed <= 0 || c.Changed > 1) {
+		return fmt.Errorf("bench memory: --changed %g: want a share above 0 and at most 1", c.Changed)
+	}
+	if c.CompactEvery != "" {
+		if _, err := time.ParseDuration(c.CompactEvery); err != nil {
+			return fmt.Errorf("bench memory: --compact-every: %w", err)
+		}
 	}
 	return nil
 }
@@ -116,10 +139,18 @@ func Memory(ctx context.Context, cfg MemoryConfig, stdout, stderr io.Writer) err
 	}
 	rep.restartPeak, rep.searched = second.peak(), second.resident()
 	log("restart → ready in %s; peak resident %s", rep.restart.Round(time.Millisecond), rep.restartPeak)
-	if err := second.stop(); err != nil {
+	points, last, err := days(ctx, cfg, work, csvPath, dataDir, second, log)
+	if last != second {
+		defer func() { _ = last.stop() }()
+	}
+	if err != nil {
+		return err
+	}
+	if err := last.stop(); err != nil {
 		return err
 	}
 	rep.print(stdout, cfg, st.Size())
+	printDays(stdout, cfg, st.Size(), points)
 	return nil
 }
 
@@ -196,8 +227,11 @@ func startServe(ctx context.Context, cfg MemoryConfig, dataDir, logPath string) 
 	if cfg.Memory != "" {
 		args = append(args, "--memory", cfg.Memory)
 	}
+	if cfg.CompactEvery != "" {
+		args = append(args, "--compact-every", cfg.CompactEvery)
+	}
 	cmd := exec.Command(cfg.Binary, args...)
-	cmd.Env = append(os.Environ(), "FEEDLINE_ADMIN_KEY=bench-admin", "FEEDLINE_TOKEN_KEY=bench-token-key-0123456789", "GOMEMLIMIT=")
+	cmd.Env = append(os.Environ(), "FEEDLINE_ADMIN_KEY=bench-admin", "FEEDLINE_TOKEN_KEY="+benchTokenKey, "GOMEMLIMIT=")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	p := &serveProcess{cmd: cmd, http: httpAddr, started: time.Now(), exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {

@@ -93,6 +93,11 @@ func parseMemoryBenchConfig(args []string, stderr io.Writer) (bench.MemoryConfig
 	fs.StringVar(&c.Memory, "memory", c.Memory, "serve's --memory (empty: none)")
 	fs.StringVar(&c.Dir, "dir", "", "work directory; a generated file of the same size there is reused (default: a temporary one, removed afterwards)")
 	fs.StringVar(&c.Binary, "serve-binary", "", "the feedline binary run as serve, to measure another build (default: this one)")
+	fs.IntVar(&c.Days, "days", c.Days, "days after the first restart, each a re-upload, posts and a restart")
+	fs.Float64Var(&c.Changed, "changed", c.Changed, "days: share of the prices changed again by each day's re-upload")
+	fs.IntVar(&c.Posts, "posts", c.Posts, "days: posts in all, spread over the days")
+	fs.IntVar(&c.Users, "users", c.Users, "days: shoppers who post, each following the shop and ten others")
+	fs.StringVar(&c.CompactEvery, "compact-every", c.CompactEvery, "serve's --compact-every (empty: serve's default)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
