@@ -190,8 +190,8 @@ func decodeVersion(term []byte) (uint64, bool) {
 // priceTerm is the number the price filter field indexes for a price in
 // minor units: bleve indexes a number's float64 bits, and an integral
 // float's low mantissa bits are all zero, so most of its sixteen precision
-// terms were as many distinct terms as prices (a third of the index's
-// postings). Indexed as the integer itself, the terms above a price's
+// terms were as many distinct terms as prices (a fifth of the index on
+// disk). Indexed as the integer itself, the terms above a price's
 // highest bit are one shared term. priceRange asks in the same encoding.
 func priceTerm(minor int64) float64 { return numeric.Int64ToFloat64(minor) }
 
