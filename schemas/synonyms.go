@@ -131,6 +131,10 @@ func ReadSynonyms(r io.Reader) (SynonymList, error) {
 type SynonymStore interface {
 	PutSynonyms(ctx context.Context, partner string, l SynonymList) error
 	Synonyms(ctx context.Context, partner string) (SynonymList, error) // empty when never set
+	// WatchSynonyms calls fn with every partner's list and every change
+	// (an empty list for a removed one) until ctx ends, and ready once
+	// the lists present at the start were delivered.
+	WatchSynonyms(ctx context.Context, fn func(partner string, l SynonymList), ready func()) error
 }
 
 // Thesaurus is the synonym lists in effect, compiled for lookups; it does
