@@ -46,7 +46,7 @@ type Config struct {
 	TempDir  string              // where a previewed zip or Parquet sample is spooled; default os.TempDir()
 	Issues   schemas.IssueLog    // every issue of every upload
 	// Synonyms keeps the partners' synonym lists; nil leaves their routes
-	// answering 501 and searches with the global list only.
+	// answering 503 and searches with the global list only.
 	Synonyms schemas.SynonymStore
 	// GlobalSynonyms apply to every product's search (--synonyms).
 	GlobalSynonyms schemas.SynonymList
