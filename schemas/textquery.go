@@ -29,8 +29,8 @@ import (
 // shorter prefixes would expand to too many words to be worth a search.
 const PrefixMinRunes = 3
 
-// Bounds of what typos and prefixes expand to, per field, in a backend:
-// Elasticsearch's max_expansions default.
+// ForgivingMaxExpansions bounds the words a typo or a prefix expands to,
+// per field, in either backend: Elasticsearch's max_expansions default.
 const ForgivingMaxExpansions = 50
 
 // TextQuery is a search's text, word by word.
