@@ -45,6 +45,11 @@ type Config struct {
 	Open     schemas.OpenDecoder // reads a mapping preview's sample
 	TempDir  string              // where a previewed zip or Parquet sample is spooled; default os.TempDir()
 	Issues   schemas.IssueLog    // every issue of every upload
+	// Synonyms keeps the partners' synonym lists; nil leaves their routes
+	// answering 503 and searches with the global list only.
+	Synonyms schemas.SynonymStore
+	// GlobalSynonyms apply to every product's search (--synonyms).
+	GlobalSynonyms schemas.SynonymList
 	// IssueRetention is how long the issue log keeps a list, for the
 	// answer that one is gone.
 	IssueRetention time.Duration
@@ -121,9 +126,10 @@ const (
 )
 
 type server struct {
-	cfg   Config
-	reads *readLog
-	fetch *fetcher // nil without a source store
+	cfg      Config
+	reads    *readLog
+	fetch    *fetcher // nil without a source store
+	synonyms *synonymLists
 }
 
 // App is the Fiber app serving every route.
@@ -188,7 +194,7 @@ func New(cfg Config) *App {
 		}
 		cfg.Currency = DefaultCurrency
 	}
-	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}}
+	s := &server{cfg: cfg, reads: &readLog{pub: cfg.Pub, log: cfg.Log}, synonyms: newSynonymLists(cfg.GlobalSynonyms)}
 	if cfg.Sources != nil {
 		s.fetch = newFetcher(s, cfg.Sources, cfg.Fetch)
 	}
@@ -240,6 +246,8 @@ func New(cfg Config) *App {
 	app.Post("/v1/partners/:partner/source/fetch", s.requirePartner, s.fetchSourceNow)
 	app.Get("/v1/partners/:partner/settings", s.requirePartner, s.getSettings)
 	app.Put("/v1/partners/:partner/settings", s.requirePartner, s.putSettings)
+	app.Get("/v1/partners/:partner/synonyms", s.requirePartner, s.getSynonyms)
+	app.Put("/v1/partners/:partner/synonyms", s.requirePartner, s.putSynonyms)
 	app.Get("/v1/uploads/:id", s.requireKey, s.getUpload)
 	app.Get("/v1/uploads/:id/issues", s.requireKey, s.uploadIssues)
 	app.Post("/v1/uploads/:id/confirm", s.requireKey, s.decideUpload(schemas.DecisionConfirm))

@@ -260,8 +260,8 @@ func TestEndToEnd(t *testing.T) {
 		} {
 			priced = searchAnswer{}
 			call(t, get("/v1/search?"+query, ""), 200).decode(t, &priced)
-			if priced.PriceCurrency != want.currency || !slices.Equal(hitIDs(priced.SearchResult), want.ids) {
-				t.Errorf("?%s: price_currency %q, hits %v; want %q, %v", query, priced.PriceCurrency, hitIDs(priced.SearchResult), want.currency, want.ids)
+			if priced.PriceCurrency != want.currency || !slices.Equal(answerIDs(priced), want.ids) {
+				t.Errorf("?%s: price_currency %q, hits %v; want %q, %v", query, priced.PriceCurrency, answerIDs(priced), want.currency, want.ids)
 			}
 		}
 		// Without a price filter or sort every currency is found, and
@@ -274,8 +274,8 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("?%s: %d found, answer %.300s", query, priced.Total, r.body)
 			}
 		}
-		if !slices.Equal(hitIDs(priced.SearchResult), []string{"acme:SKU-3", "acme:SKU-5"}) && !slices.Equal(hitIDs(priced.SearchResult), []string{"acme:SKU-5", "acme:SKU-3"}) {
-			t.Errorf("q=socks&currency=krw: %v, want the EUR and the KRW socks", hitIDs(priced.SearchResult))
+		if !slices.Equal(answerIDs(priced), []string{"acme:SKU-3", "acme:SKU-5"}) && !slices.Equal(answerIDs(priced), []string{"acme:SKU-5", "acme:SKU-3"}) {
+			t.Errorf("q=socks&currency=krw: %v, want the EUR and the KRW socks", answerIDs(priced))
 		}
 
 		for query, param := range map[string]string{
@@ -419,6 +419,15 @@ func indexProducts(t *testing.T, e *env) {
 func hitIDs(r schemas.SearchResult) []string {
 	ids := make([]string, len(r.Hits))
 	for i, h := range r.Hits {
+		ids[i] = h.ID
+	}
+	return ids
+}
+
+// answerIDs are the ids of an answer's hits.
+func answerIDs(a searchAnswer) []string {
+	ids := make([]string, len(a.Hits))
+	for i, h := range a.Hits {
 		ids[i] = h.ID
 	}
 	return ids

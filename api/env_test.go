@@ -99,6 +99,7 @@ func newEnv(t *testing.T, change ...func(*Config)) *env {
 		IssueRetention: topology.IssueRetention,
 		AdminKey:       testAdminKey,
 		Partners:       natskv.Partners{KV: kv(topology.BucketPartners)},
+		Synonyms:       natskv.Partners{KV: kv(topology.BucketPartners)},
 		Mappings:       natskv.Mappings{KV: kv(topology.BucketMappings)},
 		Ledger:         e.ledger,
 		Files:          e.files,

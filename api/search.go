@@ -23,6 +23,7 @@ func (s *server) search(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	req.Synonyms = s.synonyms.thesaurus()
 	start := time.Now()
 	ctx, cancel := storeCtx(c)
 	defer cancel()
@@ -52,7 +53,13 @@ func (s *server) search(c *fiber.Ctx) error {
 			res.Facets[f] = []schemas.FacetCount{}
 		}
 	}
-	answer := searchAnswer{SearchResult: res, TookMS: took.Milliseconds()}
+	answer := searchAnswer{SearchResult: res, Hits: make([]searchHit, len(res.Hits)), TookMS: took.Milliseconds()}
+	for i, p := range res.Hits {
+		answer.Hits[i].Product = p
+		if i < len(res.Highlights) {
+			answer.Hits[i].Highlight = res.Highlights[i]
+		}
+	}
 	if req.ComparesPrices() {
 		answer.PriceCurrency = req.Currency
 	}
@@ -76,8 +83,17 @@ func (s *server) search(c *fiber.Ctx) error {
 // price also says the currency it compared in.
 type searchAnswer struct {
 	schemas.SearchResult
-	TookMS        int64  `json:"took_ms"`
-	PriceCurrency string `json:"price_currency,omitempty"`
+	Hits          []searchHit `json:"hits"`
+	TookMS        int64       `json:"took_ms"`
+	PriceCurrency string      `json:"price_currency,omitempty"`
+}
+
+// searchHit is a product found, with where its title and description
+// matched the text (schemas.Highlight: UTF-16 ranges); no highlight when
+// nothing is to be marked.
+type searchHit struct {
+	schemas.Product
+	Highlight schemas.Highlight `json:"highlight,omitempty"`
 }
 
 func (s *server) recordSearch(ev schemas.SearchQueryEvent) {

@@ -18,7 +18,7 @@ func TestSearchPriceCurrencyDefaultIsConfigured(t *testing.T) {
 	v.check(t, req, r)
 	var res searchAnswer
 	r.decode(t, &res)
-	if r.StatusCode != http.StatusOK || res.PriceCurrency != "EUR" || !slices.Equal(hitIDs(res.SearchResult), []string{"acme:SKU-3"}) {
-		t.Errorf("max_price=2000 with EUR configured: %d, price_currency %q, hits %v", r.StatusCode, res.PriceCurrency, hitIDs(res.SearchResult))
+	if r.StatusCode != http.StatusOK || res.PriceCurrency != "EUR" || !slices.Equal(answerIDs(res), []string{"acme:SKU-3"}) {
+		t.Errorf("max_price=2000 with EUR configured: %d, price_currency %q, hits %v", r.StatusCode, res.PriceCurrency, answerIDs(res))
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -43,6 +45,9 @@ type SearchRequest struct {
 	Sort     string `json:"sort,omitempty"`
 	Limit    int    `json:"limit,omitempty"`
 	Cursor   string `json:"cursor,omitempty"` // opaque, from SearchResult.NextCursor
+	// Synonyms are the synonym lists the text is expanded with; nil
+	// expands nothing.
+	Synonyms *Thesaurus `json:"-"`
 }
 
 // FacetCount is one bucket of a facet.
@@ -61,6 +66,63 @@ type SearchResult struct {
 	Facets        map[string][]FacetCount `json:"facets"`
 	FacetsBasis   string                  `json:"facets_basis"`
 	NextCursor    string                  `json:"next_cursor,omitempty"`
+	// Highlights, one per hit (nil when the hit has nothing to mark), say
+	// where the text matched; the API answers them inside the hits.
+	Highlights []Highlight `json:"-"`
+}
+
+// Highlight is where a hit matched a search's text, words found by typo,
+// prefix or synonym included: per field ("title", "description"), ranges
+// [start, end) in UTF-16 code units of the field's value, the units a
+// JavaScript string is indexed by, in order and apart from each other.
+type Highlight map[string][][2]int
+
+// Highlighted fields.
+const (
+	HighlightTitle       = "title"
+	HighlightDescription = "description"
+)
+
+// HighlightRanges turns byte ranges of text, in any order and possibly
+// overlapping, into a Highlight's ranges: merged where they overlap or
+// touch (the bigrams of one Korean word), counted in UTF-16 code units.
+func HighlightRanges(text string, byteRanges [][2]int) [][2]int {
+	merged := MergeRanges(byteRanges)
+	out := make([][2]int, 0, len(merged))
+	units, at := 0, 0 // UTF-16 units before byte at
+	advance := func(to int) {
+		for at < to && at < len(text) {
+			r, n := utf8.DecodeRuneInString(text[at:])
+			units += utf16.RuneLen(r)
+			at += n
+		}
+	}
+	for _, r := range merged {
+		advance(r[0])
+		start := units
+		advance(r[1])
+		out = append(out, [2]int{start, units})
+	}
+	return out
+}
+
+// MergeRanges sorts ranges and merges those that overlap or touch.
+func MergeRanges(ranges [][2]int) [][2]int {
+	if len(ranges) == 0 {
+		return nil
+	}
+	rs := slices.Clone(ranges)
+	slices.SortFunc(rs, func(a, b [2]int) int { return a[0] - b[0] })
+	out := rs[:1]
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		if r[0] <= last[1] {
+			last[1] = max(last[1], r[1])
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // SearchTotalBound is how far a search counts its matches exactly, as
@@ -236,7 +298,15 @@ type CanonicalSearch struct {
 	// when empty, so the keys (and cursors) of other searches stay as
 	// they were before searches had a currency.
 	Currency string `json:",omitempty"`
+	// Synonyms are the synonym matches of the text; omitted when none, so
+	// the keys of searches without any stay as they were.
+	Synonyms []SynonymMatch `json:",omitempty"`
+
+	text TextQuery
 }
+
+// TextQuery is the canonical text, word by word, with its synonyms.
+func (c CanonicalSearch) TextQuery() TextQuery { return c.text }
 
 // Canonical is r's canonical form; relevance is the default sort with
 // text, newest without; the currency in upper case, and only when r
@@ -257,6 +327,8 @@ func (r SearchRequest) Canonical() CanonicalSearch {
 		avail[i] = string(a)
 	}
 	c.Brands, c.Categories, c.Partners, c.Availability = sortedSet(r.Brands), sortedSet(r.Categories), sortedSet(r.Partners), sortedSet(avail)
+	c.text = ParseText(c.Text, r.Synonyms, c.Partners)
+	c.Synonyms = c.text.Synonyms
 	return c
 }
 

@@ -56,6 +56,7 @@ var settings = []setting{
 	{"", "FEEDLINE_ES_PASSWORD", "", "Elasticsearch password"},
 	{"es-alias", "FEEDLINE_ES_ALIAS", "products", "Elasticsearch alias searched and written; indexes behind it are <alias>-vN"},
 	{"currency", "FEEDLINE_CURRENCY", "KRW", "ISO 4217 currency a search's price filter or sort compares in when the request names none; products in other currencies are left out of it"},
+	{"synonyms", "FEEDLINE_SYNONYMS", "", "file of synonym groups every search applies: one group a line, terms separated by commas, # comments; read at start (partners set their own through the API); empty applies none"},
 	{"clickhouse", "FEEDLINE_CLICKHOUSE_URL", "", "ClickHouse DSN (clickhouse://user:pass@host:9000/db); empty writes Parquet files"},
 	{"redis", "FEEDLINE_REDIS_URL", "", "Redis for feed caches and the follow graph: one server as redis://host:6379/0, a Redis Cluster as redis+cluster://host:port,host:port (rediss:// and rediss+cluster:// for TLS); empty keeps them in the process"},
 	{"redis-prefix", "FEEDLINE_REDIS_PREFIX", redisfeed.DefaultPrefix, "prefix of every key of the feed state in Redis, so deployments sharing one Redis keep apart (no { or })"},
@@ -98,6 +99,9 @@ type serveConfig struct {
 	ESPassword    string
 	ESAlias       string
 	Currency      string // what price searches compare in unless they say
+	// Synonyms is the global synonym list every search applies, read from
+	// the file FEEDLINE_SYNONYMS names at start.
+	Synonyms schemas.SynonymList
 	// ESTransport carries the Elasticsearch client's requests; nil is the
 	// default HTTP transport. Not a setting: tests run the system on an
 	// OpenSearch node through one that adds the product header.
@@ -259,6 +263,11 @@ func configFrom(values map[string]*string) (serveConfig, error) {
 	}
 	if cfg.CompactEvery, err = time.ParseDuration(get("FEEDLINE_COMPACT_EVERY")); err != nil {
 		return cfg, fmt.Errorf("FEEDLINE_COMPACT_EVERY %q: want a duration of at least 1s, such as 1h, or 0 for no compaction", get("FEEDLINE_COMPACT_EVERY"))
+	}
+	if path := get("FEEDLINE_SYNONYMS"); path != "" {
+		if cfg.Synonyms, err = readSynonyms(path); err != nil {
+			return cfg, fmt.Errorf("FEEDLINE_SYNONYMS (--synonyms) %q: %w", path, err)
+		}
 	}
 	cfg.Stages = parseStages(get("FEEDLINE_STAGES"))
 	if err := parseNATSAuth(&cfg, get, values); err != nil {
@@ -504,4 +513,14 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: want a whole number of bytes, KiB, MiB, GiB or TiB", s)
 	}
 	return n * mult, nil
+}
+
+// readSynonyms reads the global synonym list from a file.
+func readSynonyms(path string) (schemas.SynonymList, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return schemas.SynonymList{}, err
+	}
+	defer f.Close()
+	return schemas.ReadSynonyms(f)
 }

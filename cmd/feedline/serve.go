@@ -315,6 +315,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		apiCfg := api.Config{
 			AdminKey: cfg.AdminKey,
 			Partners: natskv.Partners{KV: kvPartners},
+			Synonyms: natskv.Partners{KV: kvPartners},
 			Mappings: mappings,
 			Ledger:   s.ledger,
 			Files:    files,
@@ -332,6 +333,7 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 			Now:      time.Now,
 			Body:     cfg.Body,
 
+			GlobalSynonyms:   cfg.Synonyms,
 			MaxDeletePercent: cfg.MaxDeletePercent,
 			IssueRetention:   topology.IssueRetention,
 			MaxFileBytes:     cfg.MaxFileBytes,
@@ -366,10 +368,14 @@ func startSystem(ctx context.Context, cfg serveConfig) (_ *system, err error) {
 		if _, err := s.sweepFiles(ctx, files, first, time.Now()); err != nil {
 			return nil, err
 		}
-		s.wg.Add(2)
+		s.wg.Add(3)
 		go func() {
 			defer s.wg.Done()
 			s.sweepFilesEvery(runCtx, files, sweepEvery)
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.app.RunSynonyms(runCtx)
 		}()
 		go func() {
 			defer s.wg.Done()

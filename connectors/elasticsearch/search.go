@@ -80,9 +80,10 @@ type searchResponse struct {
 			Relation string `json:"relation"`
 		} `json:"total"`
 		Hits []struct {
-			ID     string            `json:"_id"`
-			Source json.RawMessage   `json:"_source"`
-			Sort   []json.RawMessage `json:"sort"`
+			ID        string              `json:"_id"`
+			Source    json.RawMessage     `json:"_source"`
+			Sort      []json.RawMessage   `json:"sort"`
+			Highlight map[string][]string `json:"highlight"`
 		} `json:"hits"`
 	} `json:"hits"`
 	Aggregations map[string]struct {
@@ -120,6 +121,9 @@ func (p searchPlan) result(sr searchResponse) (schemas.SearchResult, error) {
 			return schemas.SearchResult{}, err
 		}
 		out.Hits = append(out.Hits, prod)
+		if p.highlight {
+			out.Highlights = append(out.Highlights, highlightOf(&prod, h.Highlight))
+		}
 	}
 	for _, name := range []string{facetBrand, facetCategory} {
 		buckets := sr.Aggregations[name].Buckets
@@ -183,10 +187,11 @@ type obj = map[string]any
 // searchPlan is a request turned into query DSL, with the key that ties
 // cursors to it.
 type searchPlan struct {
-	query obj
-	sort  []any
-	limit int
-	key   uint64
+	query     obj
+	sort      []any
+	limit     int
+	key       uint64
+	highlight bool // a text search: hits say where they matched
 }
 
 func plan(r schemas.SearchRequest) (searchPlan, error) {
@@ -250,6 +255,9 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 			"fields":               boostedTextFields(),
 			"minimum_should_match": textMatch,
 		}}
+		if tq := c.TextQuery(); tq.Forgiving() {
+			match = obj{"bool": obj{"should": []any{match, forgivingMatch(tq)}, "minimum_should_match": 1}}
+		}
 		if key, ok := schemas.IdentifierKey(text); ok {
 			// The product carrying it, first: its boost outweighs any text score.
 			match = obj{"bool": obj{"should": []any{
@@ -268,6 +276,7 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 		boolQuery["should"] = bonus
 	}
 	p.query = obj{"bool": boolQuery}
+	p.highlight = text != ""
 
 	p.key = c.Key()
 	return p, nil
@@ -295,6 +304,9 @@ func (p searchPlan) body(after []json.RawMessage) ([]byte, error) {
 	}
 	if after != nil {
 		b["search_after"] = after
+	}
+	if p.highlight {
+		b["highlight"] = highlightRequest()
 	}
 	return json.Marshal(b)
 }

@@ -56,6 +56,11 @@ const commonBody = `
 		"category": {"terms": {"field": "category_paths", "size": 20, "order": [{"_count": "desc"}, {"_key": "asc"}]}}
 	}`
 
+// A text search asks for its title and description whole, matches marked.
+const highlightBody = `,
+	"highlight": {"pre_tags": ["\ue000"], "post_tags": ["\ue001"], "fields": {
+		"title": {"number_of_fragments": 0}, "description": {"number_of_fragments": 0}}}`
+
 func TestRecordedSearchDSL(t *testing.T) {
 	t.Parallel()
 	sn, ix := newSearchNode(t)
@@ -77,7 +82,7 @@ func TestRecordedSearchDSL(t *testing.T) {
 					{"constant_score": {"filter": {"match": {"description": {"query": "삼성 무선이어폰"}}}, "boost": 1}}],
 				"filter": [{"term": {"deleted": false}}]}},
 			"sort": [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}],
-			"size": 21,` + commonBody + `}`},
+			"size": 21,` + commonBody + highlightBody + `}`},
 		{"every filter, values sorted and de-duplicated", schemas.SearchRequest{
 			Brands: []string{"Sony", "Apple", "Sony"}, Categories: []string{"Electronics > Audio", "Sports"},
 			Partners: []string{"shop2", "shop1"}, Availability: []schemas.Availability{schemas.Preorder, schemas.InStock},
@@ -98,14 +103,35 @@ func TestRecordedSearchDSL(t *testing.T) {
 			"size": 101,` + commonBody + `}`},
 		{"text sorted by newest", schemas.SearchRequest{Text: "wireless", Sort: schemas.SortNewest, MaxPrice: int64p(9)}, `{
 			"query": {"bool": {
-				"must": [{"multi_match": {"type": "cross_fields", "query": "wireless", "fields": ["title^3", "brand^2", "description^1"], "minimum_should_match": "3<75%"}}],
+				"must": [{"bool": {"minimum_should_match": 1, "should": [
+					{"multi_match": {"type": "cross_fields", "query": "wireless", "fields": ["title^3", "brand^2", "description^1"], "minimum_should_match": "3<75%"}},
+					{"bool": {"must": [{"bool": {"minimum_should_match": 1, "should": [
+						{"multi_match": {"type": "cross_fields", "query": "wireless", "fields": ["title^3", "brand^2", "description^1"], "operator": "and"}},
+						{"multi_match": {"type": "best_fields", "query": "wireless", "fields": ["title^3", "brand^2", "description^1"], "fuzziness": "AUTO", "max_expansions": 50, "boost": 0.3}},
+						{"multi_match": {"type": "bool_prefix", "query": "wireless", "fields": ["title^3", "brand^2", "description^1"], "max_expansions": 50, "boost": 0.5}}]}}]}}]}}],
 				"should": [
 					{"constant_score": {"filter": {"match": {"title": {"query": "wireless"}}}, "boost": 3}},
 					{"constant_score": {"filter": {"match": {"brand": {"query": "wireless"}}}, "boost": 2}},
 					{"constant_score": {"filter": {"match": {"description": {"query": "wireless"}}}, "boost": 1}}],
 				"filter": [{"term": {"deleted": false}}, {"range": {"effective_price": {"lte": 9}}}]}},
 			"sort": [{"updated_at": {"order": "desc"}}, {"id": {"order": "asc"}}],
-			"size": 21,` + commonBody + `}`},
+			"size": 21,` + commonBody + highlightBody + `}`},
+		{"synonyms: a partner's alternative in its products only", schemas.SearchRequest{Text: "노트북",
+			Synonyms: schemas.NewThesaurus(schemas.SynonymList{}, map[string]schemas.SynonymList{"shop2": {Groups: [][]string{{"노트북", "Laptop"}}}})}, `{
+			"query": {"bool": {
+				"must": [{"bool": {"minimum_should_match": 1, "should": [
+					{"multi_match": {"type": "cross_fields", "query": "노트북", "fields": ["title^3", "brand^2", "description^1"], "minimum_should_match": "3<75%"}},
+					{"bool": {"must": [{"bool": {"minimum_should_match": 1, "should": [
+						{"multi_match": {"type": "cross_fields", "query": "노트북", "fields": ["title^3", "brand^2", "description^1"], "operator": "and"}},
+						{"bool": {"filter": [{"terms": {"partner": ["shop2"]}}], "must": [
+							{"multi_match": {"type": "cross_fields", "query": "laptop", "fields": ["title^3", "brand^2", "description^1"], "operator": "and"}}]}}]}}]}}]}}],
+				"should": [
+					{"constant_score": {"filter": {"match": {"title": {"query": "노트북"}}}, "boost": 3}},
+					{"constant_score": {"filter": {"match": {"brand": {"query": "노트북"}}}, "boost": 2}},
+					{"constant_score": {"filter": {"match": {"description": {"query": "노트북"}}}, "boost": 1}}],
+				"filter": [{"term": {"deleted": false}}]}},
+			"sort": [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}],
+			"size": 21,` + commonBody + highlightBody + `}`},
 		{"price range and sort in a currency: its products only", schemas.SearchRequest{
 			MinPrice: int64p(1000), MaxPrice: int64p(2000), Sort: schemas.SortPriceAsc, Currency: "usd",
 		}, `{
@@ -298,5 +324,23 @@ func TestRecordedSearchAnswerBrokenOff(t *testing.T) {
 	sn.respond(full)
 	if _, err := ix.Search(t.Context(), schemas.SearchRequest{Text: "kettle"}); err != nil {
 		t.Errorf("the next search, answered whole: %v", err)
+	}
+}
+
+func TestMarkedRanges(t *testing.T) {
+	for _, c := range []struct {
+		marked, value string
+		want          [][2]int
+		ok            bool
+	}{
+		{"\ue000Blue\ue001 \ue000Kettle\ue001", "Blue Kettle", [][2]int{{0, 4}, {5, 11}}, true},
+		{"🔥 \ue000Kettle\ue001", "🔥 Kettle", [][2]int{{3, 9}}, true},
+		{"무선\ue000이어\ue001\ue000폰\ue001", "무선이어폰", [][2]int{{2, 5}}, true},
+		{"\ue000Blue\ue001", "Blue!", nil, false},
+	} {
+		got, ok := markedRanges(c.marked, c.value)
+		if ok != c.ok || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("markedRanges(%q, %q) = %v, %v; want %v, %v", c.marked, c.value, got, ok, c.want, c.ok)
+		}
 	}
 }

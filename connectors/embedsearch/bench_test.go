@@ -178,6 +178,49 @@ func BenchmarkSearch(b *testing.B) {
 	}
 }
 
+// BenchmarkSearchUncached runs searches that miss the answer cache (it is
+// cleared before each) over 50,000 products: exact words, and words with
+// typos and a last word to complete.
+func BenchmarkSearchUncached(b *testing.B) {
+	ix, err := Open(filepath.Join(b.TempDir(), "products"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	g := catalogGen{rng: rand.New(rand.NewPCG(3, 4))}
+	for i := range 50 {
+		if _, err := ix.Apply(b.Context(), g.batch(fmt.Sprintf("shop%d", i%5), i*1000, 1000, 1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		queries []schemas.SearchRequest
+	}{
+		{"exact", []schemas.SearchRequest{
+			{Text: "무선 이어폰", Categories: []string{"전자제품"}},
+			{Text: "wireless earbuds", Brands: []string{"Sony", "Apple", "삼성"}},
+			{Text: "gaming mouse"},
+			{Text: "running shoes", MinPrice: ptr(int64(50000))},
+		}},
+		{"forgiving", []schemas.SearchRequest{
+			{Text: "무선 이어폰", Categories: []string{"전자제품"}},
+			{Text: "wirless earbds", Brands: []string{"Sony", "Apple", "삼성"}},
+			{Text: "gaming mou"},
+			{Text: "runing sho", MinPrice: ptr(int64(50000))},
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := range b.N {
+				ix.answers.changed()
+				if _, err := ix.Search(b.Context(), c.queries[i%len(c.queries)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // benchApplySize is the batch size of BenchmarkApply (FEEDLINE_BENCH_BATCH, default 1000).

@@ -86,6 +86,7 @@ func (c *resultCache) put(generation uint64, k resultKey, res schemas.SearchResu
 // copyResult copies what a caller could change in place.
 func copyResult(r schemas.SearchResult) schemas.SearchResult {
 	r.Hits = slices.Clone(r.Hits)
+	r.Highlights = slices.Clone(r.Highlights) // each Highlight is never changed once made
 	facets := make(map[string][]schemas.FacetCount, len(r.Facets))
 	for k, v := range r.Facets {
 		facets[k] = slices.Clone(v)

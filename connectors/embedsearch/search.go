@@ -111,6 +111,9 @@ func (ix *Index) search(ctx context.Context, p searchPlan, r schemas.SearchReque
 			return schemas.SearchResult{}, err
 		}
 		out.Hits = append(out.Hits, prod)
+		if p.marks != nil {
+			out.Highlights = append(out.Highlights, p.marks.highlight(&prod))
+		}
 	}
 
 	counts := newFacetCounts()
@@ -304,6 +307,7 @@ type searchPlan struct {
 	order  search.SortOrder
 	scored bool
 	key    uint64
+	marks  *highlighter // nil without text
 }
 
 func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
@@ -328,14 +332,8 @@ func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
 
 	var clauses []query.Query
 	if text != "" {
-		terms := ix.analyse(text)
 		var match []query.Query
-		if len(terms) == 0 {
-			// Only punctuation or the like: no text can match.
-			match = []query.Query{query.NewMatchNoneQuery()}
-		} else {
-			match = textClauses(terms)
-		}
+		match, p.marks = ix.textMatch(c.TextQuery())
 		if key, ok := schemas.IdentifierKey(text); ok {
 			// The product carrying it, first: its boost outweighs any text score.
 			var textMatch query.Query = query.NewConjunctionQuery(match)
@@ -389,21 +387,6 @@ func (ix *Index) plan(r schemas.SearchRequest) (searchPlan, error) {
 
 func numberSort(field string, desc bool) *search.SortField {
 	return &search.SortField{Field: field, Type: search.SortFieldAsNumber, Desc: desc}
-}
-
-// canonical sorts and de-duplicates filter values, so the same filter in
-// another order is the same search for cursors.
-// analyse returns the distinct terms the text analyser makes of s.
-func (ix *Index) analyse(s string) []string {
-	tokens := ix.docs.text.Analyze([]byte(s))
-	terms := make([]string, 0, len(tokens))
-	for _, t := range tokens {
-		term := string(t.Term)
-		if !slices.Contains(terms, term) {
-			terms = append(terms, term)
-		}
-	}
-	return terms
 }
 
 // textClauses matches each term in any text field (so "삼성 이어폰" finds a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -55,6 +56,61 @@ func (s Partners) Settings(ctx context.Context, partner string) (schemas.Partner
 		return st, nil
 	}
 	return st, err
+}
+
+// synonymsSuffix ends the key of a partner's synonym list.
+const synonymsSuffix = ".synonyms"
+
+// PutSynonyms stores a partner's synonym list beside its record
+// (schemas.SynonymStore).
+func (s Partners) PutSynonyms(ctx context.Context, partner string, l schemas.SynonymList) error {
+	return putJSON(ctx, s.KV, partner+synonymsSuffix, l)
+}
+
+// Synonyms reads a partner's synonym list; empty when never set.
+func (s Partners) Synonyms(ctx context.Context, partner string) (schemas.SynonymList, error) {
+	var l schemas.SynonymList
+	if !validKey(partner) {
+		return l, nil
+	}
+	err := getJSON(ctx, s.KV, partner+synonymsSuffix, &l)
+	if errors.Is(err, schemas.ErrNotFound) {
+		return schemas.SynonymList{}, nil
+	}
+	return l, err
+}
+
+// WatchSynonyms calls fn with every partner's synonym list and every
+// change (an empty list for a removed one), until ctx ends; ready is
+// called once the lists present at the start were delivered.
+func (s Partners) WatchSynonyms(ctx context.Context, fn func(partner string, l schemas.SynonymList), ready func()) error {
+	w, err := s.KV.Watch(ctx, "*"+synonymsSuffix)
+	if err != nil {
+		return fmt.Errorf("watch the synonyms of bucket %s: %w", s.KV.Bucket(), err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("the watch of the synonyms of bucket %s ended", s.KV.Bucket())
+			}
+			if e == nil {
+				ready()
+				continue
+			}
+			partner := strings.TrimSuffix(e.Key(), synonymsSuffix)
+			var l schemas.SynonymList
+			if e.Operation() == jetstream.KeyValuePut {
+				if err := json.Unmarshal(e.Value(), &l); err != nil {
+					continue // not a list this version reads; its writer's version does
+				}
+			}
+			fn(partner, l)
+		}
+	}
 }
 
 // Mappings implements schemas.MappingStore. "<partner>.<version>" holds each

@@ -27,6 +27,8 @@
 //   - Apply keeps the highest version per product, deletes included, and a
 //     replayed call reports the same counts.
 //   - A change is visible to Search and Get once Apply returns.
+//   - Text forgives typos, completes the last word and applies synonyms;
+//     hits say where they matched (forgive.go).
 package searchtest
 
 import (
@@ -73,6 +75,10 @@ func Run(t *testing.T, open Open) {
 		{"EmptyResult", testEmptyResult},
 		{"BoundedTotals", testBoundedTotals},
 		{"IdentifierFirst", testIdentifierFirst},
+		{"Typos", testTypos},
+		{"Prefix", testPrefix},
+		{"Synonyms", testSynonyms},
+		{"Highlights", testHighlights},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })

@@ -72,8 +72,17 @@ async function total(page) {
   return Number(await page.locator('#total').textContent());
 }
 
-await scenario('search with a typo finds the product', async () => {}, {
-  skip: 'typo tolerance is not built yet (search backend work in progress)',
+await scenario('search with a typo finds the product', async (page) => {
+  await page.goto(base + '/');
+  await page.getByRole('searchbox', { name: 'Search products' }).fill('kettel');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.waitForURL(/q=kettel/);
+  await page.locator('#hits li.hit mark').first().waitFor();
+  const titles = await page.locator('#hits li.hit .title').allTextContents();
+  assert.ok(titles.length > 0 && titles.every((t) => /kettle/i.test(t)), `every hit is a kettle: ${titles}`);
+  const marks = await page.locator('#hits li.hit mark').allTextContents();
+  assert.ok(marks.length >= titles.length && marks.every((m) => m === 'Kettle'), `the word as spelt in the title is marked: ${marks}`);
+  await check(page, 'storefront-typo');
 });
 
 await scenario('a facet narrows and the count matches', async (page) => {

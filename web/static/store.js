@@ -94,7 +94,7 @@
   function hit(p) {
     const price = effectivePrice(p);
     return el('li', { class: 'hit', 'data-id': p.id },
-      el('a', { href: productURL(p.id), class: 'title' }, ...highlight(p.title, state.q)),
+      el('a', { href: productURL(p.id), class: 'title' }, ...marked(p.title, p.highlight && p.highlight.title)),
       el('div', { class: 'meta' },
         p.brand ? el('span', { class: 'brand-name' }, p.brand) : null,
         el('span', { class: 'shop' }, 'Shop: ' + p.partner),
@@ -104,24 +104,19 @@
         ' ', el('strong', {}, money(price, p.currency))));
   }
 
-  // Marks the words of the query in text, case-insensitively; built from
-  // text nodes, so a title can never become markup.
-  function highlight(text, q) {
-    const words = q.toLowerCase().split(/\s+/).filter((w) => w.length > 0);
-    if (!words.length) return [text];
-    const lower = text.toLowerCase();
+  // Marks the ranges of text the search answer says matched (typos,
+  // completions and synonyms included): [start, end) in UTF-16 code units,
+  // the units JavaScript strings are indexed by. Built from text nodes, so a
+  // title can never become markup.
+  function marked(text, ranges) {
+    if (!ranges || !ranges.length) return [text];
     const out = [];
     let i = 0;
-    while (i < text.length) {
-      let best = -1, len = 0;
-      for (const w of words) {
-        const at = lower.indexOf(w, i);
-        if (at >= 0 && (best < 0 || at < best || (at === best && w.length > len))) { best = at; len = w.length; }
-      }
-      if (best < 0) break;
-      if (best > i) out.push(text.slice(i, best));
-      out.push(el('mark', {}, text.slice(best, best + len)));
-      i = best + len;
+    for (const [start, end] of ranges) {
+      if (start < i || start >= end || end > text.length) continue;
+      if (start > i) out.push(text.slice(i, start));
+      out.push(el('mark', {}, text.slice(start, end)));
+      i = end;
     }
     if (i < text.length) out.push(text.slice(i));
     return out;
