@@ -237,6 +237,14 @@ func (b *Bus) retry(ctx context.Context, what string, fn func(ctx context.Contex
 
 // Purge removes every message of stream on subject.
 func (b *Bus) Purge(ctx context.Context, stream, subject string) error {
+	// A purge of one upload's raw batches walks hundreds of megabytes of
+	// blocks; on a busy host that outlasts the client's default 5 s wait
+	// while the server is still at it.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, purgeWait)
+		defer cancel()
+	}
 	st, err := b.js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("purge %s: %w", stream, err)
@@ -246,6 +254,9 @@ func (b *Bus) Purge(ctx context.Context, stream, subject string) error {
 	}
 	return nil
 }
+
+// purgeWait bounds a purge whose caller set no deadline.
+const purgeWait = 2 * time.Minute
 
 // MessageAt reads the message stored at sequence seq of stream.
 func (b *Bus) MessageAt(ctx context.Context, stream string, seq uint64) (*Message, error) {
