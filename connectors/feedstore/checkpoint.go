@@ -184,6 +184,7 @@ func (s *Store) Restore(r *pipeline.CheckpointReader) error {
 	if err := fresh.restore(r); err != nil {
 		return err
 	}
+	fresh.shareRestored()
 	s.shards, s.celebrities = fresh.shards, fresh.celebrities
 	return nil
 }

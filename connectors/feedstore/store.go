@@ -184,7 +184,10 @@ func (s *Store) AddToFeeds(ctx context.Context, readers []string, e schemas.Feed
 	if err := checkMax(max); err != nil {
 		return err
 	}
-	shared := &e
+	shared, err := s.timelineEntry(&e)
+	if err != nil {
+		return err
+	}
 	return s.eachShard(ctx, readers, func(sh *shard, readers []string) {
 		for _, r := range readers {
 			l := sh.feeds[r]
@@ -296,6 +299,9 @@ func (s *Store) FillFeed(ctx context.Context, reader string, entries []schemas.F
 	}
 	l, err := newEntryList(entries, max)
 	if err != nil {
+		return err
+	}
+	if err := s.shareWithTimelines(l.items); err != nil {
 		return err
 	}
 	sh := s.shardOf(reader)
