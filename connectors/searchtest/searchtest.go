@@ -27,6 +27,9 @@
 //   - Apply keeps the highest version per product, deletes included, and a
 //     replayed call reports the same counts.
 //   - A change is visible to Search and Get once Apply returns.
+//   - Facets "availability" and "partner" and the price statistics are
+//     in facets.go; suggestions, for a backend that offers them, in
+//     suggest.go.
 package searchtest
 
 import (
@@ -73,6 +76,11 @@ func Run(t *testing.T, open Open) {
 		{"EmptyResult", testEmptyResult},
 		{"BoundedTotals", testBoundedTotals},
 		{"IdentifierFirst", testIdentifierFirst},
+		{"MoreFacets", testMoreFacets},
+		{"PriceStats", testPriceStats},
+		{"Suggestions", testSuggestions},
+		{"SuggestionLimit", testSuggestionLimit},
+		{"SuggestionsFollowChanges", testSuggestionsFollowChanges},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })
