@@ -164,12 +164,18 @@ func SuggestionOf(term string, count int) (Suggestion, bool) {
 	if !ok || key == "" {
 		return Suggestion{}, false
 	}
-	for kind, l := range suggestKinds {
-		if l == letter {
-			return Suggestion{Text: text, Kind: kind, Count: count}, true
-		}
+	var kind string
+	switch letter {
+	case "b":
+		kind = SuggestBrand
+	case "c":
+		kind = SuggestCategory
+	case "t":
+		kind = SuggestTerm
+	default:
+		return Suggestion{}, false
 	}
-	return Suggestion{}, false
+	return Suggestion{Text: text, Kind: kind, Count: count}, true
 }
 
 // SuggestCandidates is how many of the best terms a backend reads to

@@ -1,7 +1,6 @@
 package embedsearch
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"slices"
@@ -201,7 +200,7 @@ func (t *suggestTable) top(key string, n int) []schemas.RankedTerm {
 	}
 	// Best first over the nodes covering [lo, hi): a popped leaf is the
 	// next best term, a popped node gives way to its two children.
-	h := &nodeHeap{t: t}
+	h := nodeHeap{t: t, items: make([]heapItem, 0, 64)}
 	for l, r := lo+t.leaves, hi+t.leaves; l < r; l, r = l/2, r/2 {
 		if l&1 == 1 {
 			h.push(l)
@@ -213,46 +212,77 @@ func (t *suggestTable) top(key string, n int) []schemas.RankedTerm {
 		}
 	}
 	out := make([]schemas.RankedTerm, 0, n)
-	for len(out) < n && h.Len() > 0 {
-		i := heap.Pop(h).(int)
-		if i >= t.leaves {
-			e := t.sorted[i-t.leaves]
-			if e.count <= 0 {
+	for len(out) < n && len(h.items) > 0 {
+		it := h.pop()
+		if it.node >= t.leaves {
+			if it.count <= 0 {
 				break // the rest carry nothing either
 			}
-			out = append(out, schemas.RankedTerm{Term: e.term, Count: int(e.count)})
+			out = append(out, schemas.RankedTerm{Term: t.sorted[it.best].term, Count: int(it.count)})
 			continue
 		}
-		h.push(2 * i)
-		h.push(2*i + 1)
+		h.push(2 * it.node)
+		h.push(2*it.node + 1)
 	}
 	return out
 }
 
-// nodeHeap orders tree nodes by their best entry.
+// nodeHeap is a binary heap of tree nodes, the one whose best entry is
+// best on top; items carry that entry's count and position, so ordering
+// them reads no entry.
 type nodeHeap struct {
 	t     *suggestTable
-	nodes []int
+	items []heapItem
 }
 
-func (h *nodeHeap) push(i int) {
-	if h.t.node(i) >= 0 {
-		heap.Push(h, i)
+type heapItem struct {
+	node  int
+	best  int32
+	count int32
+}
+
+func (a heapItem) before(b heapItem) bool {
+	if a.count != b.count {
+		return a.count > b.count
+	}
+	return a.best < b.best
+}
+
+func (h *nodeHeap) push(node int) {
+	best := h.t.node(node)
+	if best < 0 {
+		return
+	}
+	h.items = append(h.items, heapItem{node: node, best: best, count: h.t.sorted[best].count})
+	for c := len(h.items) - 1; c > 0; {
+		p := (c - 1) / 2
+		if !h.items[c].before(h.items[p]) {
+			break
+		}
+		h.items[c], h.items[p] = h.items[p], h.items[c]
+		c = p
 	}
 }
 
-func (h *nodeHeap) Len() int { return len(h.nodes) }
-func (h *nodeHeap) Less(a, b int) bool {
-	pa, pb := h.t.node(h.nodes[a]), h.t.node(h.nodes[b])
-	return h.t.better(pa, pb) == pa && pa != pb
-}
-func (h *nodeHeap) Swap(a, b int) { h.nodes[a], h.nodes[b] = h.nodes[b], h.nodes[a] }
-func (h *nodeHeap) Push(x any)    { h.nodes = append(h.nodes, x.(int)) }
-func (h *nodeHeap) Pop() any {
-	n := len(h.nodes) - 1
-	x := h.nodes[n]
-	h.nodes = h.nodes[:n]
-	return x
+func (h *nodeHeap) pop() heapItem {
+	top := h.items[0]
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items = h.items[:last]
+	for p := 0; ; {
+		best, l, r := p, 2*p+1, 2*p+2
+		if l < last && h.items[l].before(h.items[best]) {
+			best = l
+		}
+		if r < last && h.items[r].before(h.items[best]) {
+			best = r
+		}
+		if best == p {
+			return top
+		}
+		h.items[p], h.items[best] = h.items[best], h.items[p]
+		p = best
+	}
 }
 
 // countIndexed adds the live count of every suggestion term of snapshot r,
