@@ -200,7 +200,8 @@ var ErrClosed = errors.New("embedsearch: index is closed")
 // same product in this call) is Stale; one equal to it counts again as
 // Indexed or Deleted without rewriting; a newer one is written. Deletes leave
 // a tombstone carrying their version. Apply returns once the batch is
-// searchable; Flush waits for it to reach the disk.
+// searchable and its products' suggestion terms are counted; Flush waits
+// for it to reach the disk.
 func (ix *Index) Apply(ctx context.Context, changes []schemas.ProductChange) (schemas.ApplyResult, error) {
 	var res schemas.ApplyResult
 	if len(changes) == 0 {
