@@ -187,3 +187,48 @@ func benchApplySize() int {
 	}
 	return 1000
 }
+
+// BenchmarkSearchUncached runs searches past the answer cache, so each op
+// pays for its passes and its facets: the four of BenchmarkSearch, which
+// match a few thousand products (facets over every match), and two that
+// match more than the bound (facets over the top hits), over 50,000
+// products.
+func BenchmarkSearchUncached(b *testing.B) {
+	ix, err := Open(filepath.Join(b.TempDir(), "products"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	g := catalogGen{rng: rand.New(rand.NewPCG(3, 4))}
+	for i := range 50 {
+		if _, err := ix.Apply(b.Context(), g.batch(fmt.Sprintf("shop%d", i%5), i*1000, 1000, 1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	queries := []schemas.SearchRequest{
+		{Text: "무선 이어폰", Categories: []string{"전자제품"}, Availability: []schemas.Availability{schemas.InStock, schemas.Preorder}},
+		{Text: "wireless earbuds", Brands: []string{"Sony", "Apple", "삼성"}, MaxPrice: ptr(int64(300000))},
+		{Text: "프리미엄 스피커", Partners: []string{"shop1", "shop2"}, Categories: []string{"전자제품 > 음향기기"}},
+		{Text: "running shoes", Categories: []string{"패션"}, MinPrice: ptr(int64(50000))},
+		{Sort: schemas.SortNewest},
+		{Text: "프리미엄", Sort: schemas.SortRelevance},
+	}
+	for i := range queries {
+		queries[i].Currency = "KRW"
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		r := queries[i%len(queries)]
+		p, err := ix.plan(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := ix.search(b.Context(), p, r, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Total == 0 {
+			b.Fatalf("no hits for %+v", r)
+		}
+	}
+}
