@@ -26,6 +26,7 @@ var (
 // prices of the counted products that are in currency.
 type facetCounts struct {
 	terms    map[string]map[string]int
+	single   []map[string]int // terms of singleFacetFields, in order
 	currency string
 	prices   schemas.PriceStats
 
@@ -39,6 +40,9 @@ func newFacetCounts(currency string) *facetCounts {
 	c := &facetCounts{terms: make(map[string]map[string]int, len(facetNames)), currency: strings.ToUpper(strings.TrimSpace(currency))}
 	for _, f := range facetNames {
 		c.terms[f] = map[string]int{}
+	}
+	for _, f := range singleFacetFields {
+		c.single = append(c.single, c.terms[f])
 	}
 	return c
 }

@@ -2,6 +2,7 @@ package embedsearch
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -29,7 +30,7 @@ type segmentValues struct {
 	err      error
 	ids      []string
 	facets   map[string]*termColumn // brand, category
-	single   map[string]*ordColumn  // partner, availability
+	single   []*ordColumn           // singleFacetFields, in order
 	currency ordColumn
 	prices   []int64 // effective price
 }
@@ -145,9 +146,9 @@ func (v *segmentValues) fill(r index.IndexReader, offset uint64, ss *scorch.Segm
 			ords[f] = map[string]uint32{}
 		}
 		newOrds := func() *ordColumn { return &ordColumn{ords: make([]uint32, n), of: map[string]uint32{}} }
-		v.single = make(map[string]*ordColumn, len(singleFacetFields))
-		for _, f := range singleFacetFields {
-			v.single[f] = newOrds()
+		v.single = make([]*ordColumn, len(singleFacetFields))
+		for i := range singleFacetFields {
+			v.single[i] = newOrds()
 		}
 		v.currency = *newOrds()
 		v.prices = make([]int64, n)
@@ -169,8 +170,8 @@ func (v *segmentValues) fill(r index.IndexReader, offset uint64, ss *scorch.Segm
 					}
 					return
 				}
-				if one, ok := v.single[field]; ok {
-					one.set(d, term)
+				if i := slices.Index(singleFacetFields, field); i >= 0 {
+					v.single[i].set(d, term)
 					return
 				}
 				col, ok := v.facets[field]
@@ -230,9 +231,9 @@ func (cs *cachedSnapshot) countFacets(id index.IndexInternalID, counts *facetCou
 			m[col.dict[o]]++
 		}
 	}
-	for f, col := range v.single {
+	for i, col := range v.single {
 		if val, ok := col.value(d); ok {
-			counts.terms[f][val]++
+			counts.single[i][val]++
 		}
 	}
 	if counts.currency != "" {
