@@ -40,6 +40,24 @@ func BenchmarkLiveSuggest(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("indexed %d products in %v", n, time.Since(start).Round(time.Millisecond))
+	// The node caches the answers of searches without hits, so a prefix
+	// asked again costs little: each op here asks one not asked before.
+	var fresh []string
+	for _, a := range "abcdefghijklmnopqrstuvwxyz" {
+		for _, c := range "abcdefghijklmnopqrstuvwxyz" {
+			fresh = append(fresh, string(a)+string(c))
+		}
+	}
+	b.Run("fresh-two-letter-prefix", func(b *testing.B) {
+		if b.N > len(fresh) {
+			b.Skipf("only %d distinct prefixes: run with -benchtime %dx or less", len(fresh), len(fresh))
+		}
+		for i := range b.N {
+			if _, err := ix.Suggest(b.Context(), schemas.SuggestRequest{Prefix: fresh[i]}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, prefix := range []string{"s", "so", "sony", "헤", "무선", "노이즈"} {
 		b.Run("q="+prefix, func(b *testing.B) {
 			for b.Loop() {
