@@ -16,9 +16,10 @@ import (
 var _ schemas.ProductSuggester = (*Index)(nil)
 
 // suggestMaxTerms bounds the distinct suggestion terms held in memory
-// (about 150 bytes each, see BENCHMARKS.md): brands, category paths and
-// title words. Past it, a new term is not suggested until a restart counts
-// it; terms already held keep exact counts.
+// (about 105 bytes each, measured in BENCHMARKS.md): brands, category
+// paths and title words. Past it, a term not held yet is not suggested
+// (on opening, the first ones in term order are held) until terms no
+// product carries make room; terms held keep exact counts.
 const suggestMaxTerms = 1 << 20
 
 // Suggest completes a prefix from the suggestion table: each term's count
@@ -47,7 +48,7 @@ func (ix *Index) Suggest(ctx context.Context, r schemas.SuggestRequest) ([]schem
 // are kept sorted, so a prefix is one range, and a tree over the sorted
 // terms holds each subtree's best term, so the best n of a range take
 // O(n log terms). Counts change in place; a term never seen before joins
-// the sorted order on the next Suggest.
+// the sorted order on the next Suggest, in one merge of the sorted terms.
 type suggestTable struct {
 	ready chan struct{} // closed once the terms already indexed are counted
 
