@@ -19,7 +19,8 @@ var _ schemas.ProductSuggester = (*Index)(nil)
 // (about 105 bytes each, measured in BENCHMARKS.md): brands, category
 // paths and title words. Past it, a term not held yet is not suggested
 // (on opening, the first ones in term order are held) until terms no
-// product carries make room; terms held keep exact counts.
+// product carries make room, and then counts only the products written
+// after; until a restart recounts it, its count is low.
 const suggestMaxTerms = 1 << 20
 
 // Suggest completes a prefix from the suggestion table: each term's count
