@@ -256,6 +256,7 @@ func New(cfg Config) *App {
 	app.Post("/v1/uploads/:id/retry", s.requireKey, s.retryUpload)
 
 	app.Get("/v1/search", s.search)
+	app.Get("/v1/suggest", s.suggest)
 	app.Get("/v1/products/:id", s.getProduct)
 	app.Get("/v1/products/:id/prices", s.productPrices)
 	s.socialRoutes(app)

@@ -334,12 +334,18 @@ func TestScheduledFetchRetriesWithBackoff(t *testing.T) {
 	if len(asked) != 4 || sv.Failures != 0 || sv.LastUpload == "" || time.Until(sv.NextFetchAt) < 50*time.Minute {
 		t.Fatalf("%d requests, source %+v: want three failures, then a fetch", len(asked), sv)
 	}
-	// Retries wait 100ms, 200ms, 400ms: each gap at least the delay.
+	// Retries wait 100ms, 200ms, 400ms, counted from the start of the
+	// failed fetch, which comes a little before the server sees its
+	// request: each gap at least the delay less that slack, and growing.
 	times := requestTimes(srv)
+	const slack = 25 * time.Millisecond
 	for i, want := range []time.Duration{100, 200, 400} {
 		gap := times[i+1].Sub(times[i])
-		if gap < want*time.Millisecond {
-			t.Errorf("retry %d came %s after the failure before it, want at least %dms", i+1, gap, want)
+		if gap < want*time.Millisecond-slack {
+			t.Errorf("retry %d came %s after the failure before it, want about %dms or more", i+1, gap, want)
+		}
+		if i > 0 && gap <= times[i].Sub(times[i-1]) {
+			t.Errorf("retry %d came %s after the one before, no later than the gap before it", i+1, gap)
 		}
 	}
 	var page uploadList

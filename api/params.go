@@ -46,7 +46,8 @@ func queryAll(c *fiber.Ctx, name string) []string {
 
 // searchRequest reads the search parameters, naming the one that is wrong.
 // A search that filters or sorts by price compares in the request's
-// currency, or else in currency, the service's.
+// currency, or else in currency, the service's; every search takes its
+// price statistics in that currency.
 func searchRequest(c *fiber.Ctx, currency string) (schemas.SearchRequest, error) {
 	r := schemas.SearchRequest{
 		Text:       strings.TrimSpace(c.Query("q")),
@@ -83,7 +84,7 @@ func searchRequest(c *fiber.Ctx, currency string) (schemas.SearchRequest, error)
 		}
 		r.Currency = code
 	}
-	if r.ComparesPrices() && r.Currency == "" {
+	if r.Currency == "" {
 		r.Currency = currency
 	}
 	if s := c.Query("limit"); s != "" {

@@ -48,7 +48,7 @@ func (s *server) search(c *fiber.Ctx) error {
 	if res.Facets == nil {
 		res.Facets = map[string][]schemas.FacetCount{}
 	}
-	for _, f := range []string{"brand", "category"} {
+	for _, f := range []string{"brand", "category", "availability", "partner"} {
 		if res.Facets[f] == nil {
 			res.Facets[f] = []schemas.FacetCount{}
 		}

@@ -38,7 +38,8 @@ type SearchRequest struct {
 	// Currency (ISO 4217) is what a price filter or sort compares in:
 	// products in other currencies are left out of such a search, since
 	// minor units of different currencies do not compare. Without a price
-	// filter or sort it changes nothing. Empty leaves every product in,
+	// filter or sort it finds the same products, and only names the
+	// currency of the answer's PriceStats. Empty leaves every product in,
 	// which only a caller whose catalog has one currency may ask; the API
 	// always names the request's currency or the service's default.
 	Currency string `json:"currency,omitempty"`
@@ -65,10 +66,34 @@ type SearchResult struct {
 	Hits          []Product               `json:"hits"`
 	Facets        map[string][]FacetCount `json:"facets"`
 	FacetsBasis   string                  `json:"facets_basis"`
-	NextCursor    string                  `json:"next_cursor,omitempty"`
+	// PriceStats spans the effective prices of the hits the facets count,
+	// in the request's Currency only; nil without a currency or when none
+	// of those hits is in it.
+	PriceStats *PriceStats `json:"price_stats,omitempty"`
+	NextCursor string      `json:"next_cursor,omitempty"`
 	// Highlights, one per hit (nil when the hit has nothing to mark), say
 	// where the text matched; the API answers them inside the hits.
 	Highlights []Highlight `json:"-"`
+}
+
+// PriceStats are the lowest and highest effective price, in minor units
+// of Currency, of the Count products they were taken over.
+type PriceStats struct {
+	Currency string `json:"currency"`
+	Min      int64  `json:"min"`
+	Max      int64  `json:"max"`
+	Count    int    `json:"count"`
+}
+
+// Add takes one more price into the statistics.
+func (s *PriceStats) Add(price int64) {
+	if s.Count == 0 || price < s.Min {
+		s.Min = price
+	}
+	if s.Count == 0 || price > s.Max {
+		s.Max = price
+	}
+	s.Count++
 }
 
 // Highlight is where a hit matched a search's text, words found by typo,

@@ -143,18 +143,23 @@ func browserTools(t *testing.T) (node, chromium string) {
 type seedShop struct {
 	id       string
 	products int
+	names    []string
 }
 
 // seedShops are enough products for several result pages and facets
-// with different counts.
-func seedShops() []seedShop { return []seedShop{{"acme", 30}, {"nordic", 8}} }
+// with different counts; one shop names its products in Korean.
+func seedShops() []seedShop {
+	return []seedShop{
+		{"acme", 30, []string{"Wireless Earbuds", "Electric Kettle", "Bluetooth Speaker", "Desk Lamp"}},
+		{"nordic", 8, []string{"무선 이어폰", "전기 주전자", "블루투스 스피커", "헤드폰"}},
+	}
+}
 
 // csv is the shop's catalog with every price multiplied by scale.
 func (s seedShop) csv(scale float64) string {
 	var (
 		seedBrands     = []string{"Sonic", "Acme", "Lumen"}
 		seedCategories = []string{"Audio > Earbuds", "Home > Kitchen > Kettles", "Audio > Speakers", "Home > Lighting"}
-		seedNames      = []string{"Wireless Earbuds", "Electric Kettle", "Bluetooth Speaker", "Desk Lamp"}
 		seedStock      = []string{"in stock", "in stock", "out of stock"}
 	)
 	var b strings.Builder
@@ -162,7 +167,7 @@ func (s seedShop) csv(scale float64) string {
 	for i := range s.products {
 		price := int64(float64(10000+i*1500) * scale)
 		fmt.Fprintf(&b, "%s-%03d,%s %s %d,%s,%s,%d,KRW,%s,https://%s.example/p/%d,\n",
-			strings.ToUpper(s.id[:2]), i, seedBrands[i%len(seedBrands)], seedNames[i%len(seedNames)], i,
+			strings.ToUpper(s.id[:2]), i, seedBrands[i%len(seedBrands)], s.names[i%len(s.names)], i,
 			seedBrands[i%len(seedBrands)], seedCategories[i%len(seedCategories)], price, seedStock[i%len(seedStock)], s.id, i)
 	}
 	return b.String()

@@ -36,7 +36,7 @@ func TestSearchAsYouTypeUnderFeedLoad(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildFeedline(ctx, t, dir)
 	sys := startServe(t, bin, filepath.Join(dir, "data"))
-	shop := seedShop{"acme", 2000}
+	shop := seedShop{"acme", 2000, seedShops()[0].names}
 	key := sys.createPartner(t, shop.id)
 	sys.setMapping(t, shop.id, key)
 	sys.waitIndexed(t, key, sys.upload(t, shop.id, key, shop.csv(1)))

@@ -382,6 +382,13 @@ func (e *docEncoder) document(c *schemas.ProductChange) error {
 		}
 		b = appendJSONString(b, ident)
 	}
+	b = append(b, `],"`+FieldSuggest+`":[`...)
+	for i, term := range p.SuggestTerms() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, term)
+	}
 	b = append(b, `],"`+FieldEffective+`":`...)
 	b = strconv.AppendInt(b, p.EffectivePrice(), 10)
 	b = append(b, `,"`+FieldDeleted+`":false}`...)

@@ -65,7 +65,7 @@ func openLive(t *testing.T, cfg Config) *Index {
 }
 
 // dropLive deletes the indexes and the template of ix's alias and closes it.
-func dropLive(t *testing.T, ix *Index) {
+func dropLive(t testing.TB, ix *Index) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Names, not a wildcard: clusters refuse wildcard deletes by default.

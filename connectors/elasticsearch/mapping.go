@@ -9,7 +9,7 @@ package elasticsearch
 
 // MappingVersion names the field layout and text analysis. An index
 // written with another must be rebuilt (feedline reindex), not read.
-const MappingVersion = 2
+const MappingVersion = 3
 
 // Document fields. schemas.Product fields keep their JSON names.
 const (
@@ -27,6 +27,7 @@ const (
 	FieldVersion       = "version"
 	FieldDeleted       = "deleted"     // true on tombstones only
 	FieldIdentifiers   = "identifiers" // every Product.Identifiers() value, exact
+	FieldSuggest       = "suggest"     // every Product.SuggestTerms() value, exact
 )
 
 // TextAnalyzer analyses title, brand and description at indexing and
@@ -208,6 +209,7 @@ func NewMappings() Mappings {
 			FieldVersion:       {Type: "long"},
 			FieldDeleted:       {Type: "boolean"},
 			FieldIdentifiers:   keyword,
+			FieldSuggest:       keyword,
 		},
 	}
 }

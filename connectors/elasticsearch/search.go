@@ -8,17 +8,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	json "github.com/goccy/go-json"
 
 	"feedline/schemas"
-)
-
-const (
-	facetSize     = 20
-	facetBrand    = "brand"
-	facetCategory = "category"
 )
 
 // textFields are the fields the query text searches, with their boosts.
@@ -86,19 +81,14 @@ type searchResponse struct {
 			Highlight map[string][]string `json:"highlight"`
 		} `json:"hits"`
 	} `json:"hits"`
-	Aggregations map[string]struct {
-		Buckets []struct {
-			Key      string `json:"key"`
-			DocCount int    `json:"doc_count"`
-		} `json:"buckets"`
-	} `json:"aggregations"`
+	Aggregations map[string]aggregation `json:"aggregations"`
 }
 
 func (p searchPlan) result(sr searchResponse) (schemas.SearchResult, error) {
 	hits := sr.Hits.Hits
 	out := schemas.SearchResult{
 		Hits:        make([]schemas.Product, 0, min(len(hits), p.limit)),
-		Facets:      map[string][]schemas.FacetCount{facetBrand: {}, facetCategory: {}},
+		Facets:      make(map[string][]schemas.FacetCount, len(facetFields)),
 		FacetsBasis: schemas.FacetsAllMatches, // aggregations count every match
 	}
 	// track_total_hits stops counting at the bound and says "gte" there;
@@ -125,14 +115,7 @@ func (p searchPlan) result(sr searchResponse) (schemas.SearchResult, error) {
 			out.Highlights = append(out.Highlights, highlightOf(&prod, h.Highlight))
 		}
 	}
-	for _, name := range []string{facetBrand, facetCategory} {
-		buckets := sr.Aggregations[name].Buckets
-		counts := make([]schemas.FacetCount, 0, len(buckets))
-		for _, b := range buckets {
-			counts = append(counts, schemas.FacetCount{Value: b.Key, Count: b.DocCount})
-		}
-		out.Facets[name] = counts
-	}
+	p.readFacets(sr.Aggregations, &out)
 	return out, nil
 }
 
@@ -192,6 +175,8 @@ type searchPlan struct {
 	limit     int
 	key       uint64
 	highlight bool // a text search: hits say where they matched
+	// statsCurrency is what the price statistics are taken in; "" takes none.
+	statsCurrency string
 }
 
 func plan(r schemas.SearchRequest) (searchPlan, error) {
@@ -212,6 +197,7 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 		return p, fmt.Errorf("elasticsearch: unknown sort %q", r.Sort)
 	}
 	p.limit = r.PageLimit()
+	p.statsCurrency = strings.ToUpper(strings.TrimSpace(r.Currency))
 	brands, categories, partners, avail := c.Brands, c.Categories, c.Partners, c.Availability
 
 	filter := []any{obj{"term": obj{FieldDeleted: false}}}
@@ -284,23 +270,13 @@ func plan(r schemas.SearchRequest) (searchPlan, error) {
 
 // body is the search request body; after continues from a cursor.
 func (p searchPlan) body(after []json.RawMessage) ([]byte, error) {
-	facet := func(field string) obj {
-		return obj{"terms": obj{
-			"field": field,
-			"size":  facetSize,
-			"order": []any{obj{"_count": "desc"}, obj{"_key": "asc"}},
-		}}
-	}
 	b := obj{
 		"query":            p.query,
 		"sort":             p.sort,
 		"size":             p.limit + 1, // one past the page tells whether another follows
 		"track_total_hits": schemas.SearchTotalBound,
-		"_source":          obj{"excludes": []string{FieldCategoryPaths, FieldEffective, FieldDeleted, FieldIdentifiers}},
-		"aggs": obj{
-			facetBrand:    facet(FieldBrandKeyword),
-			facetCategory: facet(FieldCategoryPaths),
-		},
+		"_source":          obj{"excludes": []string{FieldCategoryPaths, FieldEffective, FieldDeleted, FieldIdentifiers, FieldSuggest}},
+		"aggs":             p.aggs(),
 	}
 	if after != nil {
 		b["search_after"] = after

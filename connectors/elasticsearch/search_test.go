@@ -47,14 +47,25 @@ func (sn *searchNode) lastSearch(t *testing.T) map[string]any {
 
 func int64p(v int64) *int64 { return &v }
 
-// Facet aggregations and the returned source are the same in every search.
-const commonBody = `
+// Facet aggregations and the returned source are the same in every search;
+// a search naming a currency also takes the price statistics in it.
+const (
+	commonSource = `
 	"track_total_hits": 10000,
-	"_source": {"excludes": ["category_paths", "effective_price", "deleted", "identifiers"]},
-	"aggs": {
+	"_source": {"excludes": ["category_paths", "effective_price", "deleted", "identifiers", "suggest"]},`
+	facetAggs = `
 		"brand": {"terms": {"field": "brand.keyword", "size": 20, "order": [{"_count": "desc"}, {"_key": "asc"}]}},
-		"category": {"terms": {"field": "category_paths", "size": 20, "order": [{"_count": "desc"}, {"_key": "asc"}]}}
-	}`
+		"category": {"terms": {"field": "category_paths", "size": 20, "order": [{"_count": "desc"}, {"_key": "asc"}]}},
+		"partner": {"terms": {"field": "partner", "size": 20, "order": [{"_count": "desc"}, {"_key": "asc"}]}},
+		"availability": {"terms": {"field": "availability", "size": 20, "order": [{"_count": "desc"}, {"_key": "asc"}]}}`
+	commonBody = commonSource + `"aggs": {` + facetAggs + `}`
+)
+
+func commonBodyIn(currency string) string {
+	return commonSource + `"aggs": {` + facetAggs + `,
+		"price_stats": {"filter": {"term": {"currency": "` + currency + `"}},
+			"aggs": {"min": {"min": {"field": "effective_price"}}, "max": {"max": {"field": "effective_price"}}}}}`
+}
 
 // A text search asks for its title and description whole, matches marked.
 const highlightBody = `,
@@ -140,15 +151,15 @@ func TestRecordedSearchDSL(t *testing.T) {
 				{"term": {"currency": "USD"}},
 				{"range": {"effective_price": {"gte": 1000, "lte": 2000}}}]}},
 			"sort": [{"effective_price": {"order": "asc"}}, {"id": {"order": "asc"}}],
-			"size": 21,` + commonBody + `}`},
+			"size": 21,` + commonBodyIn("USD") + `}`},
 		{"price sort alone in a currency", schemas.SearchRequest{Sort: schemas.SortPriceDesc, Currency: "KRW"}, `{
 			"query": {"bool": {"filter": [{"term": {"deleted": false}}, {"term": {"currency": "KRW"}}]}},
 			"sort": [{"effective_price": {"order": "desc"}}, {"id": {"order": "asc"}}],
-			"size": 21,` + commonBody + `}`},
+			"size": 21,` + commonBodyIn("KRW") + `}`},
 		{"a currency without price filter or sort: every currency", schemas.SearchRequest{Currency: "USD", Brands: []string{"Sony"}}, `{
 			"query": {"bool": {"filter": [{"term": {"deleted": false}}, {"terms": {"brand.keyword": ["Sony"]}}]}},
 			"sort": [{"updated_at": {"order": "desc"}}, {"id": {"order": "asc"}}],
-			"size": 21,` + commonBody + `}`},
+			"size": 21,` + commonBodyIn("USD") + `}`},
 		{"relevance without text", schemas.SearchRequest{Sort: schemas.SortRelevance, Limit: -3}, `{
 			"query": {"bool": {"filter": [{"term": {"deleted": false}}]}},
 			"sort": [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}],
@@ -231,8 +242,10 @@ func TestRecordedSearchResponseWithFacets(t *testing.T) {
 	a, b := product("a", "삼성 무선 이어폰"), product("b", "Wireless Earbuds")
 	b.Brand, b.SalePrice = "Sony", int64p(1500)
 	facets := map[string][]schemas.FacetCount{
-		"brand":    {{Value: "Sony", Count: 7}, {Value: "삼성", Count: 7}, {Value: "Apple", Count: 2}},
-		"category": {{Value: "전자제품", Count: 16}, {Value: "전자제품 > 음향기기", Count: 9}},
+		"brand":        {{Value: "Sony", Count: 7}, {Value: "삼성", Count: 7}, {Value: "Apple", Count: 2}},
+		"category":     {{Value: "전자제품", Count: 16}, {Value: "전자제품 > 음향기기", Count: 9}},
+		"partner":      {{Value: "shop1", Count: 16}},
+		"availability": {{Value: "in_stock", Count: 12}, {Value: "preorder", Count: 4}},
 	}
 	sn.respond(searchAnswer(t, 16, []schemas.Product{a, b}, [][]any{{9.5, a.ID}, {8.25, b.ID}}, facets))
 	res, err := ix.Search(t.Context(), schemas.SearchRequest{Text: "이어폰"})

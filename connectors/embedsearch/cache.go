@@ -2,6 +2,7 @@ package embedsearch
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	"feedline/schemas"
@@ -23,15 +24,17 @@ type resultCache struct {
 }
 
 // resultKey is a search as the cache tells searches apart: what decides
-// the results, the page size and the cursor.
+// the results, the page size, the cursor and the currency of the price
+// statistics (which the search's key leaves out when it compares no price).
 type resultKey struct {
-	search uint64
-	limit  int
-	cursor string
+	search   uint64
+	limit    int
+	cursor   string
+	currency string
 }
 
 func keyOf(p searchPlan, r schemas.SearchRequest) resultKey {
-	return resultKey{search: p.key, limit: r.PageLimit(), cursor: r.Cursor}
+	return resultKey{search: p.key, limit: r.PageLimit(), cursor: r.Cursor, currency: strings.ToUpper(strings.TrimSpace(r.Currency))}
 }
 
 // changed forgets every answer; Apply calls it before its batch becomes
@@ -92,5 +95,9 @@ func copyResult(r schemas.SearchResult) schemas.SearchResult {
 		facets[k] = slices.Clone(v)
 	}
 	r.Facets = facets
+	if r.PriceStats != nil {
+		s := *r.PriceStats
+		r.PriceStats = &s
+	}
 	return r
 }

@@ -52,6 +52,14 @@ type Index struct {
 
 	stopWarming context.CancelFunc
 	warmed      chan struct{} // closed once warming ended
+
+	// suggest counts suggestion terms: the indexed ones in the background
+	// from Open on (suggestCounted closes when done), then every change
+	// Apply writes once countingSuggestions is set (guarded by mu).
+	suggest             *suggestTable
+	countingSuggestions bool
+	stopCounting        context.CancelFunc
+	suggestCounted      chan struct{}
 }
 
 var _ schemas.ProductIndex = (*Index)(nil)
@@ -101,8 +109,23 @@ func Open(dir string) (*Index, error) {
 		}
 		return nil, fmt.Errorf("embedsearch: open %s: %w", dir, err)
 	}
+	if err := ix.countSuggestions(); err != nil {
+		_ = bi.Close()
+		return nil, fmt.Errorf("embedsearch: open %s: %w", dir, err)
+	}
 	ix.warm(dir)
 	return ix, nil
+}
+
+// countSuggestions starts counting the indexed suggestion terms; Close stops it.
+func (ix *Index) countSuggestions() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := ix.startSuggestions(ctx); err != nil {
+		cancel()
+		return err
+	}
+	ix.stopCounting = cancel
+	return nil
 }
 
 func create(dir string) (*Index, error) {
@@ -123,6 +146,9 @@ func create(dir string) (*Index, error) {
 		_ = bi.Close()
 		return nil, fmt.Errorf("embedsearch: create %s: %w", dir, err)
 	}
+	// A new index holds no term to count: Apply counts from the first change.
+	ix.countingSuggestions = true
+	ix.suggest.finish(nil)
 	return ix, nil
 }
 
@@ -151,6 +177,10 @@ func newIndex(bi bleve.Index) *Index {
 	ix.stopWarming = func() {}
 	ix.warmed = make(chan struct{})
 	close(ix.warmed)
+	ix.suggest = newSuggestTable()
+	ix.stopCounting = func() {}
+	ix.suggestCounted = make(chan struct{})
+	close(ix.suggestCounted)
 	return ix
 }
 
@@ -180,7 +210,8 @@ var ErrClosed = errors.New("embedsearch: index is closed")
 // same product in this call) is Stale; one equal to it counts again as
 // Indexed or Deleted without rewriting; a newer one is written. Deletes leave
 // a tombstone carrying their version. Apply returns once the batch is
-// searchable; Flush waits for it to reach the disk.
+// searchable and its products' suggestion terms are counted; Flush waits
+// for it to reach the disk.
 func (ix *Index) Apply(ctx context.Context, changes []schemas.ProductChange) (schemas.ApplyResult, error) {
 	var res schemas.ApplyResult
 	if len(changes) == 0 {
@@ -213,20 +244,22 @@ func (ix *Index) Apply(ctx context.Context, changes []schemas.ProductChange) (sc
 	// Documents need no version check, so they are built before taking the
 	// lock (a stale winner's document is simply dropped).
 	docs := make(map[string]*document.Document, len(ids))
+	suggest := make(map[string][]string, len(ids))
 	for _, id := range ids {
 		c := &changes[winner[id]]
 		if c.Kind == schemas.ChangeDelete {
 			docs[id] = ix.docs.tombstone(id, c.Version)
 			continue
 		}
-		d, err := ix.docs.product(id, c.Version, c.Product)
+		suggest[id] = c.Product.SuggestTerms()
+		d, err := ix.docs.product(id, c.Version, c.Product, suggest[id])
 		if err != nil {
 			return res, fmt.Errorf("embedsearch: %w", err)
 		}
 		docs[id] = d
 	}
 
-	batch, written, res, err := ix.reserve(ctx, changes, winner, ids, docs)
+	batch, written, old, res, err := ix.reserve(ctx, changes, winner, ids, docs)
 	if err != nil || batch == nil {
 		return res, err
 	}
@@ -238,14 +271,18 @@ func (ix *Index) Apply(ctx context.Context, changes []schemas.ProductChange) (sc
 		settle(nil) // never introduced: nothing to wait for
 		return schemas.ApplyResult{}, fmt.Errorf("embedsearch: apply batch: %w", err)
 	}
+	if old != nil {
+		ix.suggest.add(suggestDeltas(written, old, suggest))
+	}
 	return res, nil
 }
 
 // reserve checks versions and, for the changes that win, fills a batch and
 // marks their products as being written. It returns a nil batch when
-// nothing needs writing.
+// nothing needs writing. While suggestions are counted, it also returns
+// the suggestion terms the stored products carry (none for new products).
 func (ix *Index) reserve(ctx context.Context, changes []schemas.ProductChange, winner map[string]int, ids []string,
-	docs map[string]*document.Document) (*bleve.Batch, []string, schemas.ApplyResult, error) {
+	docs map[string]*document.Document) (*bleve.Batch, []string, map[string][]string, schemas.ApplyResult, error) {
 	var res schemas.ApplyResult
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -253,14 +290,14 @@ func (ix *Index) reserve(ctx context.Context, changes []schemas.ProductChange, w
 		ix.settled.Wait()
 	}
 	if ix.closed {
-		return nil, nil, res, ErrClosed
+		return nil, nil, nil, res, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, nil, res, err
+		return nil, nil, nil, res, err
 	}
-	stored, err := ix.storedVersions(ids)
+	stored, old, err := ix.storedVersions(ids, ix.countingSuggestions)
 	if err != nil {
-		return nil, nil, res, fmt.Errorf("embedsearch: read versions: %w", err)
+		return nil, nil, nil, res, fmt.Errorf("embedsearch: read versions: %w", err)
 	}
 
 	batch := ix.bleve.NewBatch()
@@ -283,18 +320,18 @@ func (ix *Index) reserve(ctx context.Context, changes []schemas.ProductChange, w
 			continue // already applied, or applied by an equal change listed earlier
 		}
 		if err := batch.IndexAdvanced(docs[c.ID]); err != nil {
-			return nil, nil, schemas.ApplyResult{}, fmt.Errorf("embedsearch: batch %s: %w", c.ID, err)
+			return nil, nil, nil, schemas.ApplyResult{}, fmt.Errorf("embedsearch: batch %s: %w", c.ID, err)
 		}
 		written = append(written, c.ID)
 	}
 	if len(written) == 0 {
-		return nil, nil, res, nil
+		return nil, nil, nil, res, nil
 	}
 	for _, id := range written {
 		ix.writing[id] = struct{}{}
 	}
 	ix.writes++
-	return batch, written, res, nil
+	return batch, written, old, res, nil
 }
 
 func (ix *Index) anyWriting(ids []string) bool {
@@ -320,53 +357,67 @@ func (ix *Index) release(written []string) {
 }
 
 // storedVersions returns the applied version of each id that has a product
-// or a tombstone, reading doc values rather than stored documents.
-func (ix *Index) storedVersions(ids []string) (map[string]uint64, error) {
+// or a tombstone, reading doc values rather than stored documents; with
+// terms, also the suggestion terms of each stored product (non-nil).
+func (ix *Index) storedVersions(ids []string, terms bool) (map[string]uint64, map[string][]string, error) {
 	adv, err := ix.bleve.Advanced()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r, err := adv.Reader()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer r.Close()
 	docs, err := r.DocIDReaderOnly(ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer docs.Close()
-	dv, err := r.DocValueReader([]string{fieldVersion})
+	fields := []string{fieldVersion}
+	var old map[string][]string
+	if terms {
+		fields = append(fields, fieldSuggest)
+		old = make(map[string][]string)
+	}
+	dv, err := r.DocValueReader(fields)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make(map[string]uint64, len(ids))
 	for {
 		iid, err := docs.Next()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if iid == nil {
-			return out, nil
+			return out, old, nil
 		}
 		id, err := r.ExternalID(iid)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var v uint64
 		var found bool
+		var carried []string
 		err = dv.VisitDocValues(iid, func(field string, term []byte) {
-			if field == fieldVersion {
+			switch field {
+			case fieldVersion:
 				v, found = decodeVersion(term)
+			case fieldSuggest:
+				carried = append(carried, string(term))
 			}
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !found {
-			return nil, fmt.Errorf("document %s has no version", id)
+			return nil, nil, fmt.Errorf("document %s has no version", id)
 		}
 		out[id] = v
+		if carried != nil {
+			old[id] = carried
+		}
 	}
 }
 
@@ -527,6 +578,7 @@ func (ix *Index) Close() error {
 	}
 	ix.closed = true
 	ix.stopWarming()
+	ix.stopCounting()
 	for ix.writes > 0 {
 		ix.settled.Wait()
 	}
@@ -534,6 +586,7 @@ func (ix *Index) Close() error {
 	ix.settled.Broadcast() // callers waiting on a product see the index closed
 
 	<-ix.warmed
+	<-ix.suggestCounted
 	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 	defer cancel()
 	ferr := ix.Flush(ctx)

@@ -33,12 +33,13 @@ const (
 	fieldVersion      = "_v"         // applied change version, products and tombstones; unmapped
 	fieldIdentifier   = "ident"      // every Product.Identifiers() value, exact
 	fieldLive         = "_live"      // present on products, absent on tombstones
+	fieldSuggest      = "suggest"    // every Product.SuggestTerms() value, exact; doc values for Apply's counts
 	fieldSource       = "_source"    // the product JSON, stored only (sourceCodec)
 )
 
 // schemaVersion names the field layout and text analysis; an index written
 // with another must be rebuilt from the log rather than read.
-const schemaVersion = "feedline-products-4"
+const schemaVersion = "feedline-products-5"
 
 var schemaKey = []byte("feedline:schema")
 
@@ -54,14 +55,16 @@ const (
 )
 
 const (
-	textOptions   = index.IndexField
-	filterOptions = index.IndexField | index.SkipFreqNorm
-	sortOptions   = index.IndexField | index.SkipFreqNorm | index.DocValues
-	storedOptions = index.StoreField
-	liveTerm      = "t"
-	facetSize     = 20
-	facetBrand    = "brand"
-	facetCategory = "category"
+	textOptions       = index.IndexField
+	filterOptions     = index.IndexField | index.SkipFreqNorm
+	sortOptions       = index.IndexField | index.SkipFreqNorm | index.DocValues
+	storedOptions     = index.StoreField
+	liveTerm          = "t"
+	facetSize         = 20
+	facetBrand        = "brand"
+	facetCategory     = "category"
+	facetPartner      = "partner"
+	facetAvailability = "availability"
 )
 
 // newMapping describes the filter and sort fields for bleve: no dynamic
@@ -95,9 +98,10 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	dm := mapping.NewDocumentStaticMapping()
 	dm.AddFieldMappingsAt(fieldBrandKeyword, kw(fieldBrandKeyword, true))
 	dm.AddFieldMappingsAt(fieldCategory, kw(fieldCategory, true))
-	dm.AddFieldMappingsAt(fieldPartner, kw(fieldPartner, false))
-	dm.AddFieldMappingsAt(fieldAvailability, kw(fieldAvailability, false))
-	dm.AddFieldMappingsAt(fieldCurrency, kw(fieldCurrency, false))
+	dm.AddFieldMappingsAt(fieldPartner, kw(fieldPartner, true))
+	dm.AddFieldMappingsAt(fieldAvailability, kw(fieldAvailability, true))
+	dm.AddFieldMappingsAt(fieldCurrency, kw(fieldCurrency, true))
+	dm.AddFieldMappingsAt(fieldSuggest, kw(fieldSuggest, true))
 	dm.AddFieldMappingsAt(fieldPrice, price)
 	dm.AddFieldMappingsAt(fieldIdentifier, kw(fieldIdentifier, false))
 	dm.AddFieldMappingsAt(fieldLive, kw(fieldLive, false))
@@ -114,7 +118,8 @@ type docBuilder struct {
 	sources *sourceCodec
 }
 
-func (b docBuilder) product(id string, version uint64, p *schemas.Product) (*document.Document, error) {
+// suggest are p.SuggestTerms(), which Apply counts too.
+func (b docBuilder) product(id string, version uint64, p *schemas.Product, suggest []string) (*document.Document, error) {
 	src, err := b.sources.encode(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode product %s: %w", id, err)
@@ -127,9 +132,13 @@ func (b docBuilder) product(id string, version uint64, p *schemas.Product) (*doc
 	for i, path := range p.CategoryPaths() {
 		addTerm(d, fieldCategory, []uint64{uint64(i)}, path, sortOptions)
 	}
-	addTerm(d, fieldPartner, nil, p.Partner, filterOptions)
-	addTerm(d, fieldAvailability, nil, string(p.Availability), filterOptions)
-	addTerm(d, fieldCurrency, nil, p.Currency, filterOptions)
+	// Facets and price statistics read partner, availability and currency.
+	addTerm(d, fieldPartner, nil, p.Partner, sortOptions)
+	addTerm(d, fieldAvailability, nil, string(p.Availability), sortOptions)
+	addTerm(d, fieldCurrency, nil, p.Currency, sortOptions)
+	for i, t := range suggest {
+		addTerm(d, fieldSuggest, []uint64{uint64(i)}, t, sortOptions)
+	}
 	for i, ident := range p.Identifiers() {
 		addTerm(d, fieldIdentifier, []uint64{uint64(i)}, ident, filterOptions)
 	}

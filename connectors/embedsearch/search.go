@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search"
@@ -54,7 +52,7 @@ func (ix *Index) Search(ctx context.Context, r schemas.SearchRequest) (schemas.S
 	generation := ix.answers.now()
 	// The same search arriving while it runs waits for its answer instead
 	// of computing it again: a cold landing page is asked by many at once.
-	v, err, _ := ix.inflight.Do(fmt.Sprintf("%d/%x/%d/%s", generation, key.search, key.limit, key.cursor), func() (any, error) {
+	v, err, _ := ix.inflight.Do(fmt.Sprintf("%d/%x/%d/%s/%s", generation, key.search, key.limit, key.currency, key.cursor), func() (any, error) {
 		res, err := ix.search(ctx, p, r, after)
 		if err == nil {
 			ix.answers.put(generation, key, res)
@@ -116,7 +114,7 @@ func (ix *Index) search(ctx context.Context, p searchPlan, r schemas.SearchReque
 		}
 	}
 
-	counts := newFacetCounts()
+	counts := newFacetCounts(r.Currency)
 	switch {
 	case after == nil && uint64(len(top)) == matches:
 		// The top hits are every match.
@@ -140,6 +138,7 @@ func (ix *Index) search(ctx context.Context, p searchPlan, r schemas.SearchReque
 		return schemas.SearchResult{}, err
 	}
 	out.Facets = counts.top(facetSize)
+	out.PriceStats = counts.priceStats()
 	return out, nil
 }
 
@@ -201,7 +200,7 @@ func (s snapshotSearch) product(id string) (schemas.Product, error) {
 }
 
 // countHits adds the facet values of hits to counts.
-func (s snapshotSearch) countHits(counts facetCounts, hits search.DocumentMatchCollection) error {
+func (s snapshotSearch) countHits(counts *facetCounts, hits search.DocumentMatchCollection) error {
 	count, err := s.facetCounter(counts)
 	if err != nil {
 		return err
@@ -216,11 +215,11 @@ func (s snapshotSearch) countHits(counts facetCounts, hits search.DocumentMatchC
 
 // facetCounter returns a func adding one document's facet values to
 // counts: from the segment cache, or else from doc values.
-func (s snapshotSearch) facetCounter(counts facetCounts) (func(index.IndexInternalID) error, error) {
+func (s snapshotSearch) facetCounter(counts *facetCounts) (func(index.IndexInternalID) error, error) {
 	if cs, ok := s.cached.(*cachedSnapshot); ok {
 		return func(id index.IndexInternalID) error { cs.countFacets(id, counts); return nil }, nil
 	}
-	dv, err := s.reader.DocValueReader(facetFields)
+	dv, err := s.reader.DocValueReader(facetDocValues)
 	if err != nil {
 		return nil, fmt.Errorf("embedsearch: facets: %w", err)
 	}
@@ -228,13 +227,14 @@ func (s snapshotSearch) facetCounter(counts facetCounts) (func(index.IndexIntern
 		if err := dv.VisitDocValues(id, counts.add); err != nil {
 			return fmt.Errorf("embedsearch: facets: %w", err)
 		}
+		counts.endDoc()
 		return nil
 	}, nil
 }
 
 // countAll adds the facet values of every match to counts, in one pass
 // that neither scores nor sorts.
-func (s snapshotSearch) countAll(ctx context.Context, counts facetCounts) error {
+func (s snapshotSearch) countAll(ctx context.Context, counts *facetCounts) error {
 	noScore := s
 	noScore.plan.scored = false
 	sr, err := noScore.searcher(ctx)
@@ -265,39 +265,6 @@ func (s snapshotSearch) countAll(ctx context.Context, counts facetCounts) error 
 		}
 		sctx.DocumentMatchPool.Put(m)
 	}
-}
-
-// facetCounts counts the values of the facet fields.
-type facetCounts map[string]map[string]int
-
-func newFacetCounts() facetCounts {
-	return facetCounts{fieldBrandKeyword: {}, fieldCategory: {}}
-}
-
-func (c facetCounts) add(field string, term []byte) {
-	if m, ok := c[field]; ok {
-		m[string(term)]++
-	}
-}
-
-// top is each facet's n most frequent values: count descending, then value
-// ascending.
-func (c facetCounts) top(n int) map[string][]schemas.FacetCount {
-	out := make(map[string][]schemas.FacetCount, 2)
-	for name, field := range map[string]string{facetBrand: fieldBrandKeyword, facetCategory: fieldCategory} {
-		list := make([]schemas.FacetCount, 0, len(c[field]))
-		for v, k := range c[field] {
-			list = append(list, schemas.FacetCount{Value: v, Count: k})
-		}
-		slices.SortFunc(list, func(a, b schemas.FacetCount) int {
-			if a.Count != b.Count {
-				return b.Count - a.Count
-			}
-			return strings.Compare(a.Value, b.Value)
-		})
-		out[name] = list[:min(len(list), n)]
-	}
-	return out
 }
 
 // searchPlan is a request turned into a bleve query and sort order, with the

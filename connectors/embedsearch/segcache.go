@@ -2,10 +2,12 @@ package embedsearch
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
 	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/numeric"
 	index "github.com/blevesearch/bleve_index_api"
 	segment "github.com/blevesearch/scorch_segment_api/v2"
 )
@@ -21,12 +23,16 @@ type segmentCache struct {
 	segs map[segment.Segment]*segmentValues
 }
 
-// segmentValues are one segment's cached values, by local document number.
+// segmentValues are one segment's cached values, by local document number:
+// about 20 bytes a document beside its id and multi-valued facets.
 type segmentValues struct {
-	once   sync.Once
-	err    error
-	ids    []string
-	facets map[string]*termColumn
+	once     sync.Once
+	err      error
+	ids      []string
+	facets   map[string]*termColumn // brand, category
+	single   []*ordColumn           // singleFacetFields, in order
+	currency ordColumn
+	prices   []int64 // effective price
 }
 
 // termColumn holds a field's terms per document: terms[start[d]:start[d+1]]
@@ -37,7 +43,30 @@ type termColumn struct {
 	dict  []string
 }
 
-var facetFields = []string{fieldBrandKeyword, fieldCategory}
+// ordColumn holds a single-valued field's term per document: dict[ords[d]-1],
+// none where ords[d] is 0.
+type ordColumn struct {
+	ords []uint32
+	dict []string
+	of   map[string]uint32
+}
+
+func (c *ordColumn) set(d uint64, term []byte) {
+	o, ok := c.of[string(term)]
+	if !ok {
+		c.dict = append(c.dict, string(term))
+		o = uint32(len(c.dict))
+		c.of[c.dict[o-1]] = o
+	}
+	c.ords[d] = o
+}
+
+func (c *ordColumn) value(d uint64) (string, bool) {
+	if d >= uint64(len(c.ords)) || c.ords[d] == 0 {
+		return "", false
+	}
+	return c.dict[c.ords[d]-1], true
+}
 
 // cachedSnapshot is an index snapshot whose external ids and facet values
 // come from the cache. Searchers get the plain snapshot; collectors and
@@ -105,25 +134,46 @@ func (v *segmentValues) fill(r index.IndexReader, offset uint64, ss *scorch.Segm
 			}
 			v.ids[d] = string(id)
 		}
-		dv, err := r.DocValueReader(facetFields)
+		dv, err := r.DocValueReader(facetDocValues)
 		if err != nil {
 			v.err = fmt.Errorf("embedsearch: read facet values: %w", err)
 			return
 		}
-		v.facets = make(map[string]*termColumn, len(facetFields))
-		ords := make(map[string]map[string]uint32, len(facetFields))
-		for _, f := range facetFields {
+		v.facets = make(map[string]*termColumn, len(multiFacetFields))
+		ords := make(map[string]map[string]uint32, len(multiFacetFields))
+		for _, f := range multiFacetFields {
 			v.facets[f] = &termColumn{start: make([]uint32, 0, n+1)}
 			ords[f] = map[string]uint32{}
 		}
+		newOrds := func() *ordColumn { return &ordColumn{ords: make([]uint32, n), of: map[string]uint32{}} }
+		v.single = make([]*ordColumn, len(singleFacetFields))
+		for i := range singleFacetFields {
+			v.single[i] = newOrds()
+		}
+		v.currency = *newOrds()
+		v.prices = make([]int64, n)
 		buf := make([]byte, 8)
 		for d := range n {
-			for _, f := range facetFields {
+			for _, f := range multiFacetFields {
 				col := v.facets[f]
 				col.start = append(col.start, uint32(len(col.terms)))
 			}
 			id := index.NewIndexInternalID(buf, offset+d)
 			err := dv.VisitDocValues(id, func(field string, term []byte) {
+				switch field {
+				case fieldCurrency:
+					v.currency.set(d, term)
+					return
+				case fieldPriceSort:
+					if p, err := numeric.PrefixCoded(term).Int64(); err == nil {
+						v.prices[d] = int64(numeric.Int64ToFloat64(p))
+					}
+					return
+				}
+				if i := slices.Index(singleFacetFields, field); i >= 0 {
+					v.single[i].set(d, term)
+					return
+				}
 				col, ok := v.facets[field]
 				if !ok {
 					return
@@ -141,10 +191,14 @@ func (v *segmentValues) fill(r index.IndexReader, offset uint64, ss *scorch.Segm
 				return
 			}
 		}
-		for _, f := range facetFields {
+		for _, f := range multiFacetFields {
 			col := v.facets[f]
 			col.start = append(col.start, uint32(len(col.terms)))
 		}
+		for _, one := range v.single {
+			one.of = nil
+		}
+		v.currency.of = nil
 	})
 	return v.err
 }
@@ -164,16 +218,27 @@ func (cs *cachedSnapshot) ExternalID(id index.IndexInternalID) (string, error) {
 	return v.ids[d], nil
 }
 
-// countFacets adds the document's facet values to counts.
-func (cs *cachedSnapshot) countFacets(id index.IndexInternalID, counts facetCounts) {
+// countFacets adds the document's facet values and price to counts.
+func (cs *cachedSnapshot) countFacets(id index.IndexInternalID, counts *facetCounts) {
 	v, d := cs.locate(id)
-	for _, f := range facetFields {
+	for _, f := range multiFacetFields {
 		col := v.facets[f]
 		if d+1 >= uint64(len(col.start)) {
 			continue
 		}
+		m := counts.terms[f]
 		for _, o := range col.terms[col.start[d]:col.start[d+1]] {
-			counts[f][col.dict[o]]++
+			m[col.dict[o]]++
+		}
+	}
+	for i, col := range v.single {
+		if val, ok := col.value(d); ok {
+			counts.single[i][val]++
+		}
+	}
+	if counts.currency != "" {
+		if cur, ok := v.currency.value(d); ok && cur == counts.currency {
+			counts.prices.Add(v.prices[d])
 		}
 	}
 }

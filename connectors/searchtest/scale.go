@@ -15,7 +15,8 @@ import (
 //     reach every match once, in order.
 //   - Facets count every match (FacetsBasis "all") whenever the matches are
 //     within the bound; beyond it a backend may count only the first
-//     schemas.SearchFacetSample hits ("top_hits") and says so.
+//     schemas.SearchFacetSample hits ("top_hits") and says so. Price
+//     statistics follow the same basis.
 //   - A query that is one product's SKU, GTIN, MPN or model number (any
 //     case) finds that product first, within the filters.
 
@@ -54,6 +55,7 @@ func testBoundedTotals(t *testing.T, open Open) {
 		{schemas.SearchRequest{Availability: []schemas.Availability{schemas.InStock}}, schemas.SearchTotalBound, schemas.TotalExact},
 		{schemas.SearchRequest{Brands: []string{"B1"}}, uint64(len(matching(cat, schemas.SearchRequest{Brands: []string{"B1"}}))), schemas.TotalExact},
 	} {
+		tc.r.Currency = "KRW" // every lamp's: price statistics over the facets' basis
 		res := find(t, ix, tc.r)
 		if res.Total != tc.total || res.TotalRelation != tc.relation {
 			t.Errorf("%s: total %d %q, want %d %q", describe(tc.r), res.Total, res.TotalRelation, tc.total, tc.relation)
@@ -65,6 +67,9 @@ func testBoundedTotals(t *testing.T, open Open) {
 			if got := res.Facets["brand"]; !reflect.DeepEqual(got, exact) {
 				t.Errorf("%s: facets over all matches: brand\n got %v\nwant %v", describe(tc.r), got, exact)
 			}
+			if want := wantStats(cat, keep, "KRW"); !reflect.DeepEqual(res.PriceStats, want) {
+				t.Errorf("%s: price stats over all matches %+v, want %+v", describe(tc.r), res.PriceStats, want)
+			}
 		case schemas.FacetsTopHits:
 			if len(keep) <= schemas.SearchTotalBound {
 				t.Errorf("%s: %d matches, within the bound, but facets over the top hits only", describe(tc.r), len(keep))
@@ -75,6 +80,18 @@ func testBoundedTotals(t *testing.T, open Open) {
 			}
 			if sum != schemas.SearchFacetSample {
 				t.Errorf("%s: brand facet over the top hits counts %d products, want %d: %v", describe(tc.r), sum, schemas.SearchFacetSample, res.Facets["brand"])
+			}
+			for _, f := range []string{"availability", "partner"} {
+				sum := 0
+				for _, c := range res.Facets[f] {
+					sum += c.Count
+				}
+				if sum != schemas.SearchFacetSample {
+					t.Errorf("%s: %s facet over the top hits counts %d products, want %d", describe(tc.r), f, sum, schemas.SearchFacetSample)
+				}
+			}
+			if res.PriceStats == nil || res.PriceStats.Count != schemas.SearchFacetSample {
+				t.Errorf("%s: price stats over the top hits %+v, want %d prices", describe(tc.r), res.PriceStats, schemas.SearchFacetSample)
 			}
 		default:
 			t.Errorf("%s: facets basis %q", describe(tc.r), res.FacetsBasis)

@@ -29,6 +29,9 @@
 //   - A change is visible to Search and Get once Apply returns.
 //   - Text forgives typos, completes the last word and applies synonyms;
 //     hits say where they matched (forgive.go).
+//   - Facets "availability" and "partner" and the price statistics are
+//     in facets.go; suggestions, for a backend that offers them, in
+//     suggest.go.
 package searchtest
 
 import (
@@ -79,6 +82,11 @@ func Run(t *testing.T, open Open) {
 		{"Prefix", testPrefix},
 		{"Synonyms", testSynonyms},
 		{"Highlights", testHighlights},
+		{"MoreFacets", testMoreFacets},
+		{"PriceStats", testPriceStats},
+		{"Suggestions", testSuggestions},
+		{"SuggestionLimit", testSuggestionLimit},
+		{"SuggestionsFollowChanges", testSuggestionsFollowChanges},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })

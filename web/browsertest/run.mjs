@@ -74,7 +74,7 @@ async function total(page) {
 
 await scenario('search with a typo finds the product', async (page) => {
   await page.goto(base + '/');
-  await page.getByRole('searchbox', { name: 'Search products' }).fill('kettel');
+  await page.getByRole('combobox', { name: 'Search products' }).fill('kettel');
   await page.getByRole('button', { name: 'Search' }).click();
   await page.waitForURL(/q=kettel/);
   await page.locator('#hits li.hit mark').first().waitFor();
@@ -134,7 +134,7 @@ await scenario('a price range is in the currency of the prices shown', async (pa
 
 await scenario('a search marks the words it matched', async (page) => {
   await page.goto(base + '/');
-  await page.getByRole('searchbox', { name: 'Search products' }).fill('kettle');
+  await page.getByRole('combobox', { name: 'Search products' }).fill('kettle');
   await page.getByRole('button', { name: 'Search' }).click();
   await page.waitForURL(/q=kettle/);
   await page.locator('#hits li.hit mark').first().waitFor();
@@ -143,6 +143,69 @@ await scenario('a search marks the words it matched', async (page) => {
   const marks = await page.locator('#hits li.hit mark').allTextContents();
   assert.ok(marks.every((m) => m.toLowerCase() === 'kettle'), `only the word is marked: ${marks}`);
   await check(page, 'storefront-search');
+});
+
+await scenario('suggestions as you type', async (page) => {
+  await page.goto(base + '/');
+  await page.locator('#hits li.hit').first().waitFor();
+  const box = page.getByRole('combobox', { name: 'Search products' });
+  assert.equal(await box.getAttribute('aria-expanded'), 'false');
+
+  // English: a brand, chosen with the keyboard, narrows by that brand.
+  await box.pressSequentially('son', { delay: 60 });
+  const listbox = page.getByRole('listbox', { name: 'Suggestions' });
+  const sonic = listbox.getByRole('option', { name: /^Sonic Brand \(\d+\)$/ });
+  await sonic.waitFor();
+  // The list answers the whole prefix: of the seeded catalog, only Sonic
+  // starts with "son" (its title word is named by the brand).
+  const options = listbox.getByRole('option');
+  await page.waitForFunction(() => document.querySelectorAll('#suggestions [role=option]').length === 1);
+  assert.equal(await box.getAttribute('aria-expanded'), 'true');
+  await check(page, 'storefront-suggestions');
+  await box.press('ArrowDown');
+  const first = await options.first().getAttribute('id');
+  assert.equal(await box.getAttribute('aria-activedescendant'), first, 'the first suggestion is active');
+  assert.equal(await sonic.getAttribute('aria-selected'), 'true', 'Sonic is the first suggestion');
+  const count = Number((await sonic.textContent()).match(/\((\d+)\)/)[1]);
+  await box.press('Enter');
+  await page.waitForURL(/brand=Sonic/);
+  await page.waitForFunction((n) => document.getElementById('total').textContent === String(n), count);
+  const brands = await page.locator('#hits li.hit .brand-name').allTextContents();
+  assert.ok(brands.length > 0 && brands.every((b) => b === 'Sonic'), `every hit is Sonic: ${brands}`);
+  assert.ok(await listbox.isHidden(), 'the suggestions close once chosen');
+  assert.equal(await box.getAttribute('aria-expanded'), 'false');
+
+  // Korean: a syllable prefix completes the word, and a click searches it.
+  await page.locator('#clear-filters').click();
+  await box.fill('');
+  await box.pressSequentially('헤드', { delay: 60 });
+  const word = listbox.getByRole('option', { name: /^헤드폰 Search \(\d+\)$/ });
+  await word.waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('#suggestions [role=option]').length === 1);
+  // Escape closes the list and keeps the text; typing again opens it.
+  await box.press('Escape');
+  assert.ok(await listbox.isHidden(), 'Escape closes the suggestions');
+  assert.equal(await box.inputValue(), '헤드');
+  await box.press('ArrowDown');
+  await word.waitFor();
+  await word.click();
+  await page.waitForURL(/q=%ED%97%A4%EB%93%9C%ED%8F%B0/);
+  await page.locator('#hits li.hit').first().waitFor();
+  const titles = await page.locator('#hits li.hit .title').allTextContents();
+  assert.ok(titles.length > 0 && titles.every((t) => t.includes('헤드폰')), `every hit is a 헤드폰: ${titles}`);
+  assert.equal(await box.inputValue(), '헤드폰');
+
+  // The new facets: shops and availability with counts, and the price span.
+  await page.goto(base + '/');
+  await page.locator('#hits li.hit').first().waitFor();
+  const all = await total(page);
+  const shops = await page.locator('#facet-partner .option').allTextContents();
+  const shopCounts = shops.map((t) => Number(t.match(/\((\d+)\)/)[1]));
+  assert.ok(shops.length === 2 && shops.some((t) => /^nordic/.test(t)), `both shops listed with counts: ${shops}`);
+  assert.equal(shopCounts.reduce((a, b) => a + b, 0), all, 'the shops\' counts add up to the total');
+  assert.ok(/\(\d+\)/.test(await page.locator('#facet-availability .option').first().textContent()), 'availability has counts');
+  assert.match(await page.locator('#price-span').textContent(), /Prices found: ₩[\d,]+ to ₩[\d,]+/);
+  assert.ok(Number(await page.getByLabel('From').getAttribute('placeholder')) > 0, 'the lowest price is the From placeholder');
 });
 
 await scenario('the storefront and a product page on a phone', async (page) => {

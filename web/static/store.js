@@ -1,4 +1,5 @@
-// The storefront: search, facets that narrow, sort, cursor pages.
+// The storefront: search with suggestions as you type, facets that narrow,
+// sort, cursor pages.
 'use strict';
 
 (() => {
@@ -21,7 +22,6 @@
   let state = fromURL();
   let cursors = ['']; // cursors[i] opens page i+1
   let page = 0;
-  let shops = new Set(); // shops seen in results, offered as a filter
   // The currency prices are shown and entered in: the one a price search
   // compared in, else that of the results shown.
   let currency = state.currency || 'KRW';
@@ -54,6 +54,9 @@
   async function load() {
     const u = query(state, cursors[page]);
     u.set('limit', '12');
+    // The price statistics come in the currency asked; the page's URL
+    // names one only for a price filter or sort.
+    if (!u.has('currency')) u.set('currency', currency);
     $('hits').setAttribute('aria-busy', 'true');
     try {
       const res = await api('/v1/search?' + u);
@@ -75,10 +78,7 @@
     if (res.price_currency) currency = res.price_currency;
     else if (res.hits.length) currency = res.hits[0].currency || currency;
     $('price-currency').textContent = '(' + currency + ')';
-    for (const p of res.hits) {
-      shops.add(p.partner);
-      list.append(hit(p));
-    }
+    for (const p of res.hits) list.append(hit(p));
     if (!res.hits.length) list.append(el('li', { class: 'empty' }, 'No products match. Try fewer words or clear a filter.'));
     cursors = cursors.slice(0, page + 1);
     if (res.next_cursor) cursors.push(res.next_cursor);
@@ -87,8 +87,17 @@
     $('page-no').textContent = 'Page ' + (page + 1);
     renderFacet('brand', res.facets.brand || []);
     renderFacet('category', res.facets.category || []);
-    renderFacet('availability', Object.keys(availabilityNames).map((v) => ({ value: v })));
-    renderFacet('partner', [...shops].sort().map((v) => ({ value: v })));
+    renderFacet('availability', res.facets.availability || []);
+    renderFacet('partner', res.facets.partner || []);
+    renderPriceSpan(res.price_stats);
+  }
+
+  // The span of the prices found becomes the range inputs' placeholders.
+  function renderPriceSpan(st) {
+    const shown = st && st.currency === currency;
+    $('min-price').placeholder = shown ? toMajor(String(st.min)) : '';
+    $('max-price').placeholder = shown ? toMajor(String(st.max)) : '';
+    $('price-span').textContent = shown ? 'Prices found: ' + money(st.min, st.currency) + ' to ' + money(st.max, st.currency) : '';
   }
 
   function hit(p) {
@@ -158,8 +167,136 @@
     $('max-price').value = toMajor(state.max_price);
   }
 
+  // Suggestions as you type, in the ARIA combobox pattern: the listbox
+  // follows the text, the arrows move through it, Enter or a click
+  // searches the one chosen, Escape closes it.
+  const box = $('q');
+  const listbox = $('suggestions');
+  const kindNames = { brand: 'Brand', category: 'Category', term: 'Search' };
+  let suggestions = [];
+  let active = -1;
+  let asked = 0; // answers to older questions are dropped
+  let timer = 0;
+
+  function closeSuggestions() {
+    clearTimeout(timer);
+    asked++;
+    suggestions = [];
+    active = -1;
+    listbox.replaceChildren();
+    listbox.hidden = true;
+    box.setAttribute('aria-expanded', 'false');
+    box.removeAttribute('aria-activedescendant');
+    $('suggest-status').textContent = '';
+  }
+
+  async function askSuggestions() {
+    const q = box.value.trim();
+    if (!q) {
+      closeSuggestions();
+      return;
+    }
+    const n = ++asked;
+    let res;
+    try {
+      res = await api('/v1/suggest?' + new URLSearchParams({ q, limit: '8' }));
+    } catch (_) {
+      return; // typing goes on without suggestions; a search reports its own errors
+    }
+    if (n !== asked || box.value.trim() !== q || document.activeElement !== box) return;
+    showSuggestions(res.suggestions);
+  }
+
+  function showSuggestions(list) {
+    // The option the arrows reached stays active if the new list has it.
+    const was = suggestions[active];
+    suggestions = list;
+    active = was ? list.findIndex((sg) => sg.kind === was.kind && sg.text === was.text) : -1;
+    listbox.replaceChildren(...list.map((sg, i) => el('li', {
+      role: 'option', id: 'suggestion-' + i, 'aria-selected': 'false',
+      onmousedown: (ev) => ev.preventDefault(), // the box keeps the focus
+      onclick: () => choose(i),
+    }, el('span', {}, sg.text), ' ', el('span', { class: 'kind' }, kindNames[sg.kind] + ' (' + sg.count + ')'))));
+    const open = list.length > 0;
+    listbox.hidden = !open;
+    box.setAttribute('aria-expanded', String(open));
+    if (active >= 0) {
+      $('suggestion-' + active).setAttribute('aria-selected', 'true');
+      box.setAttribute('aria-activedescendant', 'suggestion-' + active);
+    } else {
+      box.removeAttribute('aria-activedescendant');
+    }
+    $('suggest-status').textContent = open ? list.length + (list.length === 1 ? ' suggestion' : ' suggestions') : '';
+  }
+
+  function move(step) {
+    const n = suggestions.length;
+    if (!n) return;
+    active = step > 0 ? (active + 1) % n : (active <= 0 ? n - 1 : active - 1);
+    listbox.querySelectorAll('[role=option]').forEach((o, i) => o.setAttribute('aria-selected', String(i === active)));
+    const option = $('suggestion-' + active);
+    box.setAttribute('aria-activedescendant', option.id);
+    option.scrollIntoView({ block: 'nearest' });
+  }
+
+  // A brand or a category narrows by its filter; a word is searched.
+  function choose(i) {
+    const sg = suggestions[i];
+    closeSuggestions();
+    if (sg.kind === 'term') {
+      state.q = sg.text;
+    } else {
+      state.q = '';
+      state[sg.kind] = [sg.text];
+    }
+    box.value = state.q;
+    state.sort = $('sort').value;
+    run(true);
+  }
+
+  function later() {
+    clearTimeout(timer);
+    timer = setTimeout(askSuggestions, 120);
+  }
+  box.addEventListener('input', later);
+  box.addEventListener('compositionend', later); // a Korean syllable is complete
+  box.addEventListener('blur', closeSuggestions);
+  box.addEventListener('keydown', (ev) => {
+    if (ev.isComposing || ev.keyCode === 229) return; // the IME's keys, not ours
+    const open = !listbox.hidden;
+    switch (ev.key) {
+      case 'ArrowDown':
+        ev.preventDefault();
+        if (open) move(1);
+        else askSuggestions();
+        break;
+      case 'ArrowUp':
+        if (open) {
+          ev.preventDefault();
+          move(-1);
+        }
+        break;
+      case 'Enter':
+        if (open && active >= 0) {
+          ev.preventDefault();
+          choose(active);
+        }
+        break;
+      case 'Escape':
+        if (open) {
+          ev.preventDefault();
+          closeSuggestions();
+        }
+        break;
+      case 'Tab':
+        closeSuggestions();
+        break;
+    }
+  });
+
   $('search').addEventListener('submit', (ev) => {
     ev.preventDefault();
+    closeSuggestions();
     state.q = $('q').value.trim();
     state.sort = $('sort').value;
     run(true);
