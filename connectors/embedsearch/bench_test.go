@@ -154,20 +154,27 @@ func BenchmarkAnalyzer(b *testing.B) {
 	}
 }
 
-// BenchmarkSearch runs free text with two filters and both facets over
-// 50,000 products.
-func BenchmarkSearch(b *testing.B) {
+// benchCatalog is an index of 50,000 generated products from five shops,
+// closed when b ends.
+func benchCatalog(b *testing.B) *Index {
 	ix, err := Open(filepath.Join(b.TempDir(), "products"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ix.Close()
+	b.Cleanup(func() { _ = ix.Close() })
 	g := catalogGen{rng: rand.New(rand.NewPCG(3, 4))}
 	for i := range 50 {
 		if _, err := ix.Apply(b.Context(), g.batch(fmt.Sprintf("shop%d", i%5), i*1000, 1000, 1)); err != nil {
 			b.Fatal(err)
 		}
 	}
+	return ix
+}
+
+// BenchmarkSearch runs free text with two filters and both facets over
+// 50,000 products.
+func BenchmarkSearch(b *testing.B) {
+	ix := benchCatalog(b)
 	queries := []schemas.SearchRequest{
 		{Text: "무선 이어폰", Categories: []string{"전자제품"}, Availability: []schemas.Availability{schemas.InStock, schemas.Preorder}},
 		{Text: "wireless earbuds", Brands: []string{"Sony", "Apple", "삼성"}, MaxPrice: ptr(int64(300000))},
@@ -190,17 +197,7 @@ func BenchmarkSearch(b *testing.B) {
 // cleared before each) over 50,000 products: exact words, and words with
 // typos and a last word to complete.
 func BenchmarkSearchUncached(b *testing.B) {
-	ix, err := Open(filepath.Join(b.TempDir(), "products"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ix.Close()
-	g := catalogGen{rng: rand.New(rand.NewPCG(3, 4))}
-	for i := range 50 {
-		if _, err := ix.Apply(b.Context(), g.batch(fmt.Sprintf("shop%d", i%5), i*1000, 1000, 1)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	ix := benchCatalog(b)
 	for _, c := range []struct {
 		name    string
 		queries []schemas.SearchRequest
@@ -245,17 +242,7 @@ func benchApplySize() int {
 // match more than the bound (facets over the top hits), over 50,000
 // products.
 func BenchmarkSearchFacetsUncached(b *testing.B) {
-	ix, err := Open(filepath.Join(b.TempDir(), "products"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ix.Close()
-	g := catalogGen{rng: rand.New(rand.NewPCG(3, 4))}
-	for i := range 50 {
-		if _, err := ix.Apply(b.Context(), g.batch(fmt.Sprintf("shop%d", i%5), i*1000, 1000, 1)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	ix := benchCatalog(b)
 	queries := []schemas.SearchRequest{
 		{Text: "무선 이어폰", Categories: []string{"전자제품"}, Availability: []schemas.Availability{schemas.InStock, schemas.Preorder}},
 		{Text: "wireless earbuds", Brands: []string{"Sony", "Apple", "삼성"}, MaxPrice: ptr(int64(300000))},

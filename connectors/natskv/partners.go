@@ -88,29 +88,16 @@ func (s Partners) WatchSynonyms(ctx context.Context, fn func(partner string, l s
 	if err != nil {
 		return fmt.Errorf("watch the synonyms of bucket %s: %w", s.KV.Bucket(), err)
 	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("the watch of the synonyms of bucket %s ended", s.KV.Bucket())
+	return followWatch(ctx, w, "the synonyms of bucket "+s.KV.Bucket(), ready, func(e jetstream.KeyValueEntry) {
+		partner := strings.TrimSuffix(e.Key(), synonymsSuffix)
+		var l schemas.SynonymList
+		if e.Operation() == jetstream.KeyValuePut {
+			if err := json.Unmarshal(e.Value(), &l); err != nil {
+				return // not a list this version reads; its writer's version does
 			}
-			if e == nil {
-				ready()
-				continue
-			}
-			partner := strings.TrimSuffix(e.Key(), synonymsSuffix)
-			var l schemas.SynonymList
-			if e.Operation() == jetstream.KeyValuePut {
-				if err := json.Unmarshal(e.Value(), &l); err != nil {
-					continue // not a list this version reads; its writer's version does
-				}
-			}
-			fn(partner, l)
 		}
-	}
+		fn(partner, l)
+	})
 }
 
 // Mappings implements schemas.MappingStore. "<partner>.<version>" holds each

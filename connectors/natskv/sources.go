@@ -88,6 +88,22 @@ func (s Sources) WatchSources(ctx context.Context, fn func(schemas.SourceRecord,
 	if err != nil {
 		return fmt.Errorf("watch bucket %s: %w", s.KV.Bucket(), err)
 	}
+	return followWatch(ctx, w, "bucket "+s.KV.Bucket(), func() {}, func(e jetstream.KeyValueEntry) {
+		if e.Operation() != jetstream.KeyValuePut {
+			fn(schemas.SourceRecord{Partner: e.Key()}, true)
+			return
+		}
+		var r schemas.SourceRecord
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			return // not a record this version reads; its writer's version does
+		}
+		fn(r, false)
+	})
+}
+
+// followWatch hands every entry of w to entry until ctx ends, and calls
+// ready once the entries present at the start were delivered.
+func followWatch(ctx context.Context, w jetstream.KeyWatcher, what string, ready func(), entry func(jetstream.KeyValueEntry)) error {
 	defer func() { _ = w.Stop() }()
 	for {
 		select {
@@ -95,20 +111,13 @@ func (s Sources) WatchSources(ctx context.Context, fn func(schemas.SourceRecord,
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				return fmt.Errorf("the watch of bucket %s ended", s.KV.Bucket())
+				return fmt.Errorf("the watch of %s ended", what)
 			}
 			if e == nil {
-				continue // every record present at the start was delivered
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				fn(schemas.SourceRecord{Partner: e.Key()}, true)
+				ready()
 				continue
 			}
-			var r schemas.SourceRecord
-			if err := json.Unmarshal(e.Value(), &r); err != nil {
-				continue // not a record this version reads; its writer's version does
-			}
-			fn(r, false)
+			entry(e)
 		}
 	}
 }
