@@ -358,7 +358,9 @@ func (ix *Index) release(written []string) {
 
 // storedVersions returns the applied version of each id that has a product
 // or a tombstone, reading doc values rather than stored documents; with
-// terms, also the suggestion terms of each stored product (non-nil).
+// terms, also the suggestion terms of each stored product (non-nil), from
+// the stored product: doc values of every product's suggestion terms cost
+// more on disk than reading the few a change replaces.
 func (ix *Index) storedVersions(ids []string, terms bool) (map[string]uint64, map[string][]string, error) {
 	adv, err := ix.bleve.Advanced()
 	if err != nil {
@@ -374,13 +376,11 @@ func (ix *Index) storedVersions(ids []string, terms bool) (map[string]uint64, ma
 		return nil, nil, err
 	}
 	defer docs.Close()
-	fields := []string{fieldVersion}
 	var old map[string][]string
 	if terms {
-		fields = append(fields, fieldSuggest)
 		old = make(map[string][]string)
 	}
-	dv, err := r.DocValueReader(fields)
+	dv, err := r.DocValueReader([]string{fieldVersion})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -399,13 +399,9 @@ func (ix *Index) storedVersions(ids []string, terms bool) (map[string]uint64, ma
 		}
 		var v uint64
 		var found bool
-		var carried []string
 		err = dv.VisitDocValues(iid, func(field string, term []byte) {
-			switch field {
-			case fieldVersion:
+			if field == fieldVersion {
 				v, found = decodeVersion(term)
-			case fieldSuggest:
-				carried = append(carried, string(term))
 			}
 		})
 		if err != nil {
@@ -415,10 +411,39 @@ func (ix *Index) storedVersions(ids []string, terms bool) (map[string]uint64, ma
 			return nil, nil, fmt.Errorf("document %s has no version", id)
 		}
 		out[id] = v
-		if carried != nil {
-			old[id] = carried
+		if terms {
+			carried, err := ix.storedSuggestTerms(r, id)
+			if err != nil {
+				return nil, nil, err
+			}
+			if carried != nil {
+				old[id] = carried
+			}
 		}
 	}
+}
+
+// storedSuggestTerms are the suggestion terms of the product stored under
+// id in r; nil for a tombstone.
+func (ix *Index) storedSuggestTerms(r index.IndexReader, id string) ([]string, error) {
+	d, err := r.Document(id)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	var src []byte
+	d.VisitFields(func(f index.Field) {
+		if f.Name() == fieldSource {
+			src = f.Value()
+		}
+	})
+	if src == nil {
+		return nil, nil
+	}
+	p, err := ix.sources.decode(id, src)
+	if err != nil {
+		return nil, err
+	}
+	return p.SuggestTerms(), nil
 }
 
 // persistence tracks batches that are applied but not yet on disk.

@@ -33,7 +33,7 @@ const (
 	fieldVersion      = "_v"         // applied change version, products and tombstones; unmapped
 	fieldIdentifier   = "ident"      // every Product.Identifiers() value, exact
 	fieldLive         = "_live"      // present on products, absent on tombstones
-	fieldSuggest      = "suggest"    // every Product.SuggestTerms() value, exact; doc values for Apply's counts
+	fieldSuggest      = "suggest"    // every Product.SuggestTerms() value, exact; its dictionary recounts suggestions at open
 	fieldSource       = "_source"    // the product JSON, stored only (sourceCodec)
 )
 
@@ -101,7 +101,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	dm.AddFieldMappingsAt(fieldPartner, kw(fieldPartner, true))
 	dm.AddFieldMappingsAt(fieldAvailability, kw(fieldAvailability, true))
 	dm.AddFieldMappingsAt(fieldCurrency, kw(fieldCurrency, true))
-	dm.AddFieldMappingsAt(fieldSuggest, kw(fieldSuggest, true))
+	dm.AddFieldMappingsAt(fieldSuggest, kw(fieldSuggest, false))
 	dm.AddFieldMappingsAt(fieldPrice, price)
 	dm.AddFieldMappingsAt(fieldIdentifier, kw(fieldIdentifier, false))
 	dm.AddFieldMappingsAt(fieldLive, kw(fieldLive, false))
@@ -137,7 +137,7 @@ func (b docBuilder) product(id string, version uint64, p *schemas.Product, sugge
 	addTerm(d, fieldAvailability, nil, string(p.Availability), sortOptions)
 	addTerm(d, fieldCurrency, nil, p.Currency, sortOptions)
 	for i, t := range suggest {
-		addTerm(d, fieldSuggest, []uint64{uint64(i)}, t, sortOptions)
+		addTerm(d, fieldSuggest, []uint64{uint64(i)}, t, filterOptions)
 	}
 	for i, ident := range p.Identifiers() {
 		addTerm(d, fieldIdentifier, []uint64{uint64(i)}, ident, filterOptions)
