@@ -17,6 +17,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // Positions says how far into each stream a checkpoint's state goes: it
@@ -49,9 +51,12 @@ func (c *Checkpoints) Dir() string { return c.dir }
 
 // checkpointMagic opens every checkpoint file; checkpointFormat is the
 // layout of the header and trailer, apart from each state's own version.
+// Format 2 compresses the state with S2 after the header (a normalise
+// catalog of a million products is mostly ids that compress well); format
+// 1, uncompressed, is still read.
 const (
 	checkpointMagic  = "feedline-checkpoint\n"
-	checkpointFormat = 1
+	checkpointFormat = 2
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -88,8 +93,16 @@ func (c *Checkpoints) Save(name string, version uint64, covers Positions, encode
 		w.String(s)
 		w.Uvarint(covers[s])
 	}
+	body := s2.NewWriter(bw, s2.WriterConcurrency(1))
 	if w.err == nil {
+		w.w = bufio.NewWriterSize(body, 1<<20)
 		w.err = encode(w)
+	}
+	if w.err == nil {
+		w.err = w.w.Flush()
+	}
+	if w.err == nil {
+		w.err = body.Close()
 	}
 	if w.err == nil {
 		w.err = bw.Flush()
@@ -179,8 +192,8 @@ func (c *Checkpoints) open(name string) (*os.File, *CheckpointReader, header, er
 		return fail(fmt.Errorf("%w: not a feedline checkpoint", ErrCheckpointCorrupt))
 	}
 	h.format = r.Uvarint()
-	if r.err == nil && h.format != checkpointFormat {
-		return fail(fmt.Errorf("%w: file format %d, this version reads %d", errCheckpointVersion, h.format, checkpointFormat))
+	if r.err == nil && h.format != checkpointFormat && h.format != 1 {
+		return fail(fmt.Errorf("%w: file format %d, this version reads 1 and %d", errCheckpointVersion, h.format, checkpointFormat))
 	}
 	h.name = r.String()
 	h.version = r.Uvarint()
@@ -196,6 +209,9 @@ func (c *Checkpoints) open(name string) (*os.File, *CheckpointReader, header, er
 	}
 	if h.name != name {
 		return fail(fmt.Errorf("%w: it holds %q", ErrCheckpointCorrupt, h.name))
+	}
+	if h.format == checkpointFormat {
+		r.r = bufio.NewReaderSize(s2.NewReader(r.r), 1<<20)
 	}
 	return f, r, h, nil
 }

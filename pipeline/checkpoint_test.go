@@ -1,14 +1,18 @@
 package pipeline
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func saveNumbers(t *testing.T, c *Checkpoints, version uint64, nums ...uint64) {
@@ -109,5 +113,48 @@ func TestCheckpointWriteSkipsUnchangedState(t *testing.T) {
 	busy = true
 	if err := c.Write(context.Background(), src); err != nil {
 		t.Errorf("a busy state failed the write: %v", err)
+	}
+}
+
+func TestCheckpointBodyIsCompressedAndTheUncompressedFormatIsRead(t *testing.T) {
+	t.Parallel()
+	c := NewCheckpoints(t.TempDir(), slog.New(slog.DiscardHandler))
+	nums := []uint64{4000, 4000, 4000, 4000}
+	saveNumbers(t, c, 1, nums...)
+	st, err := os.Stat(c.path("state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 4000 {
+		t.Errorf("16,000 bytes of repeated state take %d bytes on disk: not compressed", st.Size())
+	}
+	if got, ok := loadNumbers(t, c, 1); !ok || len(got) != 4 {
+		t.Fatalf("compressed checkpoint read back as %v, %v", got, ok)
+	}
+
+	// A checkpoint of format 1 (its body as it is) still loads.
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	w := &CheckpointWriter{w: bw}
+	_, _ = bw.WriteString(checkpointMagic)
+	w.Uvarint(1)
+	w.String("state")
+	w.Uvarint(1)
+	w.Varint(time.Now().UnixNano())
+	w.Uvarint(0)
+	w.Uvarint(2)
+	for _, n := range []uint64{3, 5} {
+		w.Uvarint(n)
+		w.String(strings.Repeat("x", int(n)))
+	}
+	if err := bw.Flush(); err != nil || w.Err() != nil {
+		t.Fatal(err, w.Err())
+	}
+	_ = binary.Write(&b, binary.LittleEndian, crc32.Checksum(b.Bytes(), castagnoli))
+	if err := os.WriteFile(c.path("state"), b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := loadNumbers(t, c, 1); !ok || len(got) != 2 || got[0] != 3 || got[1] != 5 {
+		t.Errorf("format-1 checkpoint read back as %v, %v", got, ok)
 	}
 }
