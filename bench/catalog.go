@@ -421,6 +421,7 @@ func decodeOnly(path string) (time.Duration, error) {
 type apiClient struct {
 	base, key string
 	log       func(format string, a ...any)
+	http      *http.Client // nil is http.DefaultClient
 }
 
 // problem is an answer of 300 or above, with the RFC 9457 title and detail
@@ -450,7 +451,11 @@ func (c *apiClient) do(ctx context.Context, method, path, contentType string, bo
 		req.ContentLength = size
 		req.Header.Set("Content-Type", contentType)
 	}
-	res, err := http.DefaultClient.Do(req)
+	hc := c.http
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	res, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

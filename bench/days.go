@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,41 +84,31 @@ type shopperClient struct {
 const shopperWriters = 16
 
 func (c shopperClient) send(ctx context.Context, method, path, token string, body any) error {
-	var r io.Reader
+	var data []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(body); err != nil {
 			return err
 		}
-		r = bytes.NewReader(b)
 	}
+	shopper := &apiClient{base: c.base, key: token, http: c.http}
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		res, err := c.http.Do(req)
-		if err != nil {
-			return err
-		}
-		data, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode < 300 {
-			return nil
+		var err error
+		if data != nil {
+			err = shopper.do(ctx, method, path, "application/json", bytes.NewReader(data), int64(len(data)), nil)
+		} else {
+			err = shopper.do(ctx, method, path, "", nil, 0, nil)
 		}
 		// An embedded server under load may answer 503 for a moment.
-		if res.StatusCode == http.StatusServiceUnavailable && attempt < 5 {
-			if rs, ok := r.(*bytes.Reader); ok {
-				_, _ = rs.Seek(0, io.SeekStart)
-			}
+		var p *problem
+		if errors.As(err, &p) && p.Status == http.StatusServiceUnavailable && attempt < 5 {
 			time.Sleep(time.Second)
 			continue
 		}
-		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, strings.TrimSpace(string(data)))
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		return nil
 	}
 }
 
@@ -181,7 +170,6 @@ func days(ctx context.Context, cfg MemoryConfig, work, csvPath, dataDir string, 
 	var points []dayPoint
 	posted := 0
 	prev := csvPath
-	var once sync.Once
 	for day := 1; day <= cfg.Days; day++ {
 		c := &apiClient{base: "http://" + cur.http, key: "bench-admin", log: log}
 		sc.base = c.base
@@ -194,14 +182,10 @@ func days(ctx context.Context, cfg MemoryConfig, work, csvPath, dataDir string, 
 		if err != nil {
 			return points, cur, fmt.Errorf("day %d upload: %w", day, err)
 		}
-		var followErr error
-		once.Do(func() {
-			if cfg.Posts > 0 {
-				followErr = sc.follow(ctx, s)
+		if day == 1 && cfg.Posts > 0 {
+			if err := sc.follow(ctx, s); err != nil {
+				return points, cur, fmt.Errorf("follows: %w", err)
 			}
-		})
-		if followErr != nil {
-			return points, cur, fmt.Errorf("follows: %w", followErr)
 		}
 		n := cfg.Posts*day/cfg.Days - posted
 		if err := sc.post(ctx, s, posted, n); err != nil {
