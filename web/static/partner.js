@@ -10,6 +10,7 @@
   let current = ''; // the upload shown in the status panel
   let polling = 0;
   let uploadsCursor = '';
+  let shownActions = ''; // the upload and state the status panel's actions were made for
 
   function call(path, opts = {}) {
     return api(path, Object.assign({ token: key }, opts));
@@ -39,14 +40,120 @@
   ];
   const finished = ['done', 'failed', 'cancelled', 'held'];
 
+  function percent(n) {
+    return Number(n).toLocaleString(undefined, { maximumFractionDigits: 1 }) + '%';
+  }
+  function at(t) {
+    const w = feedline.when(t);
+    return w ? ' at ' + w : '';
+  }
+
+  // Why a held upload waits, in the figures its status carries.
+  function holdReason(h) {
+    return `It would delete ${h.would_delete} of your ${h.live} live products (${percent(h.percent)}), ` +
+      `more than the ${h.max_delete_percent}% your settings allow.`;
+  }
+
+  // The same, short enough for the upload list.
+  function heldFor(h) {
+    return `Would delete ${h.would_delete} of ${h.live} (${percent(h.percent)}); your limit is ${h.max_delete_percent}%.`;
+  }
+
+  // What became of an upload that was held or cancelled.
+  function outcome(st) {
+    const h = st.hold;
+    if (h && h.decision === 'confirm') return `Held for deleting ${h.would_delete} of ${h.live} products, then applied${at(h.decided_at)}.`;
+    if (h && h.decision === 'cancel') return `Held for deleting ${h.would_delete} of ${h.live} products, then cancelled${at(h.decided_at)}: nothing of it was applied.`;
+    const c = st.cancellation;
+    if (c) return `Cancelled${at(c.at)}: ` + (c.applied ? 'what was processed before stays in the catalog.' : 'nothing of it reached the catalog.');
+    return '';
+  }
+
+  // Shows the upload, live, once a partner acted on it.
+  function acted(id) {
+    showError($('error'), null);
+    loadUploads(true);
+    watch(id);
+    $('status-heading').focus();
+  }
+
+  // The buttons for what can be done with an upload in its state: decide on
+  // a held one, cancel one not yet applied, retry a failed one. In the list
+  // each button also names its upload.
+  function actions(st, place) {
+    const id = st.id;
+    const path = '/v1/uploads/' + encodeURIComponent(id);
+    const named = (text) => (place === 'list' ? text + ', upload ' + id : undefined);
+    const box = el('div', { class: 'actions' });
+    const err = el('p', { class: 'error', role: 'alert', hidden: true });
+    const buttons = el('div', { class: 'row' });
+    async function act(run) {
+      const all = [...box.querySelectorAll('button')];
+      all.forEach((b) => { b.disabled = true; });
+      try {
+        acted(await run());
+      } catch (e) {
+        all.forEach((b) => { b.disabled = false; });
+        showError(err, e);
+        if (e.status === 401 || e.status === 403) fail(e);
+      }
+    }
+    const button = (text, cls, onclick) => el('button', { type: 'button', class: cls, 'aria-label': named(text), onclick }, text);
+
+    if (st.state === 'held' && st.hold) {
+      const h = st.hold;
+      if (place === 'panel') {
+        box.append(el('p', { class: 'warning' }, 'This full upload is held. ' + holdReason(h) +
+          ' Nothing of it is applied until you decide: apply it with its deletions, or cancel it and keep the catalog as it is.'));
+      }
+      const question = 'ask-' + place + '-' + id;
+      const yes = button(`Yes, delete ${h.would_delete} products`, 'danger',
+        () => act(() => call(path + '/confirm', { method: 'POST' }).then(() => id)));
+      const back = button('Go back', 'secondary', () => {
+        ask.hidden = true;
+        buttons.hidden = false;
+        apply.focus();
+      });
+      const ask = el('div', { class: 'confirm', role: 'group', 'aria-labelledby': question, hidden: true },
+        el('p', { id: question }, `Apply upload ${id} and delete ${h.would_delete} of your ${h.live} products from the catalog? ` +
+          'They leave the store and its search; only uploading them again brings them back.'),
+        el('div', { class: 'row' }, yes, back));
+      const apply = button('Apply the deletions', '', () => {
+        buttons.hidden = true;
+        ask.hidden = false;
+        yes.focus();
+      });
+      buttons.append(apply, button('Cancel this upload', 'secondary',
+        () => act(() => call(path + '/cancel', { method: 'POST' }).then(() => id))));
+      box.append(buttons, ask);
+    } else if ((st.state === 'received' || st.state === 'processing') && !st.normalised) {
+      buttons.append(button('Cancel this upload', 'secondary', () => act(() => call(path, { method: 'DELETE' }).then(() => id))));
+      box.append(buttons);
+    } else if (st.state === 'failed') {
+      buttons.append(button('Retry this upload', 'secondary',
+        () => act(() => call(path + '/retry', { method: 'POST' }).then((out) => out.upload_id))));
+      box.append(buttons);
+    } else if (place === 'panel' && outcome(st)) {
+      box.append(el('p', { class: 'muted' }, outcome(st)));
+    }
+    box.append(err);
+    return box;
+  }
+
   function showStatus(st) {
     $('status').hidden = false;
     $('status-id').textContent = st.id;
     let line = 'State: ' + st.state;
+    if (st.state === 'held') line += ', waiting for your decision';
     if (st.waiting_for) line += ' (waiting for ' + st.waiting_for + ')';
     if (st.error) line += ': ' + st.error;
-    if (st.hold) line += ': held, it would delete ' + st.hold.would_delete + ' of ' + st.hold.live + ' live products';
     $('status-line').textContent = line;
+    // Polling must not redraw the buttons under the partner's hand.
+    const key = [st.id, st.state, st.normalised, st.hold && st.hold.decision].join(' ');
+    if (key !== shownActions) {
+      shownActions = key;
+      $('status-actions').replaceChildren(actions(st, 'panel'));
+    }
     $('stages').replaceChildren(...stages.map(([name, done]) => {
       const ok = done(st);
       return el('li', { class: ok ? 'done' : '' }, (ok ? '✓ ' : '… ') + name);
@@ -124,8 +231,10 @@
       for (const st of page.uploads) {
         tbody.append(el('tr', { 'data-id': st.id },
           el('td', {}, feedline.when(st.received_at)), el('td', {}, st.filename || st.source || ''),
-          el('td', {}, st.state), el('td', {}, st.counts.accepted), el('td', {}, st.counts.rejected),
-          el('td', {}, el('button', { type: 'button', class: 'link', 'aria-label': 'Details of upload ' + st.id, onclick: () => watch(st.id) }, 'Details'))));
+          el('td', {}, st.state, st.hold && st.state === 'held' ? el('p', { class: 'muted' }, heldFor(st.hold)) : null),
+          el('td', {}, st.counts.accepted), el('td', {}, st.counts.rejected),
+          el('td', {}, el('button', { type: 'button', class: 'link', 'aria-label': 'Details of upload ' + st.id, onclick: () => watch(st.id) }, 'Details'),
+            actions(st, 'list'))));
       }
       if (reset && !page.uploads.length) tbody.append(el('tr', {}, el('td', { colspan: '6' }, 'No uploads yet.')));
       uploadsCursor = page.next_cursor || '';
