@@ -56,6 +56,21 @@ func TestPagesInABrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A shop that allows a full upload to delete at most a fifth of its
+	// catalog; the hold scenario uploads its catalog first, as the last
+	// scenario, so the storefront's shops stay the seeded ones until then.
+	holdShop := holdShop()
+	keys[holdShop.id] = sys.createPartner(t, holdShop.id)
+	sys.setMapping(t, holdShop.id, keys[holdShop.id])
+	sys.call(t, http.MethodPut, "/v1/partners/"+holdShop.id+"/settings", keys[holdShop.id], "application/json",
+		strings.NewReader(`{"max_delete_percent":20}`), nil)
+	shrunk := holdShop
+	shrunk.products = 3
+	for name, data := range map[string]string{holdShop.id + ".csv": holdShop.csv(1), holdShop.id + "-shrunk.csv": shrunk.csv(1)} {
+		if err := os.WriteFile(filepath.Join(fixtures, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	badRows, err := os.ReadFile("../examples/acme.csv")
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +97,8 @@ func TestPagesInABrowser(t *testing.T) {
 		"FEEDLINE_CHROMIUM="+chromium,
 		"FEEDLINE_PARTNER=acme",
 		"FEEDLINE_PARTNER_KEY="+keys["acme"],
+		"FEEDLINE_HOLD_PARTNER="+holdShop.id,
+		"FEEDLINE_HOLD_PARTNER_KEY="+keys[holdShop.id],
 		"FEEDLINE_SHOPPER_TOKEN="+sys.token(t, bin, "bob"),
 		"FEEDLINE_OTHER_SHOPPER_TOKEN="+sys.token(t, bin, "carol"),
 		"FEEDLINE_FIXTURES="+fixtures,
@@ -153,6 +170,12 @@ func seedShops() []seedShop {
 		{"acme", 30, []string{"Wireless Earbuds", "Electric Kettle", "Bluetooth Speaker", "Desk Lamp"}},
 		{"nordic", 8, []string{"무선 이어폰", "전기 주전자", "블루투스 스피커", "헤드폰"}},
 	}
+}
+
+// holdShop's full upload of three of its ten products would delete 70% of
+// its catalog, over the 20% it allows.
+func holdShop() seedShop {
+	return seedShop{"harbor", 10, []string{"Rain Jacket", "Canvas Tote", "Wool Scarf", "Leather Belt"}}
 }
 
 // csv is the shop's catalog with every price multiplied by scale.

@@ -235,10 +235,10 @@ await scenario('a product that does not exist shows why', async (page) => {
 
 // The API as the partner's own tools use it, for what the shopper's
 // scenario needs to happen in the catalog meanwhile.
-async function push(file, mode) {
+async function push(file, mode, partner = env.FEEDLINE_PARTNER, key = env.FEEDLINE_PARTNER_KEY) {
   const body = await readFile(path.join(env.FEEDLINE_FIXTURES, file));
-  const res = await fetch(`${base}/v1/partners/${env.FEEDLINE_PARTNER}/uploads?mode=${mode}&filename=${file}`,
-    { method: 'POST', headers: { Authorization: 'Bearer ' + env.FEEDLINE_PARTNER_KEY }, body });
+  const res = await fetch(`${base}/v1/partners/${partner}/uploads?mode=${mode}&filename=${file}`,
+    { method: 'POST', headers: { Authorization: 'Bearer ' + key }, body });
   const answer = await res.text();
   assert.equal(res.status, 202, answer);
   return JSON.parse(answer).upload_id;
@@ -415,6 +415,86 @@ await scenario('a partner uploads a file with bad rows and sees the issue summar
   await page.locator('#status-line').getByText('State: done').waitFor();
   await check(page, 'partner-source');
 });
+
+// The shop's products the storefront's search finds.
+async function shopTotal(partner) {
+  const res = await fetch(base + '/v1/search?' + new URLSearchParams({ partner, limit: '1' }));
+  const answer = await res.text();
+  assert.equal(res.status, 200, answer);
+  return JSON.parse(answer).total;
+}
+
+// Last: the shop's catalog joins the storefront's only now.
+await scenario('a partner confirms a held upload', async (page) => {
+  const partner = env.FEEDLINE_HOLD_PARTNER;
+  await push(partner + '.csv', 'full', partner, env.FEEDLINE_HOLD_PARTNER_KEY);
+  await until('the shop\'s ten products are searchable', async () => assert.equal(await shopTotal(partner), 10), null, 30000);
+
+  await page.goto(base + '/partner');
+  await page.getByLabel('Partner id').fill(partner);
+  await page.getByLabel('API key').fill(env.FEEDLINE_HOLD_PARTNER_KEY);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#me').getByText(partner).waitFor();
+  await page.locator('#uploads tbody tr[data-id]').first().waitFor();
+
+  // A full file of three of the ten products would delete 70%, over the shop's 20%.
+  const status = page.locator('#status-line');
+  const actions = page.locator('#status-actions');
+  async function uploadHeld(before) {
+    await page.getByLabel(/^File/).setInputFiles(path.join(env.FEEDLINE_FIXTURES, partner + '-shrunk.csv'));
+    await page.getByLabel('Mode').selectOption('full');
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await page.waitForFunction((id) => { const s = document.getElementById('status-id').textContent; return s && s !== id; }, before);
+    await status.getByText('State: held, waiting for your decision').waitFor({ timeout: 30000 });
+    const id = await page.locator('#status-id').textContent();
+    assert.match(await actions.locator('.warning').textContent(),
+      /held\. It would delete 7 of your 10 live products \(70%\), more than the 20% your settings allow\. Nothing of it is applied until you decide/);
+    const row = page.locator(`#uploads tbody tr[data-id="${id}"]`);
+    await row.waitFor();
+    assert.match(await row.textContent(), /held\s*Would delete 7 of 10 \(70%\); your limit is 20%\./);
+    return { id, row };
+  }
+
+  // The first one is cancelled from the upload list: the catalog stays whole.
+  const first = await uploadHeld('');
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  const wide = await page.evaluate((w) => [...document.querySelectorAll('main *')]
+    .filter((e) => e.getBoundingClientRect().right > w).map((e) => e.tagName + (e.id ? '#' + e.id : '')).slice(0, 8), phone.width);
+  assert.ok(width <= phone.width, `no sideways scrolling on a phone (${width}px wide: ${wide})`);
+  await check(page, 'partner-held');
+  await first.row.getByRole('button', { name: 'Cancel this upload, upload ' + first.id }).click();
+  await status.getByText('State: cancelled').waitFor();
+  assert.match(await actions.textContent(), /Held for deleting 7 of 10 products, then cancelled.*: nothing of it was applied/);
+  await page.locator(`#uploads tbody tr[data-id="${first.id}"]`).getByText('cancelled').waitFor();
+  assert.equal(await shopTotal(partner), 10, 'the cancelled upload deleted nothing');
+  await page.getByRole('button', { name: 'Cancel this upload', exact: true }).waitFor({ state: 'detached' });
+
+  // The second one is applied from the upload view, with the keyboard,
+  // past a question that says what it deletes.
+  const second = await uploadHeld(first.id);
+  const focused = () => page.evaluate(() => document.activeElement.textContent);
+  await actions.getByRole('button', { name: 'Apply the deletions', exact: true }).focus();
+  await page.keyboard.press('Enter');
+  const ask = actions.getByRole('group', { name: /Apply upload \w+ and delete 7 of your 10 products from the catalog\?/ });
+  await ask.waitFor();
+  assert.equal(await focused(), 'Yes, delete 7 products', 'the question takes the focus');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await ask.waitFor({ state: 'hidden' });
+  assert.equal(await focused(), 'Apply the deletions', 'going back returns the focus');
+  assert.match(await status.textContent(), /held/, 'going back decides nothing');
+  await page.keyboard.press('Enter');
+  await ask.waitFor();
+  await check(page, 'partner-held-confirm');
+  await page.keyboard.press('Enter');
+  await status.getByText('State: done').waitFor({ timeout: 30000 });
+  await page.locator('#stages li.done').getByText('Indexed').waitFor();
+  assert.match(await page.locator('#counts').textContent(), /deleted7/);
+  assert.match(await actions.textContent(), /Held for deleting 7 of 10 products, then applied/);
+  await page.locator(`#uploads tbody tr[data-id="${second.id}"]`).getByText('done').waitFor();
+  await until('the deletions reach the storefront', async () => assert.equal(await shopTotal(partner), 3), null, 30000);
+  await check(page, 'partner-held-applied');
+}, { viewport: phone });
 
 await browser.close();
 console.log(`browser scenarios: ${passed} passed, ${failed} failed, ${skipped} skipped`);
